@@ -1,0 +1,184 @@
+import os from 'node:os';
+import path from 'node:path';
+
+/**
+ * All of pixq's configuration, read once from environment variables and validated.
+ * Every variable is documented in the README's configuration table; a bad value fails at start
+ * with a message naming the variable.
+ */
+export interface RateLimit {
+  limit: number;
+  windowMs: number;
+}
+
+export interface Config {
+  dataDir: string;
+  databaseUrl: string | undefined;
+  port: number;
+  host: string;
+  adminKey: string | undefined;
+  logLevel: string;
+  enableNoop: boolean;
+  workerConcurrency: Record<string, number>;
+  leaseMs: number;
+  shutdownGraceMs: number;
+  pollMs: number;
+  claimBatch: number;
+  retentionMs: number;
+  defaultMaxAttempts: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  defaultTimeoutMs: number;
+  maxUploadBytes: number;
+  maxBulkFiles: number;
+  maxPixels: number;
+  urlAllowlist: string[];
+  urlTimeoutMs: number;
+  trustProxy: boolean;
+  signingSecret: string | undefined;
+  signedUrlTtlMs: number;
+  rateLimits: { image: RateLimit; removeBackground: RateLimit; bulk: RateLimit; anonymous: RateLimit };
+  modelsDir: string;
+  onnxProvider: string;
+  onnxThreads: number;
+  modelIdleMs: number;
+  modelDownload: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(variable: string, problem: string) {
+    super(`invalid configuration: ${variable} ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function read(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === '' ? undefined : value;
+}
+
+function integer(env: Env, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^-?\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function decimal(env: Env, name: string, fallback: number, min: number): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min) throw new ConfigError(name, `must be a number >= ${min}, got "${raw}"`);
+  return value;
+}
+
+function flag(env: Env, name: string, fallback: boolean): boolean {
+  const raw = read(env, name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+  throw new ConfigError(name, `must be true or false (1/0), got "${raw}"`);
+}
+
+function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${raw}"`);
+  }
+  return raw as T;
+}
+
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses a rate such as `50/15m` (50 requests per 15 minutes). */
+export function parseRate(name: string, raw: string): RateLimit {
+  const match = /^(\d+)\/(\d*)([smhd])$/.exec(raw.trim());
+  if (!match) throw new ConfigError(name, `must look like 50/15m (count/window with unit s, m, h or d), got "${raw}"`);
+  const limit = Number(match[1]);
+  const windowMs = Number(match[2] || '1') * UNIT_MS[match[3]];
+  if (limit < 1 || windowMs < 1000) throw new ConfigError(name, `must allow at least 1 request per 1s, got "${raw}"`);
+  return { limit, windowMs };
+}
+
+function rate(env: Env, name: string, fallback: string): RateLimit {
+  return parseRate(name, read(env, name) ?? fallback);
+}
+
+/** Parses `noop=4,remove-background=1` into a map of job type to worker slots. */
+export function parseConcurrency(name: string, raw: string): Record<string, number> {
+  const result: Record<string, number> = {};
+  for (const part of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const match = /^([a-z][a-z0-9-]*)=(\d+)$/.exec(part);
+    if (!match) throw new ConfigError(name, `must be a list like noop=4,remove-background=1, got "${part}"`);
+    const slots = Number(match[2]);
+    if (slots > 1000) throw new ConfigError(name, `allows at most 1000 slots per type, got ${slots} for ${match[1]}`);
+    result[match[1]] = slots;
+  }
+  return result;
+}
+
+const DEFAULT_CONCURRENCY = 'noop=4,transform=2,face-crop=2,remove-background=1,pipeline=1';
+
+export function loadConfig(env: Env = process.env): Config {
+  const dataDir = path.resolve(read(env, 'PIXQ_DATA_DIR') ?? './data');
+  const databaseUrl = read(env, 'DATABASE_URL');
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError('DATABASE_URL', 'must start with postgres:// (leave it unset for the embedded SQLite store)');
+  }
+  const adminKey = read(env, 'PIXQ_ADMIN_KEY');
+  if (adminKey !== undefined && adminKey.length < 16) {
+    throw new ConfigError('PIXQ_ADMIN_KEY', 'must be at least 16 characters long');
+  }
+  const signingSecret = read(env, 'PIXQ_SIGNING_SECRET');
+  if (signingSecret !== undefined && signingSecret.length < 16) {
+    throw new ConfigError('PIXQ_SIGNING_SECRET', 'must be at least 16 characters long');
+  }
+  const workerConcurrency = {
+    ...parseConcurrency('PIXQ_WORKER_CONCURRENCY', DEFAULT_CONCURRENCY),
+    ...parseConcurrency('PIXQ_WORKER_CONCURRENCY', read(env, 'PIXQ_WORKER_CONCURRENCY') ?? ''),
+  };
+  const leaseMs = integer(env, 'PIXQ_LEASE_MS', 30_000, 1000);
+  return {
+    dataDir,
+    databaseUrl,
+    port: integer(env, 'PORT', 8080, 0, 65535),
+    host: read(env, 'HOST') ?? '0.0.0.0',
+    adminKey,
+    logLevel: oneOf(env, 'PIXQ_LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    enableNoop: flag(env, 'PIXQ_ENABLE_NOOP', false),
+    workerConcurrency,
+    leaseMs,
+    shutdownGraceMs: integer(env, 'PIXQ_SHUTDOWN_GRACE_MS', 25_000, 0),
+    pollMs: integer(env, 'PIXQ_POLL_MS', 1000, 10),
+    claimBatch: integer(env, 'PIXQ_CLAIM_BATCH', 32, 1, 1000),
+    retentionMs: decimal(env, 'PIXQ_RETENTION_DAYS', 7, 0) * UNIT_MS.d,
+    defaultMaxAttempts: integer(env, 'PIXQ_MAX_ATTEMPTS', 3, 1, 100),
+    backoffBaseMs: integer(env, 'PIXQ_BACKOFF_MS', 1000, 0),
+    backoffMaxMs: integer(env, 'PIXQ_BACKOFF_MAX_MS', 300_000, 0),
+    defaultTimeoutMs: integer(env, 'PIXQ_JOB_TIMEOUT_MS', 300_000, 100),
+    maxUploadBytes: integer(env, 'PIXQ_MAX_UPLOAD_BYTES', 25 * 1024 * 1024, 1024),
+    maxBulkFiles: integer(env, 'PIXQ_MAX_BULK_FILES', 100, 1, 10_000),
+    maxPixels: integer(env, 'PIXQ_MAX_PIXELS', 40_000_000, 1),
+    urlAllowlist: (read(env, 'PIXQ_URL_ALLOWLIST') ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean),
+    urlTimeoutMs: integer(env, 'PIXQ_URL_TIMEOUT_MS', 15_000, 100),
+    trustProxy: flag(env, 'PIXQ_TRUST_PROXY', false),
+    signingSecret,
+    signedUrlTtlMs: integer(env, 'PIXQ_SIGNED_URL_TTL_S', 900, 1) * 1000,
+    rateLimits: {
+      image: rate(env, 'PIXQ_RATE_IMAGE', '50/15m'),
+      removeBackground: rate(env, 'PIXQ_RATE_REMOVE_BACKGROUND', '30/1h'),
+      bulk: rate(env, 'PIXQ_RATE_BULK', '10/1h'),
+      anonymous: rate(env, 'PIXQ_RATE_ANONYMOUS', '100/15m'),
+    },
+    modelsDir: path.resolve(read(env, 'PIXQ_MODELS_DIR') ?? path.join(dataDir, 'models')),
+    onnxProvider: read(env, 'PIXQ_ONNX_PROVIDER') ?? 'cpu',
+    onnxThreads: integer(env, 'PIXQ_ONNX_THREADS', Math.max(1, os.availableParallelism()), 1, 256),
+    modelIdleMs: integer(env, 'PIXQ_MODEL_IDLE_MS', 600_000, 1000),
+    modelDownload: flag(env, 'PIXQ_MODEL_DOWNLOAD', true),
+  };
+}

@@ -1,0 +1,43 @@
+import sharp from 'sharp';
+import { jobErrors } from '../errors.js';
+
+export interface OpenedImage {
+  /** A sharp pipeline with EXIF orientation applied and colours in sRGB; clone it before each use. */
+  image: sharp.Sharp;
+  /** Size after orientation. */
+  width: number;
+  height: number;
+}
+
+/**
+ * Every processor's way in: checks the bytes are a decodable image within the pixel limit and returns it
+ * upright in sRGB. Header-only checks come first so that a decompression bomb is refused before decoding.
+ */
+export async function openImage(input: Buffer | undefined, maxPixels: number): Promise<OpenedImage> {
+  if (!input || input.length === 0) throw jobErrors.invalidImage('the job has no input image');
+  let meta: sharp.Metadata;
+  try {
+    meta = await sharp(input, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    throw jobErrors.invalidImage(`input is not a readable image: ${(err as Error).message}`, err);
+  }
+  if (!meta.width || !meta.height) throw jobErrors.invalidImage('input image has no dimensions');
+  if (meta.width * meta.height > maxPixels) {
+    throw jobErrors.invalidImage(
+      `input image is ${meta.width}x${meta.height} (${meta.width * meta.height} pixels), above the limit of ${maxPixels}`,
+    );
+  }
+  const swapsAxes = (meta.orientation ?? 1) >= 5;
+  const image = sharp(input, { limitInputPixels: maxPixels, failOn: 'truncated' }).rotate().toColourspace('srgb');
+  try {
+    // Decoding once here turns a corrupt or truncated body into invalid_image instead of a later surprise.
+    await image.clone().raw().toBuffer({ resolveWithObject: false });
+  } catch (err) {
+    throw jobErrors.invalidImage(`input image is corrupt or truncated: ${(err as Error).message}`, err);
+  }
+  return {
+    image,
+    width: swapsAxes ? meta.height : meta.width,
+    height: swapsAxes ? meta.width : meta.height,
+  };
+}

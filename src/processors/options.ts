@@ -1,0 +1,25 @@
+import { Value } from '@sinclair/typebox/value';
+import type { Static, TSchema } from '@sinclair/typebox';
+import { validationFailed } from '../errors.js';
+import type { Processor } from './types.js';
+
+/**
+ * Validates raw options against a processor's schema and returns them with defaults applied.
+ * Messages name the offending option, e.g. `options.aspect: Expected string to match '^\d+:\d+$'`.
+ */
+export function parseOptions<S extends TSchema>(processor: Processor<S>, raw: unknown): Static<S> {
+  const input = raw === undefined || raw === null ? {} : raw;
+  const withDefaults = Value.Default(processor.optionsSchema, structuredClone(input));
+  const problems = [...Value.Errors(processor.optionsSchema, withDefaults)].slice(0, 5);
+  if (problems.length > 0) {
+    const message = problems
+      .map((p) => `options${p.path.replaceAll('/', '.')}: ${p.message}`)
+      .join('; ');
+    throw validationFailed(`invalid options for ${processor.type}: ${message}`, {
+      errors: problems.map((p) => ({ path: `options${p.path.replaceAll('/', '.')}`, message: p.message })),
+    });
+  }
+  const options = withDefaults as Static<S>;
+  processor.validate?.(options);
+  return options;
+}
