@@ -1,9 +1,9 @@
-import sharp from 'sharp';
+import sharp, { type Metadata, type Sharp } from 'sharp';
 import { jobErrors } from '../errors.js';
 
 export interface OpenedImage {
   /** A sharp pipeline with EXIF orientation applied and colours in sRGB; clone it before each use. */
-  image: sharp.Sharp;
+  image: Sharp;
   /** Size after orientation. */
   width: number;
   height: number;
@@ -15,7 +15,7 @@ export interface OpenedImage {
  */
 export async function openImage(input: Buffer | undefined, maxPixels: number): Promise<OpenedImage> {
   if (!input || input.length === 0) throw jobErrors.invalidImage('the job has no input image');
-  let meta: sharp.Metadata;
+  let meta: Metadata;
   try {
     meta = await sharp(input, { limitInputPixels: false }).metadata();
   } catch (err) {
