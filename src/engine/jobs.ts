@@ -1,0 +1,209 @@
+import { PixqError, notFound, validationFailed } from '../errors.js';
+import { newId } from '../ids.js';
+import { changeJobState, selectJob } from '../store/sql/change-job-state.js';
+import { countBacklog, insertJobs, type NewJobRow } from '../store/sql/insert-jobs.js';
+import { selectVendor } from '../store/sql/vendors.js';
+import { FINISHED_STATES, JOB_STATES, type JobState, type Tx } from '../store/index.js';
+import type { EngineContext } from './context.js';
+import { toJob, toOutput } from './rows.js';
+import type { Job, JobOutput, JobSpec } from './types.js';
+
+export interface JobFilter {
+  state?: JobState;
+  type?: string;
+  batchId?: string;
+  createdAfter?: number;
+  createdBefore?: number;
+}
+
+export interface JobPage {
+  jobs: Job[];
+  /** Pass back as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
+}
+
+export interface BatchSummary {
+  id: string;
+  total: number;
+  counts: Record<JobState, number>;
+  percent: number;
+}
+
+const LIMITS = { maxAttempts: 100, priority: 1000, timeoutMs: 24 * 3600_000, delayMs: 365 * 24 * 3600_000 };
+
+export class JobService {
+  constructor(private readonly ctx: EngineContext) {}
+
+  /**
+   * Enqueues jobs for one vendor in one transaction: all of them or none. A job whose idempotency key the
+   * vendor used before returns the existing job (`created: false`) instead of a new one.
+   */
+  async enqueue(vendorId: string, specs: JobSpec[], batchId?: string): Promise<{ jobs: Job[]; created: boolean[] }> {
+    const now = this.ctx.now();
+    const rows = specs.map((spec) => this.newRow(vendorId, spec, now, batchId));
+    const result = await this.ctx.write(async (tx, emit) => {
+      await this.checkVendorMayEnqueue(tx, vendorId, rows.length);
+      const inserted = await insertJobs(tx, rows);
+      emit(inserted.rows.filter((_, i) => inserted.created[i]));
+      return inserted;
+    });
+    this.ctx.bus.wake([...new Set(specs.map((s) => s.type))]);
+    return { jobs: result.rows.map(toJob), created: result.created };
+  }
+
+  async get(id: string, vendorId?: string): Promise<Job & { outputs: JobOutput[] }> {
+    const row = await this.ctx.read((db) => selectJob(db, id, vendorId));
+    if (!row) throw notFound('job');
+    const outputs = await this.ctx.read((db) =>
+      db.selectFrom('job_outputs').selectAll().where('job_id', '=', id).orderBy('idx').execute(),
+    );
+    return { ...toJob(row), outputs: outputs.map(toOutput) };
+  }
+
+  /** A vendor's jobs, newest first, `limit` at a time. */
+  async list(vendorId: string, filter: JobFilter, limit: number, cursor?: string): Promise<JobPage> {
+    let query = this.ctx.store.db.selectFrom('jobs').selectAll().where('vendor_id', '=', vendorId);
+    if (filter.state) query = query.where('state', '=', filter.state);
+    if (filter.type) query = query.where('type', '=', filter.type);
+    if (filter.batchId) query = query.where('batch_id', '=', filter.batchId);
+    if (filter.createdAfter !== undefined) query = query.where('created_at', '>', filter.createdAfter);
+    if (filter.createdBefore !== undefined) query = query.where('created_at', '<', filter.createdBefore);
+    if (cursor) query = query.where('id', '<', cursor);
+    const rows = await query.orderBy('id', 'desc').limit(limit + 1).execute();
+    const page = rows.slice(0, limit).map(toJob);
+    return { jobs: page, nextCursor: rows.length > limit ? page[page.length - 1].id : null };
+  }
+
+  async batch(batchId: string, vendorId: string): Promise<BatchSummary> {
+    const rows = await this.ctx.store.db
+      .selectFrom('jobs')
+      .select(['state', 'progress_percent'])
+      .where('vendor_id', '=', vendorId)
+      .where('batch_id', '=', batchId)
+      .execute();
+    if (rows.length === 0) throw notFound('batch');
+    const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
+    let percentSum = 0;
+    for (const row of rows) {
+      counts[row.state]++;
+      percentSum += FINISHED_STATES.includes(row.state) ? 100 : row.progress_percent;
+    }
+    return { id: batchId, total: rows.length, counts, percent: Math.round((percentSum / rows.length) * 10) / 10 };
+  }
+
+  /**
+   * A queued or delayed job is cancelled at once. A running job is flagged; its worker aborts the handler
+   * and records `cancelled` (or the reaper does, if that worker is gone).
+   */
+  async cancel(id: string, vendorId?: string): Promise<Job> {
+    const now = this.ctx.now();
+    const row = await this.ctx.write(async (tx, emit) => {
+      const cancelled = await changeJobState(
+        tx,
+        { id, vendorId, from: ['queued', 'delayed'] },
+        { state: 'cancelled', finished_at: now, updated_at: now, error_code: null, error_message: null },
+      );
+      if (cancelled) {
+        emit([cancelled]);
+        return cancelled;
+      }
+      const flagged = await changeJobState(tx, { id, vendorId, from: ['running'] }, { cancel_requested: 1 });
+      return flagged ?? this.unchangeable(tx, id, vendorId, 'cancelled');
+    });
+    if (row.state === 'running') this.ctx.bus.requestCancel(id);
+    return toJob(row);
+  }
+
+  /** A failed or cancelled job is queued again with a fresh set of attempts. */
+  async retry(id: string, vendorId?: string): Promise<Job> {
+    const now = this.ctx.now();
+    const row = await this.ctx.write(async (tx, emit) => {
+      const queued = await changeJobState(
+        tx,
+        { id, vendorId, from: ['failed', 'cancelled'] },
+        {
+          state: 'queued',
+          attempts: 0,
+          run_at: now,
+          cancel_requested: 0,
+          error_code: null,
+          error_message: null,
+          error_retryable: null,
+          result: null,
+          progress_percent: 0,
+          progress_stage: null,
+          progress_message: null,
+          started_at: null,
+          finished_at: null,
+          updated_at: now,
+        },
+      );
+      if (queued) emit([queued]);
+      return queued ?? this.unchangeable(tx, id, vendorId, 'retried');
+    });
+    this.ctx.bus.wake([row.type]);
+    return toJob(row);
+  }
+
+  private async unchangeable(tx: Tx, id: string, vendorId: string | undefined, verb: string): Promise<never> {
+    const existing = await selectJob(tx, id, vendorId);
+    if (!existing) throw notFound('job');
+    throw new PixqError('invalid_state', `a ${existing.state} job cannot be ${verb}`, {
+      status: 409,
+      details: { state: existing.state },
+    });
+  }
+
+  private async checkVendorMayEnqueue(tx: Tx, vendorId: string, count: number) {
+    const vendor = await selectVendor(tx, vendorId);
+    if (!vendor || vendor.id !== vendorId) throw notFound('vendor');
+    if (vendor.status !== 'active') {
+      throw new PixqError('vendor_suspended', 'this vendor is suspended and cannot submit jobs', { status: 403 });
+    }
+    if (vendor.max_queued !== null) {
+      const backlog = await countBacklog(tx, vendorId);
+      if (backlog + count > vendor.max_queued) {
+        throw new PixqError(
+          'quota_exceeded',
+          `backlog quota of ${vendor.max_queued} waiting jobs would be exceeded (${backlog} waiting, ${count} submitted)`,
+          { status: 429, details: { limit: vendor.max_queued, waiting: backlog } },
+        );
+      }
+    }
+  }
+
+  private newRow(vendorId: string, spec: JobSpec, now: number, batchId?: string): NewJobRow {
+    const o = this.ctx.options;
+    const runAt = now + checkRange('delayMs', spec.delayMs ?? 0, 0, LIMITS.delayMs);
+    return {
+      id: newId(),
+      vendor_id: vendorId,
+      type: spec.type,
+      state: runAt > now ? 'delayed' : 'queued',
+      priority: checkRange('priority', spec.priority ?? 0, -LIMITS.priority, LIMITS.priority),
+      options: JSON.stringify(spec.options ?? {}),
+      input_blob: spec.inputBlob ?? null,
+      input_url: spec.inputUrl ?? null,
+      attempts: 0,
+      max_attempts: checkRange('maxAttempts', spec.maxAttempts ?? o.defaultMaxAttempts, 1, LIMITS.maxAttempts),
+      backoff_base_ms: spec.backoff?.baseMs ?? o.backoffBaseMs,
+      backoff_max_ms: spec.backoff?.maxMs ?? o.backoffMaxMs,
+      timeout_ms: checkRange('timeoutMs', spec.timeoutMs ?? o.defaultTimeoutMs, 100, LIMITS.timeoutMs),
+      run_at: runAt,
+      cancel_requested: 0,
+      progress_percent: 0,
+      idempotency_key: spec.idempotencyKey ?? null,
+      batch_id: batchId ?? null,
+      metadata: spec.metadata ? JSON.stringify(spec.metadata) : null,
+      created_at: now,
+      updated_at: now,
+    };
+  }
+}
+
+function checkRange(name: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw validationFailed(`${name} must be a whole number from ${min} to ${max}`);
+  }
+  return value;
+}

@@ -1,0 +1,97 @@
+import { deleteFinishedJobs } from '../store/sql/delete-finished-jobs.js';
+import { deleteEventsBefore } from '../store/sql/events.js';
+import { selectExpiredLeases } from '../store/sql/leases.js';
+import { promoteDelayed } from '../store/sql/promote-delayed.js';
+import { deleteStaleWorkers } from '../store/sql/workers.js';
+import type { JobRow, Tx } from '../store/index.js';
+import type { EngineContext } from './context.js';
+
+const BATCH = 500;
+/** Events are for live streams and short reconnects; a day is ample. */
+export const EVENT_RETENTION_MS = 24 * 3600_000;
+
+/**
+ * Housekeeping any process may run at any time, concurrently with others: every change is conditional
+ * on the state it read, so two processes never apply the same change twice.
+ */
+export class MaintenanceService {
+  constructor(private readonly ctx: EngineContext) {}
+
+  /**
+   * Running jobs whose lease ran out (their worker died or stalled) come back: queued again while attempts
+   * remain (the lost attempt counts), failed with `lease_expired` after the last, cancelled if that was asked.
+   */
+  async reapExpiredLeases(): Promise<number> {
+    const now = this.ctx.now();
+    const reaped = await this.ctx.write(async (tx, emit) => {
+      const expired = await selectExpiredLeases(tx, now, BATCH);
+      const changed: JobRow[] = [];
+      for (const job of expired) {
+        const row = await this.reap(tx, job, now);
+        if (row) changed.push(row);
+      }
+      emit(changed);
+      return changed;
+    });
+    if (reaped.length > 0) this.ctx.bus.wake([...new Set(reaped.map((j) => j.type))]);
+    return reaped.length;
+  }
+
+  async promoteDelayed(): Promise<number> {
+    const now = this.ctx.now();
+    const promoted = await this.ctx.write(async (tx, emit) => {
+      const rows = await promoteDelayed(tx, now, BATCH);
+      emit(rows);
+      return rows;
+    });
+    if (promoted.length > 0) this.ctx.bus.wake([...new Set(promoted.map((j) => j.type))]);
+    return promoted.length;
+  }
+
+  /**
+   * Deletes jobs finished more than `retentionMs` ago, their events and outputs, and through `deleteBlob`
+   * every blob nothing refers to any more. Old events and dead workers' rows go too.
+   */
+  async prune(retentionMs: number, deleteBlob: (key: string) => Promise<void>): Promise<number> {
+    const now = this.ctx.now();
+    let total = 0;
+    for (;;) {
+      const { deleted, orphanBlobs } = await this.ctx.write((tx) => deleteFinishedJobs(tx, now - retentionMs, BATCH));
+      // Blobs go after the commit: a crash here leaves an unreferenced file, never a job without its blob.
+      for (const key of orphanBlobs) await deleteBlob(key);
+      total += deleted;
+      if (deleted < BATCH) break;
+    }
+    await this.ctx.write(async (tx) => {
+      await deleteEventsBefore(tx, now - EVENT_RETENTION_MS);
+      await deleteStaleWorkers(tx, now - 10 * this.ctx.options.leaseMs);
+      await tx.deleteFrom('rate_buckets').where('window_start', '<', now - EVENT_RETENTION_MS).execute();
+    });
+    return total;
+  }
+
+  private reap(tx: Tx, job: JobRow, now: number) {
+    const outcome = job.cancel_requested
+      ? { state: 'cancelled' as const, finished_at: now }
+      : job.attempts >= job.max_attempts
+        ? { state: 'failed' as const, finished_at: now }
+        : { state: 'queued' as const, run_at: now };
+    return tx
+      .updateTable('jobs')
+      .set({
+        ...outcome,
+        lease_owner: null,
+        lease_expires_at: null,
+        error_code: job.cancel_requested ? null : 'lease_expired',
+        error_message: job.cancel_requested ? null : `worker ${job.lease_owner} stopped renewing its lease`,
+        error_retryable: job.cancel_requested ? null : 1,
+        updated_at: now,
+      })
+      .where('id', '=', job.id)
+      .where('state', '=', 'running')
+      .where('lease_owner', '=', job.lease_owner)
+      .where('lease_expires_at', '<', now)
+      .returningAll()
+      .executeTakeFirst();
+  }
+}

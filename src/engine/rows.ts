@@ -1,0 +1,75 @@
+import type { JobOutputRow, JobRow, VendorRow } from '../store/index.js';
+import type { Job, JobEvent, JobOutput, Vendor } from './types.js';
+
+function parseJson<T>(text: string | null): T | null {
+  return text === null ? null : (JSON.parse(text) as T);
+}
+
+export function toJob(row: JobRow): Job {
+  return {
+    id: row.id,
+    vendorId: row.vendor_id,
+    type: row.type,
+    state: row.state,
+    priority: row.priority,
+    options: parseJson(row.options) ?? {},
+    inputBlob: row.input_blob,
+    inputUrl: row.input_url,
+    attempts: row.attempts,
+    maxAttempts: row.max_attempts,
+    timeoutMs: row.timeout_ms,
+    backoff: { baseMs: row.backoff_base_ms, maxMs: row.backoff_max_ms },
+    runAt: row.run_at,
+    progress: { percent: row.progress_percent, stage: row.progress_stage, message: row.progress_message },
+    result: parseJson(row.result),
+    error:
+      row.error_code === null
+        ? null
+        : { code: row.error_code, message: row.error_message ?? '', retryable: row.error_retryable === 1 },
+    idempotencyKey: row.idempotency_key,
+    batchId: row.batch_id,
+    metadata: parseJson(row.metadata),
+    leaseOwner: row.lease_owner,
+    cancelRequested: row.cancel_requested === 1,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+  };
+}
+
+export function toOutput(row: JobOutputRow): JobOutput {
+  return { blob: row.blob, contentType: row.content_type, width: row.width, height: row.height, bytes: row.bytes };
+}
+
+export function toVendor(row: VendorRow): Vendor {
+  return {
+    id: row.id,
+    name: row.name,
+    weight: row.weight,
+    maxRunning: row.max_running,
+    maxQueued: row.max_queued,
+    status: row.status,
+    rateLimits: parseJson(row.rate_limits),
+    createdAt: row.created_at,
+  };
+}
+
+const MAX_EVENT_MESSAGE = 500; // keeps every event well under PostgreSQL's 8000-byte NOTIFY limit
+
+/** The event describing a job row's current state, without its id (assigned when stored). */
+export function eventFor(row: JobRow, kind: JobEvent['kind'], at: number): Omit<JobEvent, 'id'> {
+  const job = toJob(row);
+  const clip = (s: string | null) => (s === null ? null : s.slice(0, MAX_EVENT_MESSAGE));
+  return {
+    kind,
+    jobId: job.id,
+    vendorId: job.vendorId,
+    batchId: job.batchId,
+    type: job.type,
+    state: job.state,
+    attempts: job.attempts,
+    progress: { ...job.progress, message: clip(job.progress.message) },
+    error: job.error && { ...job.error, message: clip(job.error.message)! },
+    at,
+  };
+}

@@ -1,0 +1,93 @@
+import type { JobState } from '../store/index.js';
+
+export type { JobState };
+
+export interface JobProgress {
+  percent: number;
+  stage: string | null;
+  message: string | null;
+}
+
+export interface JobError {
+  code: string;
+  message: string;
+  retryable: boolean;
+}
+
+export interface JobOutput {
+  blob: string;
+  contentType: string;
+  width: number;
+  height: number;
+  bytes: number;
+}
+
+/** A job as the engine hands it to workers and the API. Times are epoch milliseconds. */
+export interface Job {
+  id: string;
+  vendorId: string;
+  type: string;
+  state: JobState;
+  priority: number;
+  options: Record<string, unknown>;
+  inputBlob: string | null;
+  inputUrl: string | null;
+  attempts: number;
+  maxAttempts: number;
+  timeoutMs: number;
+  backoff: { baseMs: number; maxMs: number };
+  runAt: number;
+  progress: JobProgress;
+  result: Record<string, unknown> | null;
+  error: JobError | null;
+  idempotencyKey: string | null;
+  batchId: string | null;
+  metadata: Record<string, unknown> | null;
+  leaseOwner: string | null;
+  cancelRequested: boolean;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
+/** What a caller submits. Unset fields take the engine's defaults. */
+export interface JobSpec {
+  type: string;
+  options?: Record<string, unknown>;
+  inputBlob?: string;
+  inputUrl?: string;
+  priority?: number;
+  maxAttempts?: number;
+  timeoutMs?: number;
+  backoff?: { baseMs?: number; maxMs?: number };
+  /** Delay before the first attempt. */
+  delayMs?: number;
+  idempotencyKey?: string;
+  metadata?: Record<string, unknown>;
+}
+
+/** Published on every state change and progress update; `id` orders events and lets SSE clients resume. */
+export interface JobEvent {
+  id: number;
+  kind: 'state' | 'progress';
+  jobId: string;
+  vendorId: string;
+  batchId: string | null;
+  type: string;
+  state: JobState;
+  attempts: number;
+  progress: JobProgress;
+  error: JobError | null;
+  at: number;
+}
+
+export interface Vendor {
+  id: string;
+  name: string;
+  weight: number;
+  maxRunning: number | null;
+  maxQueued: number | null;
+  status: 'active' | 'suspended';
+  rateLimits: Record<string, { limit: number; windowMs: number }> | null;
+  createdAt: number;
+}

@@ -1,0 +1,135 @@
+import { toJobError } from '../errors.js';
+import { finishRunningJob, insertOutputs } from '../store/sql/finish-job.js';
+import { renewLeases, selectCancelRequested } from '../store/sql/leases.js';
+import type { EngineContext } from './context.js';
+import { backoffDelay } from './backoff.js';
+import { claimJobs, type ClaimResult } from './claims.js';
+import { toJob } from './rows.js';
+import type { Job, JobOutput, JobProgress } from './types.js';
+
+/**
+ * The worker's side of the engine: claim jobs, keep their leases, report progress, and record how each
+ * attempt ended. Every change is fenced by the lease owner, so a worker that lost a job changes nothing.
+ */
+export class WorkService {
+  constructor(private readonly ctx: EngineContext) {}
+
+  async claim(owner: string, slots: Record<string, number>): Promise<{ jobs: Job[]; contended: boolean }> {
+    const result: ClaimResult = await claimJobs(this.ctx, owner, slots);
+    return { jobs: result.jobs.map(toJob), contended: result.contended };
+  }
+
+  /** Extends the leases of `ids`; reports which were lost and which should be cancelled. */
+  async heartbeat(owner: string, ids: string[]) {
+    const now = this.ctx.now();
+    const { renewed, cancelRequested } = await this.ctx.write((tx) =>
+      renewLeases(tx, owner, ids, now, this.ctx.options.leaseMs),
+    );
+    return { lost: ids.filter((id) => !renewed.includes(id)), cancelRequested };
+  }
+
+  async cancelRequested(owner: string, ids: string[]): Promise<string[]> {
+    return this.ctx.read((db) => selectCancelRequested(db, owner, ids));
+  }
+
+  async progress(owner: string, jobId: string, progress: Partial<JobProgress>): Promise<boolean> {
+    const now = this.ctx.now();
+    return this.ctx.write(async (tx, emit) => {
+      const row = await tx
+        .updateTable('jobs')
+        .set({
+          progress_percent: Math.max(0, Math.min(100, progress.percent ?? 0)),
+          progress_stage: progress.stage ?? null,
+          progress_message: progress.message ?? null,
+          updated_at: now,
+        })
+        .where('id', '=', jobId)
+        .where('state', '=', 'running')
+        .where('lease_owner', '=', owner)
+        .returningAll()
+        .executeTakeFirst();
+      if (row) emit([row], 'progress');
+      return Boolean(row);
+    });
+  }
+
+  /** Records success with the outputs and result; false when the lease was lost meanwhile. */
+  async succeed(owner: string, job: Job, outcome: { outputs: JobOutput[]; result?: Record<string, unknown> }) {
+    const now = this.ctx.now();
+    return this.ctx.write(async (tx, emit) => {
+      const row = await finishRunningJob(tx, job.id, owner, {
+        state: 'succeeded',
+        result: outcome.result ? JSON.stringify(outcome.result) : null,
+        progress_percent: 100,
+        error_code: null,
+        error_message: null,
+        error_retryable: null,
+        finished_at: now,
+        updated_at: now,
+      });
+      if (!row) return false;
+      await insertOutputs(
+        tx,
+        outcome.outputs.map((o, idx) => ({
+          job_id: job.id,
+          idx,
+          blob: o.blob,
+          content_type: o.contentType,
+          width: o.width,
+          height: o.height,
+          bytes: o.bytes,
+        })),
+      );
+      emit([row]);
+      return true;
+    });
+  }
+
+  /**
+   * Records a failed attempt. A retryable error with attempts left puts the job back as `delayed` after a
+   * backoff; anything else ends it `failed` with the error kept. An error coded `cancelled` ends it `cancelled`.
+   */
+  async fail(owner: string, job: Job, err: unknown): Promise<boolean> {
+    const now = this.ctx.now();
+    const error = toJobError(err);
+    const retry = error.retryable && job.attempts < job.maxAttempts;
+    const state = error.code === 'cancelled' ? 'cancelled' : retry ? 'delayed' : 'failed';
+    const backoff = retry ? backoffDelay(job.attempts, job.backoff.baseMs, job.backoff.maxMs) : 0;
+    const changed = await this.ctx.write(async (tx, emit) => {
+      const row = await finishRunningJob(tx, job.id, owner, {
+        state,
+        error_code: error.code,
+        error_message: error.message.slice(0, 2000),
+        error_retryable: error.retryable ? 1 : 0,
+        run_at: now + backoff,
+        finished_at: state === 'delayed' ? null : now,
+        updated_at: now,
+      });
+      if (row) emit([row]);
+      return Boolean(row);
+    });
+    if (changed && state === 'delayed' && backoff === 0) this.ctx.bus.wake([job.type]);
+    return changed;
+  }
+
+  /**
+   * Puts a job back in the queue without counting the attempt: used when a worker shuts down before the
+   * job could finish, which is not the job's fault.
+   */
+  async release(owner: string, job: Job): Promise<boolean> {
+    const now = this.ctx.now();
+    const changed = await this.ctx.write(async (tx, emit) => {
+      const row = await finishRunningJob(tx, job.id, owner, {
+        state: 'queued',
+        attempts: Math.max(0, job.attempts - 1),
+        run_at: now,
+        started_at: null,
+        updated_at: now,
+      });
+      if (row) emit([row]);
+      return Boolean(row);
+    });
+    if (changed) this.ctx.bus.wake([job.type]);
+    return changed;
+  }
+}

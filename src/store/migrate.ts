@@ -1,0 +1,38 @@
+import { Migrator, type Migration, type MigrationProvider } from 'kysely';
+import type { Store } from './connect.js';
+import * as initial from './migrations/0001-initial.js';
+
+const MIGRATIONS = { '0001-initial': initial };
+
+export const LATEST_MIGRATION = Object.keys(MIGRATIONS).at(-1)!;
+
+function provider(store: Store): MigrationProvider {
+  return {
+    async getMigrations() {
+      const migrations: Record<string, Migration> = {};
+      for (const [name, module] of Object.entries(MIGRATIONS)) {
+        migrations[name] = { up: (db) => module.up(db, store.dialect) };
+      }
+      return migrations;
+    },
+  };
+}
+
+/** Applies pending migrations; safe to call from several processes at once. */
+export async function migrate(store: Store): Promise<string[]> {
+  const migrator = new Migrator({ db: store.db, provider: provider(store) });
+  for (let attempt = 1; ; attempt++) {
+    const { error, results } = await migrator.migrateToLatest();
+    if (!error) return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+    // Two processes starting together on one SQLite file can collide; the loser retries and finds nothing to do.
+    if (attempt >= 5 || !String((error as Error).message).includes('SQLITE_BUSY')) throw error;
+    await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+  }
+}
+
+/** True when every migration pixq knows has been applied (for /readyz). */
+export async function isMigrated(store: Store): Promise<boolean> {
+  const migrator = new Migrator({ db: store.db, provider: provider(store) });
+  const all = await migrator.getMigrations();
+  return all.every((m) => m.executedAt !== undefined);
+}

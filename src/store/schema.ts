@@ -1,0 +1,154 @@
+import type { Generated, Selectable } from 'kysely';
+
+/**
+ * The tables as Kysely sees them. Both stores use the same portable types: times are integer milliseconds
+ * since the epoch, booleans are 0/1, JSON is text. That keeps one query layer for SQLite and PostgreSQL.
+ */
+export type JobState = 'queued' | 'delayed' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export const FINISHED_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled'];
+export const JOB_STATES: readonly JobState[] = ['queued', 'delayed', 'running', 'succeeded', 'failed', 'cancelled'];
+
+export interface VendorsTable {
+  id: string;
+  name: string;
+  weight: number;
+  max_running: number | null;
+  max_queued: number | null;
+  status: 'active' | 'suspended';
+  /** JSON overrides of the default rate limits, e.g. {"image":{"limit":100,"windowMs":900000}}. */
+  rate_limits: string | null;
+  /** Start-time fair queuing: the virtual time at which this vendor's next job would start. */
+  virtual_time: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface JobsTable {
+  id: string;
+  vendor_id: string;
+  type: string;
+  state: JobState;
+  /** Higher runs first within a vendor. */
+  priority: number;
+  options: string;
+  input_blob: string | null;
+  input_url: string | null;
+  attempts: number;
+  max_attempts: number;
+  backoff_base_ms: number;
+  backoff_max_ms: number;
+  timeout_ms: number;
+  run_at: number;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  cancel_requested: number;
+  progress_percent: number;
+  progress_stage: string | null;
+  progress_message: string | null;
+  result: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  error_retryable: number | null;
+  idempotency_key: string | null;
+  batch_id: string | null;
+  metadata: string | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  updated_at: number;
+}
+
+export interface JobOutputsTable {
+  job_id: string;
+  idx: number;
+  blob: string;
+  content_type: string;
+  width: number;
+  height: number;
+  bytes: number;
+}
+
+export interface JobTypesTable {
+  type: string;
+  paused: number;
+  max_running: number | null;
+  rate_limit: number | null;
+  rate_window_ms: number | null;
+  window_start: number;
+  window_count: number;
+}
+
+export interface SchedulerTable {
+  id: number;
+  virtual_time: number;
+}
+
+export interface EventsTable {
+  id: Generated<number>;
+  vendor_id: string;
+  job_id: string;
+  batch_id: string | null;
+  /** JSON of the JobEvent without its id. */
+  payload: string;
+  created_at: number;
+}
+
+export interface WorkersTable {
+  id: string;
+  host: string;
+  pid: number;
+  started_at: number;
+  heartbeat_at: number;
+  running: number;
+  /** JSON map of job type to slots. */
+  slots: string;
+  stopping: number;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  vendor_id: string;
+  key_hash: string;
+  /** The first characters of the key, shown in listings so an operator can tell keys apart. */
+  prefix: string;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+export interface UploadsTable {
+  id: string;
+  vendor_id: string;
+  blob: string;
+  content_type: string;
+  bytes: number;
+  width: number;
+  height: number;
+  created_at: number;
+}
+
+export interface RateBucketsTable {
+  key: string;
+  window_start: number;
+  count: number;
+}
+
+export interface Database {
+  vendors: VendorsTable;
+  jobs: JobsTable;
+  job_outputs: JobOutputsTable;
+  job_types: JobTypesTable;
+  scheduler: SchedulerTable;
+  events: EventsTable;
+  workers: WorkersTable;
+  api_keys: ApiKeysTable;
+  uploads: UploadsTable;
+  rate_buckets: RateBucketsTable;
+}
+
+export type JobRow = Selectable<JobsTable>;
+export type VendorRow = Selectable<VendorsTable>;
+export type JobOutputRow = Selectable<JobOutputsTable>;
+export type JobTypeRow = Selectable<JobTypesTable>;
+export type WorkerRow = Selectable<WorkersTable>;
+export type ApiKeyRow = Selectable<ApiKeysTable>;
+export type UploadRow = Selectable<UploadsTable>;

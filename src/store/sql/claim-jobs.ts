@@ -1,0 +1,132 @@
+import { sql } from 'kysely';
+import type { Dialect } from '../connect.js';
+import type { Tx } from '../transaction.js';
+import type { JobRow, JobTypeRow } from '../schema.js';
+
+/** Active vendors with a ready job of one of `types`, with what the fair scheduler needs to rank them. */
+export async function selectClaimCandidates(tx: Tx, types: string[]) {
+  const rows = await tx
+    .selectFrom('vendors as v')
+    .select((eb) => [
+      'v.id',
+      'v.weight',
+      'v.virtual_time',
+      'v.max_running',
+      eb
+        .selectFrom('jobs as j')
+        .select('j.id')
+        .whereRef('j.vendor_id', '=', 'v.id')
+        .where('j.state', '=', 'queued')
+        .where('j.type', 'in', types)
+        .orderBy('j.priority', 'desc')
+        .orderBy('j.id')
+        .limit(1)
+        .as('next_job_id'),
+    ])
+    .where('v.status', '=', 'active')
+    .execute();
+  return rows.filter((r): r is typeof r & { next_job_id: string } => r.next_job_id !== null);
+}
+
+/**
+ * Locks the given vendors for this claim and returns their current clocks and running counts.
+ * On PostgreSQL a vendor another claimer holds is skipped, so concurrent claimers spread over vendors and
+ * the running count read under the lock is exact, which is what makes the per-vendor cap hold.
+ */
+export async function lockVendors(tx: Tx, dialect: Dialect, vendorIds: string[]) {
+  if (vendorIds.length === 0) return [];
+  let query = tx
+    .selectFrom('vendors as v')
+    .select(['v.id', 'v.weight', 'v.virtual_time', 'v.max_running'])
+    .where('v.id', 'in', vendorIds)
+    .where('v.status', '=', 'active');
+  if (dialect === 'postgres') query = query.forUpdate().skipLocked();
+  const vendors = await query.execute();
+  const running = await countRunning(tx, 'vendor_id', vendors.map((v) => v.id));
+  return vendors.map((v) => ({ ...v, running: running.get(v.id) ?? 0 }));
+}
+
+/** Running jobs grouped by vendor or by type. */
+export async function countRunning(tx: Tx, by: 'vendor_id' | 'type', keys: string[]): Promise<Map<string, number>> {
+  if (keys.length === 0) return new Map();
+  const rows = await tx
+    .selectFrom('jobs')
+    .select([by, (eb) => eb.fn.countAll<number>().as('n')])
+    .where('state', '=', 'running')
+    .where(by, 'in', keys)
+    .groupBy(by)
+    .execute();
+  return new Map(rows.map((r) => [r[by] as string, Number(r.n)]));
+}
+
+/** The job-type rows (pause flag, global caps, rate window) for `types`, locked on PostgreSQL. */
+export async function lockJobTypes(tx: Tx, dialect: Dialect, types: string[]): Promise<JobTypeRow[]> {
+  if (types.length === 0) return [];
+  let query = tx.selectFrom('job_types').selectAll().where('type', 'in', types);
+  if (dialect === 'postgres') query = query.forUpdate();
+  return query.execute();
+}
+
+export async function recordTypeClaims(tx: Tx, type: string, windowStart: number, windowCount: number) {
+  await tx
+    .updateTable('job_types')
+    .set({ window_start: windowStart, window_count: windowCount })
+    .where('type', '=', type)
+    .execute();
+}
+
+/** A vendor's next ready jobs of the given types, by priority then age, locked against other claimers. */
+export async function selectNextJobs(tx: Tx, dialect: Dialect, vendorId: string, types: string[], limit: number) {
+  let query = tx
+    .selectFrom('jobs')
+    .select(['id', 'type'])
+    .where('vendor_id', '=', vendorId)
+    .where('state', '=', 'queued')
+    .where('type', 'in', types)
+    .orderBy('priority', 'desc')
+    .orderBy('id')
+    .limit(limit);
+  if (dialect === 'postgres') query = query.forUpdate().skipLocked();
+  return query.execute();
+}
+
+export async function markRunning(
+  tx: Tx,
+  ids: string[],
+  lease: { owner: string; now: number; expiresAt: number },
+): Promise<JobRow[]> {
+  if (ids.length === 0) return [];
+  return tx
+    .updateTable('jobs')
+    .set((eb) => ({
+      state: 'running',
+      attempts: eb('attempts', '+', 1),
+      lease_owner: lease.owner,
+      lease_expires_at: lease.expiresAt,
+      started_at: lease.now,
+      updated_at: lease.now,
+      progress_percent: 0,
+      progress_stage: null,
+      progress_message: null,
+    }))
+    .where('id', 'in', ids)
+    .where('state', '=', 'queued')
+    .returningAll()
+    .execute();
+}
+
+export async function readGlobalVirtualTime(tx: Tx): Promise<number> {
+  const row = await tx.selectFrom('scheduler').select('virtual_time').where('id', '=', 1).executeTakeFirstOrThrow();
+  return row.virtual_time;
+}
+
+export async function writeClocks(tx: Tx, vendorTimes: Map<string, number>, globalTime: number) {
+  for (const [id, virtualTime] of vendorTimes) {
+    await tx.updateTable('vendors').set({ virtual_time: virtualTime }).where('id', '=', id).execute();
+  }
+  await tx
+    .updateTable('scheduler')
+    .set({ virtual_time: sql<number>`case when virtual_time < ${globalTime} then ${globalTime} else virtual_time end` })
+    .where('id', '=', 1)
+    .execute();
+}

@@ -1,0 +1,41 @@
+import type { Tx } from '../transaction.js';
+import { FINISHED_STATES } from '../schema.js';
+
+/**
+ * Deletes up to `limit` jobs that finished before `before`, with their outputs and events, and returns the
+ * blob keys no remaining job or upload refers to any more (the caller deletes those blobs).
+ */
+export async function deleteFinishedJobs(tx: Tx, before: number, limit: number) {
+  const jobs = await tx
+    .selectFrom('jobs')
+    .select(['id', 'input_blob'])
+    .where('finished_at', '<', before)
+    .where('state', 'in', FINISHED_STATES)
+    .limit(limit)
+    .execute();
+  if (jobs.length === 0) return { deleted: 0, orphanBlobs: [] as string[] };
+  const ids = jobs.map((j) => j.id);
+  const outputs = await tx.selectFrom('job_outputs').select('blob').where('job_id', 'in', ids).execute();
+  const candidates = new Set([...jobs.map((j) => j.input_blob), ...outputs.map((o) => o.blob)].filter(isString));
+  await tx.deleteFrom('job_outputs').where('job_id', 'in', ids).execute();
+  await tx.deleteFrom('events').where('job_id', 'in', ids).execute();
+  await tx.deleteFrom('jobs').where('id', 'in', ids).execute();
+  const orphanBlobs: string[] = [];
+  for (const blob of candidates) {
+    if (!(await blobInUse(tx, blob))) orphanBlobs.push(blob);
+  }
+  return { deleted: ids.length, orphanBlobs };
+}
+
+function isString(value: string | null): value is string {
+  return value !== null;
+}
+
+async function blobInUse(tx: Tx, blob: string): Promise<boolean> {
+  const [job, output, upload] = await Promise.all([
+    tx.selectFrom('jobs').select('id').where('input_blob', '=', blob).limit(1).executeTakeFirst(),
+    tx.selectFrom('job_outputs').select('job_id').where('blob', '=', blob).limit(1).executeTakeFirst(),
+    tx.selectFrom('uploads').select('id').where('blob', '=', blob).limit(1).executeTakeFirst(),
+  ]);
+  return Boolean(job || output || upload);
+}

@@ -1,0 +1,43 @@
+import type { Tx } from '../transaction.js';
+
+export interface StoredEvent {
+  vendor_id: string;
+  job_id: string;
+  batch_id: string | null;
+  payload: string;
+  created_at: number;
+}
+
+const CHUNK = 300;
+
+/** Appends events and returns their ids in order (the ids SSE clients resume from). */
+export async function insertEvents(tx: Tx, events: StoredEvent[]): Promise<number[]> {
+  const ids: number[] = [];
+  for (let i = 0; i < events.length; i += CHUNK) {
+    const rows = await tx.insertInto('events').values(events.slice(i, i + CHUNK)).returning('id').execute();
+    ids.push(...rows.map((r) => Number(r.id)));
+  }
+  return ids;
+}
+
+/** A vendor's events after `afterId`, oldest first, optionally for one job or batch. */
+export async function selectEventsAfter(
+  tx: Tx,
+  filter: { vendorId: string; afterId: number; jobId?: string; batchId?: string; limit: number },
+) {
+  let query = tx
+    .selectFrom('events')
+    .selectAll()
+    .where('vendor_id', '=', filter.vendorId)
+    .where('id', '>', filter.afterId)
+    .orderBy('id')
+    .limit(filter.limit);
+  if (filter.jobId !== undefined) query = query.where('job_id', '=', filter.jobId);
+  if (filter.batchId !== undefined) query = query.where('batch_id', '=', filter.batchId);
+  return query.execute();
+}
+
+export async function deleteEventsBefore(tx: Tx, before: number): Promise<number> {
+  const result = await tx.deleteFrom('events').where('created_at', '<', before).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

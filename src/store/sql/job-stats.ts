@@ -1,0 +1,26 @@
+import type { Tx } from '../transaction.js';
+import { FINISHED_STATES } from '../schema.js';
+
+/** Job counts by vendor, type and state; `vendorId` narrows to one vendor. */
+export async function countJobsByState(tx: Tx, vendorId?: string) {
+  let query = tx
+    .selectFrom('jobs')
+    .select(['vendor_id', 'type', 'state', (eb) => eb.fn.countAll<number>().as('n')])
+    .groupBy(['vendor_id', 'type', 'state']);
+  if (vendorId !== undefined) query = query.where('vendor_id', '=', vendorId);
+  const rows = await query.execute();
+  return rows.map((r) => ({ vendorId: r.vendor_id, type: r.type, state: r.state, count: Number(r.n) }));
+}
+
+/** Timings of jobs finished since `since` (at most `limit`, newest first), for percentiles and throughput. */
+export async function selectRecentTimings(tx: Tx, since: number, limit: number, vendorId?: string) {
+  let query = tx
+    .selectFrom('jobs')
+    .select(['type', 'state', 'created_at', 'started_at', 'finished_at'])
+    .where('finished_at', '>=', since)
+    .where('state', 'in', FINISHED_STATES)
+    .orderBy('finished_at', 'desc')
+    .limit(limit);
+  if (vendorId !== undefined) query = query.where('vendor_id', '=', vendorId);
+  return query.execute();
+}
