@@ -4,6 +4,7 @@
  */
 import { openStore, migrate, type Store } from '../store/index.js';
 import type { Config } from '../config.js';
+import { ApiKeyService } from './api-keys.js';
 import { EngineContext, type EngineOptions } from './context.js';
 import { createLocalEventBus, createPostgresEventBus, type EventBus } from './event-bus.js';
 import { JobService } from './jobs.js';
@@ -20,6 +21,7 @@ export type { JobFilter, JobPage, BatchSummary } from './jobs.js';
 export type { VendorSettings } from './vendors.js';
 export type { WorkerHealth, JobTypeStatus } from './registry.js';
 export type { Stats, Percentiles } from './stats.js';
+export type { ApiKeyInfo } from './api-keys.js';
 export { backoffDelay } from './backoff.js';
 
 export class Engine {
@@ -28,6 +30,7 @@ export class Engine {
   readonly work: WorkService;
   readonly maintenance: MaintenanceService;
   readonly registry: RegistryService;
+  readonly apiKeys: ApiKeyService;
 
   private readonly ctx: EngineContext;
 
@@ -42,6 +45,7 @@ export class Engine {
     this.work = new WorkService(this.ctx);
     this.maintenance = new MaintenanceService(this.ctx);
     this.registry = new RegistryService(this.ctx);
+    this.apiKeys = new ApiKeyService(this.ctx);
   }
 
   get options(): EngineOptions {

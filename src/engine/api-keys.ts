@@ -1,0 +1,81 @@
+import crypto from 'node:crypto';
+import { notFound } from '../errors.js';
+import { newId } from '../ids.js';
+import type { EngineContext } from './context.js';
+
+export interface ApiKeyInfo {
+  id: string;
+  vendorId: string;
+  prefix: string;
+  createdAt: number;
+  revokedAt: number | null;
+}
+
+/**
+ * Vendor API keys: 256 random bits, shown once, stored only as a SHA-256 hash. A slow password hash is not
+ * needed: the keys are random, not chosen by people, so the hash cannot be brute-forced.
+ */
+export function hashKey(key: string): string {
+  return crypto.createHash('sha256').update(key).digest('hex');
+}
+
+export class ApiKeyService {
+  constructor(private readonly ctx: EngineContext) {}
+
+  /** Issues a new key for a vendor; the returned `key` is the only time it is visible. */
+  async issue(vendorId: string): Promise<ApiKeyInfo & { key: string }> {
+    const key = `pixq_${crypto.randomBytes(32).toString('base64url')}`;
+    const row = {
+      id: newId(),
+      vendor_id: vendorId,
+      key_hash: hashKey(key),
+      prefix: key.slice(0, 12),
+      created_at: this.ctx.now(),
+      revoked_at: null,
+    };
+    await this.ctx.write(async (tx) => {
+      const vendor = await tx.selectFrom('vendors').select('id').where('id', '=', vendorId).executeTakeFirst();
+      if (!vendor) throw notFound('vendor');
+      await tx.insertInto('api_keys').values(row).execute();
+    });
+    return { key, ...toInfo(row) };
+  }
+
+  /** The vendor id a key belongs to, or undefined for an unknown or revoked key. */
+  async authenticate(key: string): Promise<string | undefined> {
+    const row = await this.ctx.store.db
+      .selectFrom('api_keys')
+      .select(['vendor_id', 'revoked_at'])
+      .where('key_hash', '=', hashKey(key))
+      .executeTakeFirst();
+    return row && row.revoked_at === null ? row.vendor_id : undefined;
+  }
+
+  async revoke(vendorId: string, keyId: string): Promise<ApiKeyInfo> {
+    const row = await this.ctx.write((tx) =>
+      tx
+        .updateTable('api_keys')
+        .set({ revoked_at: this.ctx.now() })
+        .where('id', '=', keyId)
+        .where('vendor_id', '=', vendorId)
+        .returningAll()
+        .executeTakeFirst(),
+    );
+    if (!row) throw notFound('API key');
+    return toInfo(row);
+  }
+
+  async list(vendorId: string): Promise<ApiKeyInfo[]> {
+    const rows = await this.ctx.store.db
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('vendor_id', '=', vendorId)
+      .orderBy('created_at')
+      .execute();
+    return rows.map(toInfo);
+  }
+}
+
+function toInfo(row: { id: string; vendor_id: string; prefix: string; created_at: number; revoked_at: number | null }): ApiKeyInfo {
+  return { id: row.id, vendorId: row.vendor_id, prefix: row.prefix, createdAt: row.created_at, revokedAt: row.revoked_at };
+}

@@ -1,0 +1,50 @@
+import { FsBlobStore } from './blobs/index.js';
+import type { Config } from './config.js';
+import { engineOptions, openEngine, type Engine } from './engine/index.js';
+import { createLogger, type Logger } from './log.js';
+import { createProcessors, type Processor } from './processors/index.js';
+import { blobInputLoader, startMaintainer, Worker } from './worker/index.js';
+
+/** The parts every pixq process is made of, wired from one validated config (the composition root). */
+export interface Services {
+  config: Config;
+  log: Logger;
+  engine: Engine;
+  blobs: FsBlobStore;
+  processors: Map<string, Processor>;
+  close(): Promise<void>;
+}
+
+export async function openServices(config: Config, log = createLogger(config.logLevel)): Promise<Services> {
+  const engine = await openEngine(config, engineOptions(config));
+  const blobs = new FsBlobStore(config.dataDir);
+  const processors = createProcessors(config);
+  return { config, log, engine, blobs, processors, close: () => engine.close() };
+}
+
+/** Starts a worker and the housekeeping timers; the returned function stops both gracefully. */
+export async function startWorker(services: Services): Promise<() => Promise<void>> {
+  const { config, engine, blobs, log, processors } = services;
+  const worker = new Worker({
+    engine,
+    processors,
+    concurrency: config.workerConcurrency,
+    blobs,
+    log: log.child({ component: 'worker' }),
+    loadInput: blobInputLoader(blobs),
+    pollMs: config.pollMs,
+    shutdownGraceMs: config.shutdownGraceMs,
+  });
+  await worker.start();
+  const stopMaintainer = startMaintainer({
+    engine,
+    blobs,
+    log: log.child({ component: 'maintenance' }),
+    pollMs: config.pollMs,
+    retentionMs: config.retentionMs,
+  });
+  return async () => {
+    stopMaintainer();
+    await worker.stop();
+  };
+}

@@ -1,0 +1,105 @@
+import type { Logger } from 'pino';
+import type { BlobWriter } from '../blobs/types.js';
+import type { Engine, Job } from '../engine/index.js';
+import { jobErrors, PixqError } from '../errors.js';
+import { parseOptions, type Processor, type ProgressUpdate } from '../processors/index.js';
+
+/** Why a running job's signal was aborted; decides how the attempt is recorded. */
+export type AbortCause = 'cancel' | 'timeout' | 'shutdown' | 'lost';
+
+export class JobAbort extends Error {
+  constructor(readonly kind: AbortCause) {
+    super(`job aborted: ${kind}`);
+  }
+}
+
+export interface RunJobDeps {
+  engine: Engine;
+  workerId: string;
+  blobs: BlobWriter;
+  log: Logger;
+  loadInput(job: Job, signal: AbortSignal): Promise<Buffer>;
+}
+
+const PROGRESS_INTERVAL_MS = 250;
+
+/**
+ * Runs one claimed job to its recorded end. The handler races the abort signal: on cancel or timeout the
+ * outcome is recorded at once and a late result is dropped; on shutdown the job goes back to the queue.
+ */
+export async function runJob(deps: RunJobDeps, processor: Processor, job: Job, controller: AbortController) {
+  const { engine, workerId, log } = deps;
+  const signal = controller.signal;
+  const timer = setTimeout(() => controller.abort(new JobAbort('timeout')), job.timeoutMs);
+  const progress = throttledProgress(deps, job);
+  log.debug({ jobId: job.id, attempt: job.attempts }, 'job started');
+  try {
+    const outcome = await untilAborted(signal, async () => {
+      const input = processor.needsInput ? await deps.loadInput(job, signal) : undefined;
+      signal.throwIfAborted();
+      const options = parseOptions(processor, job.options);
+      return processor.run({ input, options, signal, progress: progress.report, blobs: deps.blobs, log });
+    });
+    await progress.flush();
+    const outputs = outcome.outputs.map(({ key, ...output }) => ({ blob: key, ...output }));
+    await engine.work.succeed(workerId, job, { outputs, result: outcome.result });
+    log.debug({ jobId: job.id, attempt: job.attempts }, 'job finished');
+  } catch (err) {
+    await recordFailure(deps, job, signal.aborted ? signal.reason : err);
+  } finally {
+    clearTimeout(timer);
+    progress.stop();
+  }
+}
+
+async function recordFailure(deps: RunJobDeps, job: Job, err: unknown) {
+  const { engine, workerId, log } = deps;
+  const cause = err instanceof JobAbort ? err.kind : undefined;
+  if (cause === 'lost') return log.warn({ jobId: job.id }, 'lease lost; another worker may run the job');
+  if (cause === 'shutdown') {
+    await engine.work.release(workerId, job);
+    return log.info({ jobId: job.id }, 'job returned to the queue on shutdown');
+  }
+  const error = cause === 'cancel' ? jobErrors.cancelled() : cause === 'timeout' ? jobErrors.timeout(job.timeoutMs) : err;
+  if (!(error instanceof PixqError)) log.error({ jobId: job.id, err: error }, 'job handler failed');
+  await engine.work.fail(workerId, job, error);
+  log.debug({ jobId: job.id, attempt: job.attempts, code: (error as PixqError).code }, 'job finished');
+}
+
+/** Resolves with `work`, or rejects with the abort reason as soon as `signal` aborts. */
+function untilAborted<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work().then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/** Progress at most every 250 ms per job, the latest value always written. */
+function throttledProgress(deps: RunJobDeps, job: Job) {
+  let pending: ProgressUpdate | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let writing = Promise.resolve();
+  const write = () => {
+    timer = undefined;
+    const update = pending;
+    pending = undefined;
+    if (update) writing = writing.then(() => deps.engine.work.progress(deps.workerId, job.id, update).then(() => undefined));
+    return writing;
+  };
+  return {
+    report(update: ProgressUpdate) {
+      pending = update;
+      timer ??= setTimeout(write, PROGRESS_INTERVAL_MS);
+    },
+    flush() {
+      if (timer) clearTimeout(timer);
+      return write().catch(() => undefined);
+    },
+    stop() {
+      if (timer) clearTimeout(timer);
+      pending = undefined;
+    },
+  };
+}

@@ -1,0 +1,178 @@
+import os from 'node:os';
+import type { Logger } from 'pino';
+import type { BlobWriter } from '../blobs/types.js';
+import type { Engine, Job } from '../engine/index.js';
+import { newId } from '../ids.js';
+import type { Processor } from '../processors/index.js';
+import { JobAbort, runJob, type RunJobDeps } from './run-job.js';
+
+export interface WorkerOptions {
+  engine: Engine;
+  processors: Map<string, Processor>;
+  /** Slots per job type; types without a processor are ignored. */
+  concurrency: Record<string, number>;
+  blobs: BlobWriter;
+  log: Logger;
+  loadInput: RunJobDeps['loadInput'];
+  /** Fallback poll for new work when no wake-up arrives (other processes on SQLite). */
+  pollMs: number;
+  shutdownGraceMs: number;
+}
+
+interface Running {
+  job: Job;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+const CANCEL_CHECK_MS = 500;
+const CONTENDED_RETRY_MS = 20;
+
+/**
+ * The worker runtime: keeps its slots busy with claimed jobs, renews their leases, passes on cancel
+ * requests, and on stop lets running jobs finish within a grace period before returning the rest.
+ */
+export class Worker {
+  readonly id = `${os.hostname()}-${process.pid}-${newId().slice(-6)}`;
+  private readonly slots: Record<string, number>;
+  private readonly running = new Map<string, Running>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly unsubscribe: (() => void)[] = [];
+  private readonly startedAt = Date.now();
+  private claiming = false;
+  private claimAgain = false;
+  private stopping = false;
+
+  constructor(private readonly opts: WorkerOptions) {
+    this.slots = Object.fromEntries(
+      Object.entries(opts.concurrency).filter(([type, n]) => n > 0 && opts.processors.has(type)),
+    );
+  }
+
+  private get log() {
+    return this.opts.log;
+  }
+
+  async start(): Promise<void> {
+    const { engine } = this.opts;
+    await this.report();
+    this.unsubscribe.push(
+      engine.bus.onWake((types) => types.some((t) => t in this.slots) && this.claimSoon()),
+      engine.bus.onCancel((jobId) => this.abort(jobId, 'cancel')),
+    );
+    const leaseMs = engine.options.leaseMs;
+    this.every(Math.max(250, Math.floor(leaseMs / 3)), () => this.heartbeat());
+    this.every(CANCEL_CHECK_MS, () => this.checkCancels());
+    this.every(this.opts.pollMs, () => this.claimSoon());
+    this.log.info({ workerId: this.id, slots: this.slots }, 'worker started');
+    this.claimSoon();
+  }
+
+  /** Stops claiming, waits up to the grace period for running jobs, then returns the rest to the queue. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const off of this.unsubscribe) off();
+    await this.report().catch(() => undefined);
+    const drained = await Promise.race([
+      Promise.all([...this.running.values()].map((r) => r.done)).then(() => true),
+      delay(this.opts.shutdownGraceMs).then(() => false),
+    ]);
+    if (!drained) {
+      for (const jobId of this.running.keys()) this.abort(jobId, 'shutdown');
+      await Promise.all([...this.running.values()].map((r) => r.done));
+    }
+    for (const timer of this.timers) clearInterval(timer);
+    await this.opts.engine.registry.removeWorker(this.id).catch(() => undefined);
+    this.log.info({ workerId: this.id }, 'worker stopped');
+  }
+
+  private freeSlots(): Record<string, number> {
+    const busy: Record<string, number> = {};
+    for (const { job } of this.running.values()) busy[job.type] = (busy[job.type] ?? 0) + 1;
+    return Object.fromEntries(Object.entries(this.slots).map(([t, n]) => [t, n - (busy[t] ?? 0)]));
+  }
+
+  /** Claims now, or right after the claim in flight; claims never overlap within one worker. */
+  private claimSoon() {
+    if (this.stopping) return;
+    if (this.claiming) {
+      this.claimAgain = true;
+      return;
+    }
+    this.claiming = true;
+    this.claimAgain = false;
+    this.claim()
+      .catch((err) => this.log.error({ err }, 'claim failed'))
+      .finally(() => {
+        this.claiming = false;
+        if (this.claimAgain) this.claimSoon();
+      });
+  }
+
+  private async claim() {
+    const free = this.freeSlots();
+    if (!Object.values(free).some((n) => n > 0)) return;
+    const { jobs, contended } = await this.opts.engine.work.claim(this.id, free);
+    for (const job of jobs) this.launch(job);
+    const full = jobs.length > 0 && jobs.length === this.opts.engine.options.claimBatch;
+    if (full) this.claimAgain = true;
+    else if (contended) setTimeout(() => this.claimSoon(), CONTENDED_RETRY_MS).unref();
+  }
+
+  private launch(job: Job) {
+    const controller = new AbortController();
+    const deps: RunJobDeps = { ...this.opts, workerId: this.id, log: this.log.child({ jobId: job.id }) };
+    const done = runJob(deps, this.opts.processors.get(job.type)!, job, controller)
+      .catch((err) => this.log.error({ err, jobId: job.id }, 'recording the job outcome failed'))
+      .finally(() => {
+        this.running.delete(job.id);
+        this.claimSoon();
+      });
+    this.running.set(job.id, { job, controller, done });
+  }
+
+  private abort(jobId: string, cause: JobAbort['kind']) {
+    this.running.get(jobId)?.controller.abort(new JobAbort(cause));
+  }
+
+  private async heartbeat() {
+    const ids = [...this.running.keys()];
+    const { lost, cancelRequested } = await this.opts.engine.work.heartbeat(this.id, ids);
+    for (const id of lost) this.abort(id, 'lost');
+    for (const id of cancelRequested) this.abort(id, 'cancel');
+    await this.report();
+  }
+
+  /** Cancel requests from other processes on SQLite arrive by this poll (PostgreSQL also notifies). */
+  private async checkCancels() {
+    if (this.running.size === 0) return;
+    const ids = await this.opts.engine.work.cancelRequested(this.id, [...this.running.keys()]);
+    for (const id of ids) this.abort(id, 'cancel');
+  }
+
+  private report() {
+    return this.opts.engine.registry.reportWorker({
+      id: this.id,
+      host: os.hostname(),
+      pid: process.pid,
+      startedAt: this.startedAt,
+      heartbeatAt: Date.now(),
+      running: this.running.size,
+      slots: this.slots,
+      stopping: this.stopping,
+    });
+  }
+
+  private every(ms: number, task: () => Promise<void> | void) {
+    const timer = setInterval(() => {
+      Promise.resolve(task()).catch((err) => this.log.error({ err }, 'worker task failed'));
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+}
+
+function delay(ms: number) {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
