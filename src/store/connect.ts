@@ -48,6 +48,8 @@ function openSqlite(dataDir: string): Store {
 
 async function openPostgres(url: string, poolSize: number): Promise<Store> {
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
+  // An idle connection the server drops (restart, failover) must not crash the process; the pool replaces it.
+  pool.on('error', () => undefined);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const location = url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
   return { db, dialect: 'postgres', pool, location, close: () => db.destroy() };
