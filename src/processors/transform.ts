@@ -1,0 +1,244 @@
+import sharp, { type Sharp } from 'sharp';
+import { Type, type Static } from '@sinclair/typebox';
+import type { Config } from '../config.js';
+import { PixqError, jobErrors, validationFailed } from '../errors.js';
+import { parseColour, type Colour } from './colour.js';
+import { openImage } from './image.js';
+import type { Processor, ProcessorContext, ProcessorResult } from './types.js';
+
+/** Output formats every image processor offers. */
+export const OutputFormat = Type.Union(
+  [Type.Literal('png'), Type.Literal('jpeg'), Type.Literal('webp'), Type.Literal('avif')],
+  { description: 'Output format; default: the input family (jpeg, png, webp, avif), png when the result has alpha' },
+);
+export type OutputFormatName = Static<typeof OutputFormat>;
+
+const FITS = ['cover', 'contain', 'fill', 'inside', 'outside'] as const;
+const POSITIONS: Record<string, string> = {
+  centre: 'centre',
+  center: 'centre',
+  top: 'top',
+  bottom: 'bottom',
+  left: 'left',
+  right: 'right',
+  'top-left': 'left top',
+  'top-right': 'right top',
+  'bottom-left': 'left bottom',
+  'bottom-right': 'right bottom',
+  entropy: 'entropy',
+  attention: 'attention',
+};
+const MAX_SIDE = 16_384;
+
+export const transformOptionsSchema = Type.Object(
+  {
+    resize: Type.Optional(
+      Type.Object(
+        {
+          width: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_SIDE })),
+          height: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_SIDE })),
+          fit: Type.Union(
+            FITS.map((f) => Type.Literal(f)),
+            { default: 'inside' },
+          ),
+          position: Type.Optional(Type.Union(Object.keys(POSITIONS).map((p) => Type.Literal(p)))),
+          withoutEnlargement: Type.Optional(Type.Boolean()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    format: Type.Optional(OutputFormat),
+    quality: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    background: Type.Optional(Type.String({ maxLength: 64 })),
+    rotate: Type.Optional(Type.Number({ minimum: -360, maximum: 360 })),
+    trim: Type.Optional(Type.Union([Type.Boolean(), Type.Number({ minimum: 1, maximum: 255 })])),
+  },
+  { additionalProperties: false },
+);
+export type TransformOptions = Static<typeof transformOptionsSchema>;
+
+const MIME: Record<OutputFormatName, string> = {
+  png: 'image/png',
+  jpeg: 'image/jpeg',
+  webp: 'image/webp',
+  avif: 'image/avif',
+};
+const TRANSPARENT: Colour = { r: 0, g: 0, b: 0, alpha: 0 };
+const WHITE: Colour = { r: 255, g: 255, b: 255, alpha: 1 };
+const DEFAULT_TRIM_THRESHOLD = 10;
+
+export function createTransform(config: Config): Processor<typeof transformOptionsSchema> {
+  return {
+    type: 'transform',
+    optionsSchema: transformOptionsSchema,
+    needsInput: true,
+    validate: validateTransform,
+    run: (ctx) => runTransform(ctx, config),
+  };
+}
+
+function validateTransform(options: TransformOptions): void {
+  if (options.background !== undefined) parseColour(options.background, 'options.background');
+  const resize = options.resize;
+  if (resize && resize.width === undefined && resize.height === undefined) {
+    throw validationFailed('options.resize: give width, height or both');
+  }
+  if (resize?.position && resize.fit !== 'cover' && resize.fit !== 'contain') {
+    throw validationFailed('options.resize.position: only applies when fit is cover or contain');
+  }
+  if ((resize?.position === 'entropy' || resize?.position === 'attention') && resize.fit !== 'cover') {
+    throw validationFailed(`options.resize.position: ${resize.position} only applies when fit is cover`);
+  }
+  const quarterTurn = options.rotate === undefined || options.rotate % 90 === 0;
+  if (!quarterTurn && options.background === undefined) {
+    throw validationFailed('options.rotate: an angle that is not a multiple of 90 needs options.background');
+  }
+}
+
+async function runTransform(
+  ctx: ProcessorContext<TransformOptions>,
+  config: Config,
+): Promise<ProcessorResult> {
+  throwIfAborted(ctx.signal);
+  ctx.progress({ percent: 5, stage: 'decode' });
+  const opened = await openImage(ctx.input, config.maxPixels);
+  const meta = await opened.image.metadata();
+  throwIfAborted(ctx.signal);
+  ctx.progress({ percent: 40, stage: 'transform' });
+  const encoded = await raceAbort(transformImage(opened.image, meta.format, meta.hasAlpha ?? false, ctx.options), ctx.signal);
+  throwIfAborted(ctx.signal);
+  ctx.progress({ percent: 90, stage: 'store' });
+  const ref = await ctx.blobs.put(encoded.data, encoded.contentType);
+  ctx.progress({ percent: 100, stage: 'done' });
+  return {
+    outputs: [{ ...ref, contentType: encoded.contentType, width: encoded.width, height: encoded.height }],
+    result: { width: encoded.width, height: encoded.height, format: encoded.format },
+  };
+}
+
+export interface EncodedImage {
+  data: Buffer;
+  contentType: string;
+  format: OutputFormatName;
+  width: number;
+  height: number;
+}
+
+/**
+ * Applies the transform options to an upright sRGB image. Trim runs in its own pass first because sharp orders
+ * the operations of one pipeline itself, and a trim after a resize would cut the letterbox it just added.
+ */
+export async function transformImage(
+  source: Sharp,
+  inputFormat: string | undefined,
+  inputHasAlpha: boolean,
+  options: TransformOptions,
+): Promise<EncodedImage> {
+  let image = source.clone();
+  if (options.trim !== undefined && options.trim !== false) image = await trimmed(image, options.trim);
+  const background = options.background === undefined ? undefined : parseColour(options.background);
+  const fill = background ?? TRANSPARENT;
+  if (options.rotate !== undefined && options.rotate % 360 !== 0) {
+    image = await rotated(image, options.rotate, fill);
+  }
+  if (options.resize) image = resized(image, options.resize, fill);
+  const addsTransparency =
+    fill.alpha < 1 && (options.resize?.fit === 'contain' || (options.rotate ?? 0) % 90 !== 0);
+  const flattenOnto = background && background.alpha === 1 ? background : undefined;
+  const hasAlpha = !flattenOnto && (inputHasAlpha || addsTransparency);
+  const format = options.format ?? defaultFormat(inputFormat, hasAlpha);
+  return encodeImage(image, { format, quality: options.quality, flattenOnto, hasAlpha });
+}
+
+async function trimmed(image: Sharp, trim: true | number): Promise<Sharp> {
+  const threshold = trim === true ? DEFAULT_TRIM_THRESHOLD : trim;
+  const { data, info } = await image.trim({ threshold }).raw().toBuffer({ resolveWithObject: true });
+  return sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } });
+}
+
+/** A rotation gets its own pass so that a later resize measures the rotated canvas. */
+async function rotated(image: Sharp, angle: number, fill: Colour): Promise<Sharp> {
+  const exposesCorners = angle % 90 !== 0 && fill.alpha < 1;
+  const { data, info } = await (exposesCorners ? image.ensureAlpha() : image)
+    .rotate(angle, { background: fill })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } });
+}
+
+function resized(image: Sharp, resize: NonNullable<TransformOptions['resize']>, fill: Colour): Sharp {
+  const contain = resize.fit === 'contain';
+  return (contain && fill.alpha < 1 ? image.ensureAlpha() : image).resize({
+    width: resize.width,
+    height: resize.height,
+    fit: resize.fit,
+    position: resize.position ? POSITIONS[resize.position] : undefined,
+    withoutEnlargement: resize.withoutEnlargement,
+    background: fill,
+  });
+}
+
+/** The input's own family when it has one we write, png when the result keeps alpha that jpeg cannot hold. */
+export function defaultFormat(inputFormat: string | undefined, hasAlpha: boolean): OutputFormatName {
+  const family: OutputFormatName | undefined =
+    inputFormat === 'jpeg' || inputFormat === 'jpg'
+      ? 'jpeg'
+      : inputFormat === 'webp'
+        ? 'webp'
+        : inputFormat === 'heif' || inputFormat === 'avif'
+          ? 'avif'
+          : inputFormat === 'png'
+            ? 'png'
+            : undefined;
+  if (!family) return 'png';
+  return family === 'jpeg' && hasAlpha ? 'png' : family;
+}
+
+export interface EncodeOptions {
+  format: OutputFormatName;
+  quality?: number;
+  /** Opaque colour to composite transparent pixels onto. */
+  flattenOnto?: Colour;
+  /** Whether the image may carry transparency; jpeg output then flattens onto white. */
+  hasAlpha: boolean;
+}
+
+/**
+ * Encodes in sRGB with an sRGB ICC profile and no other metadata: EXIF (GPS, camera serials) never leaves the
+ * service, and colour-managed viewers still render the colours as intended.
+ */
+export async function encodeImage(image: Sharp, opts: EncodeOptions): Promise<EncodedImage> {
+  let out = image;
+  const flatten = opts.flattenOnto ?? (opts.format === 'jpeg' && opts.hasAlpha ? WHITE : undefined);
+  if (flatten) out = out.flatten({ background: flatten });
+  out = out.toColourspace('srgb').withIccProfile('srgb');
+  const quality = opts.quality;
+  if (opts.format === 'jpeg') out = out.jpeg({ quality: quality ?? 85, mozjpeg: false });
+  else if (opts.format === 'webp') out = out.webp({ quality: quality ?? 85 });
+  else if (opts.format === 'avif') out = out.avif({ quality: quality ?? 55, effort: 2 });
+  else out = out.png({ compressionLevel: 6 });
+  const { data, info } = await out.toBuffer({ resolveWithObject: true });
+  return { data, contentType: MIME[opts.format], format: opts.format, width: info.width, height: info.height };
+}
+
+/** Throws the abort reason when it is a PixqError (timeout, cancel) so the engine records the right code. */
+export function throwIfAborted(signal: AbortSignal): void {
+  if (!signal.aborted) return;
+  throw signal.reason instanceof PixqError ? signal.reason : jobErrors.cancelled();
+}
+
+/** Rejects as soon as the signal aborts; the native work finishes in the background and its result is dropped. */
+export function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  throwIfAborted(signal);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      try {
+        throwIfAborted(signal);
+      } catch (err) {
+        reject(err);
+      }
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
