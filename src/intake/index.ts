@@ -1,0 +1,10 @@
+export { ACCEPTED_CONTENT_TYPES, sniffImage, type ImageFormat, type SniffedImage } from './sniff.js';
+export {
+  downloadImage,
+  urlFetchFailed,
+  urlNotAllowed,
+  type DownloadOptions,
+  type DownloadedImage,
+  type Resolver,
+} from './fetch-url.js';
+export { forbiddenRange, isAllowlisted, parseAllowlist, type Allowlist } from './address-policy.js';
