@@ -31,10 +31,13 @@ export interface Portrait {
 export const UPSCALE = 4;
 
 export const PORTRAITS: Portrait[] = [
-  { name: 'woman-head-shoulders', sheet: { x: 166, y: 0, width: 151, height: 157 }, face: { x: 0, y: 0, width: 0, height: 0 } },
-  { name: 'man-at-table', sheet: { x: 326, y: 0, width: 210, height: 157 }, face: { x: 0, y: 0, width: 0, height: 0 } },
-  { name: 'woman-standing-arms-crossed', sheet: { x: 641, y: 0, width: 147, height: 157 }, face: { x: 0, y: 0, width: 0, height: 0 } },
+  { name: 'woman-head-shoulders', sheet: { x: 166, y: 0, width: 151, height: 157 }, face: { x: 185, y: 120, width: 140, height: 150 } },
+  { name: 'man-at-table', sheet: { x: 326, y: 0, width: 210, height: 157 }, face: { x: 432, y: 110, width: 128, height: 125 } },
+  { name: 'woman-standing-arms-crossed', sheet: { x: 641, y: 0, width: 147, height: 157 }, face: { x: 355, y: 95, width: 78, height: 88 } },
 ];
+
+/** Three people (woman, man, woman) at a party, top-right of the sample sheet. */
+export const TRIO: Region = { x: 1129, y: 0, width: 144, height: 157 };
 
 /** Cuts one photo off the sample sheet and upscales it, as a JPEG like a phone upload. */
 export async function portraitJpeg(portrait: Portrait): Promise<Buffer> {
@@ -109,6 +112,13 @@ export function testContext<O>(input: Buffer | undefined, options: O): TestConte
     updates,
     log: pino({ level: 'silent' }),
   };
+}
+
+/** Intersection over union of two boxes. */
+export function overlap(a: Region, b: Region): number {
+  const w = Math.max(0, Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x));
+  const h = Math.max(0, Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y));
+  return (w * h) / (a.width * a.height + b.width * b.height - w * h);
 }
 
 /** True when the whole of `inner` lies inside `outer`, allowing `slack` pixels for rounding. */

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Sharp } from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import {
   BLAZEFACE_BACK_GRIDS,
   anchorCentres,
@@ -35,25 +35,48 @@ interface Letterbox {
   pixels: Buffer;
   /** How many model-input pixels one image pixel became. */
   scale: number;
+  /** Where the image's top-left corner sits in the model input. */
+  left: number;
+  top: number;
 }
 
 /**
- * Finds faces in an upright sRGB image. The image is scaled to fit 256x256 with its aspect kept (padding to the
- * right and bottom), so boxes map back with one scale factor.
+ * The network was trained on faces that fill a modest part of the frame; a close-up selfie can score below the
+ * threshold. When the full-frame pass finds nothing, the image is shown again at this fraction of the input,
+ * centred on black, which makes a close-up face look like the ones it knows.
+ */
+const ZOOM_OUT = 0.5;
+
+/**
+ * Finds faces in an upright sRGB image, largest first. The image is scaled to fit 256x256 with its aspect kept,
+ * so boxes map back with one scale factor and an offset.
  */
 export async function detectFaces(image: Sharp, width: number, height: number, opts: DetectOptions = {}): Promise<Face[]> {
   const model = await loadBlazeface();
-  const letterbox = await toLetterbox(image, width, height);
+  const minScore = opts.minScore ?? DEFAULT_MIN_SCORE;
+  const faces = await detectAtZoom(model, image, width, height, 1, minScore);
+  if (faces.length > 0) return faces;
+  return detectAtZoom(model, image, width, height, ZOOM_OUT, minScore);
+}
+
+async function detectAtZoom(
+  model: Awaited<ReturnType<typeof loadBlazeface>>,
+  image: Sharp,
+  width: number,
+  height: number,
+  zoom: number,
+  minScore: number,
+): Promise<Face[]> {
+  const letterbox = await toLetterbox(image, width, height, zoom);
   const outputs = runModel(model, letterbox.pixels);
   try {
     const [scores16, boxes16, scores8, boxes8] = await Promise.all(outputs.map((t) => t.data() as Promise<Float32Array>));
-    const minScore = opts.minScore ?? DEFAULT_MIN_SCORE;
     const candidates = [
       ...decodeHead(HEADS[0], scores16, boxes16, INPUT_SIZE, minScore),
       ...decodeHead(HEADS[1], scores8, boxes8, INPUT_SIZE, minScore),
     ];
     return mergeOverlapping(candidates)
-      .map((d) => toImagePixels(d, letterbox.scale, width, height))
+      .map((d) => toImagePixels(d, letterbox, width, height))
       .filter((face) => face.box.width >= 4 && face.box.height >= 4)
       .sort((a, b) => b.box.width * b.box.height - a.box.width * a.box.height);
   } finally {
@@ -61,20 +84,25 @@ export async function detectFaces(image: Sharp, width: number, height: number, o
   }
 }
 
-async function toLetterbox(image: Sharp, width: number, height: number): Promise<Letterbox> {
-  const scale = INPUT_SIZE / Math.max(width, height);
+async function toLetterbox(image: Sharp, width: number, height: number, zoom: number): Promise<Letterbox> {
+  const scale = (INPUT_SIZE * zoom) / Math.max(width, height);
   const w = Math.max(1, Math.round(width * scale));
   const h = Math.max(1, Math.round(height * scale));
-  const pixels = await image
+  const left = Math.floor((INPUT_SIZE - w) / 2);
+  const top = Math.floor((INPUT_SIZE - h) / 2);
+  const resized = await image
     .clone()
     // A cut-out (alpha) image is judged as it will be shown on a plain backdrop, not on its hidden colours.
     .flatten({ background: '#ffffff' })
     .resize(w, h, { fit: 'fill' })
-    .extend({ right: INPUT_SIZE - w, bottom: INPUT_SIZE - h, background: '#000000' })
     .removeAlpha()
     .raw()
     .toBuffer();
-  return { pixels, scale };
+  const pixels = sharp(resized, { raw: { width: w, height: h, channels: 3 } })
+    .extend({ left, top, right: INPUT_SIZE - w - left, bottom: INPUT_SIZE - h - top, background: '#000000' })
+    .raw()
+    .toBuffer();
+  return { pixels: await pixels, scale, left, top };
 }
 
 /** Returns score and box tensors for the 16x16 head, then the 8x8 head. */
@@ -92,12 +120,13 @@ function runModel(model: Awaited<ReturnType<typeof loadBlazeface>>, pixels: Buff
   });
 }
 
-function toImagePixels(d: Detection, scale: number, width: number, height: number): Face {
-  const px = (v: number) => (v * INPUT_SIZE) / scale;
+function toImagePixels(d: Detection, letterbox: Letterbox, width: number, height: number): Face {
+  const px = (v: number) => (v * INPUT_SIZE - letterbox.left) / letterbox.scale;
+  const py = (v: number) => (v * INPUT_SIZE - letterbox.top) / letterbox.scale;
   const left = clamp(px(d.x), 0, width);
-  const top = clamp(px(d.y), 0, height);
+  const top = clamp(py(d.y), 0, height);
   const right = clamp(px(d.x + d.width), 0, width);
-  const bottom = clamp(px(d.y + d.height), 0, height);
+  const bottom = clamp(py(d.y + d.height), 0, height);
   return {
     box: {
       x: Math.round(left),
@@ -106,7 +135,7 @@ function toImagePixels(d: Detection, scale: number, width: number, height: numbe
       height: Math.round(bottom) - Math.round(top),
     },
     score: Math.round(d.score * 1000) / 1000,
-    keypoints: d.keypoints.map((p) => ({ x: Math.round(px(p.x)), y: Math.round(px(p.y)) })),
+    keypoints: d.keypoints.map((p) => ({ x: Math.round(px(p.x)), y: Math.round(py(p.y)) })),
   };
 }
 
