@@ -168,7 +168,7 @@ export class Worker {
     const timer = setInterval(() => {
       Promise.resolve(task()).catch((err) => this.log.error({ err }, 'worker task failed'));
     }, ms);
-    timer.unref();
+    // Referenced on purpose: a running worker is what keeps a `pixq worker` process alive.
     this.timers.push(timer);
   }
 }

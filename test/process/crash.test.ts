@@ -1,0 +1,89 @@
+import { expect, it } from 'vitest';
+import { openEngine } from '../../src/engine/index.js';
+import { describeEachStore, dropDatabase } from '../support/stores.js';
+import { DEFAULT_OPTIONS } from '../support/engine.js';
+import { spawnPixq, stopAll, waitUntil, workerReady, type PixqProcess } from '../support/processes.js';
+
+const JOBS = 2000;
+
+interface Interval {
+  pid: number;
+  start: number;
+  end: number;
+}
+
+/** Per job, when each worker process ran it: from its `job started` to its `job finished` log line. */
+function runIntervals(processes: PixqProcess[], killed: { pid: number; at: number }) {
+  const byJob = new Map<string, Interval[]>();
+  for (const p of processes) {
+    const open = new Map<string, number>();
+    for (const line of p.logs) {
+      const jobId = line.jobId as string | undefined;
+      if (!jobId) continue;
+      if (line.msg === 'job started') open.set(jobId, line.time as number);
+      if (line.msg === 'job finished' && open.has(jobId)) {
+        push(byJob, jobId, { pid: p.pid, start: open.get(jobId)!, end: line.time as number });
+        open.delete(jobId);
+      }
+    }
+    // A job the killed worker never finished ran on it until the kill.
+    for (const [jobId, start] of open) if (p.pid === killed.pid) push(byJob, jobId, { pid: p.pid, start, end: killed.at });
+  }
+  return byJob;
+}
+
+function push(map: Map<string, Interval[]>, key: string, value: Interval) {
+  map.set(key, [...(map.get(key) ?? []), value]);
+}
+
+describeEachStore('crash: SIGKILL a worker mid-run', (target) => {
+  it(`all ${JOBS} jobs succeed and no job runs on two live workers at once`, { timeout: 180_000 }, async () => {
+    const location = await target.fresh();
+    const engine = await openEngine(location, DEFAULT_OPTIONS);
+    const env = {
+      PIXQ_DATA_DIR: location.dataDir,
+      DATABASE_URL: location.databaseUrl,
+      PIXQ_ENABLE_NOOP: '1',
+      PIXQ_WORKER_CONCURRENCY: 'noop=4',
+      PIXQ_LEASE_MS: '3000',
+      PIXQ_POLL_MS: '100',
+      PIXQ_LOG_LEVEL: 'debug',
+    };
+    const workers = [0, 1, 2].map(() => spawnPixq(['worker'], env));
+    try {
+      await Promise.all(workers.map((w) => workerReady(w)));
+      const vendor = await engine.vendors.create('bulk');
+      await engine.jobs.enqueue(vendor.id, Array.from({ length: JOBS }, () => ({ type: 'noop', options: { ms: 15 } })));
+      const succeeded = async () => (await engine.stats(3_600_000)).totals.succeeded ?? 0;
+      await waitUntil(async () => (await succeeded()) >= JOBS / 4, 60_000, 'a quarter of the jobs');
+
+      const victim = workers[0];
+      victim.child.kill('SIGKILL');
+      const killed = { pid: victim.pid, at: Date.now() };
+      await victim.exited;
+      workers.push(spawnPixq(['worker'], env));
+
+      await waitUntil(async () => (await succeeded()) === JOBS, 120_000, 'every job to succeed');
+      const totals = (await engine.stats(3_600_000)).totals;
+      expect(totals).toEqual({ succeeded: JOBS });
+
+      const intervals = runIntervals(workers, killed);
+      const interrupted = [...intervals.values()].filter((runs) => runs.some((r) => r.pid === killed.pid && r.end === killed.at));
+      expect(interrupted.length).toBeGreaterThan(0); // the kill really hit running jobs
+      for (const runs of interrupted) expect(runs.length).toBeGreaterThanOrEqual(2); // and they ran again elsewhere
+      for (const [jobId, runs] of intervals) {
+        for (const a of runs) {
+          for (const b of runs) {
+            if (a !== b && a.pid !== b.pid) {
+              expect(a.end <= b.start || b.end <= a.start, `job ${jobId} ran on ${a.pid} and ${b.pid} at once`).toBe(true);
+            }
+          }
+        }
+      }
+    } finally {
+      await stopAll(workers);
+      await engine.close();
+      await dropDatabase(location.databaseUrl);
+    }
+  });
+});

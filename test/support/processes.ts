@@ -1,0 +1,56 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import readline from 'node:readline';
+
+const CLI = path.resolve(import.meta.dirname, 'pixq-cli.ts');
+
+export interface PixqProcess {
+  child: ChildProcess;
+  pid: number;
+  /** Parsed JSON log lines so far. */
+  logs: Record<string, unknown>[];
+  exited: Promise<number | null>;
+}
+
+/** Starts `pixq <args>` from source as a real child process, collecting its JSON log lines. */
+export function spawnPixq(args: string[], env: Record<string, string | undefined>): PixqProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+    try {
+      logs.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      logs.push({ msg: line });
+    }
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      if (code) console.error(`pixq ${args.join(' ')} exited ${code}: ${stderr}`);
+      resolve(code);
+    }),
+  );
+  return { child, pid: child.pid!, logs, exited };
+}
+
+export async function waitUntil(condition: () => Promise<boolean> | boolean, timeoutMs: number, what: string) {
+  const start = Date.now();
+  while (!(await condition())) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Waits for a worker process to log that it started. */
+export function workerReady(p: PixqProcess, timeoutMs = 30_000) {
+  return waitUntil(() => p.logs.some((l) => l.msg === 'worker started'), timeoutMs, `worker ${p.pid} to start`);
+}
+
+export async function stopAll(processes: PixqProcess[]) {
+  for (const p of processes) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
+  await Promise.all(processes.map((p) => p.exited));
+}
