@@ -1,5 +1,4 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
@@ -94,8 +93,11 @@ export class FsBlobStore implements BlobStore {
     let tmp: string | undefined;
     try {
       tmp = await this.newTempPath();
+      // Opened before the pipeline starts so the file exists by the time any failure unlinks it; a lazily
+      // opening write stream could create it after the cleanup ran.
+      const handle = await open(tmp, 'wx', 0o644);
       const limiter = new HashingLimiter(opts.maxBytes);
-      await pipeline(source, limiter, createWriteStream(tmp, { flags: 'wx', mode: 0o644, flush: true }));
+      await pipeline(source, limiter, handle.createWriteStream({ flush: true }));
       const key = limiter.hash.digest('hex');
       await this.commit(tmp, key);
       return { key, bytes: limiter.bytes };

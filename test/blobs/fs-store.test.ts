@@ -107,6 +107,14 @@ describe('FsBlobStore', () => {
     expect(await listFiles()).toEqual([]);
   });
 
+  it('a source that fails before any byte arrives leaves no file behind either', async () => {
+    const source = new Readable({ read() {} });
+    const pending = store.putStream(source, { maxBytes: 1000 });
+    source.destroy(new Error('reset before the first byte'));
+    await expect(pending).rejects.toThrow('reset before the first byte');
+    expect(await listFiles()).toEqual([]);
+  });
+
   it('delete removes a blob and is idempotent', async () => {
     const ref = await store.put(randomBytes(10), 'image/png');
     await store.delete(ref.key);

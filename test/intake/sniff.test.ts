@@ -9,7 +9,7 @@ const HEIGHT = 30;
 const MAX_PIXELS = 1_000_000;
 
 function noise(width = WIDTH, height = HEIGHT) {
-  return sharp({ create: { width, height, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 40 } } });
+  return sharp({ create: { width, height, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 40 } } });
 }
 
 async function rejection(promise: Promise<unknown>): Promise<PixqError> {
