@@ -37,7 +37,8 @@ export interface Config {
   trustProxy: boolean;
   signingSecret: string | undefined;
   signedUrlTtlMs: number;
-  rateLimits: { image: RateLimit; removeBackground: RateLimit; bulk: RateLimit; anonymous: RateLimit };
+  rateLimits: { requests: RateLimit; image: RateLimit; removeBackground: RateLimit; bulk: RateLimit; anonymous: RateLimit };
+  sseHeartbeatMs: number;
   modelsDir: string;
   onnxProvider: string;
   onnxThreads: number;
@@ -170,11 +171,13 @@ export function loadConfig(env: Env = process.env): Config {
     signingSecret,
     signedUrlTtlMs: integer(env, 'PIXQ_SIGNED_URL_TTL_S', 900, 1) * 1000,
     rateLimits: {
+      requests: rate(env, 'PIXQ_RATE_REQUESTS', '1000/1m'),
       image: rate(env, 'PIXQ_RATE_IMAGE', '50/15m'),
       removeBackground: rate(env, 'PIXQ_RATE_REMOVE_BACKGROUND', '30/1h'),
       bulk: rate(env, 'PIXQ_RATE_BULK', '10/1h'),
       anonymous: rate(env, 'PIXQ_RATE_ANONYMOUS', '100/15m'),
     },
+    sseHeartbeatMs: integer(env, 'PIXQ_SSE_HEARTBEAT_MS', 15_000, 100),
     modelsDir: path.resolve(read(env, 'PIXQ_MODELS_DIR') ?? path.join(dataDir, 'models')),
     onnxProvider: read(env, 'PIXQ_ONNX_PROVIDER') ?? 'cpu',
     onnxThreads: integer(env, 'PIXQ_ONNX_THREADS', Math.max(1, os.availableParallelism()), 1, 256),

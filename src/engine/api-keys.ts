@@ -2,6 +2,8 @@ import crypto from 'node:crypto';
 import { notFound } from '../errors.js';
 import { newId } from '../ids.js';
 import type { EngineContext } from './context.js';
+import { toVendor } from './rows.js';
+import type { Vendor } from './types.js';
 
 export interface ApiKeyInfo {
   id: string;
@@ -41,14 +43,16 @@ export class ApiKeyService {
     return { key, ...toInfo(row) };
   }
 
-  /** The vendor id a key belongs to, or undefined for an unknown or revoked key. */
-  async authenticate(key: string): Promise<string | undefined> {
+  /** The vendor a key belongs to, or undefined for an unknown or revoked key. */
+  async authenticate(key: string): Promise<Vendor | undefined> {
     const row = await this.ctx.store.db
-      .selectFrom('api_keys')
-      .select(['vendor_id', 'revoked_at'])
-      .where('key_hash', '=', hashKey(key))
+      .selectFrom('api_keys as k')
+      .innerJoin('vendors as v', 'v.id', 'k.vendor_id')
+      .selectAll('v')
+      .where('k.key_hash', '=', hashKey(key))
+      .where('k.revoked_at', 'is', null)
       .executeTakeFirst();
-    return row && row.revoked_at === null ? row.vendor_id : undefined;
+    return row && toVendor(row);
   }
 
   async revoke(vendorId: string, keyId: string): Promise<ApiKeyInfo> {

@@ -9,6 +9,7 @@ import { EngineContext, type EngineOptions } from './context.js';
 import { createLocalEventBus, createPostgresEventBus, type EventBus } from './event-bus.js';
 import { JobService } from './jobs.js';
 import { MaintenanceService } from './maintenance.js';
+import { RateLimitService } from './rate-limits.js';
 import { RegistryService } from './registry.js';
 import { collectStats, type Stats } from './stats.js';
 import { VendorService } from './vendors.js';
@@ -22,6 +23,7 @@ export type { VendorSettings } from './vendors.js';
 export type { WorkerHealth, JobTypeStatus } from './registry.js';
 export type { Stats, Percentiles } from './stats.js';
 export type { ApiKeyInfo } from './api-keys.js';
+export type { RateLimitRule, RateLimitOutcome } from './rate-limits.js';
 export { backoffDelay } from './backoff.js';
 
 export class Engine {
@@ -31,6 +33,7 @@ export class Engine {
   readonly maintenance: MaintenanceService;
   readonly registry: RegistryService;
   readonly apiKeys: ApiKeyService;
+  readonly rateLimits: RateLimitService;
 
   private readonly ctx: EngineContext;
 
@@ -46,6 +49,7 @@ export class Engine {
     this.maintenance = new MaintenanceService(this.ctx);
     this.registry = new RegistryService(this.ctx);
     this.apiKeys = new ApiKeyService(this.ctx);
+    this.rateLimits = new RateLimitService(this.ctx);
   }
 
   get options(): EngineOptions {

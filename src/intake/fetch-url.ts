@@ -54,7 +54,7 @@ export function urlFetchFailed(
   });
 }
 
-const defaultResolver: Resolver = (hostname) => dnsLookup(hostname, { all: true });
+export const defaultResolver: Resolver = (hostname) => dnsLookup(hostname, { all: true });
 
 /**
  * Downloads an image URL for intake, defending against SSRF:
@@ -114,7 +114,7 @@ async function followRedirects(
   }
 }
 
-function parseUrl(raw: string | URL, base?: URL): URL {
+export function parseUrl(raw: string | URL, base?: URL): URL {
   let url: URL;
   try {
     url = new URL(raw, base);
@@ -131,7 +131,7 @@ function parseUrl(raw: string | URL, base?: URL): URL {
 }
 
 /** IP literals skip DNS, so the socket's lookup never sees them: they are checked here instead. */
-function assertLiteralAllowed(url: URL, allowlist: Allowlist): void {
+export function assertLiteralAllowed(url: URL, allowlist: Allowlist): void {
   if (!parseIp(url.hostname) || isAllowlisted(url.hostname, allowlist)) return;
   const range = forbiddenRange(url.hostname);
   if (range) throw urlNotAllowed(`${url.hostname} is a ${range} address`, { host: url.hostname, range });
@@ -206,7 +206,7 @@ function familyOf(options: LookupOptions): 4 | 6 | undefined {
   return undefined;
 }
 
-async function checkedAddresses(hostname: string, allowlist: Allowlist, resolve: Resolver): Promise<LookupAddress[]> {
+export async function checkedAddresses(hostname: string, allowlist: Allowlist, resolve: Resolver): Promise<LookupAddress[]> {
   let addresses: LookupAddress[];
   try {
     addresses = await resolve(hostname);
@@ -254,4 +254,19 @@ function normalizeError(
   }
   const message = err instanceof Error ? err.message : String(err);
   return urlFetchFailed('network', `download failed: ${message}`, { retryable: true, cause: err });
+}
+
+/**
+ * The same checks as a download, without downloading: for refusing an unreachable or internal URL when a job
+ * is submitted. The worker checks again on download, since DNS may answer differently by then.
+ */
+export async function checkUrlTarget(
+  rawUrl: string,
+  opts: { allowlist: readonly string[]; resolve?: Resolver },
+): Promise<URL> {
+  const allowlist = parseAllowlist(opts.allowlist);
+  const url = parseUrl(rawUrl);
+  assertLiteralAllowed(url, allowlist);
+  if (!parseIp(url.hostname)) await checkedAddresses(url.hostname, allowlist, opts.resolve ?? defaultResolver);
+  return url;
 }

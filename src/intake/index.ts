@@ -1,6 +1,7 @@
 export { ACCEPTED_CONTENT_TYPES, sniffImage, type ImageFormat, type SniffedImage } from './sniff.js';
 export {
   downloadImage,
+  checkUrlTarget,
   urlFetchFailed,
   urlNotAllowed,
   type DownloadOptions,
