@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { PixqError } from '../../src/errors.js';
 import { createFaceCrop } from '../../src/processors/face-crop.js';
@@ -149,7 +149,9 @@ describe('ID photo pipeline', () => {
     const { createRemoveBackground } = (await import(REMOVE_BACKGROUND_MODULE)) as {
       createRemoveBackground: (c: typeof config) => Processor;
     };
-    const idPipeline = registry([createRemoveBackground(config)]);
+    const removeBackground = createRemoveBackground(config) as Processor & { close?: () => Promise<void> };
+    onTestFinished(() => removeBackground.close?.());
+    const idPipeline = registry([removeBackground]);
     const ctx = testContext(
       await portraitJpeg(PORTRAITS[0]),
       parseOptions(idPipeline, {
