@@ -3,7 +3,7 @@ import type { Config } from './config.js';
 import { engineOptions, openEngine, type Engine } from './engine/index.js';
 import { createLogger, type Logger } from './log.js';
 import { createProcessors, type Processor } from './processors/index.js';
-import { blobInputLoader, startMaintainer, Worker } from './worker/index.js';
+import { inputLoader, startMaintainer, Worker } from './worker/index.js';
 
 /** The parts every pixq process is made of, wired from one validated config (the composition root). */
 export interface Services {
@@ -31,7 +31,7 @@ export async function startWorker(services: Services): Promise<() => Promise<voi
     concurrency: config.workerConcurrency,
     blobs,
     log: log.child({ component: 'worker' }),
-    loadInput: blobInputLoader(blobs),
+    loadInput: inputLoader(blobs, config),
     pollMs: config.pollMs,
     shutdownGraceMs: config.shutdownGraceMs,
   });

@@ -10,6 +10,7 @@ import { createLocalEventBus, createPostgresEventBus, type EventBus } from './ev
 import { JobService } from './jobs.js';
 import { MaintenanceService } from './maintenance.js';
 import { RateLimitService } from './rate-limits.js';
+import { UploadService } from './uploads.js';
 import { RegistryService } from './registry.js';
 import { collectStats, type Stats } from './stats.js';
 import { VendorService } from './vendors.js';
@@ -24,6 +25,7 @@ export type { WorkerHealth, JobTypeStatus } from './registry.js';
 export type { Stats, Percentiles } from './stats.js';
 export type { ApiKeyInfo } from './api-keys.js';
 export type { RateLimitRule, RateLimitOutcome } from './rate-limits.js';
+export type { Upload } from './uploads.js';
 export { backoffDelay } from './backoff.js';
 
 export class Engine {
@@ -34,6 +36,7 @@ export class Engine {
   readonly registry: RegistryService;
   readonly apiKeys: ApiKeyService;
   readonly rateLimits: RateLimitService;
+  readonly uploads: UploadService;
 
   private readonly ctx: EngineContext;
 
@@ -50,6 +53,7 @@ export class Engine {
     this.registry = new RegistryService(this.ctx);
     this.apiKeys = new ApiKeyService(this.ctx);
     this.rateLimits = new RateLimitService(this.ctx);
+    this.uploads = new UploadService(this.ctx);
   }
 
   get options(): EngineOptions {

@@ -1,3 +1,3 @@
 export { Worker, type WorkerOptions } from './worker.js';
 export { startMaintainer } from './maintainer.js';
-export { blobInputLoader } from './load-input.js';
+export { inputLoader } from './load-input.js';

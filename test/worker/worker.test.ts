@@ -4,7 +4,8 @@ import { FsBlobStore } from '../../src/blobs/index.js';
 import type { Engine } from '../../src/engine/index.js';
 import { noop } from '../../src/processors/noop.js';
 import type { Processor } from '../../src/processors/index.js';
-import { blobInputLoader, Worker } from '../../src/worker/index.js';
+import { inputLoader, Worker } from '../../src/worker/index.js';
+import { loadConfig } from '../../src/config.js';
 import { describeEachStore } from '../support/stores.js';
 import { useEngine } from '../support/engine.js';
 
@@ -16,7 +17,7 @@ function startWorker(engine: Engine, dataDir: string, opts: { slots?: number; gr
     concurrency: { noop: opts.slots ?? 4 },
     blobs,
     log: pino({ level: 'silent' }),
-    loadInput: blobInputLoader(blobs),
+    loadInput: inputLoader(blobs, loadConfig({})),
     pollMs: 50,
     shutdownGraceMs: opts.graceMs ?? 5000,
   });

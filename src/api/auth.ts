@@ -1,0 +1,72 @@
+import crypto from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Engine, Vendor } from '../engine/index.js';
+import { PixqError } from '../errors.js';
+
+/** Who is calling: a vendor (by its API key), the operator (admin key), or nobody. */
+export type Caller = { kind: 'vendor'; vendor: Vendor } | { kind: 'admin' } | { kind: 'anonymous' };
+
+/** What a route requires; `any` means a vendor or the admin. */
+export type Access = 'public' | 'vendor' | 'admin' | 'any';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    access?: Access;
+  }
+  interface FastifyRequest {
+    caller: Caller;
+  }
+}
+
+export const unauthorized = () =>
+  new PixqError('unauthorized', 'a valid API key is required (Authorization: Bearer <key> or X-API-Key)', { status: 401 });
+
+function presentedKey(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (typeof header === 'string' && /^bearer\s+/i.test(header)) return header.replace(/^bearer\s+/i, '').trim();
+  const apiKey = request.headers['x-api-key'];
+  return typeof apiKey === 'string' ? apiKey.trim() : undefined;
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const hash = (s: string) => crypto.createHash('sha256').update(s).digest();
+  return crypto.timingSafeEqual(hash(a), hash(b));
+}
+
+/** Resolves the caller of every request from its key (unknown and revoked keys count as anonymous). */
+export function registerCallerResolution(app: FastifyInstance, engine: Engine, adminKey: string | undefined) {
+  app.decorateRequest('caller', { getter: () => ({ kind: 'anonymous' }) as Caller });
+  app.addHook('onRequest', async (request) => {
+    const caller = await identify(engine, adminKey, presentedKey(request));
+    Object.defineProperty(request, 'caller', { value: caller, enumerable: true });
+  });
+}
+
+/** Enforces each route's `access`: no valid key is 401; the wrong kind of key is 403. */
+export function registerAccessControl(app: FastifyInstance) {
+  app.addHook('onRequest', async (request) => {
+    const access = request.routeOptions.config.access ?? 'public';
+    const caller = request.caller;
+    if (access === 'public') return;
+    if (caller.kind === 'anonymous') throw unauthorized();
+    if (access === 'admin' && caller.kind !== 'admin') {
+      throw new PixqError('forbidden', 'this route needs the admin key', { status: 403 });
+    }
+    if (access === 'vendor' && caller.kind !== 'vendor') {
+      throw new PixqError('forbidden', 'this route needs a vendor API key', { status: 403 });
+    }
+  });
+}
+
+async function identify(engine: Engine, adminKey: string | undefined, key: string | undefined): Promise<Caller> {
+  if (!key || key.length > 200) return { kind: 'anonymous' };
+  if (adminKey && sameSecret(key, adminKey)) return { kind: 'admin' };
+  const vendor = await engine.apiKeys.authenticate(key);
+  return vendor ? { kind: 'vendor', vendor } : { kind: 'anonymous' };
+}
+
+/** The calling vendor; routes with access `vendor` always have one. */
+export function vendorOf(request: FastifyRequest): Vendor {
+  if (request.caller.kind !== 'vendor') throw unauthorized();
+  return request.caller.vendor;
+}

@@ -1,0 +1,9 @@
+import type { IntakeDeps } from './intake.js';
+import type { RateLimiter } from './rate-limit.js';
+import type { Signer } from './views.js';
+
+/** What the route plugins share. */
+export interface ApiDeps extends IntakeDeps {
+  limiter: RateLimiter;
+  signer: Signer;
+}

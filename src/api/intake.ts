@@ -1,0 +1,91 @@
+import type { MultipartFile } from '@fastify/multipart';
+import type { BlobStore } from '../blobs/types.js';
+import type { Config } from '../config.js';
+import type { Engine, JobSpec, Upload } from '../engine/index.js';
+import { PixqError, validationFailed } from '../errors.js';
+import { checkUrlTarget, sniffImage } from '../intake/index.js';
+import { parseOptions, type Processor } from '../processors/index.js';
+import type { JobSubmission } from './schemas.js';
+
+export interface IntakeDeps {
+  engine: Engine;
+  blobs: BlobStore;
+  processors: Map<string, Processor>;
+  config: Config;
+}
+
+/**
+ * Stores one uploaded file as the vendor's upload: streamed to the blob store under the size limit, then
+ * checked by its bytes (type, pixel count, truncation). A refused file leaves nothing behind.
+ */
+export async function storeUpload(deps: IntakeDeps, vendorId: string, file: MultipartFile): Promise<Upload> {
+  const ref = await deps.blobs.putStream(file.file, { maxBytes: deps.config.maxUploadBytes });
+  try {
+    if (file.file.truncated) throw new PixqError('payload_too_large', `file exceeds ${deps.config.maxUploadBytes} bytes`, { status: 413 });
+    const image = await sniffImage(await deps.blobs.get(ref.key), deps.config.maxPixels);
+    return await deps.engine.uploads.create(vendorId, {
+      blob: ref.key,
+      contentType: image.contentType,
+      bytes: ref.bytes,
+      width: image.width,
+      height: image.height,
+    });
+  } catch (err) {
+    // Bytes that are not an acceptable image cannot be shared with any stored upload, so deleting is safe.
+    await deps.blobs.delete(ref.key);
+    throw err;
+  }
+}
+
+export function processorFor(deps: IntakeDeps, type: string): Processor {
+  const processor = deps.processors.get(type);
+  if (!processor) {
+    throw new PixqError('unknown_job_type', `unknown job type "${type}"; known types: ${[...deps.processors.keys()].join(', ')}`, {
+      status: 400,
+    });
+  }
+  return processor;
+}
+
+const MAX_METADATA_BYTES = 8192;
+
+/** Turns a validated submission into a job spec: known type, valid options, an input the vendor may use. */
+export async function toJobSpec(deps: IntakeDeps, vendorId: string, body: JobSubmission, idempotencyKey?: string): Promise<JobSpec> {
+  const processor = processorFor(deps, body.type);
+  const options = parseOptions(processor, body.options ?? {}) as Record<string, unknown>;
+  if (body.metadata && JSON.stringify(body.metadata).length > MAX_METADATA_BYTES) {
+    throw validationFailed(`metadata must be at most ${MAX_METADATA_BYTES} bytes of JSON`);
+  }
+  return {
+    type: body.type,
+    options,
+    ...(await resolveInput(deps, vendorId, processor, body.input)),
+    priority: body.priority,
+    maxAttempts: body.maxAttempts,
+    timeoutMs: body.timeoutMs,
+    metadata: body.metadata,
+    idempotencyKey,
+  };
+}
+
+async function resolveInput(deps: IntakeDeps, vendorId: string, processor: Processor, input: JobSubmission['input']) {
+  if (!processor.needsInput) {
+    if (input) throw validationFailed(`job type ${processor.type} takes no input`);
+    return {};
+  }
+  if (!input) throw validationFailed(`job type ${processor.type} needs an input: {"url": ...}, {"uploadId": ...} or a multipart "image" file`);
+  if ('url' in input) {
+    const url = await checkUrlTarget(input.url, { allowlist: deps.config.urlAllowlist });
+    return { inputUrl: url.href };
+  }
+  const upload = await deps.engine.uploads.get(input.uploadId, vendorId);
+  return { inputBlob: upload.blob };
+}
+
+/** How many background removals a job spends: one, or one per such step of a pipeline. */
+export function removeBackgroundCost(spec: { type: string; options?: Record<string, unknown> }): number {
+  if (spec.type === 'remove-background') return 1;
+  if (spec.type !== 'pipeline') return 0;
+  const steps = (spec.options?.steps ?? []) as { type?: string }[];
+  return steps.filter((s) => s.type === 'remove-background').length;
+}

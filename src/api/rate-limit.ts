@@ -1,0 +1,82 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Config, RateLimit } from '../config.js';
+import type { Engine, RateLimitOutcome } from '../engine/index.js';
+import { PixqError } from '../errors.js';
+
+/** The budgets a request can spend. `requests` is every vendor request; the others follow the old system. */
+export type Budget = 'requests' | 'image' | 'removeBackground' | 'bulk' | 'anonymous';
+
+const POLICY_NAMES: Record<Budget, string> = {
+  requests: 'requests',
+  image: 'image',
+  removeBackground: 'remove-background',
+  bulk: 'bulk',
+  anonymous: 'anonymous',
+};
+
+/** Health probes stay outside the anonymous budget so an orchestrator's checks never get 429. */
+const UNMETERED = new Set(['/healthz', '/readyz']);
+
+/**
+ * Per-vendor and per-address rate limits, counted in the store so several API processes share them.
+ * Every answer carries the IETF `RateLimit-Policy` and `RateLimit` fields for the budgets it touched;
+ * a refusal is 429 `rate_limited` with `Retry-After`.
+ */
+export class RateLimiter {
+  constructor(
+    private readonly engine: Engine,
+    private readonly defaults: Config['rateLimits'],
+  ) {}
+
+  register(app: FastifyInstance) {
+    // Runs before access control, so failed key guesses spend the anonymous budget too.
+    app.addHook('onRequest', async (request, reply) => {
+      if (UNMETERED.has(request.routeOptions.url ?? '')) return;
+      const caller = request.caller;
+      if (caller.kind === 'vendor') await this.charge(request, reply, [['requests', 1]]);
+      if (caller.kind === 'anonymous') await this.charge(request, reply, [['anonymous', 1]]);
+    });
+  }
+
+  /** Spends `cost` from each budget, all or none; throws 429 when any is exhausted. */
+  async charge(request: FastifyRequest, reply: FastifyReply, charges: [Budget, number][]) {
+    const subject = request.caller.kind === 'vendor' ? `vendor:${request.caller.vendor.id}` : `ip:${request.ip}`;
+    const outcomes: RateLimitOutcome[] = [];
+    for (const [budget, cost] of charges) {
+      if (cost <= 0) continue;
+      const outcome = await this.engine.rateLimits.consume(subject, { name: POLICY_NAMES[budget], ...this.rule(request, budget) }, cost);
+      outcomes.push(outcome);
+      if (!outcome.allowed) break;
+    }
+    const refused = outcomes.find((o) => !o.allowed);
+    if (refused) for (const o of outcomes) await this.engine.rateLimits.refund(o);
+    addHeaders(reply, outcomes);
+    if (refused) {
+      const retryAfter = Math.max(1, Math.ceil(refused.resetMs / 1000));
+      reply.header('retry-after', String(retryAfter));
+      throw new PixqError(
+        'rate_limited',
+        `the ${refused.rule.name} budget of ${refused.rule.limit} per ${refused.rule.windowMs / 1000} s is spent; retry in ${retryAfter} s`,
+        { status: 429, details: { policy: refused.rule.name, limit: refused.rule.limit, retryAfterSeconds: retryAfter } },
+      );
+    }
+  }
+
+  private rule(request: FastifyRequest, budget: Budget): RateLimit {
+    const own = request.caller.kind === 'vendor' ? request.caller.vendor.rateLimits?.[budget] : undefined;
+    return own ?? this.defaults[budget];
+  }
+}
+
+function addHeaders(reply: FastifyReply, outcomes: RateLimitOutcome[]) {
+  const policies = outcomes.map((o) => `"${o.rule.name}";q=${o.rule.limit};w=${Math.round(o.rule.windowMs / 1000)}`);
+  const states = outcomes.map((o) => `"${o.rule.name}";r=${o.remaining};t=${Math.ceil(o.resetMs / 1000)}`);
+  appendHeader(reply, 'ratelimit-policy', policies);
+  appendHeader(reply, 'ratelimit', states);
+}
+
+function appendHeader(reply: FastifyReply, name: string, items: string[]) {
+  if (items.length === 0) return;
+  const existing = reply.getHeader(name);
+  reply.header(name, [existing, ...items].filter(Boolean).join(', '));
+}

@@ -1,0 +1,71 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { ApiKeyView, IdParams, JobTypeSettingsBody, Problem, VendorCreateBody, VendorSettingsBody, VendorView } from '../schemas.js';
+import { apiKeyView, vendorView } from '../views.js';
+import type { ApiDeps } from '../deps.js';
+
+const problems = { 400: Problem, 401: Problem, 403: Problem, 404: Problem };
+const TypeParams = Type.Object({ type: Type.String({ minLength: 1, maxLength: 64 }) });
+const KeyParams = Type.Object({ id: Type.String({ maxLength: 64 }), keyId: Type.String({ maxLength: 64 }) });
+
+/** Operator routes (admin key): vendors, their keys and limits, job types, worker health. */
+export const adminRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
+  const api = app.withTypeProvider<TypeBoxTypeProvider>();
+  const config = { access: 'admin' as const };
+  const { engine } = deps;
+
+  api.post('/v1/vendors', {
+    config,
+    schema: { tags: ['admin'], summary: 'Create a vendor and its first API key (shown once)', body: VendorCreateBody, response: { 201: Type.Object({ vendor: VendorView, apiKey: Type.String() }), ...problems } },
+  }, async (request, reply) => {
+    const { name, ...settings } = request.body;
+    const vendor = await engine.vendors.create(name, settings);
+    const { key } = await engine.apiKeys.issue(vendor.id);
+    return reply.code(201).send({ vendor: vendorView(vendor), apiKey: key });
+  });
+
+  api.get('/v1/vendors', { config, schema: { tags: ['admin'], summary: 'List vendors', response: { 200: Type.Object({ vendors: Type.Array(VendorView) }) } } },
+    async () => ({ vendors: (await engine.vendors.list()).map(vendorView) }));
+
+  api.get('/v1/vendors/:id', { config, schema: { tags: ['admin'], summary: 'Get a vendor', params: IdParams, response: { 200: VendorView, ...problems } } },
+    async (request) => vendorView(await engine.vendors.get(request.params.id)));
+
+  api.patch('/v1/vendors/:id', {
+    config,
+    schema: { tags: ['admin'], summary: 'Change weight, caps, quotas, rate limits, or suspend', params: IdParams, body: VendorSettingsBody, response: { 200: VendorView, ...problems } },
+  }, async (request) => vendorView(await engine.vendors.update(request.params.id, request.body)));
+
+  api.post('/v1/vendors/:id/keys', {
+    config,
+    schema: { tags: ['admin'], summary: 'Issue another API key (shown once)', params: IdParams, response: { 201: Type.Object({ id: Type.String(), apiKey: Type.String() }), ...problems } },
+  }, async (request, reply) => {
+    const issued = await engine.apiKeys.issue(request.params.id);
+    return reply.code(201).send({ id: issued.id, apiKey: issued.key });
+  });
+
+  api.get('/v1/vendors/:id/keys', { config, schema: { tags: ['admin'], summary: 'List a vendor’s keys', params: IdParams, response: { 200: Type.Object({ keys: Type.Array(ApiKeyView) }) } } },
+    async (request) => ({ keys: (await engine.apiKeys.list(request.params.id)).map(apiKeyView) }));
+
+  api.delete('/v1/vendors/:id/keys/:keyId', { config, schema: { tags: ['admin'], summary: 'Revoke a key', params: KeyParams, response: { 200: ApiKeyView, ...problems } } },
+    async (request) => apiKeyView(await engine.apiKeys.revoke(request.params.id, request.params.keyId)));
+
+  api.get('/v1/job-types', { config, schema: { tags: ['admin'], summary: 'Job types with their pause flag and global limits' } },
+    async () => ({ types: await engine.registry.types(), available: [...deps.processors.keys()] }));
+
+  api.put('/v1/job-types/:type', { config, schema: { tags: ['admin'], summary: 'Pause/resume a job type, set its global cap or rate limit', params: TypeParams, body: JobTypeSettingsBody } },
+    async (request) => engine.registry.configureType(request.params.type, request.body));
+
+  for (const action of ['pause', 'resume'] as const) {
+    api.post(`/v1/job-types/:type/${action}`, { config, schema: { tags: ['admin'], summary: `${action} a job type`, params: TypeParams } },
+      async (request) => engine.registry.configureType(request.params.type, { paused: action === 'pause' }));
+  }
+
+  api.get('/v1/workers', { config, schema: { tags: ['admin'], summary: 'Worker health' } }, async () => ({
+    workers: (await engine.registry.workers()).map((w) => ({
+      ...w,
+      startedAt: new Date(w.startedAt).toISOString(),
+      heartbeatAt: new Date(w.heartbeatAt).toISOString(),
+    })),
+  }));
+};

@@ -1,0 +1,91 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { JobState } from '../../engine/index.js';
+import { PixqError } from '../../errors.js';
+import { vendorOf } from '../auth.js';
+import { removeBackgroundCost, toJobSpec } from '../intake.js';
+import { readMultipart } from '../multipart.js';
+import { IdParams, JobList, JobListQuery, JobSubmission, JobView, Problem } from '../schemas.js';
+import { jobView } from '../views.js';
+import type { ApiDeps } from '../deps.js';
+
+const problems = { 400: Problem, 401: Problem, 404: Problem, 429: Problem };
+const IdempotencyHeaders = Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) });
+
+/** Submitting, reading, listing, cancelling and retrying one vendor's jobs. */
+export const jobRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
+  const api = app.withTypeProvider<TypeBoxTypeProvider>();
+  const config = { access: 'vendor' as const };
+
+  api.post('/v1/jobs', {
+    config,
+    schema: {
+      tags: ['jobs'],
+      summary: 'Submit a job (JSON with input.url or input.uploadId, or multipart with an `image` file)',
+      headers: IdempotencyHeaders,
+      body: JobSubmission,
+      response: { 202: JobView, ...problems },
+    },
+    preValidation: async (request, reply) => {
+      await deps.limiter.charge(request, reply, [['image', 1]]);
+      if (!request.isMultipart()) return;
+      const { fields, uploadIds } = await readMultipart(request, deps, 1);
+      // Validation of the body schema runs next, on what the multipart fields said.
+      request.body = { ...fields, ...(uploadIds.length > 0 && { input: { uploadId: uploadIds[0] } }) } as JobSubmission;
+    },
+  }, async (request, reply) => {
+    const vendor = vendorOf(request);
+    const spec = await toJobSpec(deps, vendor.id, request.body, request.headers['idempotency-key']);
+    await deps.limiter.charge(request, reply, [['removeBackground', removeBackgroundCost(spec)]]);
+    const { jobs } = await deps.engine.jobs.enqueue(vendor.id, [spec]);
+    return reply.code(202).header('location', `/v1/jobs/${jobs[0].id}`).send(jobView(jobs[0], deps.signer));
+  });
+
+  api.get('/v1/jobs', {
+    config,
+    schema: { tags: ['jobs'], summary: 'List your jobs, newest first', querystring: JobListQuery, response: { 200: JobList, ...problems } },
+  }, async (request) => {
+    const q = request.query;
+    const page = await deps.engine.jobs.list(
+      vendorOf(request).id,
+      { state: q.state as JobState | undefined, type: q.type, batchId: q.batchId, createdAfter: time(q.createdAfter), createdBefore: time(q.createdBefore) },
+      q.limit ?? 20,
+      q.cursor,
+    );
+    return { jobs: page.jobs.map((j) => jobView(j, deps.signer)), nextCursor: page.nextCursor };
+  });
+
+  api.get('/v1/jobs/:id', {
+    config,
+    schema: { tags: ['jobs'], summary: 'Get a job', params: IdParams, response: { 200: JobView, ...problems } },
+  }, async (request) => jobView(await deps.engine.jobs.get(request.params.id, vendorOf(request).id), deps.signer));
+
+  api.post('/v1/jobs/:id/cancel', {
+    config,
+    schema: { tags: ['jobs'], summary: 'Cancel a job', params: IdParams, response: { 200: JobView, ...problems, 409: Problem } },
+  }, async (request) => jobView(await deps.engine.jobs.cancel(request.params.id, vendorOf(request).id), deps.signer));
+
+  api.post('/v1/jobs/:id/retry', {
+    config,
+    schema: { tags: ['jobs'], summary: 'Queue a failed or cancelled job again', params: IdParams, response: { 200: JobView, ...problems, 409: Problem } },
+  }, async (request) => jobView(await deps.engine.jobs.retry(request.params.id, vendorOf(request).id), deps.signer));
+
+  api.get('/v1/jobs/:id/output', {
+    config,
+    schema: { tags: ['jobs'], summary: 'Download the first output image', params: IdParams },
+  }, async (request, reply) => {
+    const job = await deps.engine.jobs.get(request.params.id, vendorOf(request).id);
+    const output = job.outputs[0];
+    if (!output) throw new PixqError('not_found', `job ${job.id} has no output (state ${job.state})`, { status: 404 });
+    return reply
+      .type(output.contentType)
+      .header('content-length', output.bytes)
+      .header('x-content-type-options', 'nosniff')
+      .send(deps.blobs.stream(output.blob));
+  });
+};
+
+function time(iso: string | undefined): number | undefined {
+  return iso === undefined ? undefined : Date.parse(iso);
+}

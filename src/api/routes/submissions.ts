@@ -1,0 +1,74 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { newId } from '../../ids.js';
+import { PixqError, validationFailed } from '../../errors.js';
+import { vendorOf } from '../auth.js';
+import { removeBackgroundCost, storeUpload, toJobSpec } from '../intake.js';
+import { readMultipart } from '../multipart.js';
+import { BatchView, BulkSubmission, IdParams, Problem, UploadView, type JobSubmission } from '../schemas.js';
+import { uploadView } from '../views.js';
+import type { ApiDeps } from '../deps.js';
+
+const problems = { 400: Problem, 401: Problem, 404: Problem, 413: Problem, 429: Problem };
+
+/** Bulk submissions, uploads for reuse, and batch progress. */
+export const submissionRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
+  const api = app.withTypeProvider<TypeBoxTypeProvider>();
+  const config = { access: 'vendor' as const };
+  const maxJobs = deps.config.maxBulkFiles;
+
+  api.post('/v1/jobs/bulk', {
+    config,
+    schema: {
+      tags: ['jobs'],
+      summary: `Submit up to ${maxJobs} jobs in one transaction (JSON {jobs}, or multipart: many "image" files sharing type and options)`,
+      body: BulkSubmission,
+      response: { 202: Type.Object({ batchId: Type.String(), jobIds: Type.Array(Type.String()), count: Type.Integer() }), ...problems },
+    },
+    preValidation: async (request, reply) => {
+      await deps.limiter.charge(request, reply, [['bulk', 1]]);
+      if (!request.isMultipart()) return;
+      const { fields, uploadIds } = await readMultipart(request, deps, maxJobs);
+      if (uploadIds.length === 0) throw validationFailed('a multipart bulk request needs at least one "image" file');
+      request.body = { jobs: uploadIds.map((uploadId) => ({ ...fields, input: { uploadId } }) as JobSubmission) };
+    },
+  }, async (request, reply) => {
+    const vendor = vendorOf(request);
+    const submissions = request.body.jobs;
+    if (submissions.length > maxJobs) {
+      throw new PixqError('payload_too_large', `at most ${maxJobs} jobs per bulk request, got ${submissions.length}`, { status: 413 });
+    }
+    const specs = [];
+    for (const [index, body] of submissions.entries()) {
+      try {
+        specs.push(await toJobSpec(deps, vendor.id, body));
+      } catch (err) {
+        if (err instanceof PixqError) throw new PixqError(err.code, `jobs[${index}]: ${err.message}`, { status: err.status, details: err.details });
+        throw err;
+      }
+    }
+    const cost = specs.reduce((sum, s) => sum + removeBackgroundCost(s), 0);
+    await deps.limiter.charge(request, reply, [['removeBackground', cost]]);
+    const batchId = newId();
+    const { jobs } = await deps.engine.jobs.enqueue(vendor.id, specs, batchId);
+    return reply.code(202).send({ batchId, jobIds: jobs.map((j) => j.id), count: jobs.length });
+  });
+
+  api.post('/v1/uploads', {
+    config,
+    schema: { tags: ['uploads'], summary: 'Upload an image once (multipart field "image") to use in several jobs', response: { 201: UploadView, ...problems, 415: Problem, 422: Problem } },
+  }, async (request, reply) => {
+    await deps.limiter.charge(request, reply, [['image', 1]]);
+    if (!request.isMultipart()) throw new PixqError('unsupported_media_type', 'send the image as multipart/form-data in the field "image"', { status: 415 });
+    const file = await request.file();
+    if (!file || file.fieldname !== 'image') throw validationFailed('send the image in the multipart field "image"');
+    const upload = await storeUpload(deps, vendorOf(request).id, file);
+    return reply.code(201).send(uploadView(upload));
+  });
+
+  api.get('/v1/batches/:id', {
+    config,
+    schema: { tags: ['jobs'], summary: 'Counts by state and overall percent of a bulk submission', params: IdParams, response: { 200: BatchView, ...problems } },
+  }, async (request) => deps.engine.jobs.batch(request.params.id, vendorOf(request).id));
+};

@@ -1,0 +1,59 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import multipart from '@fastify/multipart';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { loadSigningSecret } from '../blobs/index.js';
+import type { Services } from '../services.js';
+import { registerAccessControl, registerCallerResolution } from './auth.js';
+import type { ApiDeps } from './deps.js';
+import { registerProblemHandlers } from './problems.js';
+import { RateLimiter } from './rate-limit.js';
+import { adminRoutes } from './routes/admin.js';
+import { eventRoutes } from './routes/events.js';
+import { jobRoutes } from './routes/jobs.js';
+import { statusRoutes } from './routes/status.js';
+import { submissionRoutes } from './routes/submissions.js';
+
+const JSON_BODY_LIMIT = 1024 * 1024;
+
+/** Builds the HTTP API on top of the services; the caller decides where it listens. */
+export async function buildServer(services: Services): Promise<FastifyInstance> {
+  const { config, engine, blobs, processors, log } = services;
+  const app = Fastify({
+    // Warn level: no line per request (the API answers thousands a second), but every failure is logged.
+    loggerInstance: log.child({ component: 'api' }, { level: 'warn' }) as FastifyBaseLogger,
+    trustProxy: config.trustProxy,
+    bodyLimit: JSON_BODY_LIMIT,
+    // Unknown fields are refused rather than silently dropped, so a typo in an option name is noticed.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+  });
+  const limiter = new RateLimiter(engine, config.rateLimits);
+  const signer = { secret: await loadSigningSecret(config), ttlMs: config.signedUrlTtlMs };
+  const deps: ApiDeps = { engine, blobs, processors, config, limiter, signer };
+
+  registerProblemHandlers(app);
+  await app.register(multipart, {
+    limits: { fileSize: config.maxUploadBytes, files: config.maxBulkFiles, fields: 20, fieldSize: 64 * 1024, parts: config.maxBulkFiles + 20 },
+  });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'pixq', version: '0.1.0', description: 'Image-processing jobs for multi-vendor platforms.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' } } },
+      security: [{ bearer: [] }, { apiKey: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  registerCallerResolution(app, engine, config.adminKey);
+  limiter.register(app);
+  registerAccessControl(app);
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.register(jobRoutes(deps));
+  await app.register(submissionRoutes(deps));
+  await app.register(eventRoutes(deps));
+  await app.register(adminRoutes(deps));
+  await app.register(statusRoutes(deps));
+  return app;
+}

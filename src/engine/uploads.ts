@@ -1,0 +1,59 @@
+import { notFound } from '../errors.js';
+import { newId } from '../ids.js';
+import type { UploadRow } from '../store/index.js';
+import type { EngineContext } from './context.js';
+
+export interface Upload {
+  id: string;
+  vendorId: string;
+  blob: string;
+  contentType: string;
+  bytes: number;
+  width: number;
+  height: number;
+  createdAt: number;
+}
+
+function toUpload(row: UploadRow): Upload {
+  return {
+    id: row.id,
+    vendorId: row.vendor_id,
+    blob: row.blob,
+    contentType: row.content_type,
+    bytes: row.bytes,
+    width: row.width,
+    height: row.height,
+    createdAt: row.created_at,
+  };
+}
+
+/** Images a vendor uploaded once to use in several jobs. */
+export class UploadService {
+  constructor(private readonly ctx: EngineContext) {}
+
+  async create(vendorId: string, image: Omit<Upload, 'id' | 'vendorId' | 'createdAt'>): Promise<Upload> {
+    const row: UploadRow = {
+      id: newId(),
+      vendor_id: vendorId,
+      blob: image.blob,
+      content_type: image.contentType,
+      bytes: image.bytes,
+      width: image.width,
+      height: image.height,
+      created_at: this.ctx.now(),
+    };
+    await this.ctx.write((tx) => tx.insertInto('uploads').values(row).execute());
+    return toUpload(row);
+  }
+
+  async get(id: string, vendorId: string): Promise<Upload> {
+    const row = await this.ctx.store.db
+      .selectFrom('uploads')
+      .selectAll()
+      .where('id', '=', id)
+      .where('vendor_id', '=', vendorId)
+      .executeTakeFirst();
+    if (!row) throw notFound('upload');
+    return toUpload(row);
+  }
+}
