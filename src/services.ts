@@ -19,7 +19,11 @@ export async function openServices(config: Config, log = createLogger(config.log
   const engine = await openEngine(config, engineOptions(config));
   const blobs = new FsBlobStore(config.dataDir);
   const processors = createProcessors(config);
-  return { config, log, engine, blobs, processors, close: () => engine.close() };
+  const close = async () => {
+    await Promise.all([...processors.values()].map((p) => p.close?.()));
+    await engine.close();
+  };
+  return { config, log, engine, blobs, processors, close };
 }
 
 /** Starts a worker and the housekeeping timers; the returned function stops both gracefully. */

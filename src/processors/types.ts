@@ -44,4 +44,6 @@ export interface Processor<S extends TSchema = TSchema> {
   /** Checks beyond the schema (e.g. a colour string); throws a `validation_failed` PixqError. */
   validate?(options: Static<S>): void;
   run(ctx: ProcessorContext<Static<S>>): Promise<ProcessorResult>;
+  /** Releases what the processor holds (model sessions, threads); called at shutdown. */
+  close?(): Promise<void>;
 }

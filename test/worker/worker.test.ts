@@ -13,7 +13,7 @@ function startWorker(engine: Engine, dataDir: string, opts: { slots?: number; gr
   const blobs = new FsBlobStore(dataDir);
   const worker = new Worker({
     engine,
-    processors: new Map([['noop', noop as unknown as Processor]]),
+    processors: new Map<string, Processor>([['noop', noop]]),
     concurrency: { noop: opts.slots ?? 4 },
     blobs,
     log: pino({ level: 'silent' }),
