@@ -1,4 +1,4 @@
-import { deleteFinishedJobs } from '../store/sql/delete-finished-jobs.js';
+import { deleteFinishedJobs, deleteOldUploads } from '../store/sql/delete-finished-jobs.js';
 import { deleteEventsBefore } from '../store/sql/events.js';
 import { selectExpiredLeases } from '../store/sql/leases.js';
 import { promoteDelayed } from '../store/sql/promote-delayed.js';
@@ -49,25 +49,39 @@ export class MaintenanceService {
   }
 
   /**
-   * Deletes jobs finished more than `retentionMs` ago, their events and outputs, and through `deleteBlob`
-   * every blob nothing refers to any more. Old events and dead workers' rows go too.
+   * Deletes jobs finished and uploads made more than `retentionMs` ago, with their events and outputs, and
+   * through `deleteBlob` every blob nothing refers to any more. Old events and dead workers' rows go too.
+   * Returns the number of jobs deleted.
    */
   async prune(retentionMs: number, deleteBlob: (key: string) => Promise<void>): Promise<number> {
-    const now = this.ctx.now();
+    const before = this.ctx.now() - retentionMs;
+    const jobs = await this.pruneInBatches((tx) => deleteFinishedJobs(tx, before, BATCH), deleteBlob);
+    await this.pruneInBatches((tx) => deleteOldUploads(tx, before, BATCH), deleteBlob);
+    await this.pruneEphemera();
+    return jobs;
+  }
+
+  private async pruneInBatches(
+    step: (tx: Tx) => Promise<{ deleted: number; orphanBlobs: string[] }>,
+    deleteBlob: (key: string) => Promise<void>,
+  ): Promise<number> {
     let total = 0;
     for (;;) {
-      const { deleted, orphanBlobs } = await this.ctx.write((tx) => deleteFinishedJobs(tx, now - retentionMs, BATCH));
-      // Blobs go after the commit: a crash here leaves an unreferenced file, never a job without its blob.
+      const { deleted, orphanBlobs } = await this.ctx.write(step);
+      // Blobs go after the commit: a crash here leaves an unreferenced file, never a row without its blob.
       for (const key of orphanBlobs) await deleteBlob(key);
       total += deleted;
-      if (deleted < BATCH) break;
+      if (deleted < BATCH) return total;
     }
+  }
+
+  private async pruneEphemera() {
+    const now = this.ctx.now();
     await this.ctx.write(async (tx) => {
       await deleteEventsBefore(tx, now - EVENT_RETENTION_MS);
       await deleteStaleWorkers(tx, now - 10 * this.ctx.options.leaseMs);
       await tx.deleteFrom('rate_buckets').where('window_start', '<', now - EVENT_RETENTION_MS).execute();
     });
-    return total;
   }
 
   private reap(tx: Tx, job: JobRow, now: number) {

@@ -141,6 +141,25 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
     expect(await blobs.exists(shared.key)).toBe(true);
     expect((await engine.jobs.get(jobs.find((j) => j.id !== old.id)!.id)).state).toBe('queued');
   });
+
+  it('deletes uploads past retention, and their blob once no job uses it', async () => {
+    let now = Date.now();
+    const { engine, dataDir } = await open({ now: () => now });
+    const blobs = new FsBlobStore(dataDir);
+    const used = await blobs.put(Buffer.from('used by a queued job'), 'image/png');
+    const unused = await blobs.put(Buffer.from('uploaded, never used'), 'image/png');
+    const v = await engine.vendors.create('v');
+    const image = { contentType: 'image/png', bytes: 1, width: 1, height: 1 };
+    const kept = await engine.uploads.create(v.id, { ...image, blob: used.key });
+    const dropped = await engine.uploads.create(v.id, { ...image, blob: unused.key });
+    await engine.jobs.enqueue(v.id, [{ type: 'noop', inputBlob: kept.blob }]);
+    now += 8 * 86_400_000;
+    await engine.maintenance.prune(7 * 86_400_000, (key) => blobs.delete(key));
+    await expect(engine.uploads.get(dropped.id, v.id)).rejects.toMatchObject({ code: 'not_found' });
+    await expect(engine.uploads.get(kept.id, v.id)).rejects.toMatchObject({ code: 'not_found' });
+    expect(await blobs.exists(unused.key)).toBe(false);
+    expect(await blobs.exists(used.key)).toBe(true);
+  });
 });
 
 async function waitFor(condition: () => boolean, timeoutMs = 3000) {

@@ -27,6 +27,21 @@ export async function deleteFinishedJobs(tx: Tx, before: number, limit: number) 
   return { deleted: ids.length, orphanBlobs };
 }
 
+/**
+ * Deletes up to `limit` uploads made before `before` and returns the blob keys nothing refers to any more.
+ * A job that used an upload keeps its own reference to the blob, so deleting the upload never breaks it.
+ */
+export async function deleteOldUploads(tx: Tx, before: number, limit: number) {
+  const uploads = await tx.selectFrom('uploads').select(['id', 'blob']).where('created_at', '<', before).limit(limit).execute();
+  if (uploads.length === 0) return { deleted: 0, orphanBlobs: [] as string[] };
+  await tx.deleteFrom('uploads').where('id', 'in', uploads.map((u) => u.id)).execute();
+  const orphanBlobs: string[] = [];
+  for (const blob of new Set(uploads.map((u) => u.blob))) {
+    if (!(await blobInUse(tx, blob))) orphanBlobs.push(blob);
+  }
+  return { deleted: uploads.length, orphanBlobs };
+}
+
 function isString(value: string | null): value is string {
   return value !== null;
 }
