@@ -1,6 +1,7 @@
 import { FsBlobStore } from './blobs/index.js';
 import type { Config } from './config.js';
 import { engineOptions, openEngine, type Engine } from './engine/index.js';
+import { parseAllowlist } from './intake/index.js';
 import { createLogger, type Logger } from './log.js';
 import { createProcessors, type Processor } from './processors/index.js';
 import { inputLoader, startMaintainer, Worker } from './worker/index.js';
@@ -16,6 +17,7 @@ export interface Services {
 }
 
 export async function openServices(config: Config, log = createLogger(config.logLevel)): Promise<Services> {
+  parseAllowlist(config.urlAllowlist); // a bad PIXQ_URL_ALLOWLIST entry fails at start, not at the first download
   const engine = await openEngine(config, engineOptions(config));
   const blobs = new FsBlobStore(config.dataDir);
   const processors = createProcessors(config);
