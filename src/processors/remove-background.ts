@@ -1,0 +1,185 @@
+import { Type, type Static, type TLiteral, type TUnion } from '@sinclair/typebox';
+import sharp, { type Sharp } from 'sharp';
+import type { Config } from '../config.js';
+import { parseColour, type Colour } from './colour.js';
+import { openImage } from './image.js';
+import { DEFAULT_MODEL, MODEL_NAMES, MODELS, type ModelName, type ModelSpec } from './models/catalog.js';
+import { locateModel } from './models/locate.js';
+import { modelUnavailable } from './models/model-files.js';
+import { boundingBox, growBox, refineMask, scaleMask } from './models/mask.js';
+import { raceAbort } from './models/onnx-worker.js';
+import { SessionCache } from './models/sessions.js';
+import { toInputTensor, toMask } from './models/tensors.js';
+import { validationFailed } from '../errors.js';
+import type { Processor, ProcessorContext, ProcessorResult } from './types.js';
+
+const ModelOption = Type.Union(
+  MODEL_NAMES.map((name) => Type.Literal(name)),
+  { default: DEFAULT_MODEL, description: 'Segmentation model; rembg models must be installed or downloadable.' },
+) as unknown as TUnion<TLiteral<ModelName>[]>;
+
+export const RemoveBackgroundOptions = Type.Object(
+  {
+    model: ModelOption,
+    format: Type.Union([Type.Literal('png'), Type.Literal('webp')], { default: 'png' }),
+    background: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 64, description: 'Flatten onto this colour; omit for transparency.' }),
+    ),
+    onlyMask: Type.Boolean({ default: false, description: 'Return the greyscale alpha mask instead of the cut-out.' }),
+    crop: Type.Boolean({ default: false, description: 'Trim the output to the subject.' }),
+    cropMargin: Type.Number({
+      minimum: 0,
+      maximum: 100,
+      default: 0,
+      description: "With crop: margin on each side, in percent of the subject box's longer side.",
+    }),
+    refineEdges: Type.Boolean({
+      default: true,
+      description: 'Drop small disconnected blobs and haze, and feather the upscaled edge.',
+    }),
+  },
+  { additionalProperties: false },
+);
+
+export type RemoveBackgroundOptions = Static<typeof RemoveBackgroundOptions>;
+
+export interface RemoveBackgroundProcessor extends Processor<typeof RemoveBackgroundOptions> {
+  /** Closes the loaded model sessions (their worker threads); for shutdown and tests. */
+  close(): Promise<void>;
+}
+
+// Alpha at or above this counts as subject when cropping: it includes the soft edge, not the haze.
+const CROP_THRESHOLD = 16;
+
+export function createRemoveBackground(config: Config): RemoveBackgroundProcessor {
+  const sessions = new SessionCache({
+    provider: config.onnxProvider,
+    threads: config.onnxThreads,
+    idleMs: config.modelIdleMs,
+    loadFailed: (file, err) =>
+      modelUnavailable(`cannot load the model file ${file} (${err.message}); replace or delete it`, { path: file }, err),
+  });
+  return {
+    type: 'remove-background',
+    optionsSchema: RemoveBackgroundOptions,
+    needsInput: true,
+    validate,
+    run: (ctx) => removeBackground(ctx, config, sessions),
+    close: () => sessions.closeAll(),
+  };
+}
+
+function validate(options: RemoveBackgroundOptions): void {
+  if (options.background === undefined) return;
+  if (options.onlyMask) {
+    throw validationFailed('options.background: cannot be combined with onlyMask (a mask has no background)', {
+      errors: [{ path: 'options.background', message: 'not allowed with onlyMask' }],
+    });
+  }
+  parseColour(options.background, 'options.background');
+}
+
+type Context = ProcessorContext<RemoveBackgroundOptions>;
+
+async function removeBackground(ctx: Context, config: Config, sessions: SessionCache): Promise<ProcessorResult> {
+  const { options, signal } = ctx;
+  const spec: ModelSpec = MODELS[options.model];
+
+  enter(ctx, 'decode', 0);
+  const { image, width, height } = await openImage(ctx.input, config.maxPixels);
+  const pixels = await modelInput(image, spec.size);
+
+  enter(ctx, 'inference', 10);
+  const started = performance.now();
+  const inference = sessions.use(
+    spec.name,
+    () => locateModel(spec, config),
+    (host) => host.run({ [host.inputNames[0]]: toInputTensor(pixels, spec) }, host.outputNames[0], signal),
+  );
+  // Loading a model is shared with other jobs and runs on; this job stops waiting the moment it is aborted.
+  const { value: output, cold } = await raceAbort(inference, signal);
+  const inferenceMs = Math.round(performance.now() - started);
+
+  enter(ctx, 'compose', 85);
+  let small = toMask(output, spec);
+  if (options.refineEdges) small = refineMask(small, spec.size, spec.size);
+  const alpha = await scaleMask(small, spec.size, width, height, options.refineEdges);
+  const subject = boundingBox(alpha, width, height, CROP_THRESHOLD);
+  const box = options.crop && subject ? growBox(subject, options.cropMargin, width, height) : undefined;
+  const composed = options.onlyMask ? maskImage(alpha, width, height) : await cutOut(image, alpha, width, height, options);
+  const framed = box ? composed.extract(box) : composed;
+
+  enter(ctx, 'encode', 95);
+  const { data, info } = await encode(framed, options.format).toBuffer({ resolveWithObject: true });
+  signal.throwIfAborted();
+  const contentType = `image/${options.format}`;
+  const ref = await ctx.blobs.put(data, contentType);
+  return {
+    outputs: [{ ...ref, contentType, width: info.width, height: info.height }],
+    result: {
+      model: spec.name,
+      cold,
+      inferenceMs,
+      subjectFound: subject !== undefined,
+      foreground: foregroundShare(alpha),
+      ...(box ? { crop: box } : {}),
+    },
+  };
+}
+
+/** Checks for abort before starting a stage, then reports it. */
+function enter(ctx: Context, stage: string, percent: number): void {
+  ctx.signal.throwIfAborted();
+  ctx.progress({ percent, stage });
+}
+
+/** The image squashed to the model's square input, as RGB bytes; transparent areas are seen on white. */
+async function modelInput(image: Sharp, size: number): Promise<Buffer> {
+  const { data, info } = await image
+    .clone()
+    .flatten({ background: '#ffffff' })
+    .resize(size, size, { fit: 'fill' })
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3) throw new Error(`model input has ${info.channels} channels, expected 3`);
+  return data;
+}
+
+function maskImage(alpha: Buffer, width: number, height: number): Sharp {
+  // Without it sharp writes the single band out as RGB.
+  return sharp(alpha, { raw: { width, height, channels: 1 } }).toColourspace('b-w');
+}
+
+/** The image with the mask as its alpha (kept transparency of the input multiplies in), optionally flattened. */
+async function cutOut(image: Sharp, alpha: Buffer, width: number, height: number, options: RemoveBackgroundOptions): Promise<Sharp> {
+  const { data: rgba, info } = await image.clone().ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+  if (info.channels !== 4 || info.width !== width || info.height !== height) {
+    throw new Error(`decoded ${info.width}x${info.height}x${info.channels}, expected ${width}x${height}x4`);
+  }
+  for (let i = 0, p = 3; i < alpha.length; i++, p += 4) rgba[p] = (rgba[p] * alpha[i] + 127) / 255;
+  const raw = { width, height, channels: 4 as const };
+  if (options.background === undefined) return sharp(rgba, { raw });
+  return onBackground(rgba, raw, parseColour(options.background, 'options.background'));
+}
+
+async function onBackground(rgba: Buffer, raw: { width: number; height: number; channels: 4 }, colour: Colour): Promise<Sharp> {
+  if (colour.alpha >= 1) return sharp(rgba, { raw }).flatten({ background: colour }).removeAlpha();
+  // A see-through background colour: composite so that the result keeps an alpha channel.
+  const flattened = await sharp({ create: { ...raw, background: colour } })
+    .composite([{ input: rgba, raw }])
+    .raw()
+    .toBuffer();
+  return sharp(flattened, { raw });
+}
+
+function encode(image: Sharp, format: 'png' | 'webp'): Sharp {
+  return format === 'png' ? image.png({ compressionLevel: 6 }) : image.webp({ quality: 90, alphaQuality: 100 });
+}
+
+function foregroundShare(alpha: Buffer): number {
+  let count = 0;
+  for (const a of alpha) if (a >= 128) count++;
+  return Math.round((count / Math.max(1, alpha.length)) * 1000) / 1000;
+}
+
