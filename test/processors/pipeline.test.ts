@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { loadConfig } from '../../src/config.js';
@@ -6,6 +9,7 @@ import { createFaceCrop } from '../../src/processors/face-crop.js';
 import { detectFaces } from '../../src/processors/faces/detector.js';
 import { parseOptions } from '../../src/processors/options.js';
 import { createPipeline, type PipelineOptions } from '../../src/processors/pipeline.js';
+import { createRemoveBackground } from '../../src/processors/remove-background.js';
 import { createTransform } from '../../src/processors/transform.js';
 import type { Processor } from '../../src/processors/types.js';
 import { PORTRAITS, portraitJpeg, shapesPng, testContext } from '../support/portraits.js';
@@ -140,18 +144,16 @@ describe('pipeline runs', () => {
   });
 });
 
-// The remove-background processor comes from a parallel piece of work; the path is held in a variable so that
-// this file compiles before it lands (the test then fails rather than hiding).
-const REMOVE_BACKGROUND_MODULE = '../../src/processors/remove-background.js';
-
 describe('ID photo pipeline', () => {
   it('remove-background, face-crop 35:45, transform onto white gives a 413x531 photo with the face centred', async () => {
-    const { createRemoveBackground } = (await import(REMOVE_BACKGROUND_MODULE)) as {
-      createRemoveBackground: (c: typeof config) => Processor;
-    };
-    const removeBackground = createRemoveBackground(config) as Processor & { close?: () => Promise<void> };
-    onTestFinished(() => removeBackground.close?.());
-    const idPipeline = registry([removeBackground]);
+    // The model files are assembled into a scratch folder, never into the working tree's data/.
+    const modelsDir = await mkdtemp(path.join(os.tmpdir(), 'pixq-id-photo-'));
+    const removeBackground = createRemoveBackground(loadConfig({ PIXQ_MODELS_DIR: modelsDir }));
+    onTestFinished(async () => {
+      await removeBackground.close();
+      await rm(modelsDir, { recursive: true, force: true });
+    });
+    const idPipeline = registry([removeBackground as unknown as Processor]);
     const ctx = testContext(
       await portraitJpeg(PORTRAITS[0]),
       parseOptions(idPipeline, {
