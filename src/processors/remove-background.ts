@@ -8,6 +8,7 @@ import { locateModel } from './models/locate.js';
 import { modelUnavailable } from './models/model-files.js';
 import { boundingBox, growBox, refineMask, scaleMask } from './models/mask.js';
 import { raceAbort } from './models/onnx-worker.js';
+import { resizeCentred } from './models/resample.js';
 import { SessionCache } from './models/sessions.js';
 import { toInputTensor, toMask } from './models/tensors.js';
 import { validationFailed } from '../errors.js';
@@ -87,7 +88,7 @@ async function removeBackground(ctx: Context, config: Config, sessions: SessionC
 
   enter(ctx, 'decode', 0);
   const { image, width, height } = await openImage(ctx.input, config.maxPixels);
-  const pixels = await modelInput(image, spec.size);
+  const pixels = await modelInput(image, width, height, spec.size);
 
   enter(ctx, 'inference', 10);
   const started = performance.now();
@@ -134,15 +135,10 @@ function enter(ctx: Context, stage: string, percent: number): void {
 }
 
 /** The image squashed to the model's square input, as RGB bytes; transparent areas are seen on white. */
-async function modelInput(image: Sharp, size: number): Promise<Buffer> {
-  const { data, info } = await image
-    .clone()
-    .flatten({ background: '#ffffff' })
-    .resize(size, size, { fit: 'fill' })
-    .toColourspace('srgb')
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  if (info.channels !== 3) throw new Error(`model input has ${info.channels} channels, expected 3`);
+async function modelInput(image: Sharp, width: number, height: number, size: number): Promise<Uint8Array> {
+  const flat = image.clone().flatten({ background: '#ffffff' }).toColourspace('srgb');
+  const { data, channels } = await resizeCentred(flat, { width, height }, { width: size, height: size }, 'lanczos3');
+  if (channels !== 3) throw new Error(`model input has ${channels} channels, expected 3`);
   return data;
 }
 

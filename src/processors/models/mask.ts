@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import { resizeCentred } from './resample.js';
 
 /**
  * Clean-up of a predicted alpha mask. Runs at model resolution, so its cost does not grow with the image.
@@ -74,18 +75,14 @@ function fillRegion(
  * of its strength, so thin parts stay above the 0.5 cut.
  */
 export async function scaleMask(mask: Uint8Array, size: number, width: number, height: number, feather: boolean): Promise<Buffer> {
-  let pipeline = sharp(mask, { raw: { width: size, height: size, channels: 1 } }).resize(width, height, {
-    fit: 'fill',
-    kernel: 'linear',
-  });
-  if (feather) {
-    const scale = Math.max(width, height) / size;
-    pipeline = pipeline.blur(Math.max(0.3, scale / 2));
-  }
-  // Without an explicit colourspace libvips hands a blurred single band back as sRGB.
-  const { data, info } = await pipeline.toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
-  if (info.channels !== 1) throw new Error(`mask came back with ${info.channels} channels`);
-  return data;
+  // Without an explicit colourspace libvips hands a single band back as sRGB.
+  const source = sharp(mask, { raw: { width: size, height: size, channels: 1 } }).toColourspace('b-w');
+  const scaled = await resizeCentred(source, { width: size, height: size }, { width, height }, 'linear');
+  if (scaled.channels !== 1) throw new Error(`mask came back with ${scaled.channels} channels`);
+  const data = Buffer.from(scaled.data.buffer, scaled.data.byteOffset, scaled.data.length);
+  if (!feather) return data;
+  const sigma = Math.max(0.3, Math.max(width, height) / size / 2);
+  return sharp(data, { raw: { width, height, channels: 1 } }).blur(sigma).toColourspace('b-w').raw().toBuffer();
 }
 
 export interface Box {

@@ -2,7 +2,7 @@ import type { ModelSpec } from './catalog.js';
 import type { TensorData } from './onnx-worker.js';
 
 /** Interleaved RGB bytes (size x size x 3) to the planar float tensor [1, 3, size, size] the model expects. */
-export function toInputTensor(rgb: Buffer, spec: ModelSpec): TensorData {
+export function toInputTensor(rgb: Uint8Array, spec: ModelSpec): TensorData {
   const plane = spec.size * spec.size;
   if (rgb.length !== plane * 3) throw new Error(`expected ${plane * 3} RGB bytes, got ${rgb.length}`);
   const data = new Float32Array(plane * 3);
