@@ -9,6 +9,7 @@ import { loadConfig, type Config } from '../../src/config.js';
 import { PixqError } from '../../src/errors.js';
 import { refineMask } from '../../src/processors/models/mask.js';
 import { widenFp16Model } from '../../src/processors/models/onnx-fp32.js';
+import { OnnxHost } from '../../src/processors/models/onnx-worker.js';
 import { parseOptions } from '../../src/processors/options.js';
 import {
   createRemoveBackground,
@@ -16,7 +17,7 @@ import {
 } from '../../src/processors/remove-background.js';
 import type { ProcessorResult, ProgressUpdate } from '../../src/processors/types.js';
 import { alphaOf, iou, syntheticScene, type Scene } from '../support/synthetic.js';
-import { tinyFp16Scale, tinyU2netLike } from '../support/tiny-onnx.js';
+import { slowMatMul, tinyFp16Scale, tinyU2netLike } from '../support/tiny-onnx.js';
 
 const SAMPLES = path.resolve('node_modules/@vladmandic/human/assets/samples.jpg');
 const QUALITY_SCENES = 10;
@@ -383,6 +384,49 @@ describe('remove-background with rembg model files', () => {
     expect(err).toMatchObject({ code: 'model_unavailable', retryable: false });
     expect((err as PixqError).message).toContain(path.join(modelsDir, 'silueta.onnx'));
     await proc.close();
+  });
+});
+
+describe('OnnxHost (model in a worker thread)', () => {
+  const n = 768;
+  const input = () => ({ x: { data: new Float32Array(n * n).fill(2), dims: [n, n] } });
+  let host: OnnxHost;
+
+  beforeAll(async () => {
+    const file = path.join(tempRoot, 'slow.onnx');
+    await writeFile(file, slowMatMul(n, 40));
+    host = await OnnxHost.open(file, { provider: 'cpu', threads: 2 });
+  });
+
+  afterAll(async () => {
+    await host?.close();
+  });
+
+  it('never starts a queued run whose job was aborted', async () => {
+    const first = host.run(input(), 'y');
+    const controller = new AbortController();
+    const second = host.run(input(), 'y', controller.signal);
+    expect(host.busy).toBe(2);
+    controller.abort(new Error('not needed any more'));
+    await expect(second).rejects.toThrow('not needed any more');
+    expect(host.busy).toBe(1);
+    expect((await first).data[0]).toBe(2);
+    expect(host.busy).toBe(0);
+  });
+
+  it('answers an abort mid-run at once and stays usable', async () => {
+    const controller = new AbortController();
+    const running = host.run(input(), 'y', controller.signal);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const abortedAt = performance.now();
+    controller.abort(new Error('stop'));
+    await expect(running).rejects.toThrow('stop');
+    expect(performance.now() - abortedAt).toBeLessThan(50);
+    // The worker is still finishing the abandoned run; the next one waits for it, then succeeds.
+    expect(host.busy).toBe(1);
+    const next = await host.run(input(), 'y');
+    expect(next.dims).toEqual([n, n]);
+    expect(host.busy).toBe(0);
   });
 });
 

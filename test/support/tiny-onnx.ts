@@ -102,3 +102,17 @@ function toHalf(value: number): number {
   const mantissa = Math.round((magnitude / 2 ** exponent - 1) * 1024);
   return sign | ((exponent + 15) << 10) | mantissa;
 }
+
+/** x [n,n] multiplied `repeats` times by the identity: returns x, after a measurable while. */
+export function slowMatMul(n: number, repeats: number): Buffer {
+  const weight = Buffer.alloc(n * n * 4);
+  for (let i = 0; i < n; i++) weight.writeFloatLE(1, (i * n + i) * 4);
+  const initializer = message(int(1, n), int(1, n), int(2, FLOAT), bytes(8, 'w'), bytes(9, weight));
+  const nodes = Array.from({ length: repeats }, (_, i) => node('MatMul', [i === 0 ? 'x' : `h${i}`, 'w'], [i === repeats - 1 ? 'y' : `h${i + 1}`]));
+  return model({
+    nodes,
+    initializers: [initializer],
+    inputs: [valueInfo('x', FLOAT, [n, n])],
+    outputs: [valueInfo('y', FLOAT, [n, n])],
+  });
+}

@@ -62,16 +62,27 @@ parentPort.on('message', async (msg) => {
 });
 `;
 
-interface Pending {
+interface Job {
+  id: number;
+  feeds: Record<string, TensorData>;
+  fetch: string;
+  /** Set once the caller has its answer (result, error or abort); a late result is then dropped. */
+  settled: boolean;
   resolve: (t: TensorData) => void;
-  reject: (err: Error) => void;
+  reject: (err: unknown) => void;
+  detach: () => void;
 }
 
+/**
+ * Runs are handed to the worker one at a time and queue here, not in the worker's message port: a job aborted
+ * while waiting is simply taken out of the queue and never starts.
+ */
 export class OnnxHost {
   readonly inputNames: string[];
   readonly outputNames: string[];
   private readonly worker: Worker;
-  private readonly pending = new Map<number, Pending>();
+  private readonly queue: Job[] = [];
+  private current: Job | undefined;
   private nextId = 1;
   private dead: Error | undefined;
 
@@ -110,9 +121,9 @@ export class OnnxHost {
     });
   }
 
-  /** Runs still executing in the worker, including ones whose caller has given up. */
+  /** Runs queued or executing, including one whose caller has given up but that the worker is still finishing. */
   get busy(): number {
-    return this.pending.size;
+    return this.queue.length + (this.current ? 1 : 0);
   }
 
   get alive(): boolean {
@@ -121,22 +132,33 @@ export class OnnxHost {
 
   /**
    * Runs the model on `feeds` (whose buffers are handed over to the worker) and returns output `fetch`.
-   * On abort, rejects at once with the signal's reason; the worker finishes the run and its result is discarded.
+   * On abort, rejects at once with the signal's reason: a queued run never starts; a running one finishes in the
+   * worker (onnxruntime cannot interrupt it) and its result is dropped.
    */
   run(feeds: Record<string, TensorData>, fetch: string, signal?: AbortSignal): Promise<TensorData> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.dead) return Promise.reject(this.dead);
-    const id = this.nextId++;
-    const result = new Promise<TensorData>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    const transfer = Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer);
-    this.worker.ref();
-    this.worker.postMessage({ type: 'run', id, feeds, fetch }, transfer);
-    return signal ? raceAbort(result, signal) : result;
+    return new Promise<TensorData>((resolve, reject) => {
+      const job: Job = { id: this.nextId++, feeds, fetch, settled: false, resolve, reject, detach: () => undefined };
+      if (signal) {
+        const onAbort = () => {
+          if (job.settled) return;
+          job.settled = true;
+          const queued = this.queue.indexOf(job);
+          if (queued >= 0) this.queue.splice(queued, 1);
+          reject(signal.reason);
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        job.detach = () => signal.removeEventListener('abort', onAbort);
+      }
+      this.queue.push(job);
+      this.pump();
+    });
   }
 
   async close(): Promise<void> {
     if (this.dead) return;
-    this.dead = new Error('onnx session closed');
+    this.fail(new Error('onnx session closed'));
     const exited = new Promise((resolve) => this.worker.once('exit', resolve));
     this.worker.postMessage({ type: 'close' });
     // A run in progress cannot be interrupted; do not wait for it longer than a few seconds.
@@ -145,20 +167,43 @@ export class OnnxHost {
     clearTimeout(timer);
   }
 
+  private pump(): void {
+    if (this.current || this.dead) return;
+    const job = this.queue.shift();
+    if (!job) {
+      this.worker.unref();
+      return;
+    }
+    this.current = job;
+    // Keep the process alive while a run is out: a caller awaiting it is not enough on its own.
+    this.worker.ref();
+    const transfer = Object.values(job.feeds).map((t) => t.data.buffer as ArrayBuffer);
+    this.worker.postMessage({ type: 'run', id: job.id, feeds: job.feeds, fetch: job.fetch }, transfer);
+  }
+
   private settle(msg: WorkerMessage): void {
     if (msg.type !== 'result' && msg.type !== 'error') return;
-    const waiter = this.pending.get(msg.id);
-    if (!waiter) return;
-    this.pending.delete(msg.id);
-    if (this.pending.size === 0) this.worker.unref();
-    if (msg.type === 'result') waiter.resolve({ data: msg.data, dims: msg.dims });
-    else waiter.reject(new Error(`inference failed: ${msg.message}`));
+    const job = this.current;
+    if (!job || job.id !== msg.id) return;
+    this.current = undefined;
+    this.finish(job, msg.type === 'result' ? { data: msg.data, dims: msg.dims } : new Error(`inference failed: ${msg.message}`));
+    this.pump();
+  }
+
+  private finish(job: Job, outcome: TensorData | Error): void {
+    job.detach();
+    if (job.settled) return;
+    job.settled = true;
+    if (outcome instanceof Error) job.reject(outcome);
+    else job.resolve(outcome);
   }
 
   private fail(err: Error): void {
     this.dead ??= err;
-    for (const waiter of this.pending.values()) waiter.reject(err);
-    this.pending.clear();
+    const jobs = [...this.queue, ...(this.current ? [this.current] : [])];
+    this.queue.length = 0;
+    this.current = undefined;
+    for (const job of jobs) this.finish(job, err);
   }
 }
 
