@@ -1,3 +1,4 @@
+import { PassThrough, pipeline, type Readable } from 'node:stream';
 import type { MultipartFile } from '@fastify/multipart';
 import type { BlobStore } from '../blobs/types.js';
 import type { Config } from '../config.js';
@@ -19,7 +20,7 @@ export interface IntakeDeps {
  * checked by its bytes (type, pixel count, truncation). A refused file leaves nothing behind.
  */
 export async function storeUpload(deps: IntakeDeps, vendorId: string, file: MultipartFile): Promise<Upload> {
-  const ref = await deps.blobs.putStream(file.file, { maxBytes: deps.config.maxUploadBytes });
+  const ref = await deps.blobs.putStream(guarded(file.file), { maxBytes: deps.config.maxUploadBytes });
   try {
     if (file.file.truncated) throw new PixqError('payload_too_large', `file exceeds ${deps.config.maxUploadBytes} bytes`, { status: 413 });
     const image = await sniffImage(await deps.blobs.get(ref.key), deps.config.maxPixels);
@@ -35,6 +36,38 @@ export async function storeUpload(deps: IntakeDeps, vendorId: string, file: Mult
     await deps.blobs.delete(ref.key);
     throw err;
   }
+}
+
+/**
+ * Busboy's part stream reports a malformed body (a form cut off before its closing boundary) by emitting
+ * 'error' and closing at once, without recording the error on the stream. When that happens while
+ * putStream is still creating its temp file, the pipeline it attaches afterwards never settles and the
+ * request hangs forever (on the next request's timing, the part may even have failed before the route got
+ * it). Handing putStream a PassThrough that records the failure as its own `errored` state makes a late
+ * pipeline see it; the error becomes a 400 `invalid_multipart`.
+ */
+function guarded(source: Readable): Readable {
+  const through = new PassThrough();
+  const endedEarly = () => asMultipartProblem(new Error('the file part ended before its closing boundary'));
+  // All of a small body can be parsed before the route gets the part: the stream may already have failed.
+  if (source.destroyed && !source.readableEnded) return through.destroy(endedEarly());
+  source.on('error', (err) => through.destroy(asMultipartProblem(err)));
+  source.on('close', () => {
+    if (!source.readableEnded) through.destroy(endedEarly());
+  });
+  source.pipe(through);
+  return through;
+}
+
+/**
+ * Busboy's own errors (no boundary, malformed part headers, a body cut off early) are plain Errors without a
+ * `code`; they are the client's fault, so they become 400 `invalid_multipart` instead of a 500. Our own
+ * errors, @fastify/multipart's coded limit errors (FST_*) and system errors (ENOSPC, ...) pass unchanged.
+ */
+export function asMultipartProblem(err: unknown): Error {
+  if (!(err instanceof Error)) return new Error(String(err));
+  if (err instanceof PixqError || (err as NodeJS.ErrnoException).code !== undefined) return err;
+  return new PixqError('invalid_multipart', `the multipart body is malformed: ${err.message}`, { status: 400 });
 }
 
 export function processorFor(deps: IntakeDeps, type: string): Processor {

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { PixqError, validationFailed } from '../errors.js';
-import { storeUpload, type IntakeDeps } from './intake.js';
+import { asMultipartProblem, storeUpload, type IntakeDeps } from './intake.js';
 import { vendorOf } from './auth.js';
 
 const JSON_FIELDS = new Set(['options', 'metadata']);
@@ -14,20 +14,24 @@ export async function readMultipart(request: FastifyRequest, deps: IntakeDeps, m
   const vendor = vendorOf(request);
   const fields: Record<string, unknown> = {};
   const uploadIds: string[] = [];
-  for await (const part of request.parts()) {
-    if (part.type === 'file') {
-      if (part.fieldname !== 'image') {
-        part.file.resume();
-        throw validationFailed(`unexpected file field "${part.fieldname}"; send images in the field "image"`);
+  try {
+    for await (const part of request.parts()) {
+      if (part.type === 'file') {
+        if (part.fieldname !== 'image') {
+          part.file.resume();
+          throw validationFailed(`unexpected file field "${part.fieldname}"; send images in the field "image"`);
+        }
+        if (uploadIds.length >= maxFiles) {
+          part.file.resume();
+          throw new PixqError('payload_too_large', `at most ${maxFiles} files per request`, { status: 413 });
+        }
+        uploadIds.push((await storeUpload(deps, vendor.id, part)).id);
+      } else {
+        fields[part.fieldname] = fieldValue(part.fieldname, String(part.value));
       }
-      if (uploadIds.length >= maxFiles) {
-        part.file.resume();
-        throw new PixqError('payload_too_large', `at most ${maxFiles} files per request`, { status: 413 });
-      }
-      uploadIds.push((await storeUpload(deps, vendor.id, part)).id);
-    } else {
-      fields[part.fieldname] = fieldValue(part.fieldname, String(part.value));
     }
+  } catch (err) {
+    throw asMultipartProblem(err);
   }
   return { fields, uploadIds };
 }

@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox';
 import { newId } from '../../ids.js';
 import { PixqError, validationFailed } from '../../errors.js';
 import { vendorOf } from '../auth.js';
-import { removeBackgroundCost, storeUpload, toJobSpec } from '../intake.js';
+import { asMultipartProblem, removeBackgroundCost, storeUpload, toJobSpec } from '../intake.js';
 import { readMultipart } from '../multipart.js';
 import { BatchView, BulkSubmission, IdParams, Problem, UploadView, type JobSubmission } from '../schemas.js';
 import { uploadView } from '../views.js';
@@ -61,7 +61,9 @@ export const submissionRoutes = (deps: ApiDeps): FastifyPluginAsync => async (ap
   }, async (request, reply) => {
     await deps.limiter.charge(request, reply, [['image', 1]]);
     if (!request.isMultipart()) throw new PixqError('unsupported_media_type', 'send the image as multipart/form-data in the field "image"', { status: 415 });
-    const file = await request.file();
+    const file = await request.file().catch((err: unknown) => {
+      throw asMultipartProblem(err);
+    });
     if (!file || file.fieldname !== 'image') throw validationFailed('send the image in the multipart field "image"');
     const upload = await storeUpload(deps, vendorOf(request).id, file);
     return reply.code(201).send(uploadView(upload));
