@@ -5,9 +5,11 @@ import type { JobEvent } from '../../engine/index.js';
 import { selectEventsAfter } from '../../store/sql/events.js';
 import { vendorOf } from '../auth.js';
 import type { ApiDeps } from '../deps.js';
+import { Identifier } from '../schemas.js';
+import { validationFailed } from '../../errors.js';
 
 const EventsQuery = Type.Object(
-  { jobId: Type.Optional(Type.String({ maxLength: 64 })), batchId: Type.Optional(Type.String({ maxLength: 64 })) },
+  { jobId: Type.Optional(Identifier), batchId: Type.Optional(Identifier) },
   { additionalProperties: false },
 );
 const REPLAY_LIMIT = 1000;
@@ -32,7 +34,7 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
 
     // Subscribe before replaying so nothing falls between the two; the id filter drops what replay sent.
     const buffered: JobEvent[] = [];
-    let lastSent = Number(request.headers['last-event-id']) || 0;
+    let lastSent = lastEventId(request.headers['last-event-id']);
     let live = false;
     const send = (e: JobEvent) => {
       if (e.id <= lastSent) return;
@@ -40,20 +42,47 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
       reply.raw.write(`id: ${e.id}\nevent: job\ndata: ${JSON.stringify(e)}\n\n`);
     };
     const unsubscribe = deps.engine.bus.onEvent((e) => matches(e) && (live ? send(e) : buffered.push(e)));
-    openStream(reply);
-    if (lastSent > 0) {
-      const missed = await selectEventsAfter(deps.engine.store.db, { vendorId: vendor.id, afterId: lastSent, jobId, batchId, limit: REPLAY_LIMIT });
-      for (const row of missed) send({ ...(JSON.parse(row.payload) as Omit<JobEvent, 'id'>), id: Number(row.id) });
-    }
-    buffered.sort((a, b) => a.id - b.id).forEach(send);
-    live = true;
-    const heartbeat = setInterval(() => reply.raw.write(': heartbeat\n\n'), deps.config.sseHeartbeatMs);
-    request.raw.on('close', () => {
+    let heartbeat: NodeJS.Timeout | undefined;
+    let closed = false;
+    // Cleanup is in place before the first await, so a client that leaves during the replay (or a failed
+    // replay) cannot leave a bus listener or a heartbeat timer behind.
+    reply.raw.on('close', () => {
+      closed = true;
       clearInterval(heartbeat);
       unsubscribe();
     });
+    openStream(reply);
+    try {
+      // In pages, so a client that missed more than one page still gets every event in order.
+      for (let page = REPLAY_LIMIT; lastSent > 0 && page === REPLAY_LIMIT; ) {
+        const missed = await selectEventsAfter(deps.engine.store.db, { vendorId: vendor.id, afterId: lastSent, jobId, batchId, limit: REPLAY_LIMIT });
+        for (const row of missed) send({ ...(JSON.parse(row.payload) as Omit<JobEvent, 'id'>), id: Number(row.id) });
+        page = missed.length;
+      }
+    } catch (err) {
+      // The 200 is already sent; ending the stream lets the client reconnect and resume from what it got.
+      request.log.error({ err }, 'event replay failed');
+      reply.raw.destroy();
+      return;
+    }
+    if (closed) return;
+    buffered.sort((a, b) => a.id - b.id).forEach(send);
+    live = true;
+    heartbeat = setInterval(() => reply.raw.write(': heartbeat\n\n'), deps.config.sseHeartbeatMs);
   });
 };
+
+/**
+ * The id to resume after: event ids are positive integers, so anything else (an id too large for the store's
+ * bigint, "1e400", "abc") is the client's mistake and gets a 400 rather than a stream that fails later.
+ */
+function lastEventId(header: string | string[] | undefined): number {
+  if (header === undefined || header === '') return 0;
+  if (typeof header !== 'string' || !/^\d{1,15}$/.test(header.trim())) {
+    throw validationFailed('Last-Event-ID must be the id of an event this stream sent (a whole number)');
+  }
+  return Number(header.trim());
+}
 
 function openStream(reply: FastifyReply) {
   reply.hijack();
