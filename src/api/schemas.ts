@@ -5,6 +5,13 @@ const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union(
 const FreeObject = Type.Record(Type.String(), Type.Unknown());
 const IsoTime = Type.String({ format: 'date-time' });
 
+/**
+ * Ids, cursors, vendor names and job types as they appear in paths and queries. Every one pixq issues is
+ * letters, digits, dots, dashes or underscores; limiting input to those keeps control characters (a NUL
+ * byte is a 500 from PostgreSQL) and other junk out of the store queries.
+ */
+export const Identifier = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._-]+$' });
+
 export const Problem = Type.Object(
   {
     type: Type.String(),
@@ -19,7 +26,7 @@ export const Problem = Type.Object(
 
 export const JobInput = Type.Union([
   Type.Object({ url: Type.String({ minLength: 1, maxLength: 2048 }) }, { additionalProperties: false }),
-  Type.Object({ uploadId: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false }),
+  Type.Object({ uploadId: Identifier }, { additionalProperties: false }),
 ]);
 
 export const JobSubmission = Type.Object(
@@ -75,17 +82,17 @@ export const JobList = Type.Object({ jobs: Type.Array(JobView), nextCursor: Null
 export const JobListQuery = Type.Object(
   {
     state: Type.Optional(Type.Union(['queued', 'delayed', 'running', 'succeeded', 'failed', 'cancelled'].map((s) => Type.Literal(s)))),
-    type: Type.Optional(Type.String({ maxLength: 64 })),
-    batchId: Type.Optional(Type.String({ maxLength: 64 })),
+    type: Type.Optional(Identifier),
+    batchId: Type.Optional(Identifier),
     createdAfter: Type.Optional(Type.String({ format: 'date-time' })),
     createdBefore: Type.Optional(Type.String({ format: 'date-time' })),
-    cursor: Type.Optional(Type.String({ maxLength: 64 })),
+    cursor: Type.Optional(Identifier),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
   },
   { additionalProperties: false },
 );
 
-export const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+export const IdParams = Type.Object({ id: Identifier });
 
 export const BatchView = Type.Object({
   id: Type.String(),

@@ -1,13 +1,14 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { ApiKeyView, IdParams, JobTypeSettingsBody, Problem, VendorCreateBody, VendorSettingsBody, VendorView } from '../schemas.js';
+import { ApiKeyView, IdParams, Identifier, JobTypeSettingsBody, Problem, VendorCreateBody, VendorSettingsBody, VendorView } from '../schemas.js';
 import { apiKeyView, vendorView } from '../views.js';
 import type { ApiDeps } from '../deps.js';
+import { processorFor } from '../intake.js';
 
 const problems = { 400: Problem, 401: Problem, 403: Problem, 404: Problem };
-const TypeParams = Type.Object({ type: Type.String({ minLength: 1, maxLength: 64 }) });
-const KeyParams = Type.Object({ id: Type.String({ maxLength: 64 }), keyId: Type.String({ maxLength: 64 }) });
+const TypeParams = Type.Object({ type: Identifier });
+const KeyParams = Type.Object({ id: Identifier, keyId: Identifier });
 
 /** Operator routes (admin key): vendors, their keys and limits, job types, worker health. */
 export const adminRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
@@ -53,12 +54,14 @@ export const adminRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
   api.get('/v1/job-types', { config, schema: { tags: ['admin'], summary: 'Job types with their pause flag and global limits' } },
     async () => ({ types: await engine.registry.types(), available: [...deps.processors.keys()] }));
 
+  // A type this build does not offer is refused: a typo ("transfrom") would otherwise store settings that
+  // never apply while the operator believes the real type is paused.
   api.put('/v1/job-types/:type', { config, schema: { tags: ['admin'], summary: 'Pause/resume a job type, set its global cap or rate limit', params: TypeParams, body: JobTypeSettingsBody } },
-    async (request) => engine.registry.configureType(request.params.type, request.body));
+    async (request) => engine.registry.configureType(processorFor(deps, request.params.type).type, request.body));
 
   for (const action of ['pause', 'resume'] as const) {
     api.post(`/v1/job-types/:type/${action}`, { config, schema: { tags: ['admin'], summary: `${action} a job type`, params: TypeParams } },
-      async (request) => engine.registry.configureType(request.params.type, { paused: action === 'pause' }));
+      async (request) => engine.registry.configureType(processorFor(deps, request.params.type).type, { paused: action === 'pause' }));
   }
 
   api.get('/v1/workers', { config, schema: { tags: ['admin'], summary: 'Worker health' } }, async () => ({
