@@ -41,9 +41,12 @@ export function forbiddenRange(ip: string): string | undefined {
   const address = parseIp(ip);
   if (!address) return 'unparseable';
   if (METADATA_ADDRESSES.some((m) => sameAddress(m, address))) return 'cloud metadata';
-  if (address.kind() === 'ipv6' && address.match(IPV4_COMPATIBLE)) return 'ipv4Compatible';
+  // ipaddr.js's own range first: ::1 and :: sit inside ::/96 but are loopback and unspecified, and the
+  // reason reported to the caller (and in job errors) should say so.
   const range = address.range();
-  return range === 'unicast' ? undefined : range;
+  if (range !== 'unicast') return range;
+  if (address.kind() === 'ipv6' && address.match(IPV4_COMPATIBLE)) return 'ipv4Compatible';
+  return undefined;
 }
 
 export interface Allowlist {
