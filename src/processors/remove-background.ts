@@ -83,36 +83,32 @@ function validate(options: RemoveBackgroundOptions): void {
 type Context = ProcessorContext<RemoveBackgroundOptions>;
 
 async function removeBackground(ctx: Context, config: Config, sessions: SessionCache): Promise<ProcessorResult> {
-  const { options, signal } = ctx;
+  const { options } = ctx;
   const spec: ModelSpec = MODELS[options.model];
 
   enter(ctx, 'decode', 0);
-  const { image, width, height } = await openImage(ctx.input, config.maxPixels);
-  const pixels = await modelInput(image, width, height, spec.size);
+  const opened = await openImage(ctx.input, config.maxPixels);
+  const pixels = await modelInput(opened.image, opened.width, opened.height, spec.size);
 
   enter(ctx, 'inference', 10);
   const started = performance.now();
-  const inference = sessions.use(
-    spec.name,
-    () => locateModel(spec, config),
-    (host) => host.run({ [host.inputNames[0]]: toInputTensor(pixels, spec) }, host.outputNames[0], signal),
-  );
-  // Loading a model is shared with other jobs and runs on; this job stops waiting the moment it is aborted.
-  const { value: output, cold } = await raceAbort(inference, signal);
+  const { mask, cold } = await segment(pixels, spec, ctx.signal, config, sessions);
   const inferenceMs = Math.round(performance.now() - started);
 
   enter(ctx, 'compose', 85);
-  let small = toMask(output, spec);
-  if (options.refineEdges) small = refineMask(small, spec.size, spec.size);
-  const alpha = await scaleMask(small, spec.size, width, height, options.refineEdges);
+  const { width, height } = opened;
+  const cleaned = options.refineEdges ? refineMask(mask, spec.size, spec.size) : mask;
+  const alpha = await scaleMask(cleaned, spec.size, width, height, options.refineEdges);
   const subject = boundingBox(alpha, width, height, CROP_THRESHOLD);
   const box = options.crop && subject ? growBox(subject, options.cropMargin, width, height) : undefined;
-  const composed = options.onlyMask ? maskImage(alpha, width, height) : await cutOut(image, alpha, width, height, options);
-  const framed = box ? composed.extract(box) : composed;
+  const composed = options.onlyMask
+    ? maskImage(alpha, width, height)
+    : await cutOut(opened.image, alpha, width, height, options);
 
   enter(ctx, 'encode', 95);
+  const framed = box ? composed.extract(box) : composed;
   const { data, info } = await encode(framed, options.format).toBuffer({ resolveWithObject: true });
-  signal.throwIfAborted();
+  ctx.signal.throwIfAborted();
   const contentType = `image/${options.format}`;
   const ref = await ctx.blobs.put(data, contentType);
   return {
@@ -126,6 +122,18 @@ async function removeBackground(ctx: Context, config: Config, sessions: SessionC
       ...(box ? { crop: box } : {}),
     },
   };
+}
+
+/** Runs the model on the prepared pixels; the mask comes back at model resolution. */
+async function segment(pixels: Uint8Array, spec: ModelSpec, signal: AbortSignal, config: Config, sessions: SessionCache) {
+  const inference = sessions.use(
+    spec.name,
+    () => locateModel(spec, config),
+    (host) => host.run({ [host.inputNames[0]]: toInputTensor(pixels, spec) }, host.outputNames[0], signal),
+  );
+  // Loading a model is shared with other jobs and runs on; this job stops waiting the moment it is aborted.
+  const { value: output, cold } = await raceAbort(inference, signal);
+  return { mask: toMask(output, spec), cold };
 }
 
 /** Checks for abort before starting a stage, then reports it. */
@@ -148,7 +156,13 @@ function maskImage(alpha: Buffer, width: number, height: number): Sharp {
 }
 
 /** The image with the mask as its alpha (kept transparency of the input multiplies in), optionally flattened. */
-async function cutOut(image: Sharp, alpha: Buffer, width: number, height: number, options: RemoveBackgroundOptions): Promise<Sharp> {
+async function cutOut(
+  image: Sharp,
+  alpha: Buffer,
+  width: number,
+  height: number,
+  options: RemoveBackgroundOptions,
+): Promise<Sharp> {
   const { data: rgba, info } = await image.clone().ensureAlpha().raw().toBuffer({ resolveWithObject: true });
   if (info.channels !== 4 || info.width !== width || info.height !== height) {
     throw new Error(`decoded ${info.width}x${info.height}x${info.channels}, expected ${width}x${height}x4`);
@@ -159,7 +173,9 @@ async function cutOut(image: Sharp, alpha: Buffer, width: number, height: number
   return onBackground(rgba, raw, parseColour(options.background, 'options.background'));
 }
 
-async function onBackground(rgba: Buffer, raw: { width: number; height: number; channels: 4 }, colour: Colour): Promise<Sharp> {
+type RawRgba = { width: number; height: number; channels: 4 };
+
+async function onBackground(rgba: Buffer, raw: RawRgba, colour: Colour): Promise<Sharp> {
   if (colour.alpha >= 1) return sharp(rgba, { raw }).flatten({ background: colour }).removeAlpha();
   // A see-through background colour: composite so that the result keeps an alpha channel.
   const flattened = await sharp({ create: { ...raw, background: colour } })

@@ -74,7 +74,13 @@ function fillRegion(
  * factor smooths the staircase the upscale leaves; at sigma = scale / 2 a one-pixel (model) line keeps about 68%
  * of its strength, so thin parts stay above the 0.5 cut.
  */
-export async function scaleMask(mask: Uint8Array, size: number, width: number, height: number, feather: boolean): Promise<Buffer> {
+export async function scaleMask(
+  mask: Uint8Array,
+  size: number,
+  width: number,
+  height: number,
+  feather: boolean,
+): Promise<Buffer> {
   // Without an explicit colourspace libvips hands a single band back as sRGB.
   const source = sharp(mask, { raw: { width: size, height: size, channels: 1 } }).toColourspace('b-w');
   const scaled = await resizeCentred(source, { width: size, height: size }, { width, height }, 'linear');

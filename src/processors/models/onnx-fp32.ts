@@ -1,4 +1,14 @@
-import { fields, lenField, nested, packedVarints, rewrite, varintField, WIRE_LEN, WIRE_VARINT, type Field } from './protobuf.js';
+import {
+  fields,
+  lenField,
+  nested,
+  packedVarints,
+  rewrite,
+  varintField,
+  WIRE_LEN,
+  WIRE_VARINT,
+  type Field,
+} from './protobuf.js';
 
 /**
  * Widens an ONNX model stored in float16 to float32: initializers, constants, Cast targets and declared types.
@@ -66,12 +76,14 @@ function valueInfo(buf: Buffer): Buffer {
     return nested(f, (type) =>
       rewrite(type, (t) => {
         if (t.no !== TYPE_TENSOR || t.wire !== WIRE_LEN) return undefined;
-        return nested(t, (tensorType) =>
-          rewrite(tensorType, (e) => (e.no === TENSOR_TYPE_ELEM && e.int === FLOAT16 ? varintField(e.no, FLOAT) : undefined)),
-        );
+        return nested(t, (tensorType) => rewrite(tensorType, widenElemType));
       }),
     );
   });
+}
+
+function widenElemType(f: Field): Buffer | undefined {
+  return f.no === TENSOR_TYPE_ELEM && f.int === FLOAT16 ? varintField(f.no, FLOAT) : undefined;
 }
 
 let halfTable: Float32Array | undefined;

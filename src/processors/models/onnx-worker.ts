@@ -186,7 +186,8 @@ export class OnnxHost {
     const job = this.current;
     if (!job || job.id !== msg.id) return;
     this.current = undefined;
-    this.finish(job, msg.type === 'result' ? { data: msg.data, dims: msg.dims } : new Error(`inference failed: ${msg.message}`));
+    const outcome = msg.type === 'result' ? { data: msg.data, dims: msg.dims } : new Error(`inference failed: ${msg.message}`);
+    this.finish(job, outcome);
     this.pump();
   }
 

@@ -40,11 +40,13 @@ export async function ensureRembgModel(source: RembgSource, opts: RembgOptions):
   const howTo = `place the file at ${file} (from ${source.url}, md5 ${source.md5})`;
   const details = { model: source.name, path: file, url: source.url };
   if (!opts.download) {
-    throw modelUnavailable(`model ${source.name} is not installed and downloads are off (PIXQ_MODEL_DOWNLOAD): ${howTo}`, details);
+    const message = `model ${source.name} is not installed and downloads are off (PIXQ_MODEL_DOWNLOAD): ${howTo}`;
+    throw modelUnavailable(message, details);
   }
   const failed = failedAt.get(file);
   if (failed && Date.now() - failed.at < RETRY_AFTER_MS) {
-    throw modelUnavailable(`model ${source.name} could not be downloaded (${failed.error.message}); ${howTo}`, details, failed.error);
+    const message = `model ${source.name} could not be downloaded (${failed.error.message}); ${howTo}`;
+    throw modelUnavailable(message, details, failed.error);
   }
   let pending = inFlight.get(file);
   if (!pending) {
@@ -55,7 +57,8 @@ export async function ensureRembgModel(source: RembgSource, opts: RembgOptions):
     return await pending;
   } catch (err) {
     failedAt.set(file, { at: Date.now(), error: err as Error });
-    throw modelUnavailable(`model ${source.name} could not be downloaded (${(err as Error).message}); ${howTo}`, details, err);
+    const message = `model ${source.name} could not be downloaded (${(err as Error).message}); ${howTo}`;
+    throw modelUnavailable(message, details, err);
   }
 }
 
