@@ -2,6 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import { loadSigningSecret } from '../blobs/index.js';
 import type { Services } from '../services.js';
 import { registerAccessControl, registerCallerResolution } from './auth.js';
@@ -24,9 +25,12 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
     loggerInstance: log.child({ component: 'api' }, { level: 'warn' }) as FastifyBaseLogger,
     trustProxy: config.trustProxy,
     bodyLimit: JSON_BODY_LIMIT,
-    // Unknown fields are refused rather than silently dropped, so a typo in an option name is noticed.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
   });
+  // Requests are checked by TypeBox's compiler rather than Fastify's ajv: unknown fields are refused (not
+  // dropped), query strings, params and headers are converted to the schema's types, and JSON bodies are
+  // taken as sent. ajv's type coercion applied to bodies too and turned {"maxRunning": 0}, false or "" into
+  // null, which means "no limit": an operator capping a vendor at 0 silently removed its cap.
+  app.setValidatorCompiler(TypeBoxValidatorCompiler);
   const limiter = new RateLimiter(engine, config.rateLimits);
   const signer = { secret: await loadSigningSecret(config), ttlMs: config.signedUrlTtlMs };
   const deps: ApiDeps = { engine, blobs, processors, config, limiter, signer };
