@@ -24,6 +24,7 @@ export type { VendorSettings } from './vendors.js';
 export type { WorkerHealth, JobTypeStatus } from './registry.js';
 export type { Stats, Percentiles } from './stats.js';
 export type { ApiKeyInfo } from './api-keys.js';
+export type { Outcome } from './work.js';
 export type { RateLimitRule, RateLimitOutcome } from './rate-limits.js';
 export type { Upload } from './uploads.js';
 export { backoffDelay } from './backoff.js';

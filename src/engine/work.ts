@@ -7,6 +7,11 @@ import { claimJobs, type ClaimResult } from './claims.js';
 import { toJob } from './rows.js';
 import type { Job, JobOutput, JobProgress } from './types.js';
 
+export interface Outcome {
+  outputs: JobOutput[];
+  result?: Record<string, unknown>;
+}
+
 /**
  * The worker's side of the engine: claim jobs, keep their leases, report progress, and record how each
  * attempt ended. Every change is fenced by the lease owner, so a worker that lost a job changes nothing.
@@ -54,34 +59,36 @@ export class WorkService {
   }
 
   /** Records success with the outputs and result; false when the lease was lost meanwhile. */
-  async succeed(owner: string, job: Job, outcome: { outputs: JobOutput[]; result?: Record<string, unknown> }) {
+  async succeed(owner: string, job: Job, outcome: Outcome): Promise<boolean> {
+    const [recorded] = await this.succeedMany(owner, [{ job, ...outcome }]);
+    return recorded;
+  }
+
+  /**
+   * Records several successes in one transaction: a busy worker finishes many short jobs at once, and one
+   * commit for all of them is what lets it keep up. Returns, per job, whether its lease was still held.
+   */
+  async succeedMany(owner: string, items: (Outcome & { job: Job })[]): Promise<boolean[]> {
     const now = this.ctx.now();
     return this.ctx.write(async (tx, emit) => {
-      const row = await finishRunningJob(tx, job.id, owner, {
-        state: 'succeeded',
-        result: outcome.result ? JSON.stringify(outcome.result) : null,
-        progress_percent: 100,
-        error_code: null,
-        error_message: null,
-        error_retryable: null,
-        finished_at: now,
-        updated_at: now,
-      });
-      if (!row) return false;
-      await insertOutputs(
-        tx,
-        outcome.outputs.map((o, idx) => ({
-          job_id: job.id,
-          idx,
-          blob: o.blob,
-          content_type: o.contentType,
-          width: o.width,
-          height: o.height,
-          bytes: o.bytes,
-        })),
-      );
-      emit([row]);
-      return true;
+      const recorded: boolean[] = [];
+      for (const { job, outputs, result } of items) {
+        const row = await finishRunningJob(tx, job.id, owner, {
+          state: 'succeeded',
+          result: result ? JSON.stringify(result) : null,
+          progress_percent: 100,
+          error_code: null,
+          error_message: null,
+          error_retryable: null,
+          finished_at: now,
+          updated_at: now,
+        });
+        recorded.push(Boolean(row));
+        if (!row) continue;
+        await insertOutputs(tx, outputs.map((o, idx) => ({ job_id: job.id, idx, blob: o.blob, content_type: o.contentType, width: o.width, height: o.height, bytes: o.bytes })));
+        emit([row]);
+      }
+      return recorded;
     });
   }
 

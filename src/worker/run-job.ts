@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { BlobWriter } from '../blobs/types.js';
-import type { Engine, Job } from '../engine/index.js';
+import type { Engine, Job, Outcome } from '../engine/index.js';
 import { jobErrors, PixqError } from '../errors.js';
 import { parseOptions, type Processor, type ProgressUpdate } from '../processors/index.js';
 
@@ -19,6 +19,8 @@ export interface RunJobDeps {
   blobs: BlobWriter;
   log: Logger;
   loadInput(job: Job, signal: AbortSignal): Promise<Buffer>;
+  /** Records a success (batched with others finishing at the same time); false if the lease was lost. */
+  succeed(job: Job, outcome: Outcome): Promise<boolean>;
 }
 
 const PROGRESS_INTERVAL_MS = 250;
@@ -28,7 +30,7 @@ const PROGRESS_INTERVAL_MS = 250;
  * outcome is recorded at once and a late result is dropped; on shutdown the job goes back to the queue.
  */
 export async function runJob(deps: RunJobDeps, processor: Processor, job: Job, controller: AbortController) {
-  const { engine, workerId, log } = deps;
+  const { log } = deps;
   const signal = controller.signal;
   const timer = setTimeout(() => controller.abort(new JobAbort('timeout')), job.timeoutMs);
   const progress = throttledProgress(deps, job);
@@ -42,7 +44,7 @@ export async function runJob(deps: RunJobDeps, processor: Processor, job: Job, c
     });
     await progress.flush();
     const outputs = outcome.outputs.map(({ key, ...output }) => ({ blob: key, ...output }));
-    await engine.work.succeed(workerId, job, { outputs, result: outcome.result });
+    await deps.succeed(job, { outputs, result: outcome.result });
     log.debug({ jobId: job.id, attempt: job.attempts }, 'job finished');
   } catch (err) {
     await recordFailure(deps, job, signal.aborted ? signal.reason : err);

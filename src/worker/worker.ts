@@ -1,9 +1,10 @@
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { BlobWriter } from '../blobs/types.js';
-import type { Engine, Job } from '../engine/index.js';
+import type { Engine, Job, Outcome } from '../engine/index.js';
 import { newId } from '../ids.js';
 import type { Processor } from '../processors/index.js';
+import { Batcher } from './batcher.js';
 import { JobAbort, runJob, type RunJobDeps } from './run-job.js';
 
 export interface WorkerOptions {
@@ -39,11 +40,13 @@ export class Worker {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly unsubscribe: (() => void)[] = [];
   private readonly startedAt = Date.now();
+  private readonly successes: Batcher<Outcome & { job: Job }, boolean>;
   private claiming = false;
   private claimAgain = false;
   private stopping = false;
 
   constructor(private readonly opts: WorkerOptions) {
+    this.successes = new Batcher((items) => opts.engine.work.succeedMany(this.id, items));
     this.slots = Object.fromEntries(
       Object.entries(opts.concurrency).filter(([type, n]) => n > 0 && opts.processors.has(type)),
     );
@@ -122,7 +125,12 @@ export class Worker {
 
   private launch(job: Job) {
     const controller = new AbortController();
-    const deps: RunJobDeps = { ...this.opts, workerId: this.id, log: this.log.child({ jobId: job.id }) };
+    const deps: RunJobDeps = {
+      ...this.opts,
+      workerId: this.id,
+      log: this.log.child({ jobId: job.id }),
+      succeed: (j, outcome) => this.successes.add({ job: j, ...outcome }),
+    };
     const done = runJob(deps, this.opts.processors.get(job.type)!, job, controller)
       .catch((err) => this.log.error({ err, jobId: job.id }, 'recording the job outcome failed'))
       .finally(() => {

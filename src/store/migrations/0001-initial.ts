@@ -52,16 +52,25 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn('finished_at', bigint)
     .addColumn('updated_at', bigint, (c) => c.notNull())
     .execute();
-  // The claim: a vendor's next ready job by priority then age.
-  await sql`create index jobs_next_for_vendor on jobs (vendor_id, state, priority desc, id)`.execute(db);
-  // Cap checks and the reaper: running jobs per type and by lease expiry.
-  await db.schema.createIndex('jobs_state_type').on('jobs').columns(['state', 'type']).execute();
-  await db.schema.createIndex('jobs_state_run_at').on('jobs').columns(['state', 'run_at']).execute();
-  await db.schema.createIndex('jobs_lease').on('jobs').columns(['lease_owner', 'state']).execute();
+  // Most indexes are partial, by state: a job changes state three or four times, and each change should
+  // touch only the index of the state it leaves and the one it enters. Queries name the state as a literal
+  // (see sql/states.ts) so both databases can use them.
+  const index = (name: string, on: string, where: string) =>
+    sql.raw(`create index ${name} on jobs ${on} where ${where}`).execute(db);
+  // The claim: a vendor's next ready job by priority then age (all types, or one type).
+  await index('jobs_queued_by_vendor', '(vendor_id, priority desc, id)', "state = 'queued'");
+  await index('jobs_queued_by_vendor_type', '(vendor_id, type, priority desc, id)', "state = 'queued'");
+  // Running jobs: caps per vendor and type, and the reaper's expired leases.
+  await index('jobs_running_by_vendor', '(vendor_id)', "state = 'running'");
+  await index('jobs_running_by_type', '(type)', "state = 'running'");
+  await index('jobs_running_by_lease', '(lease_expires_at)', "state = 'running'");
+  await index('jobs_delayed_by_run_at', '(run_at)', "state = 'delayed'");
+  await index('jobs_input_blob', '(input_blob)', 'input_blob is not null');
+  await index('jobs_batch', '(batch_id)', 'batch_id is not null');
+  // Retention and recent-timing stats.
   await db.schema.createIndex('jobs_finished').on('jobs').columns(['finished_at']).execute();
-  await db.schema.createIndex('jobs_vendor_created').on('jobs').columns(['vendor_id', 'created_at', 'id']).execute();
-  await db.schema.createIndex('jobs_batch').on('jobs').columns(['batch_id']).execute();
-  await db.schema.createIndex('jobs_input_blob').on('jobs').columns(['input_blob']).execute();
+  // Listing a vendor's jobs, newest first.
+  await db.schema.createIndex('jobs_by_vendor').on('jobs').columns(['vendor_id', 'id']).execute();
   await db.schema.createIndex('jobs_idempotency').on('jobs').columns(['vendor_id', 'idempotency_key']).unique().execute();
 
   await db.schema
@@ -108,7 +117,6 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .execute();
   await db.schema.createIndex('events_vendor').on('events').columns(['vendor_id', 'id']).execute();
   await db.schema.createIndex('events_job').on('events').columns(['job_id']).execute();
-  await db.schema.createIndex('events_created').on('events').columns(['created_at']).execute();
 
   await db.schema
     .createTable('workers')

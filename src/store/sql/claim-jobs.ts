@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Dialect } from '../connect.js';
 import type { Tx } from '../transaction.js';
 import type { JobRow, JobTypeRow } from '../schema.js';
+import { QUEUED, RUNNING } from './states.js';
 
 /** Active vendors with a ready job of one of `types`, with what the fair scheduler needs to rank them. */
 export async function selectClaimCandidates(tx: Tx, types: string[]) {
@@ -16,7 +17,7 @@ export async function selectClaimCandidates(tx: Tx, types: string[]) {
         .selectFrom('jobs as j')
         .select('j.id')
         .whereRef('j.vendor_id', '=', 'v.id')
-        .where('j.state', '=', 'queued')
+        .where('j.state', '=', QUEUED)
         .where('j.type', 'in', types)
         .orderBy('j.priority', 'desc')
         .orderBy('j.id')
@@ -52,7 +53,7 @@ export async function countRunning(tx: Tx, by: 'vendor_id' | 'type', keys: strin
   const rows = await tx
     .selectFrom('jobs')
     .select([by, (eb) => eb.fn.countAll<number>().as('n')])
-    .where('state', '=', 'running')
+    .where('state', '=', RUNNING)
     .where(by, 'in', keys)
     .groupBy(by)
     .execute();
@@ -81,7 +82,7 @@ export async function selectNextJobs(tx: Tx, dialect: Dialect, vendorId: string,
     .selectFrom('jobs')
     .select(['id', 'type'])
     .where('vendor_id', '=', vendorId)
-    .where('state', '=', 'queued')
+    .where('state', '=', QUEUED)
     .where('type', 'in', types)
     .orderBy('priority', 'desc')
     .orderBy('id')
@@ -109,8 +110,9 @@ export async function markRunning(
       progress_stage: null,
       progress_message: null,
     }))
+    // No state condition: the ids were just read as queued in this transaction, under SQLite's write lock or
+    // PostgreSQL's row locks. (With one, SQLite without statistics scans the state index instead of the keys.)
     .where('id', 'in', ids)
-    .where('state', '=', 'queued')
     .returningAll()
     .execute();
 }

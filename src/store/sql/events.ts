@@ -37,7 +37,20 @@ export async function selectEventsAfter(
   return query.execute();
 }
 
+/**
+ * Deletes events created before `before`. Ids grow with time, so the first recent event's id bounds the old
+ * ones: the key range replaces an index on created_at that every event insert would have to maintain.
+ */
 export async function deleteEventsBefore(tx: Tx, before: number): Promise<number> {
-  const result = await tx.deleteFrom('events').where('created_at', '<', before).executeTakeFirst();
+  const firstRecent = await tx
+    .selectFrom('events')
+    .select('id')
+    .where('created_at', '>=', before)
+    .orderBy('id')
+    .limit(1)
+    .executeTakeFirst();
+  let query = tx.deleteFrom('events');
+  if (firstRecent) query = query.where('id', '<', firstRecent.id);
+  const result = await query.executeTakeFirst();
   return Number(result.numDeletedRows);
 }

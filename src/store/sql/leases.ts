@@ -1,5 +1,6 @@
 import type { Tx } from '../transaction.js';
 import type { JobRow } from '../schema.js';
+import { RUNNING } from './states.js';
 
 /** Extends the lease of every job `owner` runs; returns the ids whose cancellation was requested. */
 export async function renewLeases(tx: Tx, owner: string, ids: string[], now: number, leaseMs: number) {
@@ -23,7 +24,7 @@ export async function selectExpiredLeases(tx: Tx, now: number, limit: number): P
   return tx
     .selectFrom('jobs')
     .selectAll()
-    .where('state', '=', 'running')
+    .where('state', '=', RUNNING)
     .where('lease_expires_at', '<', now)
     .limit(limit)
     .execute();

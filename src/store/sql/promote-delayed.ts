@@ -1,12 +1,13 @@
 import type { Tx } from '../transaction.js';
 import type { JobRow } from '../schema.js';
+import { DELAYED } from './states.js';
 
 /** Delayed jobs whose time has come become queued. */
 export async function promoteDelayed(tx: Tx, now: number, limit: number): Promise<JobRow[]> {
   const due = await tx
     .selectFrom('jobs')
     .select('id')
-    .where('state', '=', 'delayed')
+    .where('state', '=', DELAYED)
     .where('run_at', '<=', now)
     .limit(limit)
     .execute();
