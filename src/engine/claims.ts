@@ -10,7 +10,7 @@ import {
   writeClocks,
 } from '../store/sql/claim-jobs.js';
 import type { JobRow, JobTypeRow, Tx } from '../store/index.js';
-import type { EngineContext } from './context.js';
+import type { EmitEvents, EngineContext } from './context.js';
 import { advanceClocks, planFairOrder } from './fair-share.js';
 
 export interface ClaimResult {
@@ -20,50 +20,54 @@ export interface ClaimResult {
 }
 
 /**
- * One claim round for a worker with free `slots` per job type, as one transaction:
+ * One claim round for a worker with free `slots` per job type, inside the caller's transaction:
  * 1. per type, how many may start (worker slots, pause, global cap, global rate limit);
  * 2. which vendors have ready work, ranked by the fair scheduler and locked;
  * 3. the planned number of each vendor's next jobs, by priority then age, become `running` under a lease;
  * 4. the vendors' virtual clocks move on by what they actually got.
  */
-export async function claimJobs(ctx: EngineContext, owner: string, slots: Record<string, number>): Promise<ClaimResult> {
+export async function claimJobs(
+  ctx: EngineContext,
+  tx: Tx,
+  emit: EmitEvents,
+  owner: string,
+  slots: Record<string, number>,
+): Promise<ClaimResult> {
   const now = ctx.now();
   const dialect = ctx.store.dialect;
-  return ctx.write(async (tx, emit) => {
-    const typeRows = await lockJobTypes(tx, dialect, Object.keys(slots).filter((t) => slots[t] > 0));
-    const room = await roomPerType(tx, slots, typeRows, now);
-    const types = Object.keys(room).filter((t) => room[t] > 0);
-    if (types.length === 0) return { jobs: [], contended: false };
+  const typeRows = await lockJobTypes(tx, dialect, Object.keys(slots).filter((t) => slots[t] > 0));
+  const room = await roomPerType(tx, slots, typeRows, now);
+  const types = Object.keys(room).filter((t) => room[t] > 0);
+  if (types.length === 0) return { jobs: [], contended: false };
 
-    const candidates = await selectClaimCandidates(tx, types);
-    if (candidates.length === 0) return { jobs: [], contended: false };
-    const globalTime = await readGlobalVirtualTime(tx);
-    const locked = await lockVendors(tx, dialect, candidates.map((c) => c.id).sort());
-    const nextJob = new Map(candidates.map((c) => [c.id, c.next_job_id]));
-    const total = Math.min(ctx.options.claimBatch, sum(Object.values(room)));
-    const order = planFairOrder(
-      locked.map((v) => ({
-        vendorId: v.id,
-        weight: v.weight,
-        virtualTime: v.virtual_time,
-        room: (v.max_running ?? Infinity) - v.running,
-        nextJobId: nextJob.get(v.id)!,
-      })),
-      globalTime,
-      total,
-    );
+  const candidates = await selectClaimCandidates(tx, types);
+  if (candidates.length === 0) return { jobs: [], contended: false };
+  const globalTime = await readGlobalVirtualTime(tx);
+  const locked = await lockVendors(tx, dialect, candidates.map((c) => c.id).sort());
+  const nextJob = new Map(candidates.map((c) => [c.id, c.next_job_id]));
+  const total = Math.min(ctx.options.claimBatch, sum(Object.values(room)));
+  const order = planFairOrder(
+    locked.map((v) => ({
+      vendorId: v.id,
+      weight: v.weight,
+      virtualTime: v.virtual_time,
+      room: (v.max_running ?? Infinity) - v.running,
+      nextJobId: nextJob.get(v.id)!,
+    })),
+    globalTime,
+    total,
+  );
 
-    const chosen = await takeJobs(tx, dialect, order, types, room);
-    const rows = await markRunning(tx, chosen.ids, { owner, now, expiresAt: now + ctx.options.leaseMs });
-    const clocks = advanceClocks(
-      locked.map((v) => ({ vendorId: v.id, weight: v.weight, virtualTime: v.virtual_time, claimed: chosen.perVendor.get(v.id) ?? 0 })),
-      globalTime,
-    );
-    await writeClocks(tx, clocks.vendorTimes, clocks.globalTime);
-    await countRateLimited(tx, typeRows, rows, now);
-    emit(rows);
-    return { jobs: rows, contended: rows.length === 0 && locked.length < candidates.length };
-  });
+  const chosen = await takeJobs(tx, dialect, order, types, room);
+  const rows = await markRunning(tx, chosen.ids, { owner, now, expiresAt: now + ctx.options.leaseMs });
+  const clocks = advanceClocks(
+    locked.map((v) => ({ vendorId: v.id, weight: v.weight, virtualTime: v.virtual_time, claimed: chosen.perVendor.get(v.id) ?? 0 })),
+    globalTime,
+  );
+  await writeClocks(tx, clocks.vendorTimes, clocks.globalTime);
+  await countRateLimited(tx, typeRows, rows, now);
+  emit(rows);
+  return { jobs: rows, contended: rows.length === 0 && locked.length < candidates.length };
 }
 
 function sum(values: number[]): number {

@@ -1,7 +1,8 @@
 import { toJobError } from '../errors.js';
-import { finishRunningJob, insertOutputs } from '../store/sql/finish-job.js';
+import { finishRunningJob, finishSucceededJobs, insertOutputs } from '../store/sql/finish-job.js';
 import { renewLeases, selectCancelRequested } from '../store/sql/leases.js';
-import type { EngineContext } from './context.js';
+import type { Tx } from '../store/index.js';
+import type { EmitEvents, EngineContext } from './context.js';
 import { backoffDelay } from './backoff.js';
 import { claimJobs, type ClaimResult } from './claims.js';
 import { toJob } from './rows.js';
@@ -20,8 +21,21 @@ export class WorkService {
   constructor(private readonly ctx: EngineContext) {}
 
   async claim(owner: string, slots: Record<string, number>): Promise<{ jobs: Job[]; contended: boolean }> {
-    const result: ClaimResult = await claimJobs(this.ctx, owner, slots);
-    return { jobs: result.jobs.map(toJob), contended: result.contended };
+    return (await this.finishAndClaim(owner, [], slots)).claimed;
+  }
+
+  /**
+   * Records the successes of jobs that just finished and claims new jobs for the freed slots, in one
+   * transaction: on a busy worker one commit then serves many jobs in both directions.
+   */
+  async finishAndClaim(owner: string, successes: (Outcome & { job: Job })[], slots: Record<string, number>) {
+    const now = this.ctx.now();
+    return this.ctx.write(async (tx, emit) => {
+      const recorded = await recordSuccesses(tx, emit, owner, successes, now);
+      const anySlot = Object.values(slots).some((n) => n > 0);
+      const result: ClaimResult = anySlot ? await claimJobs(this.ctx, tx, emit, owner, slots) : { jobs: [], contended: false };
+      return { recorded, claimed: { jobs: result.jobs.map(toJob), contended: result.contended } };
+    });
   }
 
   /** Extends the leases of `ids`; reports which were lost and which should be cancelled. */
@@ -60,36 +74,8 @@ export class WorkService {
 
   /** Records success with the outputs and result; false when the lease was lost meanwhile. */
   async succeed(owner: string, job: Job, outcome: Outcome): Promise<boolean> {
-    const [recorded] = await this.succeedMany(owner, [{ job, ...outcome }]);
-    return recorded;
-  }
-
-  /**
-   * Records several successes in one transaction: a busy worker finishes many short jobs at once, and one
-   * commit for all of them is what lets it keep up. Returns, per job, whether its lease was still held.
-   */
-  async succeedMany(owner: string, items: (Outcome & { job: Job })[]): Promise<boolean[]> {
-    const now = this.ctx.now();
-    return this.ctx.write(async (tx, emit) => {
-      const recorded: boolean[] = [];
-      for (const { job, outputs, result } of items) {
-        const row = await finishRunningJob(tx, job.id, owner, {
-          state: 'succeeded',
-          result: result ? JSON.stringify(result) : null,
-          progress_percent: 100,
-          error_code: null,
-          error_message: null,
-          error_retryable: null,
-          finished_at: now,
-          updated_at: now,
-        });
-        recorded.push(Boolean(row));
-        if (!row) continue;
-        await insertOutputs(tx, outputs.map((o, idx) => ({ job_id: job.id, idx, blob: o.blob, content_type: o.contentType, width: o.width, height: o.height, bytes: o.bytes })));
-        emit([row]);
-      }
-      return recorded;
-    });
+    const { recorded } = await this.finishAndClaim(owner, [{ job, ...outcome }], {});
+    return recorded[0];
   }
 
   /**
@@ -139,4 +125,22 @@ export class WorkService {
     if (changed) this.ctx.bus.wake([job.type]);
     return changed;
   }
+}
+
+async function recordSuccesses(tx: Tx, emit: EmitEvents, owner: string, successes: (Outcome & { job: Job })[], now: number) {
+  const rows = await finishSucceededJobs(
+    tx,
+    owner,
+    successes.map(({ job, result }) => ({ id: job.id, result: result ? JSON.stringify(result) : null })),
+    now,
+  );
+  const done = new Set(rows.map((r) => r.id));
+  const outputs = successes
+    .filter(({ job }) => done.has(job.id))
+    .flatMap(({ job, outputs: list }) =>
+      list.map((o, idx) => ({ job_id: job.id, idx, blob: o.blob, content_type: o.contentType, width: o.width, height: o.height, bytes: o.bytes })),
+    );
+  await insertOutputs(tx, outputs);
+  emit(rows);
+  return successes.map(({ job }) => done.has(job.id));
 }

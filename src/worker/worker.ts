@@ -4,7 +4,6 @@ import type { BlobWriter } from '../blobs/types.js';
 import type { Engine, Job, Outcome } from '../engine/index.js';
 import { newId } from '../ids.js';
 import type { Processor } from '../processors/index.js';
-import { Batcher } from './batcher.js';
 import { JobAbort, runJob, type RunJobDeps } from './run-job.js';
 
 export interface WorkerOptions {
@@ -28,6 +27,13 @@ interface Running {
 
 const CANCEL_CHECK_MS = 500;
 const CONTENDED_RETRY_MS = 20;
+const MAX_SUCCESSES_PER_FLUSH = 200;
+
+interface PendingSuccess {
+  item: Outcome & { job: Job };
+  resolve(recorded: boolean): void;
+  reject(err: unknown): void;
+}
 
 /**
  * The worker runtime: keeps its slots busy with claimed jobs, renews their leases, passes on cancel
@@ -40,13 +46,13 @@ export class Worker {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly unsubscribe: (() => void)[] = [];
   private readonly startedAt = Date.now();
-  private readonly successes: Batcher<Outcome & { job: Job }, boolean>;
+  /** Successes waiting for the next flush, which records them and claims for their slots in one commit. */
+  private readonly successes: PendingSuccess[] = [];
   private claiming = false;
   private claimAgain = false;
   private stopping = false;
 
   constructor(private readonly opts: WorkerOptions) {
-    this.successes = new Batcher((items) => opts.engine.work.succeedMany(this.id, items));
     this.slots = Object.fromEntries(
       Object.entries(opts.concurrency).filter(([type, n]) => n > 0 && opts.processors.has(type)),
     );
@@ -90,15 +96,19 @@ export class Worker {
     this.log.info({ workerId: this.id }, 'worker stopped');
   }
 
-  private freeSlots(): Record<string, number> {
+  /** Free slots per type, counting the jobs whose success is about to be recorded as done. */
+  private freeSlots(finishing: Job[]): Record<string, number> {
     const busy: Record<string, number> = {};
     for (const { job } of this.running.values()) busy[job.type] = (busy[job.type] ?? 0) + 1;
+    for (const job of finishing) busy[job.type]--;
     return Object.fromEntries(Object.entries(this.slots).map(([t, n]) => [t, n - (busy[t] ?? 0)]));
   }
 
-  /** Claims now, or right after the claim in flight; claims never overlap within one worker. */
+  /**
+   * Flushes now, or right after the flush in flight: flushes never overlap within one worker, so slots are
+   * never claimed twice. A stopping worker still records successes but claims nothing.
+   */
   private claimSoon() {
-    if (this.stopping) return;
     if (this.claiming) {
       this.claimAgain = true;
       return;
@@ -114,12 +124,21 @@ export class Worker {
   }
 
   private async claim() {
-    const free = this.freeSlots();
-    if (!Object.values(free).some((n) => n > 0)) return;
-    const { jobs, contended } = await this.opts.engine.work.claim(this.id, free);
+    const successes = this.successes.splice(0, MAX_SUCCESSES_PER_FLUSH);
+    const free = this.stopping ? {} : this.freeSlots(successes.map((s) => s.item.job));
+    if (successes.length === 0 && !Object.values(free).some((n) => n > 0)) return;
+    let outcome;
+    try {
+      outcome = await this.opts.engine.work.finishAndClaim(this.id, successes.map((s) => s.item), free);
+    } catch (err) {
+      successes.forEach((s) => s.reject(err));
+      throw err;
+    }
+    successes.forEach((s, i) => s.resolve(outcome.recorded[i]));
+    const { jobs, contended } = outcome.claimed;
     for (const job of jobs) this.launch(job);
     const full = jobs.length > 0 && jobs.length === this.opts.engine.options.claimBatch;
-    if (full) this.claimAgain = true;
+    if (full || this.successes.length > 0) this.claimAgain = true;
     else if (contended) setTimeout(() => this.claimSoon(), CONTENDED_RETRY_MS).unref();
   }
 
@@ -129,7 +148,11 @@ export class Worker {
       ...this.opts,
       workerId: this.id,
       log: this.log.child({ jobId: job.id }),
-      succeed: (j, outcome) => this.successes.add({ job: j, ...outcome }),
+      succeed: (j, outcome) =>
+        new Promise<boolean>((resolve, reject) => {
+          this.successes.push({ item: { job: j, ...outcome }, resolve, reject });
+          this.claimSoon();
+        }),
     };
     const done = runJob(deps, this.opts.processors.get(job.type)!, job, controller)
       .catch((err) => this.log.error({ err, jobId: job.id }, 'recording the job outcome failed'))

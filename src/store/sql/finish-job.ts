@@ -1,4 +1,4 @@
-import type { Updateable } from 'kysely';
+import { sql, type Updateable } from 'kysely';
 import type { Tx } from '../transaction.js';
 import type { JobRow, JobsTable, JobOutputsTable } from '../schema.js';
 
@@ -21,6 +21,42 @@ export async function finishRunningJob(
     .where('lease_owner', '=', owner)
     .returningAll()
     .executeTakeFirst();
+}
+
+/**
+ * Marks several running jobs of `owner` succeeded in one statement, each with its own result JSON; jobs
+ * whose lease `owner` lost are left alone. Returns the rows changed.
+ */
+export async function finishSucceededJobs(
+  tx: Tx,
+  owner: string,
+  jobs: { id: string; result: string | null }[],
+  now: number,
+): Promise<JobRow[]> {
+  if (jobs.length === 0) return [];
+  const results = sql<string | null>`case ${sql.join(
+    jobs.map((j) => sql`when id = ${j.id} then ${j.result}`),
+    sql` `,
+  )} end`;
+  return tx
+    .updateTable('jobs')
+    .set({
+      state: 'succeeded',
+      result: results,
+      progress_percent: 100,
+      error_code: null,
+      error_message: null,
+      error_retryable: null,
+      finished_at: now,
+      updated_at: now,
+      lease_owner: null,
+      lease_expires_at: null,
+    })
+    .where('id', 'in', jobs.map((j) => j.id))
+    .where('state', '=', 'running')
+    .where('lease_owner', '=', owner)
+    .returningAll()
+    .execute();
 }
 
 export async function insertOutputs(tx: Tx, outputs: JobOutputsTable[]) {
