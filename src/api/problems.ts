@@ -25,6 +25,7 @@ const TITLES: Record<number, string> = {
   406: 'Not Acceptable',
   409: 'Conflict',
   413: 'Content Too Large',
+  414: 'URI Too Long',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
@@ -49,13 +50,20 @@ const FASTIFY_CODES: Record<string, [number, string]> = {
   FST_INVALID_MULTIPART_CONTENT_TYPE: [415, 'unsupported_media_type'],
   FST_PROTO_VIOLATION: [400, 'validation_failed'],
   FST_ERR_VALIDATION: [400, 'validation_failed'],
+  FST_ERR_BAD_URL: [400, 'validation_failed'],
+  FST_ERR_MAX_PARAM_LENGTH: [414, 'uri_too_long'],
 };
+
+const MAX_VALIDATION_ERRORS = 10;
 
 export function toProblem(err: unknown): Problem {
   if (err instanceof PixqError) return problem(err.status, err.code, err.message, err.details ? { details: err.details } : {});
   const e = err as FastifyError;
   if (e.validation) {
-    const errors = e.validation.map((v) => ({ path: `${e.validationContext ?? ''}${v.instancePath}`, message: v.message ?? 'invalid' }));
+    // The validator reports every mismatch; a large hostile body has thousands, so the answer names the first few.
+    const errors = e.validation
+      .slice(0, MAX_VALIDATION_ERRORS)
+      .map((v) => ({ path: `${e.validationContext ?? ''}${v.instancePath}`, message: v.message ?? 'invalid' }));
     return problem(400, 'validation_failed', `request ${errors.map((x) => `${x.path} ${x.message}`).join('; ')}`, { errors });
   }
   if (e.code && FASTIFY_CODES[e.code]) {
@@ -72,6 +80,16 @@ export function toProblem(err: unknown): Problem {
 
 export function sendProblem(reply: FastifyReply, p: Problem) {
   return reply.code(p.status).type('application/problem+json').send(p);
+}
+
+/**
+ * For Fastify's `frameworkErrors` option: errors the router raises before any route or hook runs (a path with
+ * broken percent-encoding, an over-long path parameter). Without it they leave as Fastify's own JSON.
+ */
+export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  const p = toProblem(err);
+  if (p.status >= 500) request.log.error({ err }, 'request failed');
+  return sendProblem(reply, { ...p, instance: request.url.split('?')[0] });
 }
 
 export function registerProblemHandlers(app: FastifyInstance) {

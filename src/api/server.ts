@@ -7,7 +7,7 @@ import { loadSigningSecret } from '../blobs/index.js';
 import type { Services } from '../services.js';
 import { registerAccessControl, registerCallerResolution } from './auth.js';
 import type { ApiDeps } from './deps.js';
-import { registerProblemHandlers } from './problems.js';
+import { frameworkErrorHandler, registerProblemHandlers } from './problems.js';
 import { RateLimiter } from './rate-limit.js';
 import { adminRoutes } from './routes/admin.js';
 import { eventRoutes } from './routes/events.js';
@@ -25,6 +25,8 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
     loggerInstance: log.child({ component: 'api' }, { level: 'warn' }) as FastifyBaseLogger,
     trustProxy: config.trustProxy,
     bodyLimit: JSON_BODY_LIMIT,
+    // Router errors (bad percent-encoding in the path) come before hooks and the error handler run.
+    frameworkErrors: frameworkErrorHandler,
   });
   // Requests are checked by TypeBox's compiler rather than Fastify's ajv: unknown fields are refused (not
   // dropped), query strings, params and headers are converted to the schema's types, and JSON bodies are
