@@ -5,7 +5,8 @@ import { PixqError, validationFailed } from '../errors.js';
 import { fitToImage, idealCrop, parseAspect, planCut, toPixels, type Region } from './faces/crop.js';
 import { detectFaces, type Face } from './faces/detector.js';
 import { openImage, type OpenedImage } from './image.js';
-import { OutputFormat, defaultFormat, encodeImage, raceAbort, throwIfAborted, type EncodedImage } from './transform.js';
+import { raceAbort, throwIfAborted } from './abort.js';
+import { OutputFormat, defaultFormat, encodeImage, type EncodedImage } from './encode.js';
 import type { Processor, ProcessorContext, ProcessorOutput, ProcessorResult } from './types.js';
 
 /** `select: all` writes at most this many crops (largest faces first), so a crowd photo cannot flood the store. */

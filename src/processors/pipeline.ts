@@ -4,7 +4,7 @@ import type { BlobRef, BlobWriter } from '../blobs/types.js';
 import type { Config } from '../config.js';
 import { PixqError, validationFailed } from '../errors.js';
 import { parseOptions } from './options.js';
-import { throwIfAborted } from './transform.js';
+import { throwIfAborted } from './abort.js';
 import type { Processor, ProcessorContext, ProcessorResult, ProgressUpdate } from './types.js';
 
 export const MAX_STEPS = 8;

@@ -7,7 +7,7 @@ import { DEFAULT_MODEL, MODEL_NAMES, MODELS, type ModelName, type ModelSpec } fr
 import { locateModel } from './models/locate.js';
 import { modelUnavailable } from './models/model-files.js';
 import { boundingBox, growBox, refineMask, scaleMask } from './models/mask.js';
-import { raceAbort } from './models/onnx-worker.js';
+import { raceAbort } from './abort.js';
 import { resizeCentred } from './models/resample.js';
 import { SessionCache } from './models/sessions.js';
 import { toInputTensor, toMask } from './models/tensors.js';

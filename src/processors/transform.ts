@@ -1,17 +1,12 @@
 import sharp, { type Sharp } from 'sharp';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Config } from '../config.js';
-import { PixqError, jobErrors, validationFailed } from '../errors.js';
+import { PixqError, validationFailed } from '../errors.js';
+import { raceAbort, throwIfAborted } from './abort.js';
 import { parseColour, type Colour } from './colour.js';
+import { defaultFormat, encodeImage, OutputFormat, type EncodedImage } from './encode.js';
 import { openImage } from './image.js';
 import type { Processor, ProcessorContext, ProcessorResult } from './types.js';
-
-/** Output formats every image processor offers. */
-export const OutputFormat = Type.Union(
-  [Type.Literal('png'), Type.Literal('jpeg'), Type.Literal('webp'), Type.Literal('avif')],
-  { description: 'Output format; default: the input family (jpeg, png, webp, avif), png when the result has alpha' },
-);
-export type OutputFormatName = Static<typeof OutputFormat>;
 
 const FITS = ['cover', 'contain', 'fill', 'inside', 'outside'] as const;
 const POSITIONS: Record<string, string> = {
@@ -57,14 +52,8 @@ export const transformOptionsSchema = Type.Object(
 );
 export type TransformOptions = Static<typeof transformOptionsSchema>;
 
-const MIME: Record<OutputFormatName, string> = {
-  png: 'image/png',
-  jpeg: 'image/jpeg',
-  webp: 'image/webp',
-  avif: 'image/avif',
-};
 const TRANSPARENT: Colour = { r: 0, g: 0, b: 0, alpha: 0 };
-const WHITE: Colour = { r: 255, g: 255, b: 255, alpha: 1 };
+
 const DEFAULT_TRIM_THRESHOLD = 10;
 
 export function createTransform(config: Config): Processor<typeof transformOptionsSchema> {
@@ -114,14 +103,6 @@ async function runTransform(
     outputs: [{ ...ref, contentType: encoded.contentType, width: encoded.width, height: encoded.height }],
     result: { width: encoded.width, height: encoded.height, format: encoded.format },
   };
-}
-
-export interface EncodedImage {
-  data: Buffer;
-  contentType: string;
-  format: OutputFormatName;
-  width: number;
-  height: number;
 }
 
 /**
@@ -178,67 +159,3 @@ function resized(image: Sharp, resize: NonNullable<TransformOptions['resize']>, 
   });
 }
 
-/** The input's own family when it has one we write, png when the result keeps alpha that jpeg cannot hold. */
-export function defaultFormat(inputFormat: string | undefined, hasAlpha: boolean): OutputFormatName {
-  const family: OutputFormatName | undefined =
-    inputFormat === 'jpeg' || inputFormat === 'jpg'
-      ? 'jpeg'
-      : inputFormat === 'webp'
-        ? 'webp'
-        : inputFormat === 'heif' || inputFormat === 'avif'
-          ? 'avif'
-          : inputFormat === 'png'
-            ? 'png'
-            : undefined;
-  if (!family) return 'png';
-  return family === 'jpeg' && hasAlpha ? 'png' : family;
-}
-
-export interface EncodeOptions {
-  format: OutputFormatName;
-  quality?: number;
-  /** Opaque colour to composite transparent pixels onto. */
-  flattenOnto?: Colour;
-  /** Whether the image may carry transparency; jpeg output then flattens onto white. */
-  hasAlpha: boolean;
-}
-
-/**
- * Encodes in sRGB with an sRGB ICC profile and no other metadata: EXIF (GPS, camera serials) never leaves the
- * service, and colour-managed viewers still render the colours as intended.
- */
-export async function encodeImage(image: Sharp, opts: EncodeOptions): Promise<EncodedImage> {
-  let out = image;
-  const flatten = opts.flattenOnto ?? (opts.format === 'jpeg' && opts.hasAlpha ? WHITE : undefined);
-  if (flatten) out = out.flatten({ background: flatten });
-  out = out.toColourspace('srgb').withIccProfile('srgb');
-  const quality = opts.quality;
-  if (opts.format === 'jpeg') out = out.jpeg({ quality: quality ?? 85, mozjpeg: false });
-  else if (opts.format === 'webp') out = out.webp({ quality: quality ?? 85 });
-  else if (opts.format === 'avif') out = out.avif({ quality: quality ?? 55, effort: 2 });
-  else out = out.png({ compressionLevel: 6 });
-  const { data, info } = await out.toBuffer({ resolveWithObject: true });
-  return { data, contentType: MIME[opts.format], format: opts.format, width: info.width, height: info.height };
-}
-
-/** Throws the abort reason when it is a PixqError (timeout, cancel) so the engine records the right code. */
-export function throwIfAborted(signal: AbortSignal): void {
-  if (!signal.aborted) return;
-  throw signal.reason instanceof PixqError ? signal.reason : jobErrors.cancelled();
-}
-
-/** Rejects as soon as the signal aborts; the native work finishes in the background and its result is dropped. */
-export function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  throwIfAborted(signal);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      try {
-        throwIfAborted(signal);
-      } catch (err) {
-        reject(err);
-      }
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}

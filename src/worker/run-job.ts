@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { BlobWriter } from '../blobs/types.js';
 import type { Engine, Job, Outcome } from '../engine/index.js';
 import { jobErrors, PixqError } from '../errors.js';
-import { parseOptions, type Processor, type ProgressUpdate } from '../processors/index.js';
+import { parseOptions, raceAbort, throwIfAborted, type Processor, type ProgressUpdate } from '../processors/index.js';
 
 /** Why a running job's signal was aborted; decides how the attempt is recorded. */
 export type AbortCause = 'cancel' | 'timeout' | 'shutdown' | 'lost';
@@ -36,12 +36,15 @@ export async function runJob(deps: RunJobDeps, processor: Processor, job: Job, c
   const progress = throttledProgress(deps, job);
   log.debug({ jobId: job.id, attempt: job.attempts }, 'job started');
   try {
-    const outcome = await untilAborted(signal, async () => {
-      const input = processor.needsInput ? await deps.loadInput(job, signal) : undefined;
-      signal.throwIfAborted();
-      const options = parseOptions(processor, job.options);
-      return processor.run({ input, options, signal, progress: progress.report, blobs: deps.blobs, log });
-    });
+    const outcome = await raceAbort(
+      (async () => {
+        const input = processor.needsInput ? await deps.loadInput(job, signal) : undefined;
+        throwIfAborted(signal);
+        const options = parseOptions(processor, job.options);
+        return processor.run({ input, options, signal, progress: progress.report, blobs: deps.blobs, log });
+      })(),
+      signal,
+    );
     await progress.flush();
     const outputs = outcome.outputs.map(({ key, ...output }) => ({ blob: key, ...output }));
     await deps.succeed(job, { outputs, result: outcome.result });
@@ -66,16 +69,6 @@ async function recordFailure(deps: RunJobDeps, job: Job, err: unknown) {
   if (!(error instanceof PixqError)) log.error({ jobId: job.id, err: error }, 'job handler failed');
   await engine.work.fail(workerId, job, error);
   log.debug({ jobId: job.id, attempt: job.attempts, code: (error as PixqError).code }, 'job finished');
-}
-
-/** Resolves with `work`, or rejects with the abort reason as soon as `signal` aborts. */
-function untilAborted<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    work().then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
 
 /** Progress at most every 250 ms per job, the latest value always written. */

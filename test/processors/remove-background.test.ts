@@ -315,7 +315,8 @@ describe('remove-background with the default model (isnet-medium)', () => {
 
   it('rejects within a second when aborted mid-inference, then keeps working', async () => {
     const controller = new AbortController();
-    const reason = new Error('cancelled by test');
+    // A PixqError reason (the worker's timeout or cancel) is what the handler rejects with.
+    const reason = new PixqError('timeout', 'aborted by test', { retryable: true });
     let abortedAt = 0;
     const stages: string[] = [];
     const job = runJob(proc, baseline.scene.image, {}, controller.signal, (update) => {
