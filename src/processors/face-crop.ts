@@ -3,7 +3,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { Config } from '../config.js';
 import { PixqError, validationFailed } from '../errors.js';
 import { fitToImage, idealCrop, parseAspect, planCut, toPixels, type Region } from './faces/crop.js';
-import { detectFaces, type Face } from './faces/detector.js';
+import type { Face } from './faces/detector.js';
 import { openImage, type OpenedImage } from './image.js';
 import { raceAbort, throwIfAborted } from './abort.js';
 import { OutputFormat, defaultFormat, encodeImage, type EncodedImage } from './encode.js';
@@ -79,6 +79,8 @@ async function runFaceCrop(ctx: ProcessorContext<FaceCropOptions>, config: Confi
   const meta = await opened.image.metadata();
   throwIfAborted(ctx.signal);
   ctx.progress({ percent: 20, stage: 'detect' });
+  // TensorFlow.js costs about 55 MB of memory; a process that never crops a face never loads it.
+  const { detectFaces } = await import('./faces/detector.js');
   const detected = await raceAbort(detectFaces(opened.image, opened.width, opened.height), ctx.signal);
   const chosen = chooseFaces(detected, ctx.options.select);
   const outputs: ProcessorOutput[] = [];
