@@ -57,17 +57,14 @@ async function runSubjects(rows: Rows, notes: string[]) {
 }
 
 /** Idle RSS of the real CLI on each store whose row was measured. */
-async function measureRss(rows: Rows, notes: string[]) {
+async function measureRss(rows: Rows) {
   for (const key of ['pixq-sqlite', 'pixq-postgres'] as const) {
     const row = rows[key];
     if (!row || !wanted('rss')) continue;
     console.error(`measuring idle RSS (${key}) ...`);
     try {
       const url = key === 'pixq-postgres' ? await freshDatabase(pgUrl, 'rss') : undefined;
-      const result = await idleRss(url);
-      row.rssMb = result.mb;
-      row.rssNote = result.command === 'start' ? undefined : `\`${result.command}\`: \`start\` refused`;
-      notes.push(...result.failures.map((f) => `- RSS, ${row.label}: ${f}`));
+      row.rssMb = await idleRss(url);
     } finally {
       await cleanUp();
     }
@@ -95,10 +92,9 @@ async function main() {
   const intro = await header();
   await runSubjects(rows, notes);
   const rssNotes = [
-    '- Idle RSS: VmRSS of `node --import tsx test/support/pixq-cli.ts start` 5 s after it logs "pixq running", then SIGTERM; ' +
-      'tsx itself adds about 40 MB over a built `node bin/pixq.js`.',
+    '- Idle RSS: VmRSS of the compiled `node bin/pixq.js start` (API and workers) 5 s after it logs "pixq running", then SIGTERM.',
   ];
-  await measureRss(rows, rssNotes);
+  await measureRss(rows);
   console.log(
     [
       intro,

@@ -52,7 +52,6 @@ export interface Row {
   probesStarted: number;
   probes: number;
   rssMb?: number;
-  rssNote?: string;
 }
 
 const POLL_MS = 250;

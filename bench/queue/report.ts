@@ -23,7 +23,7 @@ export function table(rows: Rows, s: Settings): string {
   ];
   for (const row of Object.values(rows)) {
     const [p50, p99] = latency(row);
-    const rss = row.rssMb === undefined ? '—' : `${row.rssMb.toFixed(0)}${row.rssNote ? ` (${row.rssNote})` : ''}`;
+    const rss = row.rssMb === undefined ? '—' : row.rssMb.toFixed(0);
     lines.push(`| ${row.label} | ${fmt(row.enqueuePerSec)} | ${processing(row, s)} | ${p50} | ${p99} | ${rss} |`);
   }
   return lines.join('\n');

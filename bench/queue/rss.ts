@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
@@ -10,36 +11,22 @@ const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
 const IDLE_MS = 5_000;
 
-export interface RssResult {
-  mb: number;
-  /** The CLI command that was measured: `start`, or `worker` when `start` refused to run. */
-  command: string;
-  /** Why the commands before `command` did not come up. */
-  failures: string[];
-}
-
 /**
- * Idle resident memory of a real pixq server process. `start` is tried first; if it exits before it is
- * running (the HTTP API may not be built yet) the `worker` command is measured instead and labelled so.
+ * Idle resident memory of a real `pixq start` process (API and workers), as users run it: the compiled CLI
+ * (`node bin/pixq.js`), built first so it matches the source.
  */
-export async function idleRss(databaseUrl?: string): Promise<RssResult> {
-  const failures: string[] = [];
-  for (const command of ['start', 'worker']) {
-    const child = spawnCli(command, databaseUrl);
-    const ready = await untilRunning(child);
-    if (!ready.ok) {
-      failures.push(`\`pixq ${command}\` did not come up (${ready.reason})`);
-      continue;
-    }
-    await sleep(IDLE_MS);
-    const mb = readRssMb(child.pid!);
-    await stop(child);
-    return { mb, command, failures };
-  }
-  throw new Error('neither `pixq start` nor `pixq worker` came up');
+export async function idleRss(databaseUrl?: string): Promise<number> {
+  execFileSync(process.execPath, [path.join(REPO, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: REPO });
+  const child = spawnCli(databaseUrl);
+  const ready = await untilRunning(child);
+  if (!ready.ok) throw new Error(`\`pixq start\` did not come up (${ready.reason})`);
+  await sleep(IDLE_MS);
+  const mb = readRssMb(child.pid!);
+  await stop(child);
+  return mb;
 }
 
-function spawnCli(command: string, databaseUrl?: string): ChildProcess {
+function spawnCli(databaseUrl?: string): ChildProcess {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     PIXQ_DATA_DIR: tempDir('pixq-rss-'),
@@ -52,13 +39,9 @@ function spawnCli(command: string, databaseUrl?: string): ChildProcess {
   };
   delete env.DATABASE_URL;
   if (databaseUrl) env.DATABASE_URL = databaseUrl;
-  // `node` itself (not npx/tsx wrappers), so the pid whose RSS is read is the server.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/pixq-cli.ts', command], {
-    cwd: REPO,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  defer(`stop pixq ${command} (pid ${child.pid})`, () => stop(child));
+  // `node` itself (not an npx wrapper), so the pid whose RSS is read is the server.
+  const child = spawn(process.execPath, ['bin/pixq.js', 'start'], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  defer(`stop pixq start (pid ${child.pid})`, () => stop(child));
   return child;
 }
 
