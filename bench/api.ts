@@ -8,7 +8,7 @@
  * every 202 must be a job in the store. Prints a markdown table and the checks.
  *
  * Settings: BENCH_CONNECTIONS (200), BENCH_SECONDS (30), BENCH_P99_MS (25), BENCH_CPU_PROF=dir to write a
- * V8 CPU profile of the server process.
+ * V8 CPU profile of the server process, BENCH_DATA_PARENT (os.tmpdir()) for where the SQLite file lives.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 interface Histogram {
   average: number;
@@ -56,7 +57,14 @@ async function serve() {
   const services = await openServices(loadConfig());
   const app = await buildServer(services);
   await app.listen({ host: '127.0.0.1', port: 0 });
+  // Event-loop delay shows whether slow answers were the server blocked (synchronous SQLite, GC) or queued.
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
   console.log(JSON.stringify({ port: (app.server.address() as AddressInfo).port }));
+  process.on('SIGUSR2', () => {
+    const ms = (ns: number) => Math.round(ns / 1e5) / 10;
+    console.log(JSON.stringify({ loop: { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max) } }));
+  });
   process.on('SIGTERM', () => {
     void app.close().then(() => services.close()).then(() => process.exit(0));
   });
@@ -66,7 +74,7 @@ async function main() {
   const connections = Number(env.BENCH_CONNECTIONS ?? 200);
   const seconds = Number(env.BENCH_SECONDS ?? 30);
   const p99Target = Number(env.BENCH_P99_MS ?? 25);
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixq-bench-api-'));
+  const dataDir = fs.mkdtempSync(path.join(env.BENCH_DATA_PARENT ?? os.tmpdir(), 'pixq-bench-api-'));
 
   const image = await smallJpeg();
   const images = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': image.length }).end(image));
@@ -85,10 +93,12 @@ async function main() {
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const port = await new Promise<number>((resolve, reject) => {
-    readline.createInterface({ input: child.stdout! }).once('line', (line) => resolve((JSON.parse(line) as { port: number }).port));
-    child.once('exit', (code) => reject(new Error(`API exited with ${code} before listening`)));
-  });
+  const lines = readline.createInterface({ input: child.stdout! });
+  const nextLine = () => new Promise<Record<string, any>>((resolve) => lines.once('line', (line) => resolve(JSON.parse(line))));
+  const port = await Promise.race([
+    nextLine().then((l) => l.port as number),
+    new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`API exited with ${code} before listening`)))),
+  ]);
   const base = `http://127.0.0.1:${port}`;
 
   try {
@@ -125,6 +135,9 @@ async function main() {
     await new Promise((r) => setTimeout(r, 1000));
     const stored = (await countJobs(dataDir, vendor.id)) - before;
     const missing = await missingJobs(dataDir, acceptedIds);
+    const loopLine = nextLine();
+    child.kill('SIGUSR2');
+    const { loop } = (await loopLine) as { loop: { p50: number; p99: number; max: number } };
     const accepted = Number(result.statusCodeStats['202']?.count ?? 0);
     const failures = result.errors + result.timeouts + result.non2xx + result.resets;
 
@@ -134,6 +147,7 @@ async function main() {
     console.log(
       `| ${result.requests.total} | ${Math.round(result.requests.average)} | ${result.latency.p50} | ${result.latency.p90} | ${result.latency.p99} | ${result.latency.max} | ${failures} | ${accepted} | ${stored} | ${missing} |`,
     );
+    console.log(`\nServer event-loop delay over warm-up and run: p50 ${loop.p50} ms, p99 ${loop.p99} ms, max ${loop.max} ms.`);
     const checks = [
       [failures === 0, `no errors or non-2xx answers (${failures}; status codes ${JSON.stringify(result.statusCodeStats)})`],
       [

@@ -49,8 +49,8 @@ export class MaintenanceService {
   }
 
   /**
-   * Deletes jobs finished and uploads made more than `retentionMs` ago, with their events and outputs, and
-   * through `deleteBlob` every blob nothing refers to any more. Old events and dead workers' rows go too.
+   * Deletes jobs finished and uploads made more than `retentionMs` ago, with their outputs, and through
+   * `deleteBlob` every blob nothing refers to any more. Events go by age (a day), as do dead workers' rows.
    * Returns the number of jobs deleted.
    */
   async prune(retentionMs: number, deleteBlob: (key: string) => Promise<void>): Promise<number> {

@@ -56,20 +56,25 @@ export function toVendor(row: VendorRow): Vendor {
 
 const MAX_EVENT_MESSAGE = 500; // keeps every event well under PostgreSQL's 8000-byte NOTIFY limit
 
-/** The event describing a job row's current state, without its id (assigned when stored). */
+/**
+ * The event describing a job row's current state, without its id (assigned when stored). Built from the
+ * row's columns directly: events are written for every state change, so no JSON is parsed here.
+ */
 export function eventFor(row: JobRow, kind: JobEvent['kind'], at: number): Omit<JobEvent, 'id'> {
-  const job = toJob(row);
   const clip = (s: string | null) => (s === null ? null : s.slice(0, MAX_EVENT_MESSAGE));
   return {
     kind,
-    jobId: job.id,
-    vendorId: job.vendorId,
-    batchId: job.batchId,
-    type: job.type,
-    state: job.state,
-    attempts: job.attempts,
-    progress: { ...job.progress, message: clip(job.progress.message) },
-    error: job.error && { ...job.error, message: clip(job.error.message)! },
+    jobId: row.id,
+    vendorId: row.vendor_id,
+    batchId: row.batch_id,
+    type: row.type,
+    state: row.state,
+    attempts: row.attempts,
+    progress: { percent: row.progress_percent, stage: row.progress_stage, message: clip(row.progress_message) },
+    error:
+      row.error_code === null
+        ? null
+        : { code: row.error_code, message: clip(row.error_message) ?? '', retryable: row.error_retryable === 1 },
     at,
   };
 }

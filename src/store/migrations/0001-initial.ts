@@ -60,10 +60,9 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
   // The claim: a vendor's next ready job by priority then age (all types, or one type).
   await index('jobs_queued_by_vendor', '(vendor_id, priority desc, id)', "state = 'queued'");
   await index('jobs_queued_by_vendor_type', '(vendor_id, type, priority desc, id)', "state = 'queued'");
-  // Running jobs: caps per vendor and type, and the reaper's expired leases.
-  await index('jobs_running_by_vendor', '(vendor_id)', "state = 'running'");
-  await index('jobs_running_by_type', '(type)', "state = 'running'");
-  await index('jobs_running_by_lease', '(lease_expires_at)', "state = 'running'");
+  // Running jobs: caps per vendor (and, scanning this small set, per type and the reaper's expired leases:
+  // there are never more running jobs than worker slots).
+  await index('jobs_running', '(vendor_id)', "state = 'running'");
   await index('jobs_delayed_by_run_at', '(run_at)', "state = 'delayed'");
   await index('jobs_input_blob', '(input_blob)', 'input_blob is not null');
   await index('jobs_batch', '(batch_id)', 'batch_id is not null');
@@ -116,7 +115,6 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn('created_at', bigint, (c) => c.notNull())
     .execute();
   await db.schema.createIndex('events_vendor').on('events').columns(['vendor_id', 'id']).execute();
-  await db.schema.createIndex('events_job').on('events').columns(['job_id']).execute();
 
   await db.schema
     .createTable('workers')
