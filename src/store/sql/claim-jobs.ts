@@ -43,7 +43,8 @@ export async function lockVendors(tx: Tx, dialect: Dialect, vendorIds: string[])
     .where('v.status', '=', 'active');
   if (dialect === 'postgres') query = query.forUpdate().skipLocked();
   const vendors = await query.execute();
-  const running = await countRunning(tx, 'vendor_id', vendors.map((v) => v.id));
+  const capped = vendors.filter((v) => v.max_running !== null).map((v) => v.id);
+  const running = await countRunning(tx, 'vendor_id', capped); // only a capped vendor's count matters
   return vendors.map((v) => ({ ...v, running: running.get(v.id) ?? 0 }));
 }
 
