@@ -41,15 +41,12 @@ export class RateLimiter {
   /** Spends `cost` from each budget, all or none; throws 429 when any is exhausted. */
   async charge(request: FastifyRequest, reply: FastifyReply, charges: [Budget, number][]) {
     const subject = request.caller.kind === 'vendor' ? `vendor:${request.caller.vendor.id}` : `ip:${request.ip}`;
-    const outcomes: RateLimitOutcome[] = [];
-    for (const [budget, cost] of charges) {
-      if (cost <= 0) continue;
-      const outcome = await this.engine.rateLimits.consume(subject, { name: POLICY_NAMES[budget], ...this.rule(request, budget) }, cost);
-      outcomes.push(outcome);
-      if (!outcome.allowed) break;
-    }
+    const wanted = charges
+      .filter(([, cost]) => cost > 0)
+      .map(([budget, cost]) => ({ rule: { name: POLICY_NAMES[budget], ...this.rule(request, budget) }, cost }));
+    if (wanted.length === 0) return;
+    const outcomes = await this.engine.rateLimits.consume(subject, wanted);
     const refused = outcomes.find((o) => !o.allowed);
-    if (refused) for (const o of outcomes) await this.engine.rateLimits.refund(o);
     addHeaders(reply, outcomes);
     if (refused) {
       const retryAfter = Math.max(1, Math.ceil(refused.resetMs / 1000));

