@@ -14,6 +14,13 @@ const POLICY_NAMES: Record<Budget, string> = {
   anonymous: 'anonymous',
 };
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Budgets a vendor's request to this route spends one unit of, besides `requests`. */
+    budgets?: Budget[];
+  }
+}
+
 /** Health probes stay outside the anonymous budget so an orchestrator's checks never get 429. */
 const UNMETERED = new Set(['/healthz', '/readyz']);
 
@@ -33,7 +40,9 @@ export class RateLimiter {
     app.addHook('onRequest', async (request, reply) => {
       if (UNMETERED.has(request.routeOptions.url ?? '')) return;
       const caller = request.caller;
-      if (caller.kind === 'vendor') await this.charge(request, reply, [['requests', 1]]);
+      // A route's own budgets are charged with `requests` in one go: one transaction per request.
+      const own = (request.routeOptions.config.budgets ?? []).map((b): [Budget, number] => [b, 1]);
+      if (caller.kind === 'vendor') await this.charge(request, reply, [['requests', 1], ...own]);
       if (caller.kind === 'anonymous') await this.charge(request, reply, [['anonymous', 1]]);
     });
   }

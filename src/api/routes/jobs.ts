@@ -19,7 +19,7 @@ export const jobRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
   const config = { access: 'vendor' as const };
 
   api.post('/v1/jobs', {
-    config,
+    config: { ...config, budgets: ['image'] },
     schema: {
       tags: ['jobs'],
       summary: 'Submit a job (JSON with input.url or input.uploadId, or multipart with an `image` file)',
@@ -27,8 +27,7 @@ export const jobRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
       body: JobSubmission,
       response: { 202: JobView, ...problems },
     },
-    preValidation: async (request, reply) => {
-      await deps.limiter.charge(request, reply, [['image', 1]]);
+    preValidation: async (request) => {
       if (!request.isMultipart()) return;
       const { fields, uploadIds } = await readMultipart(request, deps, 1);
       // Validation of the body schema runs next, on what the multipart fields said.

@@ -19,15 +19,14 @@ export const submissionRoutes = (deps: ApiDeps): FastifyPluginAsync => async (ap
   const maxJobs = deps.config.maxBulkFiles;
 
   api.post('/v1/jobs/bulk', {
-    config,
+    config: { ...config, budgets: ['bulk'] },
     schema: {
       tags: ['jobs'],
       summary: `Submit up to ${maxJobs} jobs in one transaction (JSON {jobs}, or multipart: many "image" files sharing type and options)`,
       body: BulkSubmission,
       response: { 202: Type.Object({ batchId: Type.String(), jobIds: Type.Array(Type.String()), count: Type.Integer() }), ...problems },
     },
-    preValidation: async (request, reply) => {
-      await deps.limiter.charge(request, reply, [['bulk', 1]]);
+    preValidation: async (request) => {
       if (!request.isMultipart()) return;
       const { fields, uploadIds } = await readMultipart(request, deps, maxJobs);
       if (uploadIds.length === 0) throw validationFailed('a multipart bulk request needs at least one "image" file');
@@ -56,10 +55,9 @@ export const submissionRoutes = (deps: ApiDeps): FastifyPluginAsync => async (ap
   });
 
   api.post('/v1/uploads', {
-    config,
+    config: { ...config, budgets: ['image'] },
     schema: { tags: ['uploads'], summary: 'Upload an image once (multipart field "image") to use in several jobs', response: { 201: UploadView, ...problems, 415: Problem, 422: Problem } },
   }, async (request, reply) => {
-    await deps.limiter.charge(request, reply, [['image', 1]]);
     if (!request.isMultipart()) throw new PixqError('unsupported_media_type', 'send the image as multipart/form-data in the field "image"', { status: 415 });
     const file = await request.file().catch((err: unknown) => {
       throw asMultipartProblem(err);
