@@ -1,7 +1,7 @@
 import sharp, { type Sharp } from 'sharp';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Config } from '../config.js';
-import { PixqError, validationFailed } from '../errors.js';
+import { validationFailed } from '../errors.js';
 import { raceAbort, throwIfAborted } from './abort.js';
 import { parseColour, type Colour } from './colour.js';
 import { defaultFormat, encodeImage, OutputFormat, type EncodedImage } from './encode.js';

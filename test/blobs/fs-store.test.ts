@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../../src/blobs/index.js';
 import { PixqError } from '../../src/errors.js';
+import { rejection } from '../support/errors.js';
 
 let dataDir: string;
 let store: FsBlobStore;
@@ -37,15 +38,6 @@ async function drain(stream: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const part of stream) parts.push(part as Buffer);
   return Buffer.concat(parts);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<PixqError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(PixqError);
-  return err as PixqError;
 }
 
 describe('FsBlobStore', () => {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PixqError } from '../../src/errors.js';
 import { downloadImage, type DownloadOptions, type Resolver } from '../../src/intake/index.js';
 import { startServer, type TestServer } from './support.js';
+import { rejection } from '../support/errors.js';
 
 const PAYLOAD = randomBytes(4096);
 const STALL_MS = 10_000;
@@ -69,15 +70,6 @@ const LOOPBACK_ONLY = ['127.0.0.1'];
 
 function options(overrides: Partial<DownloadOptions> = {}): DownloadOptions {
   return { maxBytes: 1_000_000, timeoutMs: 2000, allowlist: LOOPBACK_ONLY, ...overrides };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<PixqError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(PixqError);
-  return err as PixqError;
 }
 
 /** A DNS stand-in: known names map to fixed addresses, everything else does not exist. */

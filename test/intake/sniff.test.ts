@@ -1,8 +1,8 @@
 import { deflateSync, crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PixqError } from '../../src/errors.js';
 import { sniffImage } from '../../src/intake/index.js';
+import { rejection } from '../support/errors.js';
 
 const WIDTH = 40;
 const HEIGHT = 30;
@@ -10,15 +10,6 @@ const MAX_PIXELS = 1_000_000;
 
 function noise(width = WIDTH, height = HEIGHT) {
   return sharp({ create: { width, height, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 40 } } });
-}
-
-async function rejection(promise: Promise<unknown>): Promise<PixqError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(PixqError);
-  return err as PixqError;
 }
 
 function pngChunk(type: string, data: Buffer): Buffer {

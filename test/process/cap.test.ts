@@ -1,23 +1,12 @@
 import { expect, it } from 'vitest';
-import { openEngine } from '../../src/engine/index.js';
-import { describeEachStore, dropDatabase } from '../support/stores.js';
-import { DEFAULT_OPTIONS } from '../support/engine.js';
-import { spawnPixq, stopAll, waitUntil, workerReady } from '../support/processes.js';
+import { describeEachStore } from '../support/stores.js';
+import { waitUntil, workerCluster } from '../support/processes.js';
 
 describeEachStore('per-vendor cap across worker processes', (target) => {
   it('a vendor with cap 2 never has more than 2 running jobs while three workers run', { timeout: 120_000 }, async () => {
-    const location = await target.fresh();
-    const engine = await openEngine(location, DEFAULT_OPTIONS);
-    const env = {
-      PIXQ_DATA_DIR: location.dataDir,
-      DATABASE_URL: location.databaseUrl,
-      PIXQ_ENABLE_NOOP: '1',
-      PIXQ_WORKER_CONCURRENCY: 'noop=4',
-      PIXQ_POLL_MS: '20',
-    };
-    const workers = [0, 1, 2].map(() => spawnPixq(['worker'], env));
+    const cluster = await workerCluster(target, { PIXQ_WORKER_CONCURRENCY: 'noop=4', PIXQ_POLL_MS: '20' });
+    const { engine } = cluster;
     try {
-      await Promise.all(workers.map((w) => workerReady(w)));
       const capped = await engine.vendors.create('capped', { maxRunning: 2 });
       const free = await engine.vendors.create('free');
       await engine.jobs.enqueue(capped.id, Array.from({ length: 60 }, () => ({ type: 'noop', options: { ms: 40 } })));
@@ -49,9 +38,7 @@ describeEachStore('per-vendor cap across worker processes', (target) => {
       expect(seen.capped).toBe(2); // reached, never exceeded
       expect(seen.free).toBeGreaterThan(2); // the uncapped vendor used the other slots meanwhile
     } finally {
-      await stopAll(workers);
-      await engine.close();
-      await dropDatabase(location.databaseUrl);
+      await cluster.close();
     }
   });
 });

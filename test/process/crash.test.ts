@@ -1,8 +1,6 @@
 import { expect, it } from 'vitest';
-import { openEngine } from '../../src/engine/index.js';
-import { describeEachStore, dropDatabase } from '../support/stores.js';
-import { DEFAULT_OPTIONS } from '../support/engine.js';
-import { spawnPixq, stopAll, waitUntil, workerReady, type PixqProcess } from '../support/processes.js';
+import { describeEachStore } from '../support/stores.js';
+import { waitUntil, workerCluster, type PixqProcess } from '../support/processes.js';
 
 const JOBS = 2000;
 
@@ -38,20 +36,14 @@ function push(map: Map<string, Interval[]>, key: string, value: Interval) {
 
 describeEachStore('crash: SIGKILL a worker mid-run', (target) => {
   it(`all ${JOBS} jobs succeed and no job runs on two live workers at once`, { timeout: 180_000 }, async () => {
-    const location = await target.fresh();
-    const engine = await openEngine(location, DEFAULT_OPTIONS);
-    const env = {
-      PIXQ_DATA_DIR: location.dataDir,
-      DATABASE_URL: location.databaseUrl,
-      PIXQ_ENABLE_NOOP: '1',
+    const cluster = await workerCluster(target, {
       PIXQ_WORKER_CONCURRENCY: 'noop=4',
       PIXQ_LEASE_MS: '3000',
       PIXQ_POLL_MS: '100',
       PIXQ_LOG_LEVEL: 'debug',
-    };
-    const workers = [0, 1, 2].map(() => spawnPixq(['worker'], env));
+    });
+    const { engine, workers } = cluster;
     try {
-      await Promise.all(workers.map((w) => workerReady(w)));
       const vendor = await engine.vendors.create('bulk');
       await engine.jobs.enqueue(vendor.id, Array.from({ length: JOBS }, () => ({ type: 'noop', options: { ms: 15 } })));
       const succeeded = async () => (await engine.stats(3_600_000)).totals.succeeded ?? 0;
@@ -68,7 +60,7 @@ describeEachStore('crash: SIGKILL a worker mid-run', (target) => {
       victim.child.kill('SIGKILL');
       const killed = { pid: victim.pid, at: Date.now() };
       await victim.exited;
-      workers.push(spawnPixq(['worker'], env));
+      workers.push(cluster.spawnWorker());
 
       await waitUntil(async () => (await succeeded()) === JOBS, 120_000, 'every job to succeed');
       const totals = (await engine.stats(3_600_000)).totals;
@@ -92,9 +84,7 @@ describeEachStore('crash: SIGKILL a worker mid-run', (target) => {
         }
       }
     } finally {
-      await stopAll(workers);
-      await engine.close();
-      await dropDatabase(location.databaseUrl);
+      await cluster.close();
     }
   });
 });

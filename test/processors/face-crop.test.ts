@@ -1,7 +1,6 @@
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { PixqError } from '../../src/errors.js';
 import { createFaceCrop, type FaceCropOptions } from '../../src/processors/face-crop.js';
 import { fitToImage, idealCrop, planCut, toPixels } from '../../src/processors/faces/crop.js';
 import { BLAZEFACE_BACK_GRIDS, anchorCentres, decodeHead, mergeOverlapping } from '../../src/processors/faces/decode.js';
@@ -18,6 +17,7 @@ import {
   testContext,
   type Region,
 } from '../support/portraits.js';
+import { rejection } from '../support/errors.js';
 
 const processor = createFaceCrop(loadConfig({}));
 
@@ -29,15 +29,6 @@ async function run(input: Buffer, raw: unknown = {}) {
   const ctx = testContext(input, options(raw));
   const result = await processor.run(ctx);
   return { ctx, result, faces: result.result?.faces as { box: Region; score: number; crop: Region }[] };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<PixqError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(PixqError);
-  return err as PixqError;
 }
 
 /** Mean absolute difference of two same-sized images in grey levels (0..255). */

@@ -4,7 +4,6 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { PixqError } from '../../src/errors.js';
 import { createFaceCrop } from '../../src/processors/face-crop.js';
 import { detectFaces } from '../../src/processors/faces/detector.js';
 import { parseOptions } from '../../src/processors/options.js';
@@ -13,6 +12,7 @@ import { createRemoveBackground } from '../../src/processors/remove-background.j
 import { createTransform } from '../../src/processors/transform.js';
 import type { Processor } from '../../src/processors/types.js';
 import { PORTRAITS, portraitJpeg, shapesPng, testContext } from '../support/portraits.js';
+import { rejection } from '../support/errors.js';
 
 const config = loadConfig({});
 
@@ -28,15 +28,6 @@ const pipeline = registry();
 
 function options(raw: unknown): PipelineOptions {
   return parseOptions(pipeline, raw);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<PixqError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(PixqError);
-  return err as PixqError;
 }
 
 describe('pipeline validation at submit time', () => {

@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
+import { openEngine } from '../../src/engine/index.js';
+import { DEFAULT_OPTIONS } from './engine.js';
+import { dropDatabase, type StoreTarget } from './stores.js';
 
 const CLI = path.resolve(import.meta.dirname, 'pixq-cli.ts');
 
@@ -53,4 +56,26 @@ export function workerReady(p: PixqProcess, timeoutMs = 30_000) {
 export async function stopAll(processes: PixqProcess[]) {
   for (const p of processes) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
   await Promise.all(processes.map((p) => p.exited));
+}
+
+/**
+ * A fresh store with an engine for the test's own reads and writes, and three `pixq worker` processes on it.
+ * `close` stops the workers, closes the engine and drops the PostgreSQL database.
+ */
+export async function workerCluster(target: StoreTarget, env: Record<string, string>) {
+  const location = await target.fresh();
+  const engine = await openEngine(location, DEFAULT_OPTIONS);
+  const workerEnv = { PIXQ_DATA_DIR: location.dataDir, DATABASE_URL: location.databaseUrl, PIXQ_ENABLE_NOOP: '1', ...env };
+  const workers = [0, 1, 2].map(() => spawnPixq(['worker'], workerEnv));
+  await Promise.all(workers.map((w) => workerReady(w)));
+  return {
+    engine,
+    workers,
+    spawnWorker: () => spawnPixq(['worker'], workerEnv),
+    async close() {
+      await stopAll(workers);
+      await engine.close();
+      await dropDatabase(location.databaseUrl);
+    },
+  };
 }

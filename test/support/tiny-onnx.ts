@@ -2,27 +2,16 @@
  * Hand-encoded ONNX models small enough to write inline, so tests of the model-loading paths need no downloads.
  * Field numbers follow onnx.proto3.
  */
+import { lenField, varintField } from '../../src/processors/models/protobuf.js';
+
 const FLOAT = 1;
 const FLOAT16 = 10;
 const ATTR_INT = 2;
 const ATTR_INTS = 7;
 
-function varint(value: number): Buffer {
-  const bytes: number[] = [];
-  let rest = value;
-  while (rest >= 0x80) {
-    bytes.push((rest % 128) | 0x80);
-    rest = Math.floor(rest / 128);
-  }
-  bytes.push(rest);
-  return Buffer.from(bytes);
-}
-
-const int = (no: number, value: number) => Buffer.concat([varint(no << 3), varint(value)]);
-const bytes = (no: number, payload: Buffer | string) => {
-  const data = typeof payload === 'string' ? Buffer.from(payload) : payload;
-  return Buffer.concat([varint((no << 3) | 2), varint(data.length), data]);
-};
+const int = varintField;
+const bytes = (no: number, payload: Buffer | string) =>
+  lenField(no, typeof payload === 'string' ? Buffer.from(payload) : payload);
 const message = (...fields: Buffer[]) => Buffer.concat(fields);
 
 function tensorType(elemType: number, dims: number[]): Buffer {
