@@ -1,3 +1,4 @@
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
 import type { Static, TSchema } from '@sinclair/typebox';
 import { validationFailed } from '../errors.js';
@@ -10,7 +11,9 @@ import type { Processor } from './types.js';
 export function parseOptions<S extends TSchema>(processor: Processor<S>, raw: unknown): Static<S> {
   const input = raw === undefined || raw === null ? {} : raw;
   const withDefaults = Value.Default(processor.optionsSchema, structuredClone(input));
-  const problems = [...Value.Errors(processor.optionsSchema, withDefaults)].slice(0, 5);
+  const check = compiled(processor.optionsSchema);
+  // The compiled check is the fast path every submission and every job takes; errors are listed only on failure.
+  const problems = check.Check(withDefaults) ? [] : [...check.Errors(withDefaults)].slice(0, 5);
   if (problems.length > 0) {
     const message = problems
       .map((p) => `options${p.path.replaceAll('/', '.')}: ${p.message}`)
@@ -22,4 +25,15 @@ export function parseOptions<S extends TSchema>(processor: Processor<S>, raw: un
   const options = withDefaults as Static<S>;
   processor.validate?.(options);
   return options;
+}
+
+const checks = new WeakMap<TSchema, TypeCheck<TSchema>>();
+
+function compiled(schema: TSchema): TypeCheck<TSchema> {
+  let check = checks.get(schema);
+  if (!check) {
+    check = TypeCompiler.Compile(schema);
+    checks.set(schema, check);
+  }
+  return check;
 }
