@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { insertEvents } from '../store/sql/events.js';
 import { transaction, type Store, type Tx, type JobRow } from '../store/index.js';
 import type { EventBus } from './event-bus.js';
@@ -13,6 +14,14 @@ export interface EngineOptions {
   defaultTimeoutMs: number;
   /** The clock; tests may move it. */
   now?: () => number;
+}
+
+const MAX_GROUP = 256;
+
+interface QueuedWrite {
+  fn: (tx: Tx, emit: EmitEvents) => Promise<unknown>;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
 }
 
 /** Collects the job rows a transaction changed so their events are stored in it and published after it. */
@@ -33,28 +42,79 @@ export class EngineContext {
   /**
    * Runs `fn` in a transaction. The events it emits are written in the same transaction (so a state change
    * and its event commit or roll back together) and published on the bus only after the commit.
+   *
+   * On SQLite, writes asked for in the same turn of the event loop share one transaction (group commit):
+   * SQLite runs one writer at a time anyway, and the commit is the expensive part. Each write runs in its
+   * own savepoint, so one that fails is rolled back alone and only its caller sees the error.
    */
-  async write<T>(fn: (tx: Tx, emit: EmitEvents) => Promise<T>): Promise<T> {
-    const { result, events } = await transaction(this.store, async (tx) => {
-      const changed: Omit<JobEvent, 'id'>[] = [];
-      const emit: EmitEvents = (rows, kind = 'state') => {
-        for (const row of rows) changed.push(eventFor(row, kind, this.now()));
-      };
-      const result = await fn(tx, emit);
-      const ids = await insertEvents(
-        tx,
-        changed.map((e) => ({
-          vendor_id: e.vendorId,
-          job_id: e.jobId,
-          batch_id: e.batchId,
-          payload: JSON.stringify(e),
-          created_at: e.at,
-        })),
-      );
-      return { result, events: changed.map((e, i) => ({ ...e, id: ids[i] })) };
+  write<T>(fn: (tx: Tx, emit: EmitEvents) => Promise<T>): Promise<T> {
+    if (this.store.dialect !== 'sqlite') return this.writeAlone(fn);
+    return new Promise<T>((resolve, reject) => {
+      this.queued.push({ fn, resolve, reject } as QueuedWrite);
+      if (this.queued.length === 1) setImmediate(() => void this.flushQueued());
     });
+  }
+
+  private readonly queued: QueuedWrite[] = [];
+
+  private async writeAlone<T>(fn: (tx: Tx, emit: EmitEvents) => Promise<T>): Promise<T> {
+    const { result, events } = await transaction(this.store, (tx) => this.runWithEvents(tx, fn));
     this.bus.publish(events);
     return result;
+  }
+
+  private async flushQueued() {
+    const batch = this.queued.splice(0, MAX_GROUP);
+    if (this.queued.length > 0) setImmediate(() => void this.flushQueued());
+    let outcomes: ({ ok: true; value: unknown; events: JobEvent[] } | { ok: false; error: unknown })[];
+    try {
+      outcomes = await transaction(this.store, async (tx) => {
+        const done = [];
+        for (const item of batch) done.push(await this.inSavepoint(tx, item.fn));
+        return done;
+      });
+    } catch (error) {
+      for (const item of batch) item.reject(error);
+      return;
+    }
+    batch.forEach((item, i) => {
+      const outcome = outcomes[i];
+      if (!outcome.ok) return item.reject(outcome.error);
+      this.bus.publish(outcome.events);
+      item.resolve(outcome.value);
+    });
+  }
+
+  private async inSavepoint(tx: Tx, fn: QueuedWrite['fn']) {
+    await sql.raw('savepoint pixq_write').execute(tx);
+    try {
+      const { result, events } = await this.runWithEvents(tx, fn);
+      await sql.raw('release savepoint pixq_write').execute(tx);
+      return { ok: true as const, value: result, events };
+    } catch (error) {
+      await sql.raw('rollback to savepoint pixq_write').execute(tx);
+      await sql.raw('release savepoint pixq_write').execute(tx);
+      return { ok: false as const, error };
+    }
+  }
+
+  private async runWithEvents<T>(tx: Tx, fn: (tx: Tx, emit: EmitEvents) => Promise<T>) {
+    const changed: Omit<JobEvent, 'id'>[] = [];
+    const emit: EmitEvents = (rows, kind = 'state') => {
+      for (const row of rows) changed.push(eventFor(row, kind, this.now()));
+    };
+    const result = await fn(tx, emit);
+    const ids = await insertEvents(
+      tx,
+      changed.map((e) => ({
+        vendor_id: e.vendorId,
+        job_id: e.jobId,
+        batch_id: e.batchId,
+        payload: JSON.stringify(e),
+        created_at: e.at,
+      })),
+    );
+    return { result, events: changed.map((e, i) => ({ ...e, id: ids[i] })) };
   }
 
   read<T>(fn: (db: Tx) => Promise<T>): Promise<T> {
