@@ -241,7 +241,7 @@ describeEachStore('property: any request gets a 2xx-4xx answer, errors as proble
     }
   }
 
-  it('never answers 5xx; every error is problem+json with a code', { timeout: 600_000 }, async () => {
+  it('never answers 5xx; every error is problem+json with a code', { timeout: 180_000 }, async () => {
     let sent = 0;
     const statuses = new Map<number, number>();
     const outcomes = new Map<string, number>();
@@ -266,7 +266,13 @@ describeEachStore('property: any request gets a 2xx-4xx answer, errors as proble
           }
         }
       }),
-      { numRuns: Number(process.env.PIXQ_PROPERTY_RUNS ?? 400), seed: Number(process.env.PIXQ_PROPERTY_SEED ?? Date.now() % 2 ** 31) },
+      {
+        numRuns: Number(process.env.PIXQ_PROPERTY_RUNS ?? 400),
+        // A fixed seed keeps CI reproducible; PIXQ_PROPERTY_SEED explores others.
+        seed: Number(process.env.PIXQ_PROPERTY_SEED ?? 20261122),
+        // A failure is reported as found: shrinking through requests that time out would take many minutes.
+        endOnFailure: true,
+      },
     );
     if (process.env.PIXQ_PROPERTY_VERBOSE) {
       console.info('statuses', JSON.stringify([...statuses].sort((a, b) => a[0] - b[0])));

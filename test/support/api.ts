@@ -113,7 +113,8 @@ export async function startApi(
       body = JSON.stringify(opts.json);
     } else if (opts.form) body = opts.form;
     else if (opts.body !== undefined) body = opts.body;
-    const res = await fetch(base + path, { method, headers, body, redirect: 'manual' });
+    // A request the server never answers is a bug: fail it clearly instead of waiting out the test.
+    const res = await fetch(base + path, { method, headers, body, redirect: 'manual', signal: AbortSignal.timeout(15_000) });
     return answer(res);
   };
 
