@@ -12,6 +12,7 @@ import { RateLimiter } from './rate-limit.js';
 import { adminRoutes } from './routes/admin.js';
 import { eventRoutes } from './routes/events.js';
 import { jobRoutes } from './routes/jobs.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { statusRoutes } from './routes/status.js';
 import { submissionRoutes } from './routes/submissions.js';
 
@@ -61,5 +62,6 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   await app.register(eventRoutes(deps));
   await app.register(adminRoutes(deps));
   await app.register(statusRoutes(deps));
+  await app.register(metricsRoutes(deps));
   return app;
 }

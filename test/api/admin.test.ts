@@ -212,6 +212,7 @@ describeEachStore('admin, stats, health and documentation', (target) => {
       '/healthz': ['get'],
       '/readyz': ['get'],
       '/v1/blobs/{key}': ['get'],
+      '/metrics': ['get'],
     };
     expect(Object.fromEntries(Object.entries(doc.paths).map(([p, ops]) => [p, Object.keys(ops as object).sort()]))).toEqual(expected);
 
@@ -255,5 +256,24 @@ describeEachStore('admin, stats, health and documentation', (target) => {
     expect(docs.status).toBe(200);
     expect(docs.contentType).toMatch(/^text\/html/);
     expect(docs.raw.toString()).toMatch(/swagger/i);
+  });
+});
+
+describeEachStore('Prometheus metrics', (target) => {
+  const api = useApi(target);
+
+  it('reports job counts by state and type from the store, to the admin only', async () => {
+    const { key } = await api().vendor();
+    for (let i = 0; i < 3; i++) expect((await api().call('POST', '/v1/jobs', { key, json: { type: 'noop', options: { ms: 60_000 } } })).status).toBe(202);
+    const res = await fetch(`${api().base}/metrics`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    const text = await res.text();
+    const queued = /^pixq_jobs\{state="queued",type="noop"\} (\d+)$/m.exec(text);
+    const running = /^pixq_jobs\{state="running",type="noop"\} (\d+)$/m.exec(text);
+    expect(Number(queued?.[1]) + Number(running?.[1])).toBe(3);
+    expect(text).toMatch(/^pixq_process_resident_memory_bytes \d+/m);
+    expectProblem(await api().call('GET', '/metrics', { key }), 403, 'forbidden');
+    expectProblem(await api().call('GET', '/metrics'), 401, 'unauthorized');
   });
 });
