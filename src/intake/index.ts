@@ -1,4 +1,4 @@
-export { ACCEPTED_CONTENT_TYPES, sniffImage, type ImageFormat, type SniffedImage } from './sniff.js';
+export { ACCEPTED_CONTENT_TYPES, probeDecode, sniffImage, type ImageFormat, type SniffedImage } from './sniff.js';
 export {
   downloadImage,
   checkUrlTarget,

@@ -80,7 +80,7 @@ async function readHeader(bytes: Buffer): Promise<Metadata> {
  * covers every accepted format with one rule. JPEG and WebP decode at reduced scale, so the cost stays far
  * below a full decode; memory stays small because libvips streams through a resize.
  */
-async function probeDecode(bytes: Buffer, maxPixels: number): Promise<void> {
+export async function probeDecode(bytes: Buffer, maxPixels: number): Promise<void> {
   try {
     await sharp(bytes, { failOn: 'truncated', limitInputPixels: maxPixels })
       .resize(PROBE_SIZE, PROBE_SIZE, { fit: 'inside', withoutEnlargement: true })

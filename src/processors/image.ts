@@ -1,5 +1,6 @@
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import { jobErrors } from '../errors.js';
+import { probeDecode } from '../intake/index.js';
 
 export interface OpenedImage {
   /** A sharp pipeline with EXIF orientation applied and colours in sRGB; clone it before each use. */
@@ -29,12 +30,10 @@ export async function openImage(input: Buffer | undefined, maxPixels: number): P
   }
   const swapsAxes = (meta.orientation ?? 1) >= 5;
   const image = sharp(input, { limitInputPixels: maxPixels, failOn: 'truncated' }).rotate().toColourspace('srgb');
-  try {
-    // Decoding once here turns a corrupt or truncated body into invalid_image instead of a later surprise.
-    await image.clone().raw().toBuffer({ resolveWithObject: false });
-  } catch (err) {
-    throw jobErrors.invalidImage(`input image is corrupt or truncated: ${(err as Error).message}`, err);
-  }
+  // A cheap decode into a thumbnail (the same check as at intake) turns a corrupt or truncated body into
+  // invalid_image now, instead of a failure halfway through the processor; a full decode here would double
+  // every processor's decoding work.
+  await probeDecode(input, maxPixels);
   return {
     image,
     width: swapsAxes ? meta.height : meta.width,
