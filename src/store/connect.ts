@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -54,19 +54,45 @@ const STATEMENT_CACHE_SIZE = 500;
  * serves nearly all of them.
  */
 function withStatementCache(database: BetterSqlite3.Database): SqliteDatabase {
-  const cache = new Map<string, BetterSqlite3.Statement>();
+  const cache = new Map<string, SqliteStatement>();
   return {
     close: () => database.close(),
     prepare(sql: string) {
       let statement = cache.get(sql);
       if (!statement) {
-        statement = database.prepare(sql);
+        statement = withFastRows(database.prepare(sql));
         if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
         cache.set(sql, statement);
       }
       return statement;
     },
   };
+}
+
+/**
+ * better-sqlite3 builds each result row as an object one property at a time, which costs more than running
+ * a small statement (about 15 µs for a 32-column job row here). Reading rows as arrays and turning them into
+ * objects with a constructor compiled once per statement gives the same objects at less than half the cost.
+ */
+function withFastRows(statement: BetterSqlite3.Statement): SqliteStatement {
+  if (!statement.reader) return statement;
+  statement.raw(true);
+  const toRow = rowBuilder(statement.columns().map((c) => c.name));
+  return {
+    reader: true,
+    all: (parameters) => statement.all(parameters as unknown[]).map((values) => toRow(values as unknown[])),
+    run: (parameters) => statement.run(parameters as unknown[]),
+    *iterate(parameters) {
+      for (const values of statement.iterate(parameters as unknown[])) yield toRow(values as unknown[]);
+    },
+  };
+}
+
+/** `(values) => ({ [names[0]]: values[0], ... })` as one object literal, so every row shares one shape. */
+function rowBuilder(names: string[]): (values: unknown[]) => Record<string, unknown> {
+  // Column names come from pixq's own SQL; JSON.stringify quotes them as property keys all the same.
+  const properties = names.map((name, i) => `${JSON.stringify(name)}: values[${i}]`).join(', ');
+  return new Function('values', `return { ${properties} };`) as (values: unknown[]) => Record<string, unknown>;
 }
 
 async function openPostgres(url: string, poolSize: number): Promise<Store> {
