@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { insertEvents } from '../store/sql/events.js';
-import { transaction, type Store, type Tx, type JobRow } from '../store/index.js';
+import { transaction, type Store, type Tx, type JobEventRow } from '../store/index.js';
 import type { EventBus } from './event-bus.js';
 import { eventFor } from './rows.js';
 import type { JobEvent } from './types.js';
@@ -25,7 +25,7 @@ interface QueuedWrite {
 }
 
 /** Collects the job rows a transaction changed so their events are stored in it and published after it. */
-export type EmitEvents = (rows: JobRow[], kind?: JobEvent['kind']) => void;
+export type EmitEvents = (rows: JobEventRow[], kind?: JobEvent['kind']) => void;
 
 /** What every engine part shares: the store, the bus, the options, and a transactional write helper. */
 export class EngineContext {

@@ -1,4 +1,4 @@
-import type { JobOutputRow, JobRow, VendorRow } from '../store/index.js';
+import type { JobEventRow, JobOutputRow, JobRow, VendorRow } from '../store/index.js';
 import type { Job, JobEvent, JobOutput, Vendor } from './types.js';
 
 function parseJson<T>(text: string | null): T | null {
@@ -60,7 +60,7 @@ const MAX_EVENT_MESSAGE = 500; // keeps every event well under PostgreSQL's 8000
  * The event describing a job row's current state, without its id (assigned when stored). Built from the
  * row's columns directly: events are written for every state change, so no JSON is parsed here.
  */
-export function eventFor(row: JobRow, kind: JobEvent['kind'], at: number): Omit<JobEvent, 'id'> {
+export function eventFor(row: JobEventRow, kind: JobEvent['kind'], at: number): Omit<JobEvent, 'id'> {
   const clip = (s: string | null) => (s === null ? null : s.slice(0, MAX_EVENT_MESSAGE));
   return {
     kind,

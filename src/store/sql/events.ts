@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Tx } from '../transaction.js';
 
 export interface StoredEvent {
@@ -14,7 +15,13 @@ const CHUNK = 300;
 export async function insertEvents(tx: Tx, events: StoredEvent[]): Promise<number[]> {
   const ids: number[] = [];
   for (let i = 0; i < events.length; i += CHUNK) {
-    const rows = await tx.insertInto('events').values(events.slice(i, i + CHUNK)).returning('id').execute();
+    const values = events
+      .slice(i, i + CHUNK)
+      .map((e) => sql`(${e.vendor_id}, ${e.job_id}, ${e.batch_id}, ${e.payload}, ${e.created_at})`);
+    // Hand-written: every job writes two or more events, and the query builder's per-row parsing shows.
+    const { rows } = await sql<{ id: number }>`
+      insert into events (vendor_id, job_id, batch_id, payload, created_at) values ${sql.join(values)}
+      returning id`.execute(tx);
     ids.push(...rows.map((r) => Number(r.id)));
   }
   return ids;
