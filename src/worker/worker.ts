@@ -49,6 +49,7 @@ export class Worker {
   /** Successes waiting for the next flush, which records them and claims for their slots in one commit. */
   private readonly successes: PendingSuccess[] = [];
   private claiming = false;
+  private flushScheduled = false;
   private claimAgain = false;
   private stopping = false;
 
@@ -105,14 +106,25 @@ export class Worker {
   }
 
   /**
-   * Flushes now, or right after the flush in flight: flushes never overlap within one worker, so slots are
-   * never claimed twice. A stopping worker still records successes but claims nothing.
+   * Flushes on the next turn of the event loop, or right after the flush in flight: flushes never overlap
+   * within one worker, so slots are never claimed twice. Waiting for the next turn lets every job finishing
+   * in this one join the same flush, so one commit records them all and refills all their slots.
+   * A stopping worker still records successes but claims nothing.
    */
   private claimSoon() {
     if (this.claiming) {
       this.claimAgain = true;
       return;
     }
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush() {
     this.claiming = true;
     this.claimAgain = false;
     this.claim()
