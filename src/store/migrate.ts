@@ -1,8 +1,9 @@
 import { Migrator, type Migration, type MigrationProvider } from 'kysely';
 import type { Store } from './connect.js';
 import * as initial from './migrations/0001-initial.js';
+import * as sparseJobIndexes from './migrations/0002-sparse-job-indexes.js';
 
-const MIGRATIONS = { '0001-initial': initial };
+const MIGRATIONS = { '0001-initial': initial, '0002-sparse-job-indexes': sparseJobIndexes };
 
 export const LATEST_MIGRATION = Object.keys(MIGRATIONS).at(-1)!;
 

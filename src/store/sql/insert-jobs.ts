@@ -16,7 +16,7 @@ export async function insertJobs(tx: Tx, jobs: NewJobRow[]): Promise<{ rows: Job
     const rows = await tx
       .insertInto('jobs')
       .values(jobs.slice(i, i + CHUNK))
-      .onConflict((oc) => oc.columns(['vendor_id', 'idempotency_key']).doNothing())
+      .onConflict((oc) => oc.columns(['vendor_id', 'idempotency_key']).where('idempotency_key', 'is not', null).doNothing())
       .returningAll()
       .execute();
     for (const row of rows) inserted.set(row.id, row);
