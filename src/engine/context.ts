@@ -106,6 +106,7 @@ export class EngineContext {
     const result = await fn(tx, emit);
     const ids = await insertEvents(
       tx,
+      this.store.dialect,
       changed.map((e) => ({
         vendor_id: e.vendorId,
         job_id: e.jobId,

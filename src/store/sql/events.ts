@@ -1,4 +1,5 @@
-import { sql } from 'kysely';
+import { CompiledQuery } from 'kysely';
+import type { Dialect } from '../connect.js';
 import type { Tx } from '../transaction.js';
 
 export interface StoredEvent {
@@ -10,21 +11,45 @@ export interface StoredEvent {
 }
 
 const CHUNK = 300;
+const COLUMNS = 5;
 
-/** Appends events and returns their ids in order (the ids SSE clients resume from). */
-export async function insertEvents(tx: Tx, events: StoredEvent[]): Promise<number[]> {
+/**
+ * Appends events and returns their ids in order (the ids SSE clients resume from). Every job writes two or
+ * more events, so the statement is built by hand: the query builder's per-value work cost more than the
+ * insert. On SQLite the ids need no RETURNING: one statement under the write lock gets consecutive
+ * AUTOINCREMENT ids in row order, ending at the last insert id.
+ */
+export async function insertEvents(tx: Tx, dialect: Dialect, events: StoredEvent[]): Promise<number[]> {
   const ids: number[] = [];
   for (let i = 0; i < events.length; i += CHUNK) {
-    const values = events
-      .slice(i, i + CHUNK)
-      .map((e) => sql`(${e.vendor_id}, ${e.job_id}, ${e.batch_id}, ${e.payload}, ${e.created_at})`);
-    // Hand-written: every job writes two or more events, and the query builder's per-row parsing shows.
-    const { rows } = await sql<{ id: number }>`
-      insert into events (vendor_id, job_id, batch_id, payload, created_at) values ${sql.join(values)}
-      returning id`.execute(tx);
-    ids.push(...rows.map((r) => Number(r.id)));
+    const chunk = events.slice(i, i + CHUNK);
+    const parameters = chunk.flatMap((e) => [e.vendor_id, e.job_id, e.batch_id, e.payload, e.created_at]);
+    const text = `insert into events (vendor_id, job_id, batch_id, payload, created_at) values ${valueRows(dialect, chunk.length)}`;
+    if (dialect === 'postgres') {
+      const { rows } = await tx.executeQuery<{ id: number }>(CompiledQuery.raw(`${text} returning id`, parameters));
+      ids.push(...rows.map((r) => Number(r.id)));
+    } else {
+      const { insertId } = await tx.executeQuery(CompiledQuery.raw(text, parameters));
+      const last = Number(insertId);
+      for (let id = last - chunk.length + 1; id <= last; id++) ids.push(id);
+    }
   }
   return ids;
+}
+
+const valueRowsCache = new Map<string, string>();
+
+/** `(?, ?, ?, ?, ?), ...` for SQLite or `($1, $2, ...), ...` for PostgreSQL, for `count` rows of events. */
+function valueRows(dialect: Dialect, count: number): string {
+  const key = `${dialect}:${count}`;
+  let text = valueRowsCache.get(key);
+  if (text === undefined) {
+    const placeholder = (n: number) => (dialect === 'postgres' ? `$${n + 1}` : '?');
+    const row = (r: number) => `(${Array.from({ length: COLUMNS }, (_, c) => placeholder(r * COLUMNS + c)).join(', ')})`;
+    text = Array.from({ length: count }, (_, r) => row(r)).join(', ');
+    valueRowsCache.set(key, text);
+  }
+  return text;
 }
 
 /** A vendor's events after `afterId`, oldest first, optionally for one job or batch. */
