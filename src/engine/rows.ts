@@ -54,6 +54,24 @@ export function toVendor(row: VendorRow): Vendor {
   };
 }
 
+/** The event columns of a running job once its success is recorded (see finishSucceededJobs). */
+export function succeededRow(job: Job): JobEventRow {
+  return {
+    id: job.id,
+    vendor_id: job.vendorId,
+    batch_id: job.batchId,
+    type: job.type,
+    state: 'succeeded',
+    attempts: job.attempts,
+    progress_percent: 100,
+    progress_stage: null,
+    progress_message: null,
+    error_code: null,
+    error_message: null,
+    error_retryable: null,
+  };
+}
+
 const MAX_EVENT_MESSAGE = 500; // keeps every event well under PostgreSQL's 8000-byte NOTIFY limit
 
 /**

@@ -5,7 +5,7 @@ import type { Tx } from '../store/index.js';
 import type { EmitEvents, EngineContext } from './context.js';
 import { backoffDelay } from './backoff.js';
 import { claimJobs, type ClaimResult } from './claims.js';
-import { toJob } from './rows.js';
+import { succeededRow, toJob } from './rows.js';
 import type { Job, JobOutput, JobProgress } from './types.js';
 
 export interface Outcome {
@@ -128,19 +128,18 @@ export class WorkService {
 }
 
 async function recordSuccesses(tx: Tx, emit: EmitEvents, owner: string, successes: (Outcome & { job: Job })[], now: number) {
-  const rows = await finishSucceededJobs(
+  const ids = await finishSucceededJobs(
     tx,
     owner,
     successes.map(({ job, result }) => ({ id: job.id, result: result ? JSON.stringify(result) : null })),
     now,
   );
-  const done = new Set(rows.map((r) => r.id));
-  const outputs = successes
-    .filter(({ job }) => done.has(job.id))
-    .flatMap(({ job, outputs: list }) =>
-      list.map((o, idx) => ({ job_id: job.id, idx, blob: o.blob, content_type: o.contentType, width: o.width, height: o.height, bytes: o.bytes })),
-    );
+  const done = new Set(ids);
+  const recorded = successes.filter(({ job }) => done.has(job.id));
+  const outputs = recorded.flatMap(({ job, outputs: list }) =>
+    list.map((o, idx) => ({ job_id: job.id, idx, blob: o.blob, content_type: o.contentType, width: o.width, height: o.height, bytes: o.bytes })),
+  );
   await insertOutputs(tx, outputs);
-  emit(rows);
+  emit(recorded.map(({ job }) => succeededRow(job)));
   return successes.map(({ job }) => done.has(job.id));
 }

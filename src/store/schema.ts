@@ -146,22 +146,22 @@ export interface Database {
 }
 
 export type JobRow = Selectable<JobsTable>;
-/** The columns a job's event is built from: what a statement returns when it only needs to report the change. */
-export const JOB_EVENT_COLUMNS = [
-  'id',
-  'vendor_id',
-  'batch_id',
-  'type',
-  'state',
-  'attempts',
-  'progress_percent',
-  'progress_stage',
-  'progress_message',
-  'error_code',
-  'error_message',
-  'error_retryable',
-] as const;
-export type JobEventRow = Pick<JobRow, (typeof JOB_EVENT_COLUMNS)[number]>;
+/** The columns a job's event is built from. */
+export type JobEventRow = Pick<
+  JobRow,
+  | 'id'
+  | 'vendor_id'
+  | 'batch_id'
+  | 'type'
+  | 'state'
+  | 'attempts'
+  | 'progress_percent'
+  | 'progress_stage'
+  | 'progress_message'
+  | 'error_code'
+  | 'error_message'
+  | 'error_retryable'
+>;
 export type VendorRow = Selectable<VendorsTable>;
 export type JobOutputRow = Selectable<JobOutputsTable>;
 export type JobTypeRow = Selectable<JobTypesTable>;
