@@ -41,7 +41,7 @@ export async function runJob(deps: RunJobDeps, processor: Processor, job: Job, c
         const input = processor.needsInput ? await deps.loadInput(job, signal) : undefined;
         throwIfAborted(signal);
         const options = parseOptions(processor, job.options);
-        return processor.run({ input, options, signal, progress: progress.report, blobs: deps.blobs, log });
+        return processor.run({ input, options, signal, progress: progress.report, blobs: deps.blobs, log: log.child({ jobId: job.id }) });
       })(),
       signal,
     );

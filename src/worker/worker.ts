@@ -53,7 +53,19 @@ export class Worker {
   private claimAgain = false;
   private stopping = false;
 
+  /** What every job run shares; successes join the next flush. */
+  private readonly runDeps: RunJobDeps;
+
   constructor(private readonly opts: WorkerOptions) {
+    this.runDeps = {
+      ...opts,
+      workerId: this.id,
+      succeed: (job, outcome) =>
+        new Promise<boolean>((resolve, reject) => {
+          this.successes.push({ item: { job, ...outcome }, resolve, reject });
+          this.claimSoon();
+        }),
+    };
     this.slots = Object.fromEntries(
       Object.entries(opts.concurrency).filter(([type, n]) => n > 0 && opts.processors.has(type)),
     );
@@ -156,17 +168,7 @@ export class Worker {
 
   private launch(job: Job) {
     const controller = new AbortController();
-    const deps: RunJobDeps = {
-      ...this.opts,
-      workerId: this.id,
-      log: this.log.child({ jobId: job.id }),
-      succeed: (j, outcome) =>
-        new Promise<boolean>((resolve, reject) => {
-          this.successes.push({ item: { job: j, ...outcome }, resolve, reject });
-          this.claimSoon();
-        }),
-    };
-    const done = runJob(deps, this.opts.processors.get(job.type)!, job, controller)
+    const done = runJob(this.runDeps, this.opts.processors.get(job.type)!, job, controller)
       .catch((err) => this.log.error({ err, jobId: job.id }, 'recording the job outcome failed'))
       .finally(() => {
         this.running.delete(job.id);
