@@ -1,31 +1,22 @@
 import { sql } from 'kysely';
 import type { Dialect } from '../connect.js';
 import type { Tx } from '../transaction.js';
-import type { JobRow, JobTypeRow } from '../schema.js';
-import { QUEUED, RUNNING } from './states.js';
+import type { JobRow, JobTypeRow, VendorRow } from '../schema.js';
+import { RUNNING } from './states.js';
 
-/** Active vendors with a ready job of one of `types`, with what the fair scheduler needs to rank them. */
+/**
+ * Active vendors with a ready job of one of `types`, with what the fair scheduler needs to rank them.
+ * The statements that run on every claim are written as SQL templates: building them with the query
+ * builder cost more than running them.
+ */
 export async function selectClaimCandidates(tx: Tx, types: string[]) {
-  const rows = await tx
-    .selectFrom('vendors as v')
-    .select((eb) => [
-      'v.id',
-      'v.weight',
-      'v.virtual_time',
-      'v.max_running',
-      eb
-        .selectFrom('jobs as j')
-        .select('j.id')
-        .whereRef('j.vendor_id', '=', 'v.id')
-        .where('j.state', '=', QUEUED)
-        .where('j.type', 'in', types)
-        .orderBy('j.priority', 'desc')
-        .orderBy('j.id')
-        .limit(1)
-        .as('next_job_id'),
-    ])
-    .where('v.status', '=', 'active')
-    .execute();
+  const { rows } = await sql<Pick<VendorRow, 'id' | 'weight' | 'virtual_time' | 'max_running'> & { next_job_id: string | null }>`
+    select v.id, v.weight, v.virtual_time, v.max_running,
+      (select j.id from jobs j
+        where j.vendor_id = v.id and j.state = 'queued' and j.type in (${sql.join(types)})
+        order by j.priority desc, j.id limit 1) as next_job_id
+    from vendors v
+    where v.status = 'active'`.execute(tx);
   return rows.filter((r): r is typeof r & { next_job_id: string } => r.next_job_id !== null);
 }
 
@@ -36,13 +27,9 @@ export async function selectClaimCandidates(tx: Tx, types: string[]) {
  */
 export async function lockVendors(tx: Tx, dialect: Dialect, vendorIds: string[]) {
   if (vendorIds.length === 0) return [];
-  let query = tx
-    .selectFrom('vendors as v')
-    .select(['v.id', 'v.weight', 'v.virtual_time', 'v.max_running'])
-    .where('v.id', 'in', vendorIds)
-    .where('v.status', '=', 'active');
-  if (dialect === 'postgres') query = query.forUpdate().skipLocked();
-  const vendors = await query.execute();
+  const { rows: vendors } = await sql<Pick<VendorRow, 'id' | 'weight' | 'virtual_time' | 'max_running'>>`
+    select id, weight, virtual_time, max_running from vendors
+    where id in (${sql.join(vendorIds)}) and status = 'active' ${skipLocked(dialect)}`.execute(tx);
   const capped = vendors.filter((v) => v.max_running !== null).map((v) => v.id);
   const running = await countRunning(tx, 'vendor_id', capped); // only a capped vendor's count matters
   return vendors.map((v) => ({ ...v, running: running.get(v.id) ?? 0 }));
@@ -64,9 +51,9 @@ export async function countRunning(tx: Tx, by: 'vendor_id' | 'type', keys: strin
 /** The job-type rows (pause flag, global caps, rate window) for `types`, locked on PostgreSQL. */
 export async function lockJobTypes(tx: Tx, dialect: Dialect, types: string[]): Promise<JobTypeRow[]> {
   if (types.length === 0) return [];
-  let query = tx.selectFrom('job_types').selectAll().where('type', 'in', types);
-  if (dialect === 'postgres') query = query.forUpdate();
-  return query.execute();
+  const lock = dialect === 'postgres' ? sql`for update` : sql``;
+  const { rows } = await sql<JobTypeRow>`select * from job_types where type in (${sql.join(types)}) ${lock}`.execute(tx);
+  return rows;
 }
 
 export async function recordTypeClaims(tx: Tx, type: string, windowStart: number, windowCount: number) {
@@ -79,17 +66,16 @@ export async function recordTypeClaims(tx: Tx, type: string, windowStart: number
 
 /** A vendor's next ready jobs of the given types, by priority then age, locked against other claimers. */
 export async function selectNextJobs(tx: Tx, dialect: Dialect, vendorId: string, types: string[], limit: number) {
-  let query = tx
-    .selectFrom('jobs')
-    .select(['id', 'type'])
-    .where('vendor_id', '=', vendorId)
-    .where('state', '=', QUEUED)
-    .where('type', 'in', types)
-    .orderBy('priority', 'desc')
-    .orderBy('id')
-    .limit(limit);
-  if (dialect === 'postgres') query = query.forUpdate().skipLocked();
-  return query.execute();
+  const { rows } = await sql<Pick<JobRow, 'id' | 'type'>>`
+    select id, type from jobs
+    where vendor_id = ${vendorId} and state = 'queued' and type in (${sql.join(types)})
+    order by priority desc, id limit ${limit} ${skipLocked(dialect)}`.execute(tx);
+  return rows;
+}
+
+/** Rows another claimer has locked are passed over on PostgreSQL; SQLite's write lock already excludes it. */
+function skipLocked(dialect: Dialect) {
+  return dialect === 'postgres' ? sql`for update skip locked` : sql``;
 }
 
 export async function markRunning(
@@ -111,17 +97,15 @@ export async function markRunning(
 }
 
 export async function readGlobalVirtualTime(tx: Tx): Promise<number> {
-  const row = await tx.selectFrom('scheduler').select('virtual_time').where('id', '=', 1).executeTakeFirstOrThrow();
-  return row.virtual_time;
+  const { rows } = await sql<{ virtual_time: number }>`select virtual_time from scheduler where id = 1`.execute(tx);
+  return rows[0].virtual_time;
 }
 
 export async function writeClocks(tx: Tx, vendorTimes: Map<string, number>, globalTime: number) {
   for (const [id, virtualTime] of vendorTimes) {
-    await tx.updateTable('vendors').set({ virtual_time: virtualTime }).where('id', '=', id).execute();
+    await sql`update vendors set virtual_time = ${virtualTime} where id = ${id}`.execute(tx);
   }
-  await tx
-    .updateTable('scheduler')
-    .set({ virtual_time: sql<number>`case when virtual_time < ${globalTime} then ${globalTime} else virtual_time end` })
-    .where('id', '=', 1)
-    .execute();
+  await sql`
+    update scheduler set virtual_time = case when virtual_time < ${globalTime} then ${globalTime} else virtual_time end
+    where id = 1`.execute(tx);
 }
