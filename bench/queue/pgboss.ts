@@ -31,6 +31,8 @@ export async function openPgBoss(s: Settings, adminUrl: string, shape: PgBossSha
   await boss.start();
   // The harness reads completions and start times from pg-boss's own table, on a connection of its own.
   const reader = new pg.Pool({ connectionString: url, max: 1 });
+  // The database is dropped WITH (FORCE) at cleanup; a connection the server ends then must not crash the run.
+  reader.on('error', () => undefined);
   defer('stop pg-boss', async () => {
     await boss.stop({ graceful: true, wait: true, timeout: 10_000 });
     await reader.end();
