@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import { notFound } from '../errors.js';
 import { newId } from '../ids.js';
+import { selectVendorByKeyHash } from '../store/sql/vendors.js';
 import type { EngineContext } from './context.js';
 import { toVendor } from './rows.js';
 import type { Vendor } from './types.js';
@@ -45,13 +46,7 @@ export class ApiKeyService {
 
   /** The vendor a key belongs to, or undefined for an unknown or revoked key. */
   async authenticate(key: string): Promise<Vendor | undefined> {
-    const row = await this.ctx.store.db
-      .selectFrom('api_keys as k')
-      .innerJoin('vendors as v', 'v.id', 'k.vendor_id')
-      .selectAll('v')
-      .where('k.key_hash', '=', hashKey(key))
-      .where('k.revoked_at', 'is', null)
-      .executeTakeFirst();
+    const row = await this.ctx.read((db) => selectVendorByKeyHash(db, hashKey(key)));
     return row && toVendor(row);
   }
 

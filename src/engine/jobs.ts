@@ -2,7 +2,7 @@ import { PixqError, notFound, validationFailed } from '../errors.js';
 import { newId } from '../ids.js';
 import { changeJobState, selectJob } from '../store/sql/change-job-state.js';
 import { countBacklog, insertJobs, type NewJobRow } from '../store/sql/insert-jobs.js';
-import { selectVendor } from '../store/sql/vendors.js';
+import { selectVendorById } from '../store/sql/vendors.js';
 import { FINISHED_STATES, JOB_STATES, type JobState, type Tx } from '../store/index.js';
 import type { EngineContext } from './context.js';
 import { toJob, toOutput } from './rows.js';
@@ -43,7 +43,7 @@ export class JobService {
     const rows = specs.map((spec) => this.newRow(vendorId, spec, now, batchId));
     const result = await this.ctx.write(async (tx, emit) => {
       await this.checkVendorMayEnqueue(tx, vendorId, rows.length);
-      const inserted = await insertJobs(tx, rows);
+      const inserted = await insertJobs(tx, this.ctx.store.dialect, rows);
       emit(inserted.rows.filter((_, i) => inserted.created[i]));
       return inserted;
     });
@@ -155,8 +155,8 @@ export class JobService {
   }
 
   private async checkVendorMayEnqueue(tx: Tx, vendorId: string, count: number) {
-    const vendor = await selectVendor(tx, vendorId);
-    if (!vendor || vendor.id !== vendorId) throw notFound('vendor');
+    const vendor = await selectVendorById(tx, vendorId);
+    if (!vendor) throw notFound('vendor');
     if (vendor.status !== 'active') {
       throw new PixqError('vendor_suspended', 'this vendor is suspended and cannot submit jobs', { status: 403 });
     }

@@ -1,5 +1,6 @@
 import { CompiledQuery } from 'kysely';
 import type { Dialect } from '../connect.js';
+import { valueRows } from './placeholders.js';
 import type { Tx } from '../transaction.js';
 
 export interface StoredEvent {
@@ -24,7 +25,7 @@ export async function insertEvents(tx: Tx, dialect: Dialect, events: StoredEvent
   for (let i = 0; i < events.length; i += CHUNK) {
     const chunk = events.slice(i, i + CHUNK);
     const parameters = chunk.flatMap((e) => [e.vendor_id, e.job_id, e.batch_id, e.payload, e.created_at]);
-    const text = `insert into events (vendor_id, job_id, batch_id, payload, created_at) values ${valueRows(dialect, chunk.length)}`;
+    const text = `insert into events (vendor_id, job_id, batch_id, payload, created_at) values ${valueRows(dialect, chunk.length, COLUMNS)}`;
     if (dialect === 'postgres') {
       const { rows } = await tx.executeQuery<{ id: number }>(CompiledQuery.raw(`${text} returning id`, parameters));
       ids.push(...rows.map((r) => Number(r.id)));
@@ -35,21 +36,6 @@ export async function insertEvents(tx: Tx, dialect: Dialect, events: StoredEvent
     }
   }
   return ids;
-}
-
-const valueRowsCache = new Map<string, string>();
-
-/** `(?, ?, ?, ?, ?), ...` for SQLite or `($1, $2, ...), ...` for PostgreSQL, for `count` rows of events. */
-function valueRows(dialect: Dialect, count: number): string {
-  const key = `${dialect}:${count}`;
-  let text = valueRowsCache.get(key);
-  if (text === undefined) {
-    const placeholder = (n: number) => (dialect === 'postgres' ? `$${n + 1}` : '?');
-    const row = (r: number) => `(${Array.from({ length: COLUMNS }, (_, c) => placeholder(r * COLUMNS + c)).join(', ')})`;
-    text = Array.from({ length: count }, (_, r) => row(r)).join(', ');
-    valueRowsCache.set(key, text);
-  }
-  return text;
 }
 
 /** A vendor's events after `afterId`, oldest first, optionally for one job or batch. */

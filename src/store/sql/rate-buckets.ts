@@ -6,18 +6,15 @@ import type { Tx } from '../transaction.js';
  * window moved on), so concurrent API processes share one count. Returns the count after adding.
  */
 export async function addToBucket(tx: Tx, key: string, windowStart: number, cost: number): Promise<number> {
-  const row = await tx
-    .insertInto('rate_buckets')
-    .values({ key, window_start: windowStart, count: cost })
-    .onConflict((oc) =>
-      oc.column('key').doUpdateSet({
-        count: sql<number>`case when rate_buckets.window_start = excluded.window_start then rate_buckets.count + excluded.count else excluded.count end`,
-        window_start: sql<number>`excluded.window_start`,
-      }),
-    )
-    .returning('count')
-    .executeTakeFirstOrThrow();
-  return Number(row.count);
+  // A template rather than the query builder: every API request runs it once per budget it spends.
+  const { rows } = await sql<{ count: number }>`
+    insert into rate_buckets (key, window_start, count) values (${key}, ${windowStart}, ${cost})
+    on conflict (key) do update set
+      count = case when rate_buckets.window_start = excluded.window_start
+        then rate_buckets.count + excluded.count else excluded.count end,
+      window_start = excluded.window_start
+    returning count`.execute(tx);
+  return Number(rows[0].count);
 }
 
 /** Gives back `cost` taken by a request that was refused after all. */

@@ -1,4 +1,4 @@
-import type { Insertable, Updateable } from 'kysely';
+import { sql, type Insertable, type Updateable } from 'kysely';
 import type { Tx } from '../transaction.js';
 import type { VendorRow, VendorsTable } from '../schema.js';
 
@@ -20,4 +20,18 @@ export async function selectVendor(tx: Tx, idOrName: string): Promise<VendorRow 
 
 export async function selectVendors(tx: Tx): Promise<VendorRow[]> {
   return tx.selectFrom('vendors').selectAll().orderBy('created_at').execute();
+}
+
+/** One vendor by id: the check every submission makes, so written as a template rather than built. */
+export async function selectVendorById(tx: Tx, id: string): Promise<VendorRow | undefined> {
+  const { rows } = await sql<VendorRow>`select * from vendors where id = ${id}`.execute(tx);
+  return rows[0];
+}
+
+/** The vendor owning an unrevoked API key with this hash: every authenticated request asks. */
+export async function selectVendorByKeyHash(tx: Tx, keyHash: string): Promise<VendorRow | undefined> {
+  const { rows } = await sql<VendorRow>`
+    select v.* from api_keys k join vendors v on v.id = k.vendor_id
+    where k.key_hash = ${keyHash} and k.revoked_at is null`.execute(tx);
+  return rows[0];
 }
