@@ -63,6 +63,18 @@ export interface Allowlist {
  * cannot be used to reach an allowlisted internal network under an arbitrary name.
  */
 export function parseAllowlist(entries: readonly string[]): Allowlist {
+  // Every URL submission and download asks with the same config array: parse it once.
+  let allowlist = parsedAllowlists.get(entries);
+  if (!allowlist) {
+    allowlist = parseEntries(entries);
+    parsedAllowlists.set(entries, allowlist);
+  }
+  return allowlist;
+}
+
+const parsedAllowlists = new WeakMap<readonly string[], Allowlist>();
+
+function parseEntries(entries: readonly string[]): Allowlist {
   const hosts = new Set<string>();
   const ranges: Array<[Address, number]> = [];
   for (const raw of entries) {
