@@ -7,6 +7,9 @@
  * server's event loop. The vendor is created, with raised rate limits, through the admin API. Afterwards
  * every 202 must be a job in the store. Prints a markdown table and the checks.
  *
+ * Then the same load runs against a Fastify route that does nothing, as a reference for what the machine
+ * allows (BENCH_FLOOR=0 skips it).
+ *
  * Settings: BENCH_CONNECTIONS (200), BENCH_SECONDS (30), BENCH_P99_MS (25), BENCH_CPU_PROF=dir to write a
  * V8 CPU profile of the server process, BENCH_DATA_PARENT (os.tmpdir()) for where the SQLite file lives.
  */
@@ -47,7 +50,21 @@ const self = fileURLToPath(import.meta.url);
 const env = process.env;
 
 if (process.argv.includes('--serve')) await serve();
+else if (process.argv.includes('--floor')) await serveFloor();
 else await main();
+
+/**
+ * Child for the reference row: Fastify with one POST /v1/jobs route that parses the JSON body and answers
+ * 202 without doing anything. Under the same load it shows what this machine allows any Fastify server.
+ */
+async function serveFloor() {
+  const { default: Fastify } = await import('fastify');
+  const app = Fastify();
+  app.post('/v1/jobs', async (_request, reply) => reply.code(202).send({ id: 'floor', state: 'queued' }));
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  console.log(JSON.stringify({ port: (app.server.address() as AddressInfo).port }));
+  process.on('SIGTERM', () => void app.close().then(() => process.exit(0)));
+}
 
 /** Child: the API alone, as `pixq api` runs it, on loopback. Prints its port as one JSON line. */
 async function serve() {
@@ -148,6 +165,14 @@ async function main() {
       `| ${result.requests.total} | ${Math.round(result.requests.average)} | ${result.latency.p50} | ${result.latency.p90} | ${result.latency.p99} | ${result.latency.max} | ${failures} | ${accepted} | ${stored} | ${missing} |`,
     );
     console.log(`\nServer event-loop delay over warm-up and run: p50 ${loop.p50} ms, p99 ${loop.p99} ms, max ${loop.max} ms.`);
+    if (env.BENCH_FLOOR !== '0') {
+      const floor = await measureFloor(connections, seconds, headers, body);
+      console.log(
+        `\nReference, same load on a Fastify route that does nothing (BENCH_FLOOR=0 skips it): ` +
+          `${Math.round(floor.requests.average)} req/s, p50 ${floor.latency.p50} ms, p90 ${floor.latency.p90} ms, ` +
+          `p99 ${floor.latency.p99} ms, ${floor.errors + floor.timeouts + floor.non2xx} errors.`,
+      );
+    }
     const checks = [
       [failures === 0, `no errors or non-2xx answers (${failures}; status codes ${JSON.stringify(result.statusCodeStats)})`],
       [
@@ -165,6 +190,21 @@ async function main() {
     await new Promise((resolve) => child.once('exit', resolve));
     images.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** The same autocannon run against serveFloor() in a child process of its own. */
+async function measureFloor(connections: number, seconds: number, headers: Record<string, string>, body: string) {
+  console.error(`reference: the same load on a do-nothing Fastify route ...`);
+  const child = spawn(process.execPath, ['--import', 'tsx', self, '--floor'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const line = await new Promise<string>((resolve) => readline.createInterface({ input: child.stdout! }).once('line', resolve));
+    const url = `http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}/v1/jobs`;
+    await autocannon({ url, connections: 20, duration: 3, method: 'POST', headers, body });
+    return await autocannon({ url, connections, duration: seconds, method: 'POST', headers, body });
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.once('exit', resolve));
   }
 }
 
