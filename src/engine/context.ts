@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { CompiledQuery } from 'kysely';
 import { insertEvents } from '../store/sql/events.js';
 import { transaction, type Store, type Tx, type JobEventRow } from '../store/index.js';
 import type { EventBus } from './event-bus.js';
@@ -17,6 +17,11 @@ export interface EngineOptions {
 }
 
 const MAX_GROUP = 256;
+
+// Compiled once: every grouped write runs two of them.
+const SAVEPOINT = CompiledQuery.raw('savepoint pixq_write');
+const RELEASE = CompiledQuery.raw('release savepoint pixq_write');
+const ROLLBACK_TO = CompiledQuery.raw('rollback to savepoint pixq_write');
 
 interface QueuedWrite {
   fn: (tx: Tx, emit: EmitEvents) => Promise<unknown>;
@@ -86,14 +91,14 @@ export class EngineContext {
   }
 
   private async inSavepoint(tx: Tx, fn: QueuedWrite['fn']) {
-    await sql.raw('savepoint pixq_write').execute(tx);
+    await tx.executeQuery(SAVEPOINT);
     try {
       const { result, events } = await this.runWithEvents(tx, fn);
-      await sql.raw('release savepoint pixq_write').execute(tx);
+      await tx.executeQuery(RELEASE);
       return { ok: true as const, value: result, events };
     } catch (error) {
-      await sql.raw('rollback to savepoint pixq_write').execute(tx);
-      await sql.raw('release savepoint pixq_write').execute(tx);
+      await tx.executeQuery(ROLLBACK_TO);
+      await tx.executeQuery(RELEASE);
       return { ok: false as const, error };
     }
   }
