@@ -5,12 +5,13 @@ import { validationFailed } from '../errors.js';
 import type { Processor } from './types.js';
 
 /**
- * Validates raw options against a processor's schema and returns them with defaults applied.
- * Messages name the offending option, e.g. `options.aspect: Expected string to match '^\d+:\d+$'`.
+ * Validates raw options against a processor's schema and returns them with defaults applied. Defaults are
+ * filled into `raw` itself: every caller passes JSON it just parsed and owns, and a copy per job showed in
+ * the queue's profile. Messages name the offending option, e.g. `options.aspect: Expected string to match '^\d+:\d+$'`.
  */
 export function parseOptions<S extends TSchema>(processor: Processor<S>, raw: unknown): Static<S> {
   const input = raw === undefined || raw === null ? {} : raw;
-  const withDefaults = Value.Default(processor.optionsSchema, structuredClone(input));
+  const withDefaults = Value.Default(processor.optionsSchema, input);
   const check = compiled(processor.optionsSchema);
   // The compiled check is the fast path every submission and every job takes; errors are listed only on failure.
   const problems = check.Check(withDefaults) ? [] : [...check.Errors(withDefaults)].slice(0, 5);
