@@ -7,6 +7,5 @@ import type { JobState } from '../schema.js';
  */
 export const stateLiteral = <S extends JobState>(state: S) => sql<S>`${sql.lit(state)}`;
 
-export const QUEUED = stateLiteral('queued');
 export const RUNNING = stateLiteral('running');
 export const DELAYED = stateLiteral('delayed');
