@@ -95,10 +95,31 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
     ]);
     expect(events[2].progress).toEqual({ percent: 40, stage: 'inference', message: 'half way' });
     expect(events.every((e, i) => i === 0 || e.id > events[i - 1].id)).toBe(true);
+    // The published ids are the stored rows' ids (SQLite derives them from the last insert id), so a client
+    // resuming from one of them replays exactly what it missed.
+    const rows = await engine.store.db.selectFrom('events').select(['id', 'payload']).orderBy('id').execute();
+    expect(rows.map((r) => [Number(r.id), JSON.parse(r.payload).state])).toEqual(events.map((e) => [e.id, e.state]));
     expect(events.every((e) => e.jobId === jobs[0].id && e.vendorId === v.id)).toBe(true);
     const stored = await engine.jobs.get(job.id);
     expect(stored.outputs).toEqual([{ blob: 'b'.repeat(64), contentType: 'image/png', width: 2, height: 3, bytes: 10 }]);
     expect(stored.result).toEqual({ ok: 1 });
+    // The succeeded event is built from the worker's copy of the job; it must say what the row says.
+    const done = { percent: 100, stage: null, message: null };
+    expect(stored.progress).toEqual(done);
+    expect(events[3]).toMatchObject({ progress: done, attempts: stored.attempts, type: stored.type, batchId: stored.batchId, error: null });
+  });
+
+  it('publishes the stored ids for events written together in one statement', async () => {
+    const { engine } = await open();
+    const events: JobEvent[] = [];
+    engine.bus.onEvent((e) => events.push(e));
+    const v = await engine.vendors.create('v');
+    await engine.jobs.enqueue(v.id, specs(2));
+    const { jobs } = await engine.jobs.enqueue(v.id, specs(5));
+    await waitFor(() => events.length >= 7);
+    const rows = await engine.store.db.selectFrom('events').select(['id', 'job_id']).orderBy('id').execute();
+    expect(rows.map((r) => [Number(r.id), r.job_id])).toEqual(events.map((e) => [e.id, e.jobId]));
+    expect(events.slice(2).map((e) => e.jobId)).toEqual(jobs.map((j) => j.id));
   });
 
   it('reports counts by state per type and vendor, wait and run percentiles, and throughput', async () => {
