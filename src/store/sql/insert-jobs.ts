@@ -32,6 +32,8 @@ const COLUMNS = [
   'created_at',
   'updated_at',
 ] as const satisfies readonly (keyof NewJobRow)[];
+const INSERT = `insert into jobs (${COLUMNS.join(', ')}) values`;
+const ON_CONFLICT = 'on conflict (vendor_id, idempotency_key) where idempotency_key is not null do nothing returning *';
 
 /**
  * Inserts jobs; a job whose (vendor, idempotency key) already exists is not inserted and the existing row
@@ -42,9 +44,7 @@ export async function insertJobs(tx: Tx, dialect: Dialect, jobs: NewJobRow[]): P
   const inserted = new Map<string, JobRow>();
   for (let i = 0; i < jobs.length; i += CHUNK) {
     const chunk = jobs.slice(i, i + CHUNK);
-    const text =
-      `insert into jobs (${COLUMNS.join(', ')}) values ${valueRows(dialect, chunk.length, COLUMNS.length)} ` +
-      'on conflict (vendor_id, idempotency_key) where idempotency_key is not null do nothing returning *';
+    const text = `${INSERT} ${valueRows(dialect, chunk.length, COLUMNS.length)} ${ON_CONFLICT}`;
     const parameters = chunk.flatMap((job) => COLUMNS.map((column) => job[column] ?? null));
     const { rows } = await tx.executeQuery<JobRow>(CompiledQuery.raw(text, parameters));
     for (const row of rows) inserted.set(row.id, row);
