@@ -1,0 +1,27 @@
+import fs from 'node:fs';
+import { sql } from 'kysely';
+import { expect, it } from 'vitest';
+import { openStore } from '../../src/store/index.js';
+import { tempDir } from '../support/stores.js';
+
+const fileSize = (file: string) => fs.statSync(file).size;
+
+it('copies committed WAL pages into the database file off the writer, and stops with the store', async () => {
+  const store = await openStore({ dataDir: tempDir() });
+  try {
+    const { rows } = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(store.db);
+    expect(rows[0].wal_autocheckpoint).toBe(10_000); // the writer's own checkpoint waits for 10,000 pages
+
+    await sql`create table filler (data blob)`.execute(store.db);
+    // About 2,000 pages: past SQLite's default threshold, well below the writer's own, so only the thread
+    // can have copied them into the database file.
+    for (let i = 0; i < 100; i++) await sql`insert into filler values (zeroblob(80000))`.execute(store.db);
+    expect(fileSize(`${store.location}-wal`)).toBeGreaterThan(7_000_000);
+
+    const deadline = Date.now() + 5000;
+    while (fileSize(store.location) < 7_000_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(fileSize(store.location)).toBeGreaterThan(7_000_000);
+  } finally {
+    await store.close();
+  }
+});
