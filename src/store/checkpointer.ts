@@ -39,22 +39,31 @@ parentPort.once('message', () => {
  * stalls were a fifth of its SQL time. Here the copying and syncing happen beside the writers.
  */
 export class Checkpointer {
+  private stopping = false;
+  private readonly exited: Promise<unknown>;
+
   private constructor(
     private readonly thread: Worker,
-    private readonly exited: Promise<unknown>,
-  ) {}
+    database: BetterSqlite3.Database,
+  ) {
+    this.exited = new Promise((resolve) => thread.once('exit', resolve));
+    // Without the thread the writer checkpoints as SQLite does by default: slower, never wrong.
+    void this.exited.then(() => {
+      if (!this.stopping && database.open) database.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_CHECKPOINT_PAGES}`);
+    });
+    thread.on('error', () => undefined); // followed by 'exit'
+    thread.unref();
+  }
 
   static start(database: BetterSqlite3.Database, file: string): Checkpointer {
     database.pragma(`wal_autocheckpoint = ${WRITER_CHECKPOINT_PAGES}`);
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     const thread = new Worker(THREAD_SOURCE, { eval: true, workerData: { driver, file, intervalMs: CHECKPOINT_INTERVAL_MS } });
-    // Without the thread the writer checkpoints as SQLite does by default: slower, never wrong.
-    thread.on('error', () => database.open && database.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_CHECKPOINT_PAGES}`));
-    thread.unref();
-    return new Checkpointer(thread, new Promise((resolve) => thread.once('exit', resolve)));
+    return new Checkpointer(thread, database);
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     this.thread.postMessage('stop');
     await this.exited;
   }

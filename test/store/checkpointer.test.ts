@@ -1,6 +1,9 @@
 import fs from 'node:fs';
+import path from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
 import { sql } from 'kysely';
 import { expect, it } from 'vitest';
+import { Checkpointer } from '../../src/store/checkpointer.js';
 import { openStore } from '../../src/store/index.js';
 import { tempDir } from '../support/stores.js';
 
@@ -24,4 +27,18 @@ it('copies committed WAL pages into the database file off the writer, and stops 
   } finally {
     await store.close();
   }
+});
+
+it('leaves checkpoints to the writer, as SQLite does by default, when the thread fails', async () => {
+  const database = new BetterSqlite3(path.join(tempDir(), 'x.db'));
+  database.pragma('journal_mode = WAL');
+  // The thread cannot open a file in a directory that does not exist, so it fails at once.
+  const checkpointer = Checkpointer.start(database, path.join(tempDir(), 'missing', 'x.db'));
+  const threshold = () => database.pragma('wal_autocheckpoint', { simple: true });
+  expect(threshold()).toBe(10_000);
+  const deadline = Date.now() + 5000;
+  while (threshold() !== 1000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  expect(threshold()).toBe(1000);
+  await checkpointer.stop();
+  database.close();
 });
