@@ -64,6 +64,7 @@ export class Checkpointer {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.thread.ref(); // the wait for its exit must keep the process alive
     this.thread.postMessage('stop');
     await this.exited;
   }

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { sql } from 'kysely';
@@ -41,4 +42,20 @@ it('leaves checkpoints to the writer, as SQLite does by default, when the thread
   expect(threshold()).toBe(1000);
   await checkpointer.stop();
   database.close();
+});
+
+it('keeps the process alive while the store closes, so work after close() runs', () => {
+  // An unreferenced thread would let Node exit in the middle of close(), silently skipping what follows.
+  const script = `
+    import { openStore } from './src/store/index.ts';
+    const store = await openStore({ dataDir: ${JSON.stringify(tempDir())} });
+    await store.close();
+    console.log('closed');`;
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: path.resolve(import.meta.dirname, '../..'),
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  expect(child.stderr).toBe('');
+  expect(child.stdout.trim()).toBe('closed');
 });
