@@ -2,7 +2,7 @@ import { CompiledQuery } from 'kysely';
 import { insertEvents } from '../store/sql/events.js';
 import { transaction, type Store, type Tx, type JobEventRow } from '../store/index.js';
 import type { EventBus } from './event-bus.js';
-import { eventFor } from './rows.js';
+import { eventFor, toStoredEvent } from './rows.js';
 import type { JobEvent } from './types.js';
 
 export interface EngineOptions {
@@ -104,23 +104,14 @@ export class EngineContext {
   }
 
   private async runWithEvents<T>(tx: Tx, fn: (tx: Tx, emit: EmitEvents) => Promise<T>) {
-    const changed: Omit<JobEvent, 'id'>[] = [];
+    const events: JobEvent[] = [];
     const emit: EmitEvents = (rows, kind = 'state') => {
-      for (const row of rows) changed.push(eventFor(row, kind, this.now()));
+      for (const row of rows) events.push(eventFor(row, kind, this.now()));
     };
     const result = await fn(tx, emit);
-    const ids = await insertEvents(
-      tx,
-      this.store.dialect,
-      changed.map((e) => ({
-        vendor_id: e.vendorId,
-        job_id: e.jobId,
-        batch_id: e.batchId,
-        payload: JSON.stringify(e),
-        created_at: e.at,
-      })),
-    );
-    return { result, events: changed.map((e, i) => ({ ...e, id: ids[i] })) };
+    const ids = await insertEvents(tx, this.store.dialect, events.map(toStoredEvent));
+    events.forEach((e, i) => (e.id = ids[i]));
+    return { result, events };
   }
 
   read<T>(fn: (db: Tx) => Promise<T>): Promise<T> {

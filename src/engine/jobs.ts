@@ -1,12 +1,13 @@
 import { PixqError, notFound, validationFailed } from '../errors.js';
 import { newId } from '../ids.js';
 import { changeJobState, selectJob } from '../store/sql/change-job-state.js';
+import { selectEventsAfter } from '../store/sql/events.js';
 import { countBacklog, insertJobs, type NewJobRow } from '../store/sql/insert-jobs.js';
 import { selectVendorById } from '../store/sql/vendors.js';
 import { FINISHED_STATES, JOB_STATES, type JobState, type Tx } from '../store/index.js';
 import type { EngineContext } from './context.js';
-import { toJob, toOutput } from './rows.js';
-import type { Job, JobOutput, JobSpec } from './types.js';
+import { fromStoredEvent, toJob, toOutput } from './rows.js';
+import type { Job, JobEvent, JobOutput, JobSpec } from './types.js';
 
 export interface JobFilter {
   state?: JobState;
@@ -72,6 +73,12 @@ export class JobService {
     const rows = await query.orderBy('id', 'desc').limit(limit + 1).execute();
     const page = rows.slice(0, limit).map(toJob);
     return { jobs: page, nextCursor: rows.length > limit ? page[page.length - 1].id : null };
+  }
+
+  /** A vendor's stored events after `afterId`, oldest first, optionally for one job or batch: what a reconnecting stream missed. */
+  async eventsAfter(filter: { vendorId: string; afterId: number; jobId?: string; batchId?: string; limit: number }): Promise<JobEvent[]> {
+    const rows = await this.ctx.read((db) => selectEventsAfter(db, filter));
+    return rows.map(fromStoredEvent);
   }
 
   async batch(batchId: string, vendorId: string): Promise<BatchSummary> {

@@ -1,4 +1,5 @@
-import type { JobEventRow, JobOutputRow, JobRow, VendorRow } from '../store/index.js';
+import type { EventRow, JobEventRow, JobOutputRow, JobRow, VendorRow } from '../store/index.js';
+import type { StoredEvent } from '../store/sql/events.js';
 import type { Job, JobEvent, JobOutput, Vendor } from './types.js';
 
 function parseJson<T>(text: string | null): T | null {
@@ -75,10 +76,10 @@ export function succeededRow(job: Job): JobEventRow {
 const MAX_EVENT_MESSAGE = 500; // keeps every event well under PostgreSQL's 8000-byte NOTIFY limit
 
 /**
- * The event describing a job row's current state, without its id (assigned when stored). Built from the
+ * The event describing a job row's current state; its id is 0 until the event is stored. Built from the
  * row's columns directly: events are written for every state change, so no JSON is parsed here.
  */
-export function eventFor(row: JobEventRow, kind: JobEvent['kind'], at: number): Omit<JobEvent, 'id'> {
+export function eventFor(row: JobEventRow, kind: JobEvent['kind'], at: number): JobEvent {
   const clip = (s: string | null) => (s === null ? null : s.slice(0, MAX_EVENT_MESSAGE));
   return {
     kind,
@@ -94,5 +95,31 @@ export function eventFor(row: JobEventRow, kind: JobEvent['kind'], at: number): 
         ? null
         : { code: row.error_code, message: clip(row.error_message) ?? '', retryable: row.error_retryable === 1 },
     at,
+    id: 0,
+  };
+}
+
+/** What an event row stores: its ids and time as columns, the rest as JSON (without what the columns hold). */
+export function toStoredEvent(e: JobEvent): StoredEvent {
+  const { kind, type, state, attempts, progress, error } = e;
+  const payload = JSON.stringify({ kind, type, state, attempts, progress, error });
+  return { vendor_id: e.vendorId, job_id: e.jobId, batch_id: e.batchId, payload, created_at: e.at };
+}
+
+/** An event as it was published, from its row. */
+export function fromStoredEvent(row: EventRow): JobEvent {
+  const p = JSON.parse(row.payload) as Pick<JobEvent, 'kind' | 'type' | 'state' | 'attempts' | 'progress' | 'error'>;
+  return {
+    kind: p.kind,
+    jobId: row.job_id,
+    vendorId: row.vendor_id,
+    batchId: row.batch_id,
+    type: p.type,
+    state: p.state,
+    attempts: p.attempts,
+    progress: p.progress,
+    error: p.error,
+    at: Number(row.created_at),
+    id: Number(row.id),
   };
 }

@@ -88,7 +88,7 @@ export interface EventsTable {
   vendor_id: string;
   job_id: string;
   batch_id: string | null;
-  /** JSON of the JobEvent without its id. */
+  /** JSON of the JobEvent without the fields the columns hold (id, job, vendor, batch, time). */
   payload: string;
   created_at: number;
 }
@@ -163,6 +163,7 @@ export type JobEventRow = Pick<
   | 'error_retryable'
 >;
 export type VendorRow = Selectable<VendorsTable>;
+export type EventRow = Selectable<EventsTable>;
 export type JobOutputRow = Selectable<JobOutputsTable>;
 export type JobTypeRow = Selectable<JobTypesTable>;
 export type WorkerRow = Selectable<WorkersTable>;

@@ -2,7 +2,6 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { JobEvent } from '../../engine/index.js';
-import { selectEventsAfter } from '../../store/sql/events.js';
 import { vendorOf } from '../auth.js';
 import type { ApiDeps } from '../deps.js';
 import { Identifier } from '../schemas.js';
@@ -55,8 +54,8 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
     try {
       // In pages, so a client that missed more than one page still gets every event in order.
       for (let page = REPLAY_LIMIT; lastSent > 0 && page === REPLAY_LIMIT; ) {
-        const missed = await selectEventsAfter(deps.engine.store.db, { vendorId: vendor.id, afterId: lastSent, jobId, batchId, limit: REPLAY_LIMIT });
-        for (const row of missed) send({ ...(JSON.parse(row.payload) as Omit<JobEvent, 'id'>), id: Number(row.id) });
+        const missed = await deps.engine.jobs.eventsAfter({ vendorId: vendor.id, afterId: lastSent, jobId, batchId, limit: REPLAY_LIMIT });
+        missed.forEach(send);
         page = missed.length;
       }
     } catch (err) {
