@@ -52,6 +52,22 @@ describeEachStore('caps, job types and leases', (target) => {
     expect((await engine.work.claim('w2', { noop: 10 })).jobs).toHaveLength(4);
   });
 
+  it('hands out claimed jobs exactly as the store now holds them, also on a retried attempt', async () => {
+    const { engine } = await open({ backoffBaseMs: 0 });
+    const v = await engine.vendors.create('v');
+    await engine.jobs.enqueue(v.id, [...specs(2), { type: 'noop', options: { ms: 1 }, priority: 5, metadata: { recordId: 'r1' } }]);
+    const first = await engine.work.claim('w', { noop: 1 });
+    await engine.work.fail('w', first.jobs[0], new Error('flaky'));
+    await engine.maintenance.promoteDelayed();
+    const { jobs } = await engine.work.claim('w', { noop: 3 });
+    expect(jobs).toHaveLength(3);
+    expect(jobs.some((j) => j.attempts === 2 && j.error?.message === 'flaky')).toBe(true);
+    for (const job of jobs) {
+      const { outputs: _, ...stored } = await engine.jobs.get(job.id);
+      expect(job).toEqual(stored);
+    }
+  });
+
   it('claims only the types a worker has slots for', async () => {
     const { engine } = await open();
     const v = await engine.vendors.create('v');
