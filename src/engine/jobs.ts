@@ -1,7 +1,7 @@
 import { PixqError, notFound, validationFailed } from '../errors.js';
 import { newId } from '../ids.js';
 import { changeJobState, selectJob } from '../store/sql/change-job-state.js';
-import { selectEventsAfter } from '../store/sql/events.js';
+import { selectEventsAfter, type EventFilter } from '../store/sql/events.js';
 import { countBacklog, insertJobs, type NewJobRow } from '../store/sql/insert-jobs.js';
 import { selectVendorById } from '../store/sql/vendors.js';
 import { FINISHED_STATES, JOB_STATES, type JobState, type Tx } from '../store/index.js';
@@ -75,8 +75,11 @@ export class JobService {
     return { jobs: page, nextCursor: rows.length > limit ? page[page.length - 1].id : null };
   }
 
-  /** A vendor's stored events after `afterId`, oldest first, optionally for one job or batch: what a reconnecting stream missed. */
-  async eventsAfter(filter: { vendorId: string; afterId: number; jobId?: string; batchId?: string; limit: number }): Promise<JobEvent[]> {
+  /**
+   * A vendor's stored events after `afterId`, oldest first, optionally for one job or batch: what a
+   * reconnecting stream missed.
+   */
+  async eventsAfter(filter: EventFilter): Promise<JobEvent[]> {
     const rows = await this.ctx.read((db) => selectEventsAfter(db, filter));
     return rows.map(fromStoredEvent);
   }

@@ -38,11 +38,16 @@ export async function insertEvents(tx: Tx, dialect: Dialect, events: StoredEvent
   return ids;
 }
 
+export interface EventFilter {
+  vendorId: string;
+  afterId: number;
+  jobId?: string;
+  batchId?: string;
+  limit: number;
+}
+
 /** A vendor's events after `afterId`, oldest first, optionally for one job or batch. */
-export async function selectEventsAfter(
-  tx: Tx,
-  filter: { vendorId: string; afterId: number; jobId?: string; batchId?: string; limit: number },
-) {
+export async function selectEventsAfter(tx: Tx, filter: EventFilter) {
   let query = tx
     .selectFrom('events')
     .selectAll()
