@@ -1,10 +1,13 @@
-import type { FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { PixqError, validationFailed } from '../errors.js';
 import { asMultipartProblem, storeUpload, type IntakeDeps } from './intake.js';
 import { vendorOf } from './auth.js';
 
 const JSON_FIELDS = new Set(['options', 'metadata']);
 const INTEGER_FIELDS = new Set(['priority', 'maxAttempts', 'timeoutMs']);
+
+/** Uploads stored while reading each multipart submission; they go again if the submission fails. */
+const submittedUploads = new WeakMap<FastifyRequest, { vendorId: string; ids: string[] }>();
 
 /**
  * Reads a multipart submission: text fields (`options` and `metadata` as JSON text) and files in the field
@@ -14,6 +17,7 @@ export async function readMultipart(request: FastifyRequest, deps: IntakeDeps, m
   const vendor = vendorOf(request);
   const fields: Record<string, unknown> = {};
   const uploadIds: string[] = [];
+  submittedUploads.set(request, { vendorId: vendor.id, ids: uploadIds });
   try {
     for await (const part of request.parts()) {
       if (part.type === 'file') {
@@ -34,6 +38,22 @@ export async function readMultipart(request: FastifyRequest, deps: IntakeDeps, m
     throw asMultipartProblem(err);
   }
   return { fields, uploadIds };
+}
+
+/**
+ * A multipart submission that fails (a later file refused, invalid options, a quota) would otherwise leave its
+ * stored files behind as uploads nobody can name, until retention removes them days later.
+ */
+export function registerFailedSubmissionCleanup(app: FastifyInstance, deps: IntakeDeps) {
+  app.addHook('onResponse', async (request, reply) => {
+    const stored = submittedUploads.get(request);
+    if (!stored || stored.ids.length === 0 || reply.statusCode < 400) return;
+    try {
+      await deps.engine.uploads.discard(stored.vendorId, stored.ids, (key) => deps.blobs.delete(key));
+    } catch (err) {
+      request.log.error({ err }, 'could not remove the uploads of a failed submission; retention will');
+    }
+  });
 }
 
 function fieldValue(name: string, raw: string): unknown {

@@ -7,6 +7,7 @@ import { loadSigningSecret } from '../blobs/index.js';
 import type { Services } from '../services.js';
 import { registerAccessControl, registerCallerResolution } from './auth.js';
 import type { ApiDeps } from './deps.js';
+import { registerFailedSubmissionCleanup } from './multipart.js';
 import { frameworkErrorHandler, registerProblemHandlers } from './problems.js';
 import { RateLimiter } from './rate-limit.js';
 import { adminRoutes } from './routes/admin.js';
@@ -55,6 +56,7 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   registerCallerResolution(app, engine, config.adminKey);
   limiter.register(app);
   registerAccessControl(app);
+  registerFailedSubmissionCleanup(app, deps);
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(jobRoutes(deps));

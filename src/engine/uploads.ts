@@ -1,6 +1,7 @@
 import { notFound } from '../errors.js';
 import { newId } from '../ids.js';
 import type { UploadRow } from '../store/index.js';
+import { deleteVendorUploads } from '../store/sql/delete-finished-jobs.js';
 import type { EngineContext } from './context.js';
 
 export interface Upload {
@@ -55,5 +56,16 @@ export class UploadService {
       .executeTakeFirst();
     if (!row) throw notFound('upload');
     return toUpload(row);
+  }
+
+  /**
+   * Deletes uploads of `vendorId` that turned out to be unwanted (their submission failed), and through
+   * `deleteBlob` each blob nothing else refers to. Returns how many uploads were deleted.
+   */
+  async discard(vendorId: string, ids: string[], deleteBlob: (key: string) => Promise<void>): Promise<number> {
+    const { deleted, orphanBlobs } = await this.ctx.write((tx) => deleteVendorUploads(tx, vendorId, ids));
+    // After the commit: a crash here leaves an unreferenced file, never a row without its blob.
+    for (const key of orphanBlobs) await deleteBlob(key);
+    return deleted;
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import { expect, it } from 'vitest';
 import { BatchView, UploadView } from '../../src/api/schemas.js';
@@ -100,6 +101,34 @@ describeEachStore('bulk submissions, uploads and batches', (target) => {
     expect(unknown.body.detail).toMatch(/^jobs\[1\]: /);
     expectProblem(await api().call('POST', '/v1/jobs/bulk', { key, json: { jobs: [] } }), 400, 'validation_failed');
     expect((await api().call('GET', '/v1/jobs', { key })).body.jobs).toEqual([]);
+  });
+
+  it('removes the files of a multipart submission that fails, keeping blobs other uploads share', async () => {
+    const { id: vendorId, key } = await api().vendor();
+    const { services } = api();
+    const uploadsOf = async () =>
+      (await services.engine.store.db.selectFrom('uploads').select(['id', 'blob']).where('vendor_id', '=', vendorId).execute());
+    const shared = await jpeg(30, 30);
+    const kept = await api().call('POST', '/v1/uploads', { key, form: imageForm([{ bytes: shared }]) });
+    expect(kept.status).toBe(201);
+    const [keptUpload] = await uploadsOf();
+    const fresh = await jpeg(41, 31);
+
+    // A later file refused after two were stored; invalid options after all were; one job with a bad option.
+    const failures = [
+      await api().call('POST', '/v1/jobs/bulk', { key, form: imageForm([{ bytes: fresh }, { bytes: shared }, { bytes: Buffer.from('not an image') }], { type: 'transform' }) }),
+      await api().call('POST', '/v1/jobs/bulk', { key, form: imageForm([{ bytes: fresh }, { bytes: shared }], { type: 'transform', options: '{"width":"wide"}' }) }),
+      await api().call('POST', '/v1/jobs', { key, form: imageForm([{ bytes: fresh }], { type: 'transform', options: '{"width":"wide"}' }) }),
+    ];
+    expect(failures.map((r) => r.status)).toEqual([415, 400, 400]);
+
+    // The cleanup runs once each answer has gone out.
+    const deadline = Date.now() + 5000;
+    while ((await uploadsOf()).length > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    expect(await uploadsOf()).toEqual([keptUpload]);
+    expect(await services.blobs.exists(keptUpload.blob)).toBe(true);
+    // Blobs are named by the SHA-256 of their bytes.
+    expect(await services.blobs.exists(createHash('sha256').update(fresh).digest('hex'))).toBe(false);
   });
 
   it('answers 404 for an unknown batch', async () => {

@@ -32,6 +32,17 @@ export async function deleteFinishedJobs(tx: Tx, before: number, limit: number) 
  */
 export async function deleteOldUploads(tx: Tx, before: number, limit: number) {
   const uploads = await tx.selectFrom('uploads').select(['id', 'blob']).where('created_at', '<', before).limit(limit).execute();
+  return deleteUploadRows(tx, uploads);
+}
+
+/** Deletes the given uploads of one vendor and returns the blob keys nothing refers to any more. */
+export async function deleteVendorUploads(tx: Tx, vendorId: string, ids: string[]) {
+  if (ids.length === 0) return { deleted: 0, orphanBlobs: [] as string[] };
+  const uploads = await tx.selectFrom('uploads').select(['id', 'blob']).where('vendor_id', '=', vendorId).where('id', 'in', ids).execute();
+  return deleteUploadRows(tx, uploads);
+}
+
+async function deleteUploadRows(tx: Tx, uploads: { id: string; blob: string }[]) {
   if (uploads.length === 0) return { deleted: 0, orphanBlobs: [] as string[] };
   await tx.deleteFrom('uploads').where('id', 'in', uploads.map((u) => u.id)).execute();
   const orphanBlobs: string[] = [];
