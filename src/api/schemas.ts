@@ -28,6 +28,12 @@ export const Problem = Type.Object(
   { additionalProperties: true, description: 'RFC 9457 problem details.' },
 );
 
+/** Response entries for error statuses: RFC 9457 bodies, under the media type they are sent with. */
+export function problemResponses(...statuses: number[]) {
+  const entry = { description: 'Problem details (RFC 9457)', content: { 'application/problem+json': { schema: Problem } } };
+  return Object.fromEntries(statuses.map((status) => [status, entry]));
+}
+
 export const JobInput = Type.Union([
   Type.Object({ url: Type.String({ minLength: 1, maxLength: 2048 }) }, { additionalProperties: false }),
   Type.Object({ uploadId: Identifier }, { additionalProperties: false }),

@@ -230,6 +230,8 @@ describeEachStore('admin, stats, health and documentation', (target) => {
         for (const code of responses) {
           expect(code).toMatch(/^([1-5]\d\d|[1-5]XX|default)$/);
           expect(typeof op.responses[code].description, `${method} ${path} ${code} description`).toBe('string');
+          // Errors are documented as what they are sent as.
+          if (code.startsWith('4')) expect(Object.keys(op.responses[code].content ?? {}), `${method} ${path} ${code}`).toEqual(['application/problem+json']);
           for (const media of Object.values(op.responses[code].content ?? {}) as { schema?: unknown }[]) schemas.push(media.schema);
         }
         const pathParams = (op.parameters ?? []).filter((p: { in: string }) => p.in === 'path');

@@ -1,12 +1,12 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { ApiKeyView, IdParams, Identifier, JobTypeSettingsBody, Problem, VendorCreateBody, VendorSettingsBody, VendorView } from '../schemas.js';
+import { ApiKeyView, IdParams, Identifier, JobTypeSettingsBody, problemResponses, VendorCreateBody, VendorSettingsBody, VendorView } from '../schemas.js';
 import { apiKeyView, vendorView } from '../views.js';
 import type { ApiDeps } from '../deps.js';
 import { processorFor } from '../intake.js';
 
-const problems = { 400: Problem, 401: Problem, 403: Problem, 404: Problem };
+const problems = problemResponses(400, 401, 403, 404);
 const TypeParams = Type.Object({ type: Identifier });
 const KeyParams = Type.Object({ id: Identifier, keyId: Identifier });
 

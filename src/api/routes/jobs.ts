@@ -6,11 +6,11 @@ import { PixqError } from '../../errors.js';
 import { vendorOf } from '../auth.js';
 import { removeBackgroundCost, toJobSpec } from '../intake.js';
 import { readMultipart } from '../multipart.js';
-import { IdParams, JobList, JobListQuery, JobSubmission, JobView, Problem } from '../schemas.js';
+import { IdParams, JobList, JobListQuery, JobSubmission, JobView, problemResponses } from '../schemas.js';
 import { jobView } from '../views.js';
 import type { ApiDeps } from '../deps.js';
 
-const problems = { 400: Problem, 401: Problem, 404: Problem, 429: Problem };
+const problems = problemResponses(400, 401, 404, 429);
 const IdempotencyHeaders = Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) });
 
 /** Submitting, reading, listing, cancelling and retrying one vendor's jobs. */
@@ -62,12 +62,12 @@ export const jobRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
 
   api.post('/v1/jobs/:id/cancel', {
     config,
-    schema: { tags: ['jobs'], summary: 'Cancel a job', params: IdParams, response: { 200: JobView, ...problems, 409: Problem } },
+    schema: { tags: ['jobs'], summary: 'Cancel a job', params: IdParams, response: { 200: JobView, ...problems, ...problemResponses(409) } },
   }, async (request) => jobView(await deps.engine.jobs.cancel(request.params.id, vendorOf(request).id), deps.signer));
 
   api.post('/v1/jobs/:id/retry', {
     config,
-    schema: { tags: ['jobs'], summary: 'Queue a failed or cancelled job again', params: IdParams, response: { 200: JobView, ...problems, 409: Problem } },
+    schema: { tags: ['jobs'], summary: 'Queue a failed or cancelled job again', params: IdParams, response: { 200: JobView, ...problems, ...problemResponses(409) } },
   }, async (request) => jobView(await deps.engine.jobs.retry(request.params.id, vendorOf(request).id), deps.signer));
 
   api.get('/v1/jobs/:id/output', {

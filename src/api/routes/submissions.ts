@@ -6,11 +6,11 @@ import { PixqError, validationFailed } from '../../errors.js';
 import { vendorOf } from '../auth.js';
 import { asMultipartProblem, removeBackgroundCost, storeUpload, toJobSpec } from '../intake.js';
 import { readMultipart } from '../multipart.js';
-import { BatchView, BulkSubmission, IdParams, Problem, UploadView, type JobSubmission } from '../schemas.js';
+import { BatchView, BulkSubmission, IdParams, problemResponses, UploadView, type JobSubmission } from '../schemas.js';
 import { uploadView } from '../views.js';
 import type { ApiDeps } from '../deps.js';
 
-const problems = { 400: Problem, 401: Problem, 404: Problem, 413: Problem, 429: Problem };
+const problems = problemResponses(400, 401, 404, 413, 429);
 
 /** Bulk submissions, uploads for reuse, and batch progress. */
 export const submissionRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
@@ -56,7 +56,7 @@ export const submissionRoutes = (deps: ApiDeps): FastifyPluginAsync => async (ap
 
   api.post('/v1/uploads', {
     config: { ...config, budgets: ['image'] },
-    schema: { tags: ['uploads'], summary: 'Upload an image once (multipart field "image") to use in several jobs', response: { 201: UploadView, ...problems, 415: Problem, 422: Problem } },
+    schema: { tags: ['uploads'], summary: 'Upload an image once (multipart field "image") to use in several jobs', response: { 201: UploadView, ...problems, ...problemResponses(415, 422) } },
   }, async (request, reply) => {
     if (!request.isMultipart()) throw new PixqError('unsupported_media_type', 'send the image as multipart/form-data in the field "image"', { status: 415 });
     const file = await request.file().catch((err: unknown) => {
