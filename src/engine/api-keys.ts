@@ -1,7 +1,8 @@
 import crypto from 'node:crypto';
 import { notFound } from '../errors.js';
 import { newId } from '../ids.js';
-import { selectVendorByKeyHash } from '../store/sql/vendors.js';
+import { insertApiKey, revokeApiKey, selectApiKeys } from '../store/sql/api-keys.js';
+import { selectVendorById, selectVendorByKeyHash } from '../store/sql/vendors.js';
 import type { EngineContext } from './context.js';
 import { toVendor } from './rows.js';
 import type { Vendor } from './types.js';
@@ -37,9 +38,8 @@ export class ApiKeyService {
       revoked_at: null,
     };
     await this.ctx.write(async (tx) => {
-      const vendor = await tx.selectFrom('vendors').select('id').where('id', '=', vendorId).executeTakeFirst();
-      if (!vendor) throw notFound('vendor');
-      await tx.insertInto('api_keys').values(row).execute();
+      if (!(await selectVendorById(tx, vendorId))) throw notFound('vendor');
+      await insertApiKey(tx, row);
     });
     return { key, ...toInfo(row) };
   }
@@ -51,26 +51,13 @@ export class ApiKeyService {
   }
 
   async revoke(vendorId: string, keyId: string): Promise<ApiKeyInfo> {
-    const row = await this.ctx.write((tx) =>
-      tx
-        .updateTable('api_keys')
-        .set({ revoked_at: this.ctx.now() })
-        .where('id', '=', keyId)
-        .where('vendor_id', '=', vendorId)
-        .returningAll()
-        .executeTakeFirst(),
-    );
+    const row = await this.ctx.write((tx) => revokeApiKey(tx, vendorId, keyId, this.ctx.now()));
     if (!row) throw notFound('API key');
     return toInfo(row);
   }
 
   async list(vendorId: string): Promise<ApiKeyInfo[]> {
-    const rows = await this.ctx.store.db
-      .selectFrom('api_keys')
-      .selectAll()
-      .where('vendor_id', '=', vendorId)
-      .orderBy('created_at')
-      .execute();
+    const rows = await this.ctx.read((db) => selectApiKeys(db, vendorId));
     return rows.map(toInfo);
   }
 }

@@ -2,7 +2,7 @@
  * The job engine: everything about jobs that is not HTTP and not image processing. The API, the worker
  * runtime and the CLI use it; it uses only the store.
  */
-import { openStore, migrate, type Store } from '../store/index.js';
+import { isMigrated, openStore, migrate, type Store } from '../store/index.js';
 import type { Config } from '../config.js';
 import { ApiKeyService } from './api-keys.js';
 import { EngineContext, type EngineOptions } from './context.js';
@@ -28,6 +28,7 @@ export type { Outcome } from './work.js';
 export type { RateLimitRule, RateLimitOutcome } from './rate-limits.js';
 export type { Upload } from './uploads.js';
 export { backoffDelay } from './backoff.js';
+export { JOB_STATES } from '../store/index.js';
 
 export class Engine {
   readonly vendors: VendorService;
@@ -63,6 +64,11 @@ export class Engine {
 
   now(): number {
     return this.ctx.now();
+  }
+
+  /** Whether the store answers and has every migration applied: what `/readyz` reports. */
+  async ready(): Promise<boolean> {
+    return isMigrated(this.store).catch(() => false);
   }
 
   stats(windowMs: number, vendorId?: string): Promise<Stats> {

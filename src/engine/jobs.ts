@@ -3,6 +3,7 @@ import { newId } from '../ids.js';
 import { changeJobState, selectJob } from '../store/sql/change-job-state.js';
 import { selectEventsAfter, type EventFilter } from '../store/sql/events.js';
 import { countBacklog, insertJobs, type NewJobRow } from '../store/sql/insert-jobs.js';
+import { selectBatchProgress, selectJobOutputs, selectJobPage } from '../store/sql/read-jobs.js';
 import { selectVendorById } from '../store/sql/vendors.js';
 import { FINISHED_STATES, JOB_STATES, type JobState, type Tx } from '../store/index.js';
 import type { EngineContext } from './context.js';
@@ -55,22 +56,14 @@ export class JobService {
   async get(id: string, vendorId?: string): Promise<Job & { outputs: JobOutput[] }> {
     const row = await this.ctx.read((db) => selectJob(db, id, vendorId));
     if (!row) throw notFound('job');
-    const outputs = await this.ctx.read((db) =>
-      db.selectFrom('job_outputs').selectAll().where('job_id', '=', id).orderBy('idx').execute(),
-    );
+    const outputs = await this.ctx.read((db) => selectJobOutputs(db, id));
     return { ...toJob(row), outputs: outputs.map(toOutput) };
   }
 
   /** A vendor's jobs, newest first, `limit` at a time. */
   async list(vendorId: string, filter: JobFilter, limit: number, cursor?: string): Promise<JobPage> {
-    let query = this.ctx.store.db.selectFrom('jobs').selectAll().where('vendor_id', '=', vendorId);
-    if (filter.state) query = query.where('state', '=', filter.state);
-    if (filter.type) query = query.where('type', '=', filter.type);
-    if (filter.batchId) query = query.where('batch_id', '=', filter.batchId);
-    if (filter.createdAfter !== undefined) query = query.where('created_at', '>', filter.createdAfter);
-    if (filter.createdBefore !== undefined) query = query.where('created_at', '<', filter.createdBefore);
-    if (cursor) query = query.where('id', '<', cursor);
-    const rows = await query.orderBy('id', 'desc').limit(limit + 1).execute();
+    // One more than asked: whether it exists says if there is a next page.
+    const rows = await this.ctx.read((db) => selectJobPage(db, { vendorId, ...filter, beforeId: cursor, limit: limit + 1 }));
     const page = rows.slice(0, limit).map(toJob);
     return { jobs: page, nextCursor: rows.length > limit ? page[page.length - 1].id : null };
   }
@@ -85,12 +78,7 @@ export class JobService {
   }
 
   async batch(batchId: string, vendorId: string): Promise<BatchSummary> {
-    const rows = await this.ctx.store.db
-      .selectFrom('jobs')
-      .select(['state', 'progress_percent'])
-      .where('vendor_id', '=', vendorId)
-      .where('batch_id', '=', batchId)
-      .execute();
+    const rows = await this.ctx.read((db) => selectBatchProgress(db, vendorId, batchId));
     if (rows.length === 0) throw notFound('batch');
     const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
     let percentSum = 0;

@@ -1,7 +1,8 @@
 import { deleteFinishedJobs, deleteOldUploads } from '../store/sql/delete-finished-jobs.js';
 import { deleteEventsBefore } from '../store/sql/events.js';
-import { selectExpiredLeases } from '../store/sql/leases.js';
+import { endExpiredLease, selectExpiredLeases } from '../store/sql/leases.js';
 import { promoteDelayed } from '../store/sql/promote-delayed.js';
+import { deleteBucketsBefore } from '../store/sql/rate-buckets.js';
 import { deleteStaleWorkers } from '../store/sql/workers.js';
 import type { JobRow, Tx } from '../store/index.js';
 import type { EngineContext } from './context.js';
@@ -80,7 +81,7 @@ export class MaintenanceService {
     await this.ctx.write(async (tx) => {
       await deleteEventsBefore(tx, now - EVENT_RETENTION_MS);
       await deleteStaleWorkers(tx, now - 10 * this.ctx.options.leaseMs);
-      await tx.deleteFrom('rate_buckets').where('window_start', '<', now - EVENT_RETENTION_MS).execute();
+      await deleteBucketsBefore(tx, now - EVENT_RETENTION_MS);
     });
   }
 
@@ -90,22 +91,16 @@ export class MaintenanceService {
       : job.attempts >= job.max_attempts
         ? { state: 'failed' as const, finished_at: now }
         : { state: 'queued' as const, run_at: now };
-    return tx
-      .updateTable('jobs')
-      .set({
+    return endExpiredLease(
+      tx,
+      job,
+      {
         ...outcome,
-        lease_owner: null,
-        lease_expires_at: null,
         error_code: job.cancel_requested ? null : 'lease_expired',
         error_message: job.cancel_requested ? null : `worker ${job.lease_owner} stopped renewing its lease`,
         error_retryable: job.cancel_requested ? null : 1,
-        updated_at: now,
-      })
-      .where('id', '=', job.id)
-      .where('state', '=', 'running')
-      .where('lease_owner', '=', job.lease_owner)
-      .where('lease_expires_at', '<', now)
-      .returningAll()
-      .executeTakeFirst();
+      },
+      now,
+    );
   }
 }

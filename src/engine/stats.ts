@@ -45,8 +45,8 @@ function add(into: Record<string, Partial<Record<JobState, number>>>, key: strin
 export async function collectStats(ctx: EngineContext, windowMs: number, vendorId?: string): Promise<Stats> {
   const since = ctx.now() - windowMs;
   const [counts, timings] = await Promise.all([
-    countJobsByState(ctx.store.db, vendorId),
-    selectRecentTimings(ctx.store.db, since, SAMPLE_LIMIT, vendorId),
+    ctx.read((db) => countJobsByState(db, vendorId)),
+    ctx.read((db) => selectRecentTimings(db, since, SAMPLE_LIMIT, vendorId)),
   ]);
   const byType: Stats['byType'] = {};
   const byVendor: Stats['byVendor'] = {};

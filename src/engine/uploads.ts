@@ -2,6 +2,7 @@ import { notFound } from '../errors.js';
 import { newId } from '../ids.js';
 import type { UploadRow } from '../store/index.js';
 import { deleteVendorUploads } from '../store/sql/delete-finished-jobs.js';
+import { insertUpload, selectUpload } from '../store/sql/uploads.js';
 import type { EngineContext } from './context.js';
 
 export interface Upload {
@@ -43,17 +44,12 @@ export class UploadService {
       height: image.height,
       created_at: this.ctx.now(),
     };
-    await this.ctx.write((tx) => tx.insertInto('uploads').values(row).execute());
+    await this.ctx.write((tx) => insertUpload(tx, row));
     return toUpload(row);
   }
 
   async get(id: string, vendorId: string): Promise<Upload> {
-    const row = await this.ctx.store.db
-      .selectFrom('uploads')
-      .selectAll()
-      .where('id', '=', id)
-      .where('vendor_id', '=', vendorId)
-      .executeTakeFirst();
+    const row = await this.ctx.read((db) => selectUpload(db, id, vendorId));
     if (!row) throw notFound('upload');
     return toUpload(row);
   }

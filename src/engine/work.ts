@@ -1,6 +1,7 @@
 import { toJobError } from '../errors.js';
 import { finishRunningJob, finishSucceededJobs, insertOutputs } from '../store/sql/finish-job.js';
 import { renewLeases, selectCancelRequested } from '../store/sql/leases.js';
+import { updateProgress } from '../store/sql/progress.js';
 import type { Tx } from '../store/index.js';
 import type { EmitEvents, EngineContext } from './context.js';
 import { backoffDelay } from './backoff.js';
@@ -54,19 +55,13 @@ export class WorkService {
   async progress(owner: string, jobId: string, progress: Partial<JobProgress>): Promise<boolean> {
     const now = this.ctx.now();
     return this.ctx.write(async (tx, emit) => {
-      const row = await tx
-        .updateTable('jobs')
-        .set({
-          progress_percent: Math.max(0, Math.min(100, progress.percent ?? 0)),
-          progress_stage: progress.stage ?? null,
-          progress_message: progress.message ?? null,
-          updated_at: now,
-        })
-        .where('id', '=', jobId)
-        .where('state', '=', 'running')
-        .where('lease_owner', '=', owner)
-        .returningAll()
-        .executeTakeFirst();
+      const row = await updateProgress(
+        tx,
+        owner,
+        jobId,
+        { percent: Math.max(0, Math.min(100, progress.percent ?? 0)), stage: progress.stage ?? null, message: progress.message ?? null },
+        now,
+      );
       if (row) emit([row], 'progress');
       return Boolean(row);
     });

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import { JOB_STATES } from '../../store/index.js';
+import { JOB_STATES } from '../../engine/index.js';
 import type { ApiDeps } from '../deps.js';
 
 const WINDOW_MS = 5 * 60_000;

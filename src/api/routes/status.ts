@@ -2,7 +2,6 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { verifyBlobUrl } from '../../blobs/index.js';
-import { isMigrated } from '../../store/index.js';
 import { vendorOf } from '../auth.js';
 import { problem, sendProblem } from '../problems.js';
 import { vendorView } from '../views.js';
@@ -40,7 +39,7 @@ export const statusRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =
   api.get('/healthz', { schema: { tags: ['health'], summary: 'The process is up' } }, async () => ({ status: 'ok' }));
 
   api.get('/readyz', { schema: { tags: ['health'], summary: 'The store is reachable and migrated' } }, async (_request, reply) => {
-    const ready = await isMigrated(engine.store).catch(() => false);
+    const ready = await engine.ready();
     if (!ready) return sendProblem(reply, problem(503, 'not_ready', 'the store is unreachable or not migrated'));
     return { status: 'ready' };
   });

@@ -1,5 +1,6 @@
 import type { Tx } from '../transaction.js';
-import type { JobRow } from '../schema.js';
+import type { Updateable } from 'kysely';
+import type { JobRow, JobsTable } from '../schema.js';
 import { RUNNING } from './states.js';
 
 /** Extends the lease of every job `owner` runs; returns the ids whose cancellation was requested. */
@@ -42,4 +43,20 @@ export async function selectCancelRequested(tx: Tx, owner: string, ids: string[]
     .where('id', 'in', ids)
     .execute();
   return rows.map((r) => r.id);
+}
+
+/**
+ * Ends a lease that ran out, with `changes` (the job's next state), but only if it is still the same expired
+ * lease: a heartbeat that renewed it, or another reaper that got there first, leaves the job alone.
+ */
+export async function endExpiredLease(tx: Tx, job: JobRow, changes: Updateable<JobsTable>, now: number): Promise<JobRow | undefined> {
+  return tx
+    .updateTable('jobs')
+    .set({ ...changes, lease_owner: null, lease_expires_at: null, updated_at: now })
+    .where('id', '=', job.id)
+    .where('state', '=', 'running')
+    .where('lease_owner', '=', job.lease_owner)
+    .where('lease_expires_at', '<', now)
+    .returningAll()
+    .executeTakeFirst();
 }

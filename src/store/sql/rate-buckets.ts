@@ -26,3 +26,8 @@ export async function refundBucket(tx: Tx, key: string, windowStart: number, cos
     .where('window_start', '=', windowStart)
     .execute();
 }
+
+/** Deletes counters whose window started before `before`: their windows are long over. */
+export async function deleteBucketsBefore(tx: Tx, before: number): Promise<void> {
+  await tx.deleteFrom('rate_buckets').where('window_start', '<', before).execute();
+}
