@@ -55,13 +55,9 @@ export class WorkService {
   async progress(owner: string, jobId: string, progress: Partial<JobProgress>): Promise<boolean> {
     const now = this.ctx.now();
     return this.ctx.write(async (tx, emit) => {
-      const row = await updateProgress(
-        tx,
-        owner,
-        jobId,
-        { percent: Math.max(0, Math.min(100, progress.percent ?? 0)), stage: progress.stage ?? null, message: progress.message ?? null },
-        now,
-      );
+      const percent = Math.max(0, Math.min(100, progress.percent ?? 0));
+      const update = { percent, stage: progress.stage ?? null, message: progress.message ?? null };
+      const row = await updateProgress(tx, owner, jobId, update, now);
       if (row) emit([row], 'progress');
       return Boolean(row);
     });

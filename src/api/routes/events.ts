@@ -54,7 +54,8 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
     try {
       // In pages, so a client that missed more than one page still gets every event in order.
       for (let page = REPLAY_LIMIT; lastSent > 0 && page === REPLAY_LIMIT; ) {
-        const missed = await deps.engine.jobs.eventsAfter({ vendorId: vendor.id, afterId: lastSent, jobId, batchId, limit: REPLAY_LIMIT });
+        const filter = { vendorId: vendor.id, afterId: lastSent, jobId, batchId, limit: REPLAY_LIMIT };
+        const missed = await deps.engine.jobs.eventsAfter(filter);
         missed.forEach(send);
         page = missed.length;
       }

@@ -38,7 +38,12 @@ export async function deleteOldUploads(tx: Tx, before: number, limit: number) {
 /** Deletes the given uploads of one vendor and returns the blob keys nothing refers to any more. */
 export async function deleteVendorUploads(tx: Tx, vendorId: string, ids: string[]) {
   if (ids.length === 0) return { deleted: 0, orphanBlobs: [] as string[] };
-  const uploads = await tx.selectFrom('uploads').select(['id', 'blob']).where('vendor_id', '=', vendorId).where('id', 'in', ids).execute();
+  const uploads = await tx
+    .selectFrom('uploads')
+    .select(['id', 'blob'])
+    .where('vendor_id', '=', vendorId)
+    .where('id', 'in', ids)
+    .execute();
   return deleteUploadRows(tx, uploads);
 }
 

@@ -49,7 +49,12 @@ export async function selectCancelRequested(tx: Tx, owner: string, ids: string[]
  * Ends a lease that ran out, with `changes` (the job's next state), but only if it is still the same expired
  * lease: a heartbeat that renewed it, or another reaper that got there first, leaves the job alone.
  */
-export async function endExpiredLease(tx: Tx, job: JobRow, changes: Updateable<JobsTable>, now: number): Promise<JobRow | undefined> {
+export async function endExpiredLease(
+  tx: Tx,
+  job: JobRow,
+  changes: Updateable<JobsTable>,
+  now: number,
+): Promise<JobRow | undefined> {
   return tx
     .updateTable('jobs')
     .set({ ...changes, lease_owner: null, lease_expires_at: null, updated_at: now })

@@ -11,7 +11,12 @@ export async function updateProgress(
 ): Promise<JobRow | undefined> {
   return tx
     .updateTable('jobs')
-    .set({ progress_percent: progress.percent, progress_stage: progress.stage, progress_message: progress.message, updated_at: now })
+    .set({
+      progress_percent: progress.percent,
+      progress_stage: progress.stage,
+      progress_message: progress.message,
+      updated_at: now,
+    })
     .where('id', '=', jobId)
     .where('state', '=', 'running')
     .where('lease_owner', '=', owner)
