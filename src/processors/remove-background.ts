@@ -47,6 +47,8 @@ export type RemoveBackgroundOptions = Static<typeof RemoveBackgroundOptions>;
 export interface RemoveBackgroundProcessor extends Processor<typeof RemoveBackgroundOptions> {
   /** Closes the loaded model sessions (their worker threads); for shutdown and tests. */
   close(): Promise<void>;
+  /** Models whose sessions are loaded or loading now (released after PIXQ_MODEL_IDLE_MS unused). */
+  readonly loadedModels: string[];
 }
 
 // Alpha at or above this counts as subject when cropping: it includes the soft edge, not the haze.
@@ -67,6 +69,9 @@ export function createRemoveBackground(config: Config): RemoveBackgroundProcesso
     validate,
     run: (ctx) => removeBackground(ctx, config, sessions),
     close: () => sessions.closeAll(),
+    get loadedModels() {
+      return sessions.loaded;
+    },
   };
 }
 

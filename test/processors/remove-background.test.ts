@@ -18,6 +18,7 @@ import {
 } from '../../src/processors/remove-background.js';
 import type { ProcessorResult, ProgressUpdate } from '../../src/processors/types.js';
 import { alphaOf, iou, syntheticScene, type Scene } from '../support/synthetic.js';
+import { waitUntil } from '../support/processes.js';
 import { slowMatMul, tinyFp16Scale, tinyU2netLike } from '../support/tiny-onnx.js';
 
 const SAMPLES = path.resolve('node_modules/@vladmandic/human/assets/samples.jpg');
@@ -313,25 +314,20 @@ describe('remove-background with the default model (isnet-medium)', () => {
     expect(err).toBe(reason);
   });
 
-  it('rejects within a second when aborted mid-inference, then keeps working', async () => {
+  it('rejects when aborted mid-inference, then keeps working', async () => {
     const controller = new AbortController();
     // A PixqError reason (the worker's timeout or cancel) is what the handler rejects with.
     const reason = new PixqError('timeout', 'aborted by test', { retryable: true });
-    let abortedAt = 0;
     const stages: string[] = [];
     const job = runJob(proc, baseline.scene.image, {}, controller.signal, (update) => {
       stages.push(update.stage ?? '');
-      if (update.stage !== 'inference') return;
-      setTimeout(() => {
-        abortedAt = performance.now();
-        controller.abort(reason);
-      }, 300);
+      // By the next turn of the event loop the run has been handed to the model's thread; an inference takes
+      // far longer than one turn, so the abort lands while it runs. That the answer does not wait for the
+      // thread is shown by OnnxHost's own test below.
+      if (update.stage === 'inference') setImmediate(() => controller.abort(reason));
     });
     const err = await failureOf(job);
-    const latency = performance.now() - abortedAt;
     expect(err).toBe(reason);
-    expect(abortedAt).toBeGreaterThan(0);
-    expect(latency).toBeLessThan(1000);
     expect(stages).toEqual(['decode', 'inference']);
     const after = await runJob(proc, baseline.scene.image, { onlyMask: true });
     expect(iou(await greyOf(after.data), baseline.scene.mask)).toBeGreaterThan(0.9);
@@ -358,7 +354,7 @@ describe('remove-background with rembg model files', () => {
 
       const second = await runJob(proc, input, { model: 'u2netp' });
       expect(second.result.result).toMatchObject({ cold: false });
-      await new Promise((resolve) => setTimeout(resolve, 1600));
+      await waitUntil(() => !proc.loadedModels.includes('u2netp'), 20_000, 'the idle model to be released');
       const third = await runJob(proc, input, { model: 'u2netp' });
       expect(third.result.result).toMatchObject({ cold: true });
     } finally {
@@ -434,13 +430,11 @@ describe('OnnxHost (model in a worker thread)', () => {
 
   it('answers an abort mid-run at once and stays usable', async () => {
     const controller = new AbortController();
-    const running = host.run(input(), 'y', controller.signal);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const abortedAt = performance.now();
-    controller.abort(new Error('stop'));
+    // Aborted the moment the worker says it began: whatever the machine's speed, the run is under way then.
+    const running = host.run(input(), 'y', controller.signal, () => controller.abort(new Error('stop')));
     await expect(running).rejects.toThrow('stop');
-    expect(performance.now() - abortedAt).toBeLessThan(50);
-    // The worker is still finishing the abandoned run; the next one waits for it, then succeeds.
+    // Answered before the worker's own answer was read: the abandoned run still holds the worker, and the next
+    // one waits for it, then succeeds.
     expect(host.busy).toBe(1);
     const next = await host.run(input(), 'y');
     expect(next.dims).toEqual([n, n]);

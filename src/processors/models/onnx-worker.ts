@@ -26,6 +26,7 @@ interface ReadyMessage {
 type WorkerMessage =
   | ReadyMessage
   | { type: 'failed'; message: string }
+  | { type: 'started'; id: number }
   | { type: 'result'; id: number; data: Float32Array; dims: number[] }
   | { type: 'error'; id: number; message: string };
 
@@ -52,6 +53,7 @@ parentPort.on('message', async (msg) => {
   try {
     const feeds = {};
     for (const [name, t] of Object.entries(msg.feeds)) feeds[name] = new ort.Tensor('float32', t.data, t.dims);
+    parentPort.postMessage({ type: 'started', id: msg.id });
     const output = (await session.run(feeds, [msg.fetch]))[msg.fetch];
     if (output.type !== 'float32') throw new Error('output ' + msg.fetch + ' is ' + output.type + ', expected float32');
     const data = new Float32Array(output.data);
@@ -68,6 +70,8 @@ interface Job {
   fetch: string;
   /** Set once the caller has its answer (result, error or abort); a late result is then dropped. */
   settled: boolean;
+  /** Called when the worker begins executing this run (it has left the queue and cannot be taken back). */
+  onStart?: () => void;
   resolve: (t: TensorData) => void;
   reject: (err: unknown) => void;
   detach: () => void;
@@ -133,13 +137,19 @@ export class OnnxHost {
   /**
    * Runs the model on `feeds` (whose buffers are handed over to the worker) and returns output `fetch`.
    * On abort, rejects at once with the signal's reason: a queued run never starts; a running one finishes in the
-   * worker (onnxruntime cannot interrupt it) and its result is dropped.
+   * worker (onnxruntime cannot interrupt it) and its result is dropped. `onStart` is told when the worker begins
+   * executing the run.
    */
-  run(feeds: Record<string, TensorData>, fetch: string, signal?: AbortSignal): Promise<TensorData> {
+  run(
+    feeds: Record<string, TensorData>,
+    fetch: string,
+    signal?: AbortSignal,
+    onStart?: () => void,
+  ): Promise<TensorData> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.dead) return Promise.reject(this.dead);
     return new Promise<TensorData>((resolve, reject) => {
-      const job: Job = { id: this.nextId++, feeds, fetch, settled: false, resolve, reject, detach: () => undefined };
+      const job: Job = { id: this.nextId++, feeds, fetch, settled: false, onStart, resolve, reject, detach: () => undefined };
       if (signal) {
         const onAbort = () => {
           if (job.settled) return;
@@ -182,9 +192,10 @@ export class OnnxHost {
   }
 
   private settle(msg: WorkerMessage): void {
-    if (msg.type !== 'result' && msg.type !== 'error') return;
+    if (msg.type !== 'result' && msg.type !== 'error' && msg.type !== 'started') return;
     const job = this.current;
     if (!job || job.id !== msg.id) return;
+    if (msg.type === 'started') return void (job.settled || job.onStart?.());
     this.current = undefined;
     const outcome = msg.type === 'result' ? { data: msg.data, dims: msg.dims } : new Error(`inference failed: ${msg.message}`);
     this.finish(job, outcome);
