@@ -45,7 +45,7 @@ export async function openPixq(store: 'sqlite' | 'postgres', s: Settings, adminU
 }
 
 /** Slots for noop only: the image types' default slots would otherwise add to the shared concurrency. */
-function onlyNoop(slots: number): string {
+export function onlyNoop(slots: number): string {
   const types = Object.keys(loadConfig({}).workerConcurrency).filter((t) => t !== 'noop');
   return [...types.map((t) => `${t}=0`), `noop=${slots}`].join(',');
 }

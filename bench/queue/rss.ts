@@ -64,7 +64,7 @@ function untilRunning(child: ChildProcess): Promise<{ ok: true } | { ok: false; 
   });
 }
 
-function readRssMb(pid: number): number {
+export function readRssMb(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1]);
   if (!Number.isFinite(kb)) throw new Error(`no VmRSS for pid ${pid}`);
@@ -72,7 +72,7 @@ function readRssMb(pid: number): number {
 }
 
 /** SIGTERM (pixq drains and exits 0), SIGKILL if it has not exited within 10 s. Safe to call twice. */
-async function stop(child: ChildProcess): Promise<void> {
+export async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = once(child, 'exit');
   child.kill('SIGTERM');
