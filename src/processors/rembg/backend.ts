@@ -91,7 +91,8 @@ export class RembgBackend {
     clearInterval(this.timer);
     this.timer = undefined;
     await this.checking;
-    await this.agent.close();
+    // At shutdown no job is left waiting for an answer; a call still open is cut rather than waited for.
+    await this.agent.destroy();
   }
 
   private async probeAll(): Promise<void> {
