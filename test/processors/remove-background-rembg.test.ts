@@ -5,10 +5,11 @@ import { PixqError } from '../../src/errors.js';
 import { parseOptions } from '../../src/processors/options.js';
 import { callRemove, rembgAgent } from '../../src/processors/rembg/client.js';
 import { createRemoveBackground, type RemoveBackgroundProcessor } from '../../src/processors/remove-background.js';
+import { expectProblem, imageForm, startApi, waitForJob } from '../support/api.js';
 import { testContext } from '../support/portraits.js';
 import { waitUntil } from '../support/processes.js';
 import { startRembgServer, type RembgMode, type RembgTestServer } from '../support/rembg-server.js';
-import { tempDir } from '../support/stores.js';
+import { describeEachStore, tempDir } from '../support/stores.js';
 
 // A black 24 x 24 square at (16, 12) on white: the test server's subject.
 const WIDTH = 64;
@@ -120,6 +121,17 @@ describe('remove-background on rembg servers: options', () => {
     } finally {
       await agent.close();
     }
+  });
+
+  it('sends rembg upright pixels when EXIF orientation turns the input', async () => {
+    const a = await server();
+    const proc = processorFor([{ server: a }]);
+    // Stored 48 x 64 with orientation 6 (turn 90° clockwise): upright it is the 64 x 48 scene.
+    const stored = await sharp(input).rotate(-90).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }).toBuffer();
+    const ctx = testContext(stored, parseOptions(proc, { backend: 'rembg', crop: true }));
+    const out = await run(proc, {}, ctx);
+    expect(a.calls[0].fileBytes).not.toBe(stored.length);
+    expect(out.result?.crop).toEqual(SUBJECT);
   });
 
   it('refuses rembg without servers, and local-only models on rembg, when the job is submitted', async () => {
@@ -252,5 +264,40 @@ describe('remove-background on rembg servers: the pool', () => {
     expect((await failure(job)).code).toBe('cancelled');
     await waitUntil(() => a.abandoned === 1, 10_000, 'the server to see the client go');
     expect(proc.rembg!.servers()[0]).toMatchObject({ busy: 0, inService: true, consecutiveFailures: 0 });
+  });
+});
+
+describeEachStore('remove-background with backend rembg through the API and a worker', (target) => {
+  it('runs the job on the rembg server and serves its cut-out', async () => {
+    const a = await server();
+    const api = await startApi(target, { PIXQ_REMBG_URLS: a.url, PIXQ_REMBG_HEALTH_MS: '3600000' });
+    try {
+      const { key } = await api.vendor();
+      const stop = await api.startWorker();
+      const form = imageForm([{ bytes: input, type: 'image/png', name: 'square.png' }], {
+        type: 'remove-background',
+        options: JSON.stringify({ backend: 'rembg', crop: true, cropMargin: 25 }),
+      });
+      const submitted = await api.call('POST', '/v1/jobs', { key, form });
+      expect(submitted.status).toBe(202);
+      const job = await waitForJob(api, key, submitted.body.id, ['succeeded', 'failed']);
+      expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
+      expect(job.result).toMatchObject({ backend: 'rembg', model: 'u2net', server: a.url, subjectFound: true });
+      expect(a.calls).toHaveLength(1);
+      const output = await api.call('GET', `/v1/jobs/${job.id}/output`, { key });
+      const meta = await sharp(output.raw).metadata();
+      expect(meta).toMatchObject({ format: 'png', width: 24 + 2 * 6, height: 24 + 2 * 6, hasAlpha: true });
+      const corner = await sharp(output.raw).extractChannel(3).raw().toBuffer();
+      expect([corner[0], corner[18 * 36 + 18]]).toEqual([0, 255]);
+      await stop();
+
+      const refused = await api.call('POST', '/v1/jobs', {
+        key,
+        json: { type: 'remove-background', input: { url: 'https://example.com/a.png' }, options: { backend: 'rembg', model: 'isnet-small' } },
+      });
+      expectProblem(refused, 400, 'validation_failed');
+    } finally {
+      await api.close();
+    }
   });
 });
