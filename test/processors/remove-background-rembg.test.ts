@@ -254,6 +254,16 @@ describe('remove-background on rembg servers: the pool', () => {
     expect(err.message).toMatch(/answered something that is not a usable image \(the content is not a supported image type/);
   });
 
+  it('fails permanently with rembg_rejected when a server refuses the request itself, without blaming the server', async () => {
+    const [a, b] = [await server('refuse'), await server()];
+    const proc = processorFor([{ server: a }, { server: b }], { PIXQ_REMBG_BREAKER_FAILURES: '1' });
+    const err = await failure(run(proc, { backend: 'rembg', model: 'birefnet-general-lite' }));
+    expect(err).toMatchObject({ code: 'rembg_rejected', retryable: false, details: { server: a.url, upstreamStatus: 422 } });
+    expect(err.message).toContain('string does not match regex');
+    expect(b.calls).toHaveLength(0);
+    expect(inService(proc, a)).toBe(true);
+  });
+
   it('cancels the in-flight request when the job is aborted', async () => {
     const a = await server('hold');
     const proc = processorFor([{ server: a }]);

@@ -9,10 +9,11 @@ import sharp from 'sharp';
  * network it cuts out the dark pixels (luminance below 128 becomes subject), so answers have a real alpha.
  *
  * `mode` says how it behaves: `ok`; `fail` (HTTP 500 on every route, probes included); `hang` (never
- * answers); `garbage` (200 with an HTML page); `hold` (parks each removal until `release()`, so a test
+ * answers); `garbage` (200 with an HTML page); `refuse` (422 as FastAPI answers a parameter it does not
+ * accept); `hold` (parks each removal until `release()`, so a test
  * can see how many calls are in flight at once, without timing).
  */
-export type RembgMode = 'ok' | 'fail' | 'hang' | 'garbage' | 'hold';
+export type RembgMode = 'ok' | 'fail' | 'hang' | 'garbage' | 'refuse' | 'hold';
 
 export interface RembgCall {
   query: Record<string, string>;
@@ -109,7 +110,9 @@ async function handleRemove(
   if (state.mode === 'hang') return {};
   if (state.mode === 'fail') return { status: 500, type: 'text/plain', body: 'Internal Server Error' };
   if (state.mode === 'garbage') return { status: 200, type: 'text/html', body: '<html><body>502 Bad Gateway</body></html>' };
-  if (!(file instanceof Blob)) return { status: 422, type: 'application/json', body: '{"detail":"file required"}' };
+  if (state.mode === 'refuse' || !(file instanceof Blob)) {
+    return { status: 422, type: 'application/json', body: '{"detail":[{"loc":["body","model"],"msg":"string does not match regex"}]}' };
+  }
   return { status: 200, type: 'image/png', body: await cutOut(image, fields.om === 'true', url.searchParams.get('bgc')) };
 }
 

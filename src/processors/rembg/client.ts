@@ -23,9 +23,9 @@ export interface CallLimits {
 }
 
 /**
- * Why a call did not give an answer. `failed` is the server's fault (unreachable, timeout, 5xx, 429, an
- * answer too large): worth another server. `rejected` is a 4xx about the request itself (e.g. a model the
- * server does not know): another server of the same pool would say the same.
+ * Why a call did not give an answer. `failed` is the server's fault (unreachable, timeout, an error status,
+ * an answer too large): worth another server. `rejected` is a refusal of the request itself (see
+ * REQUEST_REFUSED): another server of the same pool would say the same.
  */
 export class RembgCallError extends Error {
   constructor(
@@ -38,6 +38,13 @@ export class RembgCallError extends Error {
     this.name = 'RembgCallError';
   }
 }
+
+/**
+ * Statuses that judge the request, not the server: FastAPI's 422 for a parameter it does not accept (such as a
+ * model that server version lacks), 400, 413 and 415. Anything else that is not 2xx (a 404 from a server that
+ * is not rembg, 429, 5xx, a redirect) is the server's failure.
+ */
+const REQUEST_REFUSED = new Set([400, 413, 415, 422]);
 
 export function removeUrl(base: string, params: RembgParams): URL {
   const url = new URL('api/remove', base);
@@ -70,12 +77,12 @@ export async function callRemove(
   const url = removeUrl(base, params);
   const body = removeForm(image.bytes, image.contentType, params);
   return exchange(agent, url, { method: 'POST', body }, limits, async (response) => {
-    if (response.statusCode === 429 || response.statusCode >= 500) {
-      throw new RembgCallError('failed', `answered HTTP ${response.statusCode}`, response.statusCode);
-    }
-    if (response.statusCode < 200 || response.statusCode > 299) {
+    if (REQUEST_REFUSED.has(response.statusCode)) {
       const text = (await readLimited(response, 2048).catch(() => Buffer.alloc(0))).toString('utf8');
       throw new RembgCallError('rejected', `refused the request with HTTP ${response.statusCode}: ${text.slice(0, 300)}`, response.statusCode);
+    }
+    if (response.statusCode < 200 || response.statusCode > 299) {
+      throw new RembgCallError('failed', `answered HTTP ${response.statusCode}`, response.statusCode);
     }
     return readLimited(response, limits.maxBytes);
   });
