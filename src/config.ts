@@ -171,7 +171,9 @@ function rembgBase(name: string, address: string): string {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new ConfigError(name, `has "${address}": only http and https servers are supported`);
   }
-  if (url.username || url.password) throw new ConfigError(name, `has "${address}": credentials in the URL are not accepted`);
+  if (url.username || url.password) {
+    throw new ConfigError(name, `has "${address}": credentials in the URL are not accepted`);
+  }
   if (url.search) throw new ConfigError(name, `has "${address}": a server URL takes no query`);
   if (!url.pathname.endsWith('/')) url.pathname += '/';
   return url.href;
@@ -180,7 +182,9 @@ function rembgBase(name: string, address: string): string {
 function removeBackgroundBackend(env: Env, servers: RembgServer[]): RemoveBackgroundBackend {
   const name = 'PIXQ_REMOVE_BACKGROUND_BACKEND';
   const backend = oneOf(env, name, 'local', REMOVE_BACKGROUND_BACKENDS);
-  if (backend === 'rembg' && servers.length === 0) throw new ConfigError(name, 'is rembg but PIXQ_REMBG_URLS names no server');
+  if (backend === 'rembg' && servers.length === 0) {
+    throw new ConfigError(name, 'is rembg but PIXQ_REMBG_URLS names no server');
+  }
   return backend;
 }
 

@@ -19,7 +19,11 @@ import type { Processor, ProcessorContext, ProcessorOutput, ProcessorResult } fr
 
 const ModelOption = Type.Union(
   MODEL_NAMES.map((name) => Type.Literal(name)),
-  { description: `Segmentation model (default ${DEFAULT_MODEL} locally, u2net on rembg servers); local rembg models must be installed or downloadable.` },
+  {
+    description:
+      `Segmentation model (default ${DEFAULT_MODEL} locally, u2net on rembg servers); ` +
+      'local rembg models must be installed or downloadable.',
+  },
 ) as unknown as TUnion<TLiteral<ModelName>[]>;
 
 /** rembg's own default, and what `backend: "rembg"` runs when no model is named. */
@@ -100,7 +104,8 @@ export function createRemoveBackground(config: Config): RemoveBackgroundProcesso
 /** The schema with this deployment's default backend (PIXQ_REMOVE_BACKGROUND_BACKEND), filled in at submit time. */
 function optionsWithDefaultBackend(backend: RemoveBackgroundBackend): typeof RemoveBackgroundOptions {
   if (backend === 'local') return RemoveBackgroundOptions;
-  return Type.Object({ ...RemoveBackgroundOptions.properties, backend: backendOption(backend) }, { additionalProperties: false });
+  const properties = { ...RemoveBackgroundOptions.properties, backend: backendOption(backend) };
+  return Type.Object(properties, { additionalProperties: false });
 }
 
 function validate(options: RemoveBackgroundOptions, rembg: RembgBackend | undefined): void {
@@ -117,13 +122,15 @@ function validate(options: RemoveBackgroundOptions, rembg: RembgBackend | undefi
 /** The rembg pool for options that ask for it, or `validation_failed` when it cannot serve them. */
 function remoteBackend(options: RemoveBackgroundOptions, rembg: RembgBackend | undefined): RembgBackend {
   if (!rembg) {
-    throw validationFailed('options.backend: "rembg" needs remote rembg servers, and none is configured (PIXQ_REMBG_URLS)', {
+    const message = 'options.backend: "rembg" needs remote rembg servers, and none is configured (PIXQ_REMBG_URLS)';
+    throw validationFailed(message, {
       errors: [{ path: 'options.backend', message: 'no rembg servers configured' }],
     });
   }
   if (options.model !== undefined && MODELS[options.model].source.kind !== 'rembg') {
     const offered = MODEL_NAMES.filter((name) => MODELS[name].source.kind === 'rembg').join(', ');
-    throw validationFailed(`options.model: ${options.model} runs only on the local backend; rembg servers offer ${offered}`, {
+    const message = `options.model: ${options.model} runs only on the local backend; rembg servers offer ${offered}`;
+    throw validationFailed(message, {
       errors: [{ path: 'options.model', message: 'not a rembg model' }],
     });
   }
@@ -241,7 +248,9 @@ function rembgParams(options: RemoveBackgroundOptions, model: ModelName, backgro
     model,
     onlyMask: options.onlyMask,
     postProcessMask: options.refineEdges,
-    ...(background && { background: [background.r, background.g, background.b, Math.round(background.alpha * 255)] as const }),
+    ...(background && {
+      background: [background.r, background.g, background.b, Math.round(background.alpha * 255)] as const,
+    }),
   };
 }
 
@@ -264,7 +273,13 @@ interface RemoteAnswer {
 }
 
 /** Checks an answer by its bytes like any upload, then that it is this input's cut-out (or mask) and decodes it. */
-async function readAnswer(bytes: Buffer, width: number, height: number, onlyMask: boolean, maxPixels: number): Promise<RemoteAnswer> {
+async function readAnswer(
+  bytes: Buffer,
+  width: number,
+  height: number,
+  onlyMask: boolean,
+  maxPixels: number,
+): Promise<RemoteAnswer> {
   const sniffed = await sniffImage(bytes, maxPixels).catch((err: Error) => {
     throw new Error(`answered something that is not a usable image (${err.message})`, { cause: err });
   });
@@ -274,7 +289,9 @@ async function readAnswer(bytes: Buffer, width: number, height: number, onlyMask
   const image = sharp(bytes, { limitInputPixels: maxPixels });
   if (!onlyMask && !(await image.metadata()).hasAlpha) throw new Error('answered an image without an alpha channel');
   const rgba = await image.toColourspace('srgb').ensureAlpha().raw({ depth: 'uchar' }).toBuffer();
-  if (rgba.length !== width * height * 4) throw new Error(`answered pixels that decode to ${rgba.length} bytes, not RGBA`);
+  if (rgba.length !== width * height * 4) {
+    throw new Error(`answered pixels that decode to ${rgba.length} bytes, not RGBA`);
+  }
   const alpha = Buffer.alloc(width * height);
   const band = onlyMask ? 0 : 3;
   for (let i = 0; i < alpha.length; i++) alpha[i] = rgba[i * 4 + band];

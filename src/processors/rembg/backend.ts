@@ -50,7 +50,11 @@ export class RembgBackend {
     return this.pool.view();
   }
 
-  async remove<T>(image: { bytes: Buffer; contentType: string }, params: RembgParams, call: RemoteCall<T>): Promise<RemoteResult<T>> {
+  async remove<T>(
+    image: { bytes: Buffer; contentType: string },
+    params: RembgParams,
+    call: RemoteCall<T>,
+  ): Promise<RemoteResult<T>> {
     this.startHealthChecks();
     const tried = new Set<string>();
     const failures: Failure[] = [];

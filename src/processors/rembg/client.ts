@@ -79,7 +79,8 @@ export async function callRemove(
   return exchange(agent, url, { method: 'POST', body }, limits, async (response) => {
     if (REQUEST_REFUSED.has(response.statusCode)) {
       const text = (await readLimited(response, 2048).catch(() => Buffer.alloc(0))).toString('utf8');
-      throw new RembgCallError('rejected', `refused the request with HTTP ${response.statusCode}: ${text.slice(0, 300)}`, response.statusCode);
+      const message = `refused the request with HTTP ${response.statusCode}: ${text.slice(0, 300)}`;
+      throw new RembgCallError('rejected', message, response.statusCode);
     }
     if (response.statusCode < 200 || response.statusCode > 299) {
       throw new RembgCallError('failed', `answered HTTP ${response.statusCode}`, response.statusCode);
@@ -90,9 +91,12 @@ export async function callRemove(
 
 /** A cheap request every rembg server answers (FastAPI's schema) to tell whether it is up. */
 export async function probe(agent: Agent, base: string, timeoutMs: number, signal: AbortSignal): Promise<void> {
-  await exchange(agent, new URL('openapi.json', base), { method: 'GET' }, { timeoutMs, maxBytes: 0, signal }, async (response) => {
+  const limits = { timeoutMs, maxBytes: 0, signal };
+  await exchange(agent, new URL('openapi.json', base), { method: 'GET' }, limits, async (response) => {
     discard(response);
-    if (response.statusCode !== 200) throw new RembgCallError('failed', `answered HTTP ${response.statusCode}`, response.statusCode);
+    if (response.statusCode !== 200) {
+      throw new RembgCallError('failed', `answered HTTP ${response.statusCode}`, response.statusCode);
+    }
   });
 }
 
@@ -117,7 +121,9 @@ async function exchange<T>(
   } catch (err) {
     if (limits.signal.aborted) throw abortError(limits.signal);
     if (err instanceof RembgCallError) throw err;
-    if (deadline.aborted) throw new RembgCallError('failed', `did not answer within ${limits.timeoutMs} ms`, undefined, { cause: err });
+    if (deadline.aborted) {
+      throw new RembgCallError('failed', `did not answer within ${limits.timeoutMs} ms`, undefined, { cause: err });
+    }
     if (err instanceof PixqError && err.code === 'payload_too_large') {
       throw new RembgCallError('failed', `answered more than ${limits.maxBytes} bytes`, undefined, { cause: err });
     }
