@@ -254,6 +254,16 @@ describe('remove-background on rembg servers: the pool', () => {
     expect(err.message).toMatch(/answered something that is not a usable image \(the content is not a supported image type/);
   });
 
+  it('holds answers to the pixel limit and to the input\'s size', async () => {
+    const a = await server('enlarge');
+    const limited = processorFor([{ server: a }], { PIXQ_MAX_PIXELS: String(WIDTH * HEIGHT + 1) });
+    const tooMany = await failure(run(limited, { backend: 'rembg' }));
+    expect(tooMany.message).toMatch(/not a usable image \(the image is 128x96 \(12288 pixels\), above the limit of 3073/);
+    const unlimited = processorFor([{ server: a }]);
+    const wrongSize = await failure(run(unlimited, { backend: 'rembg' }));
+    expect(wrongSize.message).toContain('answered a 128x96 image for a 64x48 input');
+  });
+
   it('fails permanently with rembg_rejected when a server refuses the request itself, without blaming the server', async () => {
     const [a, b] = [await server('refuse'), await server()];
     const proc = processorFor([{ server: a }, { server: b }], { PIXQ_REMBG_BREAKER_FAILURES: '1' });

@@ -10,10 +10,10 @@ import sharp from 'sharp';
  *
  * `mode` says how it behaves: `ok`; `fail` (HTTP 500 on every route, probes included); `hang` (never
  * answers); `garbage` (200 with an HTML page); `refuse` (422 as FastAPI answers a parameter it does not
- * accept); `hold` (parks each removal until `release()`, so a test
+ * accept); `enlarge` (a real cut-out at twice the input's size); `hold` (parks each removal until `release()`, so a test
  * can see how many calls are in flight at once, without timing).
  */
-export type RembgMode = 'ok' | 'fail' | 'hang' | 'garbage' | 'refuse' | 'hold';
+export type RembgMode = 'ok' | 'fail' | 'hang' | 'garbage' | 'refuse' | 'enlarge' | 'hold';
 
 export interface RembgCall {
   query: Record<string, string>;
@@ -113,7 +113,10 @@ async function handleRemove(
   if (state.mode === 'refuse' || !(file instanceof Blob)) {
     return { status: 422, type: 'application/json', body: '{"detail":[{"loc":["body","model"],"msg":"string does not match regex"}]}' };
   }
-  return { status: 200, type: 'image/png', body: await cutOut(image, fields.om === 'true', url.searchParams.get('bgc')) };
+  const answer = await cutOut(image, fields.om === 'true', url.searchParams.get('bgc'));
+  if (state.mode !== 'enlarge') return { status: 200, type: 'image/png', body: answer };
+  const { width = 1, height = 1 } = await sharp(answer).metadata();
+  return { status: 200, type: 'image/png', body: await sharp(answer).resize(width * 2, height * 2).png().toBuffer() };
 }
 
 /** Dark pixels are the subject; the answer is RGBA (or the grey mask), optionally flattened onto `bgc`. */
