@@ -44,7 +44,22 @@ export interface Config {
   onnxThreads: number;
   modelIdleMs: number;
   modelDownload: boolean;
+  rembgServers: RembgServer[];
+  removeBackgroundBackend: RemoveBackgroundBackend;
+  rembgTimeoutMs: number;
+  rembgHealthMs: number;
+  rembgBreakerFailures: number;
 }
+
+/** A remote rembg server (`rembg s`) and how many calls this process may have in flight on it. */
+export interface RembgServer {
+  /** Base URL, ending in `/`; the API lives under `api/remove` below it. */
+  url: string;
+  concurrency: number;
+}
+
+export const REMOVE_BACKGROUND_BACKENDS = ['local', 'rembg'] as const;
+export type RemoveBackgroundBackend = (typeof REMOVE_BACKGROUND_BACKENDS)[number];
 
 export class ConfigError extends Error {
   constructor(variable: string, problem: string) {
@@ -123,6 +138,56 @@ export function parseConcurrency(name: string, raw: string): Record<string, numb
   return result;
 }
 
+const MAX_REMBG_CONCURRENCY = 256;
+
+/**
+ * Parses `http://a:7000,http://b:7000#4` (a base URL per server, optionally `#` and its concurrency, 1 by
+ * default). The servers are the operator's own, often on private addresses, so no address policy applies;
+ * the URLs must still be plain http(s) bases: no credentials (they would end up in logs), query or duplicates.
+ */
+export function parseRembgUrls(name: string, raw: string): RembgServer[] {
+  const servers: RembgServer[] = [];
+  for (const part of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const [address, slots, ...rest] = part.split('#');
+    if (rest.length > 0) throw new ConfigError(name, `has more than one # in "${part}"`);
+    const concurrency = slots === undefined ? 1 : Number(slots);
+    if (!/^\d+$/.test(slots ?? '1') || concurrency < 1 || concurrency > MAX_REMBG_CONCURRENCY) {
+      throw new ConfigError(name, `needs a concurrency from 1 to ${MAX_REMBG_CONCURRENCY} after #, got "${part}"`);
+    }
+    const url = rembgBase(name, address);
+    if (servers.some((s) => s.url === url)) throw new ConfigError(name, `names ${url} twice`);
+    servers.push({ url, concurrency });
+  }
+  return servers;
+}
+
+function rembgBase(name: string, address: string): string {
+  let url: URL;
+  try {
+    url = new URL(address);
+  } catch {
+    throw new ConfigError(name, `has "${address}", which is not an absolute URL such as http://rembg:7000`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(name, `has "${address}": only http and https servers are supported`);
+  }
+  if (url.username || url.password) {
+    throw new ConfigError(name, `has "${address}": credentials in the URL are not accepted`);
+  }
+  if (url.search) throw new ConfigError(name, `has "${address}": a server URL takes no query`);
+  if (!url.pathname.endsWith('/')) url.pathname += '/';
+  return url.href;
+}
+
+function removeBackgroundBackend(env: Env, servers: RembgServer[]): RemoveBackgroundBackend {
+  const name = 'PIXQ_REMOVE_BACKGROUND_BACKEND';
+  const backend = oneOf(env, name, 'local', REMOVE_BACKGROUND_BACKENDS);
+  if (backend === 'rembg' && servers.length === 0) {
+    throw new ConfigError(name, 'is rembg but PIXQ_REMBG_URLS names no server');
+  }
+  return backend;
+}
+
 const DEFAULT_CONCURRENCY = 'noop=4,transform=2,face-crop=2,remove-background=1,pipeline=1';
 
 export function loadConfig(env: Env = process.env): Config {
@@ -144,6 +209,7 @@ export function loadConfig(env: Env = process.env): Config {
     ...parseConcurrency('PIXQ_WORKER_CONCURRENCY', read(env, 'PIXQ_WORKER_CONCURRENCY') ?? ''),
   };
   const leaseMs = integer(env, 'PIXQ_LEASE_MS', 30_000, 1000);
+  const rembgServers = parseRembgUrls('PIXQ_REMBG_URLS', read(env, 'PIXQ_REMBG_URLS') ?? '');
   return {
     dataDir,
     databaseUrl,
@@ -183,5 +249,10 @@ export function loadConfig(env: Env = process.env): Config {
     onnxThreads: integer(env, 'PIXQ_ONNX_THREADS', Math.max(1, os.availableParallelism()), 1, 256),
     modelIdleMs: integer(env, 'PIXQ_MODEL_IDLE_MS', 600_000, 1000),
     modelDownload: flag(env, 'PIXQ_MODEL_DOWNLOAD', true),
+    rembgServers,
+    removeBackgroundBackend: removeBackgroundBackend(env, rembgServers),
+    rembgTimeoutMs: integer(env, 'PIXQ_REMBG_TIMEOUT_MS', 60_000, 100),
+    rembgHealthMs: integer(env, 'PIXQ_REMBG_HEALTH_MS', 10_000, 100),
+    rembgBreakerFailures: integer(env, 'PIXQ_REMBG_BREAKER_FAILURES', 3, 1, 1000),
   };
 }

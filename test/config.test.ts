@@ -23,7 +23,31 @@ describe('configuration', () => {
     ['DATABASE_URL', 'mysql://x'],
     ['PIXQ_ADMIN_KEY', 'short'],
     ['PIXQ_LOG_LEVEL', 'loud'],
+    ['PIXQ_REMBG_URLS', 'ftp://a:7000'],
+    ['PIXQ_REMBG_URLS', 'rembg:7000'],
+    ['PIXQ_REMBG_URLS', 'http://user:pw@a:7000'],
+    ['PIXQ_REMBG_URLS', 'http://a:7000/?x=1'],
+    ['PIXQ_REMBG_URLS', 'http://a:7000#0'],
+    ['PIXQ_REMBG_URLS', 'http://a:7000#two'],
+    ['PIXQ_REMBG_URLS', 'http://a:7000,http://a:7000/'],
+    ['PIXQ_REMOVE_BACKGROUND_BACKEND', 'gpu'],
+    ['PIXQ_REMOVE_BACKGROUND_BACKEND', 'rembg'],
+    ['PIXQ_REMBG_TIMEOUT_MS', '5'],
   ])('refuses a bad %s at start with a message naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration: ${name} `));
+  });
+
+  it('reads the rembg servers with their concurrency, and lets rembg be the default backend only with servers', () => {
+    const config = loadConfig({
+      PIXQ_REMBG_URLS: 'http://a:7000, https://gpu.internal/rembg#4',
+      PIXQ_REMOVE_BACKGROUND_BACKEND: 'rembg',
+    });
+    expect(config.rembgServers).toEqual([
+      { url: 'http://a:7000/', concurrency: 1 },
+      { url: 'https://gpu.internal/rembg/', concurrency: 4 },
+    ]);
+    expect(config.removeBackgroundBackend).toBe('rembg');
+    expect(loadConfig({}).removeBackgroundBackend).toBe('local');
+    expect(loadConfig({}).rembgServers).toEqual([]);
   });
 });

@@ -151,7 +151,7 @@ function upstreamStatus(status: number): PixqError {
 }
 
 /** Destroying an unread undici body emits an abort error; nobody is interested in it, so it must not go uncaught. */
-function discard(response: Dispatcher.ResponseData): void {
+export function discard(response: Dispatcher.ResponseData): void {
   response.body.on('error', () => {});
   response.body.destroy();
 }
@@ -161,7 +161,7 @@ function header(response: Dispatcher.ResponseData, name: string): string | undef
   return Array.isArray(value) ? value[0] : value;
 }
 
-async function readLimited(response: Dispatcher.ResponseData, maxBytes: number): Promise<Buffer> {
+export async function readLimited(response: Dispatcher.ResponseData, maxBytes: number): Promise<Buffer> {
   const declared = Number(header(response, 'content-length'));
   if (Number.isFinite(declared) && declared > maxBytes) {
     discard(response);

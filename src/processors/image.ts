@@ -8,6 +8,8 @@ export interface OpenedImage {
   /** Size after orientation. */
   width: number;
   height: number;
+  /** Whether EXIF orientation turns the stored pixels, i.e. the input bytes are not upright as they are. */
+  reoriented: boolean;
 }
 
 /**
@@ -28,7 +30,8 @@ export async function openImage(input: Buffer | undefined, maxPixels: number): P
       `input image is ${meta.width}x${meta.height} (${meta.width * meta.height} pixels), above the limit of ${maxPixels}`,
     );
   }
-  const swapsAxes = (meta.orientation ?? 1) >= 5;
+  const orientation = meta.orientation ?? 1;
+  const swapsAxes = orientation >= 5;
   const image = sharp(input, { limitInputPixels: maxPixels, failOn: 'truncated' }).rotate().toColourspace('srgb');
   // A cheap decode into a thumbnail (the same check as at intake) turns a corrupt or truncated body into
   // invalid_image now, instead of a failure halfway through the processor; a full decode here would double
@@ -38,5 +41,6 @@ export async function openImage(input: Buffer | undefined, maxPixels: number): P
     image,
     width: swapsAxes ? meta.height : meta.width,
     height: swapsAxes ? meta.width : meta.height,
+    reoriented: orientation > 1,
   };
 }

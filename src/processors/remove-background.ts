@@ -1,8 +1,9 @@
 import { Type, type Static, type TLiteral, type TUnion } from '@sinclair/typebox';
 import sharp, { type Sharp } from 'sharp';
-import type { Config } from '../config.js';
+import type { Config, RemoveBackgroundBackend } from '../config.js';
+import { sniffImage } from '../intake/index.js';
 import { parseColour, type Colour } from './colour.js';
-import { openImage } from './image.js';
+import { openImage, type OpenedImage } from './image.js';
 import { DEFAULT_MODEL, MODEL_NAMES, MODELS, type ModelName, type ModelSpec } from './models/catalog.js';
 import { locateModel } from './models/locate.js';
 import { modelUnavailable } from './models/model-files.js';
@@ -11,17 +12,32 @@ import { raceAbort } from './abort.js';
 import { resizeCentred } from './models/resample.js';
 import { SessionCache } from './models/sessions.js';
 import { toInputTensor, toMask } from './models/tensors.js';
+import { RembgBackend } from './rembg/backend.js';
+import type { RembgParams } from './rembg/client.js';
 import { validationFailed } from '../errors.js';
-import type { Processor, ProcessorContext, ProcessorResult } from './types.js';
+import type { Processor, ProcessorContext, ProcessorOutput, ProcessorResult } from './types.js';
 
 const ModelOption = Type.Union(
   MODEL_NAMES.map((name) => Type.Literal(name)),
-  { default: DEFAULT_MODEL, description: 'Segmentation model; rembg models must be installed or downloadable.' },
+  {
+    description:
+      `Segmentation model (default ${DEFAULT_MODEL} locally, u2net on rembg servers); ` +
+      'local rembg models must be installed or downloadable.',
+  },
 ) as unknown as TUnion<TLiteral<ModelName>[]>;
+
+/** rembg's own default, and what `backend: "rembg"` runs when no model is named. */
+const DEFAULT_REMBG_MODEL: ModelName = 'u2net';
+
+const backendOption = (fallback: RemoveBackgroundBackend) =>
+  Type.Union([Type.Literal('local'), Type.Literal('rembg')], {
+    default: fallback,
+    description: 'local: ONNX Runtime in the worker; rembg: the remote rembg servers of PIXQ_REMBG_URLS.',
+  });
 
 export const RemoveBackgroundOptions = Type.Object(
   {
-    model: ModelOption,
+    model: Type.Optional(ModelOption),
     format: Type.Union([Type.Literal('png'), Type.Literal('webp')], { default: 'png' }),
     background: Type.Optional(
       Type.String({ minLength: 1, maxLength: 64, description: 'Flatten onto this colour; omit for transparency.' }),
@@ -38,6 +54,7 @@ export const RemoveBackgroundOptions = Type.Object(
       default: true,
       description: 'Drop small disconnected blobs and haze, and feather the upscaled edge.',
     }),
+    backend: backendOption('local'),
   },
   { additionalProperties: false },
 );
@@ -49,6 +66,8 @@ export interface RemoveBackgroundProcessor extends Processor<typeof RemoveBackgr
   close(): Promise<void>;
   /** Models whose sessions are loaded or loading now (released after PIXQ_MODEL_IDLE_MS unused). */
   readonly loadedModels: string[];
+  /** The pool of PIXQ_REMBG_URLS; undefined when none is configured. */
+  readonly rembg: RembgBackend | undefined;
 }
 
 // Alpha at or above this counts as subject when cropping: it includes the soft edge, not the haze.
@@ -62,20 +81,35 @@ export function createRemoveBackground(config: Config): RemoveBackgroundProcesso
     loadFailed: (file, err) =>
       modelUnavailable(`cannot load the model file ${file} (${err.message}); replace or delete it`, { path: file }, err),
   });
+  const rembg = config.rembgServers.length > 0 ? new RembgBackend(config) : undefined;
   return {
     type: 'remove-background',
-    optionsSchema: RemoveBackgroundOptions,
+    optionsSchema: optionsWithDefaultBackend(config.removeBackgroundBackend),
     needsInput: true,
-    validate,
-    run: (ctx) => removeBackground(ctx, config, sessions),
-    close: () => sessions.closeAll(),
+    validate: (options) => validate(options, rembg),
+    run: (ctx) =>
+      ctx.options.backend === 'rembg'
+        ? removeRemotely(ctx, config, remoteBackend(ctx.options, rembg))
+        : removeBackground(ctx, config, sessions),
+    close: async () => {
+      await Promise.all([sessions.closeAll(), rembg?.close()]);
+    },
     get loadedModels() {
       return sessions.loaded;
     },
+    rembg,
   };
 }
 
-function validate(options: RemoveBackgroundOptions): void {
+/** The schema with this deployment's default backend (PIXQ_REMOVE_BACKGROUND_BACKEND), filled in at submit time. */
+function optionsWithDefaultBackend(backend: RemoveBackgroundBackend): typeof RemoveBackgroundOptions {
+  if (backend === 'local') return RemoveBackgroundOptions;
+  const properties = { ...RemoveBackgroundOptions.properties, backend: backendOption(backend) };
+  return Type.Object(properties, { additionalProperties: false });
+}
+
+function validate(options: RemoveBackgroundOptions, rembg: RembgBackend | undefined): void {
+  if (options.backend === 'rembg') remoteBackend(options, rembg);
   if (options.background === undefined) return;
   if (options.onlyMask) {
     throw validationFailed('options.background: cannot be combined with onlyMask (a mask has no background)', {
@@ -85,11 +119,29 @@ function validate(options: RemoveBackgroundOptions): void {
   parseColour(options.background, 'options.background');
 }
 
+/** The rembg pool for options that ask for it, or `validation_failed` when it cannot serve them. */
+function remoteBackend(options: RemoveBackgroundOptions, rembg: RembgBackend | undefined): RembgBackend {
+  if (!rembg) {
+    const message = 'options.backend: "rembg" needs remote rembg servers, and none is configured (PIXQ_REMBG_URLS)';
+    throw validationFailed(message, {
+      errors: [{ path: 'options.backend', message: 'no rembg servers configured' }],
+    });
+  }
+  if (options.model !== undefined && MODELS[options.model].source.kind !== 'rembg') {
+    const offered = MODEL_NAMES.filter((name) => MODELS[name].source.kind === 'rembg').join(', ');
+    const message = `options.model: ${options.model} runs only on the local backend; rembg servers offer ${offered}`;
+    throw validationFailed(message, {
+      errors: [{ path: 'options.model', message: 'not a rembg model' }],
+    });
+  }
+  return rembg;
+}
+
 type Context = ProcessorContext<RemoveBackgroundOptions>;
 
 async function removeBackground(ctx: Context, config: Config, sessions: SessionCache): Promise<ProcessorResult> {
   const { options } = ctx;
-  const spec: ModelSpec = MODELS[options.model];
+  const spec: ModelSpec = MODELS[options.model ?? DEFAULT_MODEL];
 
   enter(ctx, 'decode', 0);
   const opened = await openImage(ctx.input, config.maxPixels);
@@ -104,20 +156,13 @@ async function removeBackground(ctx: Context, config: Config, sessions: SessionC
   const { width, height } = opened;
   const cleaned = options.refineEdges ? refineMask(mask, spec.size, spec.size) : mask;
   const alpha = await scaleMask(cleaned, spec.size, width, height, options.refineEdges);
-  const subject = boundingBox(alpha, width, height, CROP_THRESHOLD);
-  const box = options.crop && subject ? growBox(subject, options.cropMargin, width, height) : undefined;
+  const { subject, box } = cropBox(alpha, width, height, options);
   const composed = options.onlyMask
     ? maskImage(alpha, width, height)
     : await cutOut(opened.image, alpha, width, height, options);
 
-  enter(ctx, 'encode', 95);
-  const framed = box ? composed.extract(box) : composed;
-  const { data, info } = await encode(framed, options.format).toBuffer({ resolveWithObject: true });
-  ctx.signal.throwIfAborted();
-  const contentType = `image/${options.format}`;
-  const ref = await ctx.blobs.put(data, contentType);
   return {
-    outputs: [{ ...ref, contentType, width: info.width, height: info.height }],
+    outputs: [await store(ctx, box ? composed.extract(box) : composed)],
     result: {
       model: spec.name,
       cold,
@@ -127,6 +172,130 @@ async function removeBackground(ctx: Context, config: Config, sessions: SessionC
       ...(box ? { crop: box } : {}),
     },
   };
+}
+
+/** The subject's box by the mask, and the box to crop to when the options ask for it. */
+function cropBox(alpha: Buffer, width: number, height: number, options: RemoveBackgroundOptions) {
+  const subject = boundingBox(alpha, width, height, CROP_THRESHOLD);
+  const box = options.crop && subject ? growBox(subject, options.cropMargin, width, height) : undefined;
+  return { subject, box };
+}
+
+async function store(ctx: Context, image: Sharp): Promise<ProcessorOutput> {
+  enter(ctx, 'encode', 95);
+  const { data, info } = await encode(image, ctx.options.format).toBuffer({ resolveWithObject: true });
+  ctx.signal.throwIfAborted();
+  const contentType = `image/${ctx.options.format}`;
+  const ref = await ctx.blobs.put(data, contentType);
+  return { ...ref, contentType, width: info.width, height: info.height };
+}
+
+/**
+ * The same job on a remote rembg server: the options map to rembg's parameters (`model`, `om`, `ppm` for
+ * refineEdges, `bgc`), the answer is vetted like an upload, and crop and encoding happen here as they do
+ * locally. rembg flattens onto `bgc` itself, but then its answer has no mask left to crop by, so with `crop`
+ * the background is applied here, after the mask has given the box.
+ */
+async function removeRemotely(ctx: Context, config: Config, rembg: RembgBackend): Promise<ProcessorResult> {
+  const { options } = ctx;
+  const model = options.model ?? DEFAULT_REMBG_MODEL;
+  enter(ctx, 'decode', 0);
+  const opened = await openImage(ctx.input, config.maxPixels);
+  const { width, height } = opened;
+  const colour = options.background === undefined ? undefined : parseColour(options.background, 'options.background');
+  const remoteColour = options.crop ? undefined : colour;
+
+  enter(ctx, 'inference', 10);
+  const started = performance.now();
+  const { value: answer, server, failed } = await rembg.remove(
+    await uprightBytes(ctx.input!, opened),
+    rembgParams(options, model, remoteColour),
+    {
+      signal: ctx.signal,
+      maxBytes: answerLimit(width, height),
+      check: (bytes) => readAnswer(bytes, width, height, options.onlyMask, config.maxPixels),
+      log: ctx.log,
+    },
+  );
+  const requestMs = Math.round(performance.now() - started);
+
+  enter(ctx, 'compose', 85);
+  const { subject, box } = cropBox(answer.alpha, width, height, options);
+  const raw = { width, height, channels: 4 as const };
+  let composed: Sharp;
+  if (options.onlyMask) composed = maskImage(answer.alpha, width, height);
+  else if (colour && !remoteColour) composed = await onBackground(answer.rgba, raw, colour);
+  else if (colour && colour.alpha >= 1) composed = sharp(answer.rgba, { raw }).removeAlpha();
+  else composed = sharp(answer.rgba, { raw });
+  // Once rembg has flattened the image its alpha is the colour's, not the subject's.
+  const masked = !remoteColour;
+  return {
+    outputs: [await store(ctx, box ? composed.extract(box) : composed)],
+    result: {
+      backend: 'rembg',
+      model,
+      server,
+      requestMs,
+      ...(failed.length > 0 ? { failedServers: failed } : {}),
+      ...(masked ? { subjectFound: subject !== undefined, foreground: foregroundShare(answer.alpha) } : {}),
+      ...(box ? { crop: box } : {}),
+    },
+  };
+}
+
+function rembgParams(options: RemoveBackgroundOptions, model: ModelName, background: Colour | undefined): RembgParams {
+  return {
+    model,
+    onlyMask: options.onlyMask,
+    postProcessMask: options.refineEdges,
+    ...(background && {
+      background: [background.r, background.g, background.b, Math.round(background.alpha * 255)] as const,
+    }),
+  };
+}
+
+/** rembg reads EXIF orientation or not depending on its version: it gets upright pixels, so either way agrees. */
+async function uprightBytes(input: Buffer, opened: OpenedImage): Promise<{ bytes: Buffer; contentType: string }> {
+  if (!opened.reoriented) return { bytes: input, contentType: 'application/octet-stream' };
+  return { bytes: await opened.image.clone().png({ compressionLevel: 1 }).toBuffer(), contentType: 'image/png' };
+}
+
+/** An 8-bit RGBA PNG exceeds its raw pixels only by a filter byte per row and a few block headers. */
+function answerLimit(width: number, height: number): number {
+  return width * height * 4 + height + 1024 * 1024;
+}
+
+interface RemoteAnswer {
+  /** The cut-out as raw RGBA (the mask spread over RGB for onlyMask). */
+  rgba: Buffer;
+  /** The mask: the answer's alpha, or its grey band for onlyMask. */
+  alpha: Buffer;
+}
+
+/** Checks an answer by its bytes like any upload, then that it is this input's cut-out (or mask) and decodes it. */
+async function readAnswer(
+  bytes: Buffer,
+  width: number,
+  height: number,
+  onlyMask: boolean,
+  maxPixels: number,
+): Promise<RemoteAnswer> {
+  const sniffed = await sniffImage(bytes, maxPixels).catch((err: Error) => {
+    throw new Error(`answered something that is not a usable image (${err.message})`, { cause: err });
+  });
+  if (sniffed.width !== width || sniffed.height !== height) {
+    throw new Error(`answered a ${sniffed.width}x${sniffed.height} image for a ${width}x${height} input`);
+  }
+  const image = sharp(bytes, { limitInputPixels: maxPixels });
+  if (!onlyMask && !(await image.metadata()).hasAlpha) throw new Error('answered an image without an alpha channel');
+  const rgba = await image.toColourspace('srgb').ensureAlpha().raw({ depth: 'uchar' }).toBuffer();
+  if (rgba.length !== width * height * 4) {
+    throw new Error(`answered pixels that decode to ${rgba.length} bytes, not RGBA`);
+  }
+  const alpha = Buffer.alloc(width * height);
+  const band = onlyMask ? 0 : 3;
+  for (let i = 0; i < alpha.length; i++) alpha[i] = rgba[i * 4 + band];
+  return { rgba, alpha };
 }
 
 /** Runs the model on the prepared pixels; the mask comes back at model resolution. */

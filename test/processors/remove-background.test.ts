@@ -112,7 +112,7 @@ describe('remove-background options', () => {
 
   it('applies the documented defaults', () => {
     expect(parseOptions(proc, {})).toEqual({
-      model: 'isnet-medium',
+      backend: 'local',
       format: 'png',
       onlyMask: false,
       crop: false,
