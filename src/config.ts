@@ -37,6 +37,8 @@ export interface Config {
   trustProxy: boolean;
   signingSecret: string | undefined;
   signedUrlTtlMs: number;
+  /** Where callers reach the API (`https://pixq.example.com`), for absolute URLs in webhooks; unset: relative. */
+  publicUrl: string | undefined;
   rateLimits: { requests: RateLimit; image: RateLimit; removeBackground: RateLimit; bulk: RateLimit; anonymous: RateLimit };
   sseHeartbeatMs: number;
   modelsDir: string;
@@ -49,6 +51,13 @@ export interface Config {
   rembgTimeoutMs: number;
   rembgHealthMs: number;
   rembgBreakerFailures: number;
+  webhooks: {
+    /** Delay before each delivery attempt (the first normally 0). */
+    retryScheduleMs: number[];
+    timeoutMs: number;
+    disableAfterMs: number;
+    concurrency: number;
+  };
 }
 
 /** A remote rembg server (`rembg s`) and how many calls this process may have in flight on it. */
@@ -125,6 +134,18 @@ function rate(env: Env, name: string, fallback: string): RateLimit {
   return parseRate(name, read(env, name) ?? fallback);
 }
 
+/** Parses a list of durations such as `0,5s,5m,2h` (a bare number is milliseconds). */
+export function parseDurations(name: string, raw: string): number[] {
+  return raw.split(',').map((part) => {
+    const match = /^(\d+)(ms|[smhd])?$/.exec(part.trim());
+    if (!match) throw new ConfigError(name, `must be a list like 0,5s,5m,2h (ms, s, m, h or d), got "${part.trim()}"`);
+    return Number(match[1]) * (match[2] === undefined || match[2] === 'ms' ? 1 : UNIT_MS[match[2]]);
+  });
+}
+
+// Standard Webhooks' retry schedule: at once, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h later.
+const WEBHOOK_SCHEDULE = '0,5s,5m,30m,2h,5h,10h,14h,20h,24h';
+
 /** Parses `noop=4,remove-background=1` into a map of job type to worker slots. */
 export function parseConcurrency(name: string, raw: string): Record<string, number> {
   const result: Record<string, number> = {};
@@ -188,6 +209,19 @@ function removeBackgroundBackend(env: Env, servers: RembgServer[]): RemoveBackgr
   return backend;
 }
 
+function publicUrl(env: Env): string | undefined {
+  const raw = read(env, 'PIXQ_PUBLIC_URL');
+  if (raw === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('PIXQ_PUBLIC_URL', `must be an absolute http(s) URL, got "${raw}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError('PIXQ_PUBLIC_URL', `must be http or https, got "${raw}"`);
+  return url.href.replace(/\/+$/, '');
+}
+
 const DEFAULT_CONCURRENCY = 'noop=4,transform=2,face-crop=2,remove-background=1,pipeline=1';
 
 export function loadConfig(env: Env = process.env): Config {
@@ -236,6 +270,7 @@ export function loadConfig(env: Env = process.env): Config {
     trustProxy: flag(env, 'PIXQ_TRUST_PROXY', false),
     signingSecret,
     signedUrlTtlMs: integer(env, 'PIXQ_SIGNED_URL_TTL_S', 900, 1) * 1000,
+    publicUrl: publicUrl(env),
     rateLimits: {
       requests: rate(env, 'PIXQ_RATE_REQUESTS', '1000/1m'),
       image: rate(env, 'PIXQ_RATE_IMAGE', '50/15m'),
@@ -254,5 +289,11 @@ export function loadConfig(env: Env = process.env): Config {
     rembgTimeoutMs: integer(env, 'PIXQ_REMBG_TIMEOUT_MS', 60_000, 100),
     rembgHealthMs: integer(env, 'PIXQ_REMBG_HEALTH_MS', 10_000, 100),
     rembgBreakerFailures: integer(env, 'PIXQ_REMBG_BREAKER_FAILURES', 3, 1, 1000),
+    webhooks: {
+      retryScheduleMs: parseDurations('PIXQ_WEBHOOK_RETRY_SCHEDULE', read(env, 'PIXQ_WEBHOOK_RETRY_SCHEDULE') ?? WEBHOOK_SCHEDULE),
+      timeoutMs: integer(env, 'PIXQ_WEBHOOK_TIMEOUT_MS', 15_000, 100),
+      disableAfterMs: decimal(env, 'PIXQ_WEBHOOK_DISABLE_AFTER_DAYS', 5, 0) * UNIT_MS.d,
+      concurrency: integer(env, 'PIXQ_WEBHOOK_CONCURRENCY', 8, 1, 256),
+    },
   };
 }

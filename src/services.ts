@@ -1,10 +1,10 @@
-import { FsBlobStore } from './blobs/index.js';
+import { FsBlobStore, loadSigningSecret, signBlobUrl } from './blobs/index.js';
 import type { Config } from './config.js';
 import { engineOptions, openEngine, type Engine } from './engine/index.js';
 import { parseAllowlist } from './intake/index.js';
 import { createLogger, type Logger } from './log.js';
 import { createProcessors, type Processor } from './processors/index.js';
-import { inputLoader, startMaintainer, Worker } from './worker/index.js';
+import { inputLoader, startMaintainer, startWebhookDeliverer, Worker } from './worker/index.js';
 
 /** The parts every pixq process is made of, wired from one validated config (the composition root). */
 export interface Services {
@@ -42,6 +42,18 @@ export async function startWorker(services: Services): Promise<() => Promise<voi
     shutdownGraceMs: config.shutdownGraceMs,
   });
   await worker.start();
+  const secret = await loadSigningSecret(config);
+  const stopDeliverer = startWebhookDeliverer({
+    engine,
+    log: log.child({ component: 'webhooks' }),
+    pollMs: config.pollMs,
+    timeoutMs: config.webhooks.timeoutMs,
+    concurrency: config.webhooks.concurrency,
+    allowlist: config.urlAllowlist,
+    outputUrl: (vendorId, output) =>
+      (config.publicUrl ?? '') +
+      signBlobUrl({ key: output.blob, vendorId, contentType: output.contentType, expiresAt: Date.now() + config.signedUrlTtlMs }, secret),
+  });
   const stopMaintainer = startMaintainer({
     engine,
     blobs,
@@ -52,5 +64,6 @@ export async function startWorker(services: Services): Promise<() => Promise<voi
   return async () => {
     stopMaintainer();
     await worker.stop();
+    await stopDeliverer();
   };
 }

@@ -16,6 +16,7 @@ import { jobRoutes } from './routes/jobs.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { statusRoutes } from './routes/status.js';
 import { submissionRoutes } from './routes/submissions.js';
+import { webhookRoutes } from './routes/webhooks.js';
 
 const JSON_BODY_LIMIT = 1024 * 1024;
 
@@ -65,5 +66,6 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   await app.register(adminRoutes(deps));
   await app.register(statusRoutes(deps));
   await app.register(metricsRoutes(deps));
+  await app.register(webhookRoutes(deps));
   return app;
 }

@@ -1,9 +1,11 @@
 import { CompiledQuery } from 'kysely';
 import { insertEvents } from '../store/sql/events.js';
+import { fanOutWebhooks } from './webhook-triggers.js';
 import { transaction, type Store, type Tx, type JobEventRow } from '../store/index.js';
 import type { EventBus } from './event-bus.js';
 import { eventFor, toStoredEvent } from './rows.js';
 import type { JobEvent } from './types.js';
+import type { WebhookSettings } from './webhooks.js';
 
 export interface EngineOptions {
   leaseMs: number;
@@ -12,6 +14,8 @@ export interface EngineOptions {
   backoffBaseMs: number;
   backoffMaxMs: number;
   defaultTimeoutMs: number;
+  /** Webhook delivery rules; Standard Webhooks' schedule when unset. */
+  webhooks?: WebhookSettings;
   /** The clock; tests may move it. */
   now?: () => number;
 }
@@ -111,6 +115,7 @@ export class EngineContext {
     const result = await fn(tx, emit);
     const ids = await insertEvents(tx, this.store.dialect, events.map(toStoredEvent));
     events.forEach((e, i) => (e.id = ids[i]));
+    await fanOutWebhooks(tx, this.store.dialect, events, this.now());
     return { result, events };
   }
 

@@ -3,7 +3,7 @@
  * runtime and the CLI use it; it uses only the store.
  */
 import { isMigrated, openStore, migrate, type Store } from '../store/index.js';
-import type { Config } from '../config.js';
+import { loadConfig, type Config } from '../config.js';
 import { ApiKeyService } from './api-keys.js';
 import { EngineContext, type EngineOptions } from './context.js';
 import { createLocalEventBus, createPostgresEventBus, type EventBus } from './event-bus.js';
@@ -14,6 +14,7 @@ import { UploadService } from './uploads.js';
 import { RegistryService } from './registry.js';
 import { collectStats, type Stats } from './stats.js';
 import { VendorService } from './vendors.js';
+import { WebhookService, type WebhookSettings } from './webhooks.js';
 import { WorkService } from './work.js';
 
 export type * from './types.js';
@@ -27,6 +28,8 @@ export type { ApiKeyInfo } from './api-keys.js';
 export type { Outcome } from './work.js';
 export type { RateLimitRule, RateLimitOutcome } from './rate-limits.js';
 export type { Upload } from './uploads.js';
+export type { WebhookEndpoint, WebhookDelivery, EndpointTarget, AttemptResult, WebhookEventType } from './webhooks.js';
+export { WEBHOOK_EVENT_TYPES } from './webhooks.js';
 export { backoffDelay } from './backoff.js';
 export { JOB_STATES } from '../store/index.js';
 
@@ -39,6 +42,7 @@ export class Engine {
   readonly apiKeys: ApiKeyService;
   readonly rateLimits: RateLimitService;
   readonly uploads: UploadService;
+  readonly webhooks: WebhookService;
 
   private readonly ctx: EngineContext;
 
@@ -56,6 +60,7 @@ export class Engine {
     this.apiKeys = new ApiKeyService(this.ctx);
     this.rateLimits = new RateLimitService(this.ctx);
     this.uploads = new UploadService(this.ctx);
+    this.webhooks = new WebhookService(this.ctx, options.webhooks ?? DEFAULT_WEBHOOK_SETTINGS);
   }
 
   get options(): EngineOptions {
@@ -81,8 +86,20 @@ export class Engine {
   }
 }
 
+// A rotated-out webhook secret keeps signing alongside the new one this long.
+const ROTATION_OVERLAP_MS = 24 * 3_600_000;
+
+function webhookSettings(config: Config): WebhookSettings {
+  const { retryScheduleMs, disableAfterMs } = config.webhooks;
+  return { retryScheduleMs, disableAfterMs, rotationOverlapMs: ROTATION_OVERLAP_MS };
+}
+
+/** For engines built without a config (tests): the configuration's defaults. */
+const DEFAULT_WEBHOOK_SETTINGS = webhookSettings(loadConfig({}));
+
 export function engineOptions(config: Config): EngineOptions {
   return {
+    webhooks: webhookSettings(config),
     leaseMs: config.leaseMs,
     claimBatch: config.claimBatch,
     defaultMaxAttempts: config.defaultMaxAttempts,

@@ -73,11 +73,7 @@ export async function downloadImage(rawUrl: string, opts: DownloadOptions): Prom
   const allowlist = parseAllowlist(opts.allowlist);
   const deadline = AbortSignal.timeout(opts.timeoutMs);
   const signal = opts.signal ? AbortSignal.any([deadline, opts.signal]) : deadline;
-  const agent = new Agent({
-    connect: { lookup: guardedLookup(allowlist, opts.resolve ?? defaultResolver), timeout: opts.timeoutMs },
-    headersTimeout: opts.timeoutMs,
-    bodyTimeout: opts.timeoutMs,
-  });
+  const agent = guardedAgent(allowlist, opts.timeoutMs, opts.resolve);
   try {
     return await followRedirects(parseUrl(rawUrl), allowlist, agent, signal, opts);
   } catch (err) {
@@ -85,6 +81,19 @@ export async function downloadImage(rawUrl: string, opts: DownloadOptions): Prom
   } finally {
     agent.destroy().catch(() => {});
   }
+}
+
+/**
+ * An HTTP agent whose sockets connect only to addresses the SSRF rules allow (the check runs in the socket's
+ * own DNS lookup; IP literals in URLs are checked with `assertLiteralAllowed`). For every outbound call to a
+ * URL a vendor chose: image downloads and webhook deliveries.
+ */
+export function guardedAgent(allowlist: Allowlist, timeoutMs: number, resolve: Resolver = defaultResolver): Agent {
+  return new Agent({
+    connect: { lookup: guardedLookup(allowlist, resolve), timeout: timeoutMs },
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  });
 }
 
 async function followRedirects(

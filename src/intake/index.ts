@@ -2,6 +2,10 @@ export { ACCEPTED_CONTENT_TYPES, probeDecode, sniffImage, type ImageFormat, type
 export {
   downloadImage,
   checkUrlTarget,
+  guardedAgent,
+  assertLiteralAllowed,
+  parseUrl,
+  discard,
   urlFetchFailed,
   urlNotAllowed,
   type DownloadOptions,

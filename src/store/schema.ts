@@ -132,6 +132,57 @@ export interface RateBucketsTable {
   count: number;
 }
 
+export type WebhookEventType = 'job.succeeded' | 'job.failed' | 'job.cancelled' | 'job.progress' | 'batch.completed';
+export const WEBHOOK_EVENT_TYPES: readonly WebhookEventType[] = [
+  'job.succeeded',
+  'job.failed',
+  'job.cancelled',
+  'batch.completed',
+  'job.progress',
+];
+
+export interface WebhookEndpointsTable {
+  id: string;
+  vendor_id: string;
+  url: string;
+  description: string | null;
+  /** JSON array of the WebhookEventTypes this endpoint receives. */
+  events: string;
+  /** `whsec_` + base64 of the key. */
+  secret: string;
+  /** After a rotation, the old secret keeps signing alongside the new one until `previous_secret_until`. */
+  previous_secret: string | null;
+  previous_secret_until: number | null;
+  status: 'enabled' | 'disabled';
+  disabled_reason: string | null;
+  /** When the first of the failures since the last success happened; null while deliveries succeed. */
+  failing_since: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export type DeliveryState = 'pending' | 'succeeded' | 'failed';
+
+export interface WebhookDeliveriesTable {
+  /** `<endpoint id>.<event id>`, or `<endpoint id>.batch.<batch id>`: the same event never fans out twice. */
+  id: string;
+  endpoint_id: string;
+  vendor_id: string;
+  event_type: WebhookEventType;
+  job_id: string;
+  batch_id: string | null;
+  state: DeliveryState;
+  attempts: number;
+  next_attempt_at: number;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  last_status: number | null;
+  last_error: string | null;
+  last_attempt_at: number | null;
+  created_at: number;
+  finished_at: number | null;
+}
+
 export interface Database {
   vendors: VendorsTable;
   jobs: JobsTable;
@@ -143,6 +194,8 @@ export interface Database {
   api_keys: ApiKeysTable;
   uploads: UploadsTable;
   rate_buckets: RateBucketsTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }
 
 export type JobRow = Selectable<JobsTable>;
@@ -169,3 +222,5 @@ export type JobTypeRow = Selectable<JobTypesTable>;
 export type WorkerRow = Selectable<WorkersTable>;
 export type ApiKeyRow = Selectable<ApiKeysTable>;
 export type UploadRow = Selectable<UploadsTable>;
+export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
+export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;

@@ -26,6 +26,7 @@ export function startMaintainer(opts: {
   });
   const prune = guard('retention', async () => {
     const deleted = await engine.maintenance.prune(opts.retentionMs, (key) => opts.blobs.delete(key));
+    await engine.webhooks.prune(Date.now() - opts.retentionMs);
     if (deleted > 0) log.info({ deleted }, 'deleted finished jobs past retention');
   });
   const timers = [setInterval(tick, opts.pollMs), setInterval(prune, PRUNE_EVERY_MS)];

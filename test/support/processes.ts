@@ -67,7 +67,14 @@ export async function workerCluster(target: StoreTarget, env: Record<string, str
   const engine = await openEngine(location, DEFAULT_OPTIONS);
   const workerEnv = { PIXQ_DATA_DIR: location.dataDir, DATABASE_URL: location.databaseUrl, PIXQ_ENABLE_NOOP: '1', ...env };
   const workers = [0, 1, 2].map(() => spawnPixq(['worker'], workerEnv));
-  await Promise.all(workers.map((w) => workerReady(w)));
+  try {
+    await Promise.all(workers.map((w) => workerReady(w)));
+  } catch (err) {
+    // Not left running behind a failed test.
+    for (const w of workers) w.child.kill('SIGKILL');
+    await engine.close();
+    throw err;
+  }
   return {
     engine,
     workers,

@@ -1,0 +1,230 @@
+import { CompiledQuery, sql } from 'kysely';
+import type { Dialect } from '../connect.js';
+import type { WebhookDeliveryRow, WebhookEndpointRow, WebhookEventType } from '../schema.js';
+import type { Tx } from '../transaction.js';
+
+/** One stored event that a webhook may report. */
+export interface WebhookTrigger {
+  eventId: number;
+  vendorId: string;
+  jobId: string;
+  batchId: string | null;
+  eventType: WebhookEventType;
+  /** Whether the job reached a final state: the batch may be complete. */
+  finished: boolean;
+}
+
+const placeholder = (dialect: Dialect, n: number) => (dialect === 'postgres' ? `$${n}` : '?');
+
+/**
+ * Fans a transaction's events out to the endpoints that subscribed to them, as pending deliveries written in
+ * that same transaction: a committed state change always has its notifications, and a rolled-back one none.
+ * Hand-written as one INSERT ... SELECT over a VALUES list, because it runs in every transaction that stores
+ * events: without a subscribed endpoint it costs one probe of a small partial index, not a query per event.
+ * A delivery's id is `<endpoint>.<event id>`, so the same event never fans out twice.
+ */
+export async function insertEventDeliveries(tx: Tx, dialect: Dialect, triggers: WebhookTrigger[], now: number): Promise<void> {
+  if (triggers.length === 0) return;
+  const p = (n: number) => placeholder(dialect, n);
+  // Parameters in the order they appear in the text (SQLite's `?` are positional).
+  const rows = triggers.map((_, i) => `(cast(${p(i * 5 + 1)} as bigint), ${p(i * 5 + 2)}, ${p(i * 5 + 3)}, ${p(i * 5 + 4)}, ${p(i * 5 + 5)})`);
+  const parameters: unknown[] = triggers.flatMap((t) => [t.eventId, t.vendorId, t.jobId, t.batchId, t.eventType]);
+  parameters.push(now, now);
+  const nowAt = triggers.length * 5 + 1;
+  const text =
+    `with ev (event_id, vendor_id, job_id, batch_id, event_type) as (values ${rows.join(', ')}) ` +
+    `insert into webhook_deliveries (id, endpoint_id, vendor_id, event_type, job_id, batch_id, state, attempts, next_attempt_at, created_at) ` +
+    `select e.id || '.' || ev.event_id, e.id, e.vendor_id, ev.event_type, ev.job_id, ev.batch_id, 'pending', 0, cast(${p(nowAt)} as bigint), cast(${p(nowAt + 1)} as bigint) ` +
+    `from ev join webhook_endpoints e on e.vendor_id = ev.vendor_id and e.status = 'enabled' ` +
+    `where e.events like ('%"' || ev.event_type || '"%') on conflict (id) do nothing`;
+  await tx.executeQuery(CompiledQuery.raw(text, parameters));
+}
+
+/**
+ * A `batch.completed` delivery for each batch of `batchIds` (of `vendorId`) with no job left to run, per
+ * subscribed endpoint. Called in the transaction that finished a batch job, and again by the maintainer for
+ * recently finished batches: on PostgreSQL two transactions finishing a batch's last two jobs do not see each
+ * other's change, so neither may find the batch complete. The id `<endpoint>.batch.<batch>` makes it once.
+ */
+export async function insertBatchDeliveries(tx: Tx, vendorId: string, batchIds: string[], now: number): Promise<void> {
+  if (batchIds.length === 0) return;
+  await tx
+    .insertInto('webhook_deliveries')
+    .columns(['id', 'endpoint_id', 'vendor_id', 'event_type', 'job_id', 'batch_id', 'state', 'attempts', 'next_attempt_at', 'created_at'])
+    .expression((eb) =>
+      eb
+        .selectFrom('webhook_endpoints as e')
+        .innerJoin('jobs as j', (join) => join.onRef('j.vendor_id', '=', 'e.vendor_id'))
+        .select([
+          sql<string>`e.id || '.batch.' || j.batch_id`.as('id'),
+          'e.id as endpoint_id',
+          'e.vendor_id',
+          sql<WebhookEventType>`'batch.completed'`.as('event_type'),
+          sql<string>`max(j.id)`.as('job_id'),
+          'j.batch_id',
+          sql<string>`'pending'`.as('state'),
+          sql<number>`0`.as('attempts'),
+          sql<number>`cast(${now} as bigint)`.as('next_attempt_at'),
+          sql<number>`cast(${now} as bigint)`.as('created_at'),
+        ])
+        .where('e.vendor_id', '=', vendorId)
+        .where('e.status', '=', 'enabled')
+        .where('e.events', 'like', '%"batch.completed"%')
+        .where('j.batch_id', 'in', batchIds)
+        .groupBy(['e.id', 'e.vendor_id', 'j.batch_id'])
+        .having(sql<boolean>`sum(case when j.state in ('queued', 'delayed', 'running') then 1 else 0 end) = 0`),
+    )
+    .onConflict((oc) => oc.column('id').doNothing())
+    .execute();
+}
+
+/** Batches of vendors with a `batch.completed` endpoint whose jobs finished since `since` (for the sweep). */
+export async function selectRecentlyFinishedBatches(tx: Tx, since: number): Promise<{ vendor_id: string; batch_id: string }[]> {
+  const rows = await tx
+    .selectFrom('jobs')
+    .select(['vendor_id', 'batch_id'])
+    .distinct()
+    .where('finished_at', '>=', since)
+    .where('batch_id', 'is not', null)
+    .where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('webhook_endpoints as e')
+          .select('e.id')
+          .whereRef('e.vendor_id', '=', 'jobs.vendor_id')
+          .where('e.status', '=', 'enabled')
+          .where('e.events', 'like', '%"batch.completed"%'),
+      ),
+    )
+    .execute();
+  return rows as { vendor_id: string; batch_id: string }[];
+}
+
+/**
+ * Leases up to `limit` due deliveries to `owner` until `leaseUntil`, counting the attempt. A delivery whose
+ * worker died comes back when its lease expires. On PostgreSQL, SKIP LOCKED lets delivery workers in several
+ * processes claim side by side.
+ */
+export async function claimDueDeliveries(
+  tx: Tx,
+  dialect: Dialect,
+  owner: string,
+  now: number,
+  leaseUntil: number,
+  limit: number,
+): Promise<WebhookDeliveryRow[]> {
+  const lock = dialect === 'postgres' ? sql`for update skip locked` : sql``;
+  const due = sql`select id from webhook_deliveries where state = 'pending' and next_attempt_at <= ${now}
+    and (lease_expires_at is null or lease_expires_at < ${now}) order by next_attempt_at limit ${limit} ${lock}`;
+  const { rows } = await sql<WebhookDeliveryRow>`update webhook_deliveries
+    set lease_owner = ${owner}, lease_expires_at = ${leaseUntil}, attempts = attempts + 1, last_attempt_at = ${now}
+    where id in (${due}) returning *`.execute(tx);
+  return rows;
+}
+
+export interface DeliveryOutcome {
+  state: 'pending' | 'succeeded' | 'failed';
+  nextAttemptAt: number;
+  status: number | null;
+  error: string | null;
+}
+
+/** Records one attempt's outcome, fenced by the lease: a worker whose lease was taken over changes nothing. */
+export async function recordDeliveryOutcome(tx: Tx, id: string, owner: string, outcome: DeliveryOutcome, now: number): Promise<boolean> {
+  const result = await tx
+    .updateTable('webhook_deliveries')
+    .set({
+      state: outcome.state,
+      next_attempt_at: outcome.nextAttemptAt,
+      last_status: outcome.status,
+      last_error: outcome.error,
+      lease_owner: null,
+      lease_expires_at: null,
+      finished_at: outcome.state === 'pending' ? null : now,
+    })
+    .where('id', '=', id)
+    .where('lease_owner', '=', owner)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+export async function insertEndpoint(tx: Tx, row: WebhookEndpointRow): Promise<void> {
+  await tx.insertInto('webhook_endpoints').values(row).execute();
+}
+
+/** One of the vendor's endpoints; another vendor's is not found. */
+export async function selectEndpoint(tx: Tx, id: string, vendorId: string): Promise<WebhookEndpointRow | undefined> {
+  return tx.selectFrom('webhook_endpoints').selectAll().where('id', '=', id).where('vendor_id', '=', vendorId).executeTakeFirst();
+}
+
+export async function selectEndpoints(tx: Tx, vendorId: string): Promise<WebhookEndpointRow[]> {
+  return tx.selectFrom('webhook_endpoints').selectAll().where('vendor_id', '=', vendorId).orderBy('id').execute();
+}
+
+/** Endpoints by id regardless of vendor: for the delivery worker, which acts on deliveries already scoped. */
+export async function selectEndpointsById(tx: Tx, ids: string[]): Promise<WebhookEndpointRow[]> {
+  if (ids.length === 0) return [];
+  return tx.selectFrom('webhook_endpoints').selectAll().where('id', 'in', ids).execute();
+}
+
+export async function updateEndpoint(
+  tx: Tx,
+  id: string,
+  vendorId: string,
+  changes: Partial<Omit<WebhookEndpointRow, 'id' | 'vendor_id' | 'created_at'>>,
+): Promise<boolean> {
+  const result = await tx
+    .updateTable('webhook_endpoints')
+    .set(changes)
+    .where('id', '=', id)
+    .where('vendor_id', '=', vendorId)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+/** Deletes an endpoint of the vendor with its deliveries; false if the vendor has no such endpoint. */
+export async function deleteEndpoint(tx: Tx, id: string, vendorId: string): Promise<boolean> {
+  const owned = await selectEndpoint(tx, id, vendorId);
+  if (!owned) return false;
+  await tx.deleteFrom('webhook_deliveries').where('endpoint_id', '=', id).execute();
+  await tx.deleteFrom('webhook_endpoints').where('id', '=', id).execute();
+  return true;
+}
+
+/** An endpoint's latest deliveries, newest first. */
+export async function selectDeliveries(tx: Tx, endpointId: string, vendorId: string, limit: number) {
+  return tx
+    .selectFrom('webhook_deliveries')
+    .selectAll()
+    .where('endpoint_id', '=', endpointId)
+    .where('vendor_id', '=', vendorId)
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .execute();
+}
+
+export async function selectDelivery(tx: Tx, id: string, endpointId: string, vendorId: string) {
+  return tx
+    .selectFrom('webhook_deliveries')
+    .selectAll()
+    .where('id', '=', id)
+    .where('endpoint_id', '=', endpointId)
+    .where('vendor_id', '=', vendorId)
+    .executeTakeFirst();
+}
+
+/** Queues a delivery again from the start of the retry schedule (a vendor's replay). */
+export async function requeueDelivery(tx: Tx, id: string, now: number): Promise<void> {
+  await tx
+    .updateTable('webhook_deliveries')
+    .set({ state: 'pending', attempts: 0, next_attempt_at: now, finished_at: null, lease_owner: null, lease_expires_at: null })
+    .where('id', '=', id)
+    .execute();
+}
+
+/** Deliveries that ended before `before` (retention). */
+export async function deleteFinishedDeliveries(tx: Tx, before: number): Promise<number> {
+  const result = await tx.deleteFrom('webhook_deliveries').where('finished_at', '<', before).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
