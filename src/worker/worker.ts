@@ -2,6 +2,7 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import type { BlobWriter } from '../blobs/types.js';
 import type { Engine, Job, Outcome } from '../engine/index.js';
+import { storeFault } from '../errors.js';
 import { newId } from '../ids.js';
 import type { Processor } from '../processors/index.js';
 import { JobAbort, runJob, type RunJobDeps } from './run-job.js';
@@ -81,6 +82,8 @@ export class Worker {
     this.unsubscribe.push(
       engine.bus.onWake((types) => types.some((t) => t in this.slots) && this.claimSoon()),
       engine.bus.onCancel((jobId) => this.abort(jobId, 'cancel')),
+      // Wake-ups sent while the bus was down are lost; what became ready meanwhile is claimed now.
+      engine.bus.onReconnect(() => this.claimSoon()),
     );
     const leaseMs = engine.options.leaseMs;
     this.every(Math.max(250, Math.floor(leaseMs / 3)), () => this.heartbeat());
@@ -140,7 +143,11 @@ export class Worker {
     this.claiming = true;
     this.claimAgain = false;
     this.claim()
-      .catch((err) => this.log.error({ err }, 'claim failed'))
+      .catch((err) => {
+        const fault = storeFault(err);
+        if (fault) this.log.warn({ code: fault.code, cause: (err as Error).message }, 'claim failed: store outage; retrying');
+        else this.log.error({ err }, 'claim failed');
+      })
       .finally(() => {
         this.claiming = false;
         if (this.claimAgain) this.claimSoon();
@@ -155,7 +162,10 @@ export class Worker {
     try {
       outcome = await this.opts.engine.work.finishAndClaim(this.id, successes.map((s) => s.item), free);
     } catch (err) {
-      successes.forEach((s) => s.reject(err));
+      // The store is down or full: nothing was recorded. The successes wait for the next flush (the poll, or
+      // the bus reconnecting), fenced by the lease like any other, instead of failing jobs that succeeded.
+      if (storeFault(err)) this.successes.unshift(...successes);
+      else successes.forEach((s) => s.reject(err));
       throw err;
     }
     successes.forEach((s, i) => s.resolve(outcome.recorded[i]));
