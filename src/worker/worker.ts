@@ -105,6 +105,8 @@ export class Worker {
     ]);
     if (!drained) {
       for (const jobId of this.running.keys()) this.abort(jobId, 'shutdown');
+      // Successes still waiting for the store (an outage) are given up: their jobs come back through leases.
+      for (const pending of this.successes.splice(0)) pending.reject(new Error('the worker stopped before the store took the outcome'));
       await Promise.all([...this.running.values()].map((r) => r.done));
     }
     for (const timer of this.timers) clearInterval(timer);

@@ -54,7 +54,7 @@ describeEachStore('faults: the API SIGKILLed during a 100-file bulk submission',
       });
       request.on('error', () => undefined); // the server dies mid-request
       const write = (chunk: Buffer | string) => new Promise<void>((resolve) => request.write(chunk, () => resolve()));
-      await write(`--${BOUNDARY}\r\ncontent-disposition: form-data; name="type"\r\n\r\nnoop\r\n`);
+      await write(`--${BOUNDARY}\r\ncontent-disposition: form-data; name="type"\r\n\r\ntransform\r\n`);
       for (let i = 0; i < FILES / 2; i++) await write(filePart(i, photos[i]));
       const stored = async () => Number((await engine.store.db.selectFrom('uploads').select((eb) => eb.fn.countAll().as('n')).where('vendor_id', '=', vendorId).executeTakeFirst())?.n ?? 0);
       await waitUntil(async () => (await stored()) >= 10, 60_000, 'the API to store some of the files');
@@ -76,10 +76,10 @@ describeEachStore('faults: the API SIGKILLed during a 100-file bulk submission',
       const again = await spawnApi(env);
       try {
         const form = new FormData();
-        form.append('type', 'noop');
+        form.append('type', 'transform');
         for (const [i, bytes] of photos.entries()) form.append('image', new Blob([bytes], { type: 'image/jpeg' }), `p${i}.jpg`);
         const res = await again.call('POST', '/v1/jobs/bulk', { key, body: form });
-        expect({ status: res.status, count: res.body?.count }).toEqual({ status: 202, count: FILES });
+        expect({ status: res.status, count: res.body?.count }, JSON.stringify(res.body)).toEqual({ status: 202, count: FILES });
       } finally {
         await stopAll([again.process]);
       }
