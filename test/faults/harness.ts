@@ -1,4 +1,4 @@
-import net from 'node:net';
+import { freePort } from '../support/private-pg.js';
 import { spawnPixq, waitUntil, type PixqProcess } from '../support/processes.js';
 
 /**
@@ -17,17 +17,6 @@ export interface Reply {
   status: number;
   headers: Headers;
   body: any;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Starts `pixq api` (or `pixq start`: API and workers) and waits until `/readyz` answers 200. */
@@ -55,7 +44,7 @@ export async function spawnApi(env: Record<string, string | undefined>, command:
   };
   const ready = async () => (await call('GET', '/readyz').catch(() => ({ status: 0 }))).status === 200;
   try {
-    await waitUntil(ready, 120_000, `pixq api on port ${port} to be ready`);
+    await waitUntil(ready, 180_000, `pixq api on port ${port} to be ready`);
   } catch (err) {
     process.child.kill('SIGKILL');
     throw err;

@@ -16,10 +16,13 @@ if (unavailable) console.warn(`skipping the PostgreSQL fault tests: ${unavailabl
 
 describe.skipIf(Boolean(unavailable))('faults: PostgreSQL restarts and outages', () => {
   let server: PrivatePostgres;
+  /** Services still open: a test that timed out never reached its `finally`. */
+  const open = new Set<() => Promise<void>>();
   beforeAll(async () => {
     server = await startPrivatePostgres();
   });
   afterAll(async () => {
+    for (const close of open) await close();
     await server?.destroy();
   });
 
@@ -50,24 +53,19 @@ describe.skipIf(Boolean(unavailable))('faults: PostgreSQL restarts and outages',
     try {
       api = await spawnApi(env);
       // Generous: on a loaded machine starting four Node processes from source takes a while.
-      await Promise.all(workers.map((w) => workerReady(w, 120_000)));
+      await Promise.all(workers.map((w) => workerReady(w, 180_000)));
     } catch (err) {
       await stopAll([...workers, ...(api ? [api.process] : [])]);
       await engine.close();
       throw err;
     }
-    return {
-      engine,
-      vendorId: vendor.id,
-      key,
-      api,
-      workers,
-      processes: [api.process, ...workers],
-      async close() {
-        await stopAll([api.process, ...workers]);
-        await engine.close();
-      },
+    const close = async () => {
+      if (!open.delete(close)) return;
+      await stopAll([api.process, ...workers]);
+      await engine.close();
     };
+    open.add(close);
+    return { engine, vendorId: vendor.id, key, api, workers, processes: [api.process, ...workers], close };
   }
 
   /** The test's own reads fail while the server is down; a failed read is "not yet". */
@@ -95,7 +93,7 @@ describe.skipIf(Boolean(unavailable))('faults: PostgreSQL restarts and outages',
     return p.logs.filter((l) => l.msg === 'event bus reconnected; missed events delivered') as { caughtUp: number }[];
   }
 
-  it('a restart mid-run: 2,000 noop jobs on three workers all succeed and SSE clients get every event', { timeout: 240_000 }, async () => {
+  it('a restart mid-run: 2,000 noop jobs on three workers all succeed and SSE clients get every event', { timeout: 480_000 }, async () => {
     const JOBS = 2000;
     const began = Date.now();
     const s = await service('restart_mid_run');
@@ -126,7 +124,7 @@ describe.skipIf(Boolean(unavailable))('faults: PostgreSQL restarts and outages',
     }
   });
 
-  it('the database stopped for 20 s: the API answers 503 with Retry-After meanwhile and every job succeeds after', { timeout: 180_000 }, async () => {
+  it('the database stopped for 20 s: the API answers 503 with Retry-After meanwhile and every job succeeds after', { timeout: 360_000 }, async () => {
     const JOBS = 400;
     const OUTAGE_MS = 20_000;
     const s = await service('outage_20s');

@@ -96,7 +96,8 @@ function asUser(command: string) {
   execFileSync('su', [USER, '-c', command], { stdio: ['ignore', 'ignore', 'pipe'], cwd: '/tmp' });
 }
 
-function freePort(): Promise<number> {
+/** A TCP port free on loopback right now. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);
