@@ -53,7 +53,8 @@ const UNREACHABLE_MESSAGE = /connection terminated|timeout exceeded when trying 
  * PostgreSQL's disk_full). Both are retryable and carry `retryAfterSeconds`. Undefined for anything else.
  */
 export function storeFault(err: unknown): PixqError | undefined {
-  if (!(err instanceof Error)) return undefined;
+  // pixq's own errors already say what happened (a failed download is not a database outage).
+  if (!(err instanceof Error) || err instanceof PixqError) return undefined;
   const code = String((err as { code?: unknown }).code ?? '');
   if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === '53100') {
     return new PixqError('storage_full', 'the storage is full; nothing was recorded, retry once space is freed', {
