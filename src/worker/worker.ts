@@ -145,11 +145,7 @@ export class Worker {
     this.claiming = true;
     this.claimAgain = false;
     this.claim()
-      .catch((err) => {
-        const fault = storeFault(err);
-        if (fault) this.log.warn({ code: fault.code, cause: (err as Error).message }, 'claim failed: store outage; retrying');
-        else this.log.error({ err }, 'claim failed');
-      })
+      .catch((err) => this.logFailure('claim failed', err))
       .finally(() => {
         this.claiming = false;
         if (this.claimAgain) this.claimSoon();
@@ -221,9 +217,16 @@ export class Worker {
     });
   }
 
+  /** A store outage is expected and retried by the next round: a short warning, not an error with a stack. */
+  private logFailure(what: string, err: unknown) {
+    const fault = storeFault(err);
+    if (fault) this.log.warn({ code: fault.code, cause: (err as Error).message }, `${what}: store outage; retrying`);
+    else this.log.error({ err }, what);
+  }
+
   private every(ms: number, task: () => Promise<void> | void) {
     const timer = setInterval(() => {
-      Promise.resolve(task()).catch((err) => this.log.error({ err }, 'worker task failed'));
+      Promise.resolve(task()).catch((err) => this.logFailure('worker task failed', err));
     }, ms);
     // Referenced on purpose: a running worker is what keeps a `pixq worker` process alive.
     this.timers.push(timer);

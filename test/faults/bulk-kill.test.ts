@@ -38,7 +38,7 @@ async function referencedBlobs(engine: Engine) {
 }
 
 describeEachStore('faults: the API SIGKILLed during a 100-file bulk submission', (target) => {
-  it('leaves no job of the batch and no blob file without a row', { timeout: 180_000 }, async () => {
+  it('leaves no job of the batch and no blob file without a row', { timeout: 420_000 }, async () => {
     const location = await target.fresh();
     const env = { PIXQ_DATA_DIR: location.dataDir, DATABASE_URL: location.databaseUrl, PIXQ_ENABLE_NOOP: '1', PIXQ_LOG_LEVEL: 'warn', ...GENEROUS_RATES };
     const api = await spawnApi(env);

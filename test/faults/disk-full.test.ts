@@ -41,7 +41,7 @@ function fillDisk(file: string): number {
 }
 
 describe.skipIf(Boolean(skipReason))('faults: SQLite on a full disk', () => {
-  it('intake answers 507 storage_full, reads still work, the database stays intact, and service resumes once space is freed', { timeout: 120_000 }, async () => {
+  it('intake answers 507 storage_full, reads still work, the database stays intact, and service resumes once space is freed', { timeout: 300_000 }, async () => {
     const dataDir = tempDir();
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_MB}m`, 'tmpfs', dataDir]);
     let api: ApiProcess | undefined;

@@ -44,7 +44,7 @@ describe('faults: URL sources that trickle or never end', () => {
       PIXQ_LOG_LEVEL: 'warn',
       ...GENEROUS_RATES,
     }, 'start');
-  });
+  }, 240_000); // starting a process from source on a loaded machine
   afterAll(async () => {
     await stopAll([api.process]);
     server.closeAllConnections();
