@@ -14,6 +14,7 @@ export interface RateLimit {
 export interface Config {
   dataDir: string;
   databaseUrl: string | undefined;
+  dbTimeoutMs: number;
   port: number;
   host: string;
   adminKey: string | undefined;
@@ -247,6 +248,7 @@ export function loadConfig(env: Env = process.env): Config {
   return {
     dataDir,
     databaseUrl,
+    dbTimeoutMs: integer(env, 'PIXQ_DB_TIMEOUT_MS', 30_000, 100),
     port: integer(env, 'PORT', 8080, 0, 65535),
     host: read(env, 'HOST') ?? '0.0.0.0',
     adminKey,

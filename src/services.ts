@@ -19,6 +19,7 @@ export interface Services {
 export async function openServices(config: Config, log = createLogger(config.logLevel)): Promise<Services> {
   parseAllowlist(config.urlAllowlist); // a bad PIXQ_URL_ALLOWLIST entry fails at start, not at the first download
   const engine = await openEngine(config, engineOptions(config));
+  engine.bus.onReconnect((info) => log.warn({ component: 'event-bus', ...info }, 'event bus reconnected; missed events delivered'));
   const blobs = new FsBlobStore(config.dataDir);
   const processors = createProcessors(config);
   const close = async () => {

@@ -12,6 +12,8 @@ export type Access = 'public' | 'vendor' | 'admin' | 'any';
 declare module 'fastify' {
   interface FastifyContextConfig {
     access?: Access;
+    /** A health probe: answered without resolving the caller or spending budget, so it works in an outage. */
+    probe?: boolean;
   }
   interface FastifyRequest {
     caller: Caller;
@@ -36,6 +38,7 @@ export function registerCallerResolution(app: FastifyInstance, engine: Engine, a
   const adminDigest = adminKey ? digest(adminKey) : undefined;
   app.decorateRequest('caller', { getter: () => ({ kind: 'anonymous' }) as Caller });
   app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config.probe) return;
     const caller = await identify(engine, adminDigest, presentedKey(request));
     Object.defineProperty(request, 'caller', { value: caller, enumerable: true });
   });

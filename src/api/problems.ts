@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { PixqError } from '../errors.js';
+import { PixqError, storeFault } from '../errors.js';
 
 /**
  * Every error leaves as RFC 9457 problem+json with a stable `code`. Fastify's own errors (bad JSON, wrong
@@ -31,6 +31,7 @@ const TITLES: Record<number, string> = {
   429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
+  507: 'Insufficient Storage',
 };
 
 export function problem(status: number, code: string, detail: string, extra: Record<string, unknown> = {}): Problem {
@@ -56,7 +57,8 @@ const FASTIFY_CODES: Record<string, [number, string]> = {
 
 const MAX_VALIDATION_ERRORS = 10;
 
-export function toProblem(err: unknown): Problem {
+export function toProblem(thrown: unknown): Problem {
+  const err = storeFault(thrown) ?? thrown;
   if (err instanceof PixqError) return problem(err.status, err.code, err.message, err.details ? { details: err.details } : {});
   const e = err as FastifyError;
   if (e.validation) {
@@ -79,6 +81,9 @@ export function toProblem(err: unknown): Problem {
 }
 
 export function sendProblem(reply: FastifyReply, p: Problem) {
+  // An outage (503, 507) or a spent budget (429) says when to come back.
+  const retryAfter = (p.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
+  if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
   return reply.code(p.status).type('application/problem+json').send(p);
 }
 
@@ -88,14 +93,20 @@ export function sendProblem(reply: FastifyReply, p: Problem) {
  */
 export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   const p = toProblem(err);
-  if (p.status >= 500) request.log.error({ err }, 'request failed');
+  logFailure(request, err, p);
   return sendProblem(reply, { ...p, instance: request.url.split('?')[0] });
+}
+
+/** A 500 is a bug and logged with its stack; an outage (503, 507) is logged once per request, briefly. */
+function logFailure(request: FastifyRequest, err: unknown, p: Problem) {
+  if (p.status === 500) request.log.error({ err }, 'request failed');
+  else if (p.status > 500) request.log.warn({ code: p.code, cause: (err as Error).message }, 'request failed: store outage');
 }
 
 export function registerProblemHandlers(app: FastifyInstance) {
   app.setErrorHandler((err, request: FastifyRequest, reply) => {
     const p = toProblem(err);
-    if (p.status >= 500) request.log.error({ err }, 'request failed');
+    logFailure(request, err, p);
     return sendProblem(reply, { ...p, instance: request.url.split('?')[0] });
   });
   app.setNotFoundHandler((request, reply) =>

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config, RateLimit } from '../config.js';
 import type { Engine, RateLimitOutcome } from '../engine/index.js';
-import { PixqError } from '../errors.js';
+import { PixqError, storeFault } from '../errors.js';
 
 /** The budgets a request can spend. `requests` is every vendor request; the others follow the old system. */
 export type Budget = 'requests' | 'image' | 'removeBackground' | 'bulk' | 'anonymous';
@@ -21,9 +21,6 @@ declare module 'fastify' {
   }
 }
 
-/** Health probes stay outside the anonymous budget so an orchestrator's checks never get 429. */
-const UNMETERED = new Set(['/healthz', '/readyz']);
-
 /**
  * Per-vendor and per-address rate limits, counted in the store so several API processes share them.
  * Every answer carries the IETF `RateLimit-Policy` and `RateLimit` fields for the budgets it touched;
@@ -38,12 +35,20 @@ export class RateLimiter {
   register(app: FastifyInstance) {
     // Runs before access control, so failed key guesses spend the anonymous budget too.
     app.addHook('onRequest', async (request, reply) => {
-      if (UNMETERED.has(request.routeOptions.url ?? '')) return;
+      // Health probes stay outside the anonymous budget so an orchestrator's checks never get 429.
+      if (request.routeOptions.config.probe) return;
       const caller = request.caller;
       // A route's own budgets are charged with `requests` in one go: one transaction per request.
       const own = (request.routeOptions.config.budgets ?? []).map((b): [Budget, number] => [b, 1]);
-      if (caller.kind === 'vendor') await this.charge(request, reply, [['requests', 1], ...own]);
-      if (caller.kind === 'anonymous') await this.charge(request, reply, [['anonymous', 1]]);
+      try {
+        if (caller.kind === 'vendor') await this.charge(request, reply, [['requests', 1], ...own]);
+        if (caller.kind === 'anonymous') await this.charge(request, reply, [['anonymous', 1]]);
+      } catch (err) {
+        if (!readOnly(request) || !storeFault(err)) throw err;
+        // The store refuses the counter's write (disk full, database down). A read changes nothing, so it goes
+        // on unmetered; it answers if the store can still be read (a full SQLite disk) and 503s if not.
+        request.log.warn({ code: storeFault(err)!.code }, 'rate-limit counter not written; read served unmetered');
+      }
     });
   }
 
@@ -72,6 +77,10 @@ export class RateLimiter {
     const own = request.caller.kind === 'vendor' ? request.caller.vendor.rateLimits?.[budget] : undefined;
     return own ?? this.defaults[budget];
   }
+}
+
+function readOnly(request: FastifyRequest) {
+  return request.method === 'GET' || request.method === 'HEAD';
 }
 
 function addHeaders(reply: FastifyReply, outcomes: RateLimitOutcome[]) {

@@ -31,6 +31,7 @@ export type { Upload } from './uploads.js';
 export type { WebhookEndpoint, WebhookDelivery, EndpointTarget, AttemptResult, WebhookEventType } from './webhooks.js';
 export { WEBHOOK_EVENT_TYPES } from './webhooks.js';
 export { backoffDelay } from './backoff.js';
+export { SeenIds } from './seen-ids.js';
 export { JOB_STATES } from '../store/index.js';
 
 export class Engine {
@@ -71,9 +72,14 @@ export class Engine {
     return this.ctx.now();
   }
 
-  /** Whether the store answers and has every migration applied: what `/readyz` reports. */
-  async ready(): Promise<boolean> {
-    return isMigrated(this.store).catch(() => false);
+  /** Whether the store answers and has every migration applied, and if not, why: what `/readyz` reports. */
+  async readiness(): Promise<{ ready: true } | { ready: false; reason: string }> {
+    try {
+      if (await isMigrated(this.store)) return { ready: true };
+      return { ready: false, reason: 'the database is missing migrations (run pixq migrate)' };
+    } catch (err) {
+      return { ready: false, reason: `the database is unreachable: ${(err as Error).message}` };
+    }
   }
 
   stats(windowMs: number, vendorId?: string): Promise<Stats> {
@@ -111,11 +117,11 @@ export function engineOptions(config: Config): EngineOptions {
 
 /** Opens the store named by the config, applies migrations, and starts the matching event bus. */
 export async function openEngine(
-  target: { databaseUrl?: string; dataDir: string },
+  target: { databaseUrl?: string; dataDir: string; dbTimeoutMs?: number },
   options: EngineOptions,
 ): Promise<Engine> {
-  const store = await openStore(target);
+  const store = await openStore({ ...target, timeoutMs: target.dbTimeoutMs });
   await migrate(store);
-  const bus = store.pool ? await createPostgresEventBus(store.pool) : createLocalEventBus();
+  const bus = store.pool ? await createPostgresEventBus(store) : createLocalEventBus();
   return new Engine(store, bus, options);
 }

@@ -23,6 +23,8 @@ export interface StoreOptions {
   dataDir: string;
   /** PostgreSQL pool size. */
   poolSize?: number;
+  /** PostgreSQL: longest wait for a connection, and for one statement's answer. */
+  timeoutMs?: number;
 }
 
 // PostgreSQL returns bigint (int8) as a string to avoid precision loss; pixq's bigints are millisecond
@@ -30,7 +32,9 @@ export interface StoreOptions {
 pg.types.setTypeParser(20, Number);
 
 export async function openStore(options: StoreOptions): Promise<Store> {
-  return options.databaseUrl ? openPostgres(options.databaseUrl, options.poolSize ?? 10) : openSqlite(options.dataDir);
+  return options.databaseUrl
+    ? openPostgres(options.databaseUrl, options.poolSize ?? 10, options.timeoutMs ?? 30_000)
+    : openSqlite(options.dataDir);
 }
 
 function openSqlite(dataDir: string): Store {
@@ -104,10 +108,22 @@ function rowBuilder(names: string[]): (values: unknown[]) => Record<string, unkn
   return new Function('values', `return { ${properties} };`) as (values: unknown[]) => Record<string, unknown>;
 }
 
-async function openPostgres(url: string, poolSize: number): Promise<Store> {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize });
-  // An idle connection the server drops (restart, failover) must not crash the process; the pool replaces it.
+async function openPostgres(url: string, poolSize: number, timeoutMs: number): Promise<Store> {
+  // Nothing waits forever on a server that stopped answering: connecting (or waiting for a free connection)
+  // and each statement give up after `timeoutMs`, and keepalive notices a peer that vanished.
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    connectionTimeoutMillis: timeoutMs,
+    query_timeout: timeoutMs,
+    keepAlive: true,
+  });
+  // A connection the server drops (restart, failover) must not crash the process. node-postgres emits
+  // `error` on the client whether it is idle (the pool's listener) or checked out (nobody listens: Kysely
+  // does not), and an unheard `error` event throws. The query in flight fails on its own; the pool discards
+  // the dead connection when it is released.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const location = url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
   return { db, dialect: 'postgres', pool, location, close: () => db.destroy() };

@@ -80,7 +80,9 @@ function throttledProgress(deps: RunJobDeps, job: Job) {
     timer = undefined;
     const update = pending;
     pending = undefined;
-    if (update) writing = writing.then(() => deps.engine.work.progress(deps.workerId, job.id, update).then(() => undefined));
+    // Progress is advisory: a write the store refuses (an outage) is dropped, not left as a rejection that
+    // would stop later writes or, from the timer, crash the process.
+    if (update) writing = writing.then(() => deps.engine.work.progress(deps.workerId, job.id, update)).then(() => undefined, () => undefined);
     return writing;
   };
   return {
@@ -90,7 +92,7 @@ function throttledProgress(deps: RunJobDeps, job: Job) {
     },
     flush() {
       if (timer) clearTimeout(timer);
-      return write().catch(() => undefined);
+      return write();
     },
     stop() {
       if (timer) clearTimeout(timer);

@@ -2,6 +2,7 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import type { BlobWriter } from '../blobs/types.js';
 import type { Engine, Job, Outcome } from '../engine/index.js';
+import { storeFault } from '../errors.js';
 import { newId } from '../ids.js';
 import type { Processor } from '../processors/index.js';
 import { JobAbort, runJob, type RunJobDeps } from './run-job.js';
@@ -81,6 +82,8 @@ export class Worker {
     this.unsubscribe.push(
       engine.bus.onWake((types) => types.some((t) => t in this.slots) && this.claimSoon()),
       engine.bus.onCancel((jobId) => this.abort(jobId, 'cancel')),
+      // Wake-ups sent while the bus was down are lost; what became ready meanwhile is claimed now.
+      engine.bus.onReconnect(() => this.claimSoon()),
     );
     const leaseMs = engine.options.leaseMs;
     this.every(Math.max(250, Math.floor(leaseMs / 3)), () => this.heartbeat());
@@ -102,6 +105,8 @@ export class Worker {
     ]);
     if (!drained) {
       for (const jobId of this.running.keys()) this.abort(jobId, 'shutdown');
+      // Successes still waiting for the store (an outage) are given up: their jobs come back through leases.
+      for (const pending of this.successes.splice(0)) pending.reject(new Error('the worker stopped before the store took the outcome'));
       await Promise.all([...this.running.values()].map((r) => r.done));
     }
     for (const timer of this.timers) clearInterval(timer);
@@ -140,7 +145,7 @@ export class Worker {
     this.claiming = true;
     this.claimAgain = false;
     this.claim()
-      .catch((err) => this.log.error({ err }, 'claim failed'))
+      .catch((err) => this.logFailure('claim failed', err))
       .finally(() => {
         this.claiming = false;
         if (this.claimAgain) this.claimSoon();
@@ -155,7 +160,10 @@ export class Worker {
     try {
       outcome = await this.opts.engine.work.finishAndClaim(this.id, successes.map((s) => s.item), free);
     } catch (err) {
-      successes.forEach((s) => s.reject(err));
+      // The store is down or full: nothing was recorded. The successes wait for the next flush (the poll, or
+      // the bus reconnecting), fenced by the lease like any other, instead of failing jobs that succeeded.
+      if (storeFault(err)) this.successes.unshift(...successes);
+      else successes.forEach((s) => s.reject(err));
       throw err;
     }
     successes.forEach((s, i) => s.resolve(outcome.recorded[i]));
@@ -209,9 +217,16 @@ export class Worker {
     });
   }
 
+  /** A store outage is expected and retried by the next round: a short warning, not an error with a stack. */
+  private logFailure(what: string, err: unknown) {
+    const fault = storeFault(err);
+    if (fault) this.log.warn({ code: fault.code, cause: (err as Error).message }, `${what}: store outage; retrying`);
+    else this.log.error({ err }, what);
+  }
+
   private every(ms: number, task: () => Promise<void> | void) {
     const timer = setInterval(() => {
-      Promise.resolve(task()).catch((err) => this.log.error({ err }, 'worker task failed'));
+      Promise.resolve(task()).catch((err) => this.logFailure('worker task failed', err));
     }, ms);
     // Referenced on purpose: a running worker is what keeps a `pixq worker` process alive.
     this.timers.push(timer);

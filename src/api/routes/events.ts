@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { JobEvent } from '../../engine/index.js';
+import { SeenIds, type JobEvent } from '../../engine/index.js';
 import { vendorOf } from '../auth.js';
 import type { ApiDeps } from '../deps.js';
 import { Identifier } from '../schemas.js';
@@ -31,13 +31,15 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
     const matches = (e: JobEvent) =>
       e.vendorId === vendor.id && (!jobId || e.jobId === jobId) && (!batchId || e.batchId === batchId);
 
-    // Subscribe before replaying so nothing falls between the two; the id filter drops what replay sent.
+    // Subscribe before replaying so nothing falls between the two; the seen ids drop what replay sent. Live
+    // events can arrive out of id order (concurrent commits on PostgreSQL), so repeats are found by id, not
+    // by comparing with the highest id sent.
     const buffered: JobEvent[] = [];
-    let lastSent = lastEventId(request.headers['last-event-id']);
+    const resumeAfter = lastEventId(request.headers['last-event-id']);
+    const seen = new SeenIds();
     let live = false;
     const send = (e: JobEvent) => {
-      if (e.id <= lastSent) return;
-      lastSent = e.id;
+      if (e.id <= resumeAfter || !seen.add(e.id)) return;
       reply.raw.write(`id: ${e.id}\nevent: job\ndata: ${JSON.stringify(e)}\n\n`);
     };
     const unsubscribe = deps.engine.bus.onEvent((e) => matches(e) && (live ? send(e) : buffered.push(e)));
@@ -53,11 +55,12 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
     openStream(reply);
     try {
       // In pages, so a client that missed more than one page still gets every event in order.
-      for (let page = REPLAY_LIMIT; lastSent > 0 && page === REPLAY_LIMIT; ) {
-        const filter = { vendorId: vendor.id, afterId: lastSent, jobId, batchId, limit: REPLAY_LIMIT };
+      for (let afterId = resumeAfter, page = REPLAY_LIMIT; afterId > 0 && page === REPLAY_LIMIT; ) {
+        const filter = { vendorId: vendor.id, afterId, jobId, batchId, limit: REPLAY_LIMIT };
         const missed = await deps.engine.jobs.eventsAfter(filter);
         missed.forEach(send);
         page = missed.length;
+        afterId = missed.at(-1)?.id ?? afterId;
       }
     } catch (err) {
       // The 200 is already sent; ending the stream lets the client reconnect and resume from what it got.

@@ -36,11 +36,13 @@ export const statusRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =
     return { vendor: vendorView(vendor), rateLimits: limits, usage: { jobs: stats.totals } };
   });
 
-  api.get('/healthz', { schema: { tags: ['health'], summary: 'The process is up' } }, async () => ({ status: 'ok' }));
+  // Probes need no caller and spend no budget: they must answer while the store does not.
+  const probe = { access: 'public', probe: true } as const;
+  api.get('/healthz', { config: probe, schema: { tags: ['health'], summary: 'The process is up' } }, async () => ({ status: 'ok' }));
 
-  api.get('/readyz', { schema: { tags: ['health'], summary: 'The store is reachable and migrated' } }, async (_request, reply) => {
-    const ready = await engine.ready();
-    if (!ready) return sendProblem(reply, problem(503, 'not_ready', 'the store is unreachable or not migrated'));
+  api.get('/readyz', { config: probe, schema: { tags: ['health'], summary: 'The store is reachable and migrated' } }, async (_request, reply) => {
+    const readiness = await engine.readiness();
+    if (!readiness.ready) return sendProblem(reply, problem(503, 'not_ready', readiness.reason, { details: { retryAfterSeconds: 5 } }));
     return { status: 'ready' };
   });
 

@@ -77,3 +77,17 @@ export async function deleteEventsBefore(tx: Tx, before: number): Promise<number
   const result = await query.executeTakeFirst();
   return Number(result.numDeletedRows);
 }
+
+/**
+ * Every vendor's events after `afterId`, oldest first: what the PostgreSQL event bus missed while its
+ * LISTEN connection was down, read back so live subscribers in this process still see each event.
+ */
+export async function selectAllEventsAfter(tx: Tx, afterId: number, limit: number) {
+  return tx.selectFrom('events').selectAll().where('id', '>', afterId).orderBy('id').limit(limit).execute();
+}
+
+/** The newest event id, or 0: where the event bus starts counting what it has seen. */
+export async function selectLastEventId(tx: Tx): Promise<number> {
+  const row = await tx.selectFrom('events').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst();
+  return Number(row?.id ?? 0);
+}
