@@ -44,6 +44,8 @@ export interface Config {
   onnxThreads: number;
   modelIdleMs: number;
   modelDownload: boolean;
+  /** The label-analysis `anthropic` provider: the SDK's own variables plus the model pixq asks for. */
+  anthropic: { apiKey: string | undefined; baseUrl: string | undefined; model: string };
 }
 
 export class ConfigError extends Error {
@@ -92,6 +94,12 @@ function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: r
     throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${raw}"`);
   }
   return raw as T;
+}
+
+function httpUrl(env: Env, name: string): string | undefined {
+  const raw = read(env, name);
+  if (raw !== undefined && !/^https?:\/\/[^\s/]+/.test(raw)) throw new ConfigError(name, `must be an http(s) URL, got "${raw}"`);
+  return raw;
 }
 
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -183,5 +191,10 @@ export function loadConfig(env: Env = process.env): Config {
     onnxThreads: integer(env, 'PIXQ_ONNX_THREADS', Math.max(1, os.availableParallelism()), 1, 256),
     modelIdleMs: integer(env, 'PIXQ_MODEL_IDLE_MS', 600_000, 1000),
     modelDownload: flag(env, 'PIXQ_MODEL_DOWNLOAD', true),
+    anthropic: {
+      apiKey: read(env, 'ANTHROPIC_API_KEY'),
+      baseUrl: httpUrl(env, 'ANTHROPIC_BASE_URL'),
+      model: read(env, 'PIXQ_LLM_MODEL') ?? 'claude-sonnet-4-5',
+    },
   };
 }
