@@ -8,6 +8,7 @@ describe('configuration', () => {
     expect(config.rateLimits.image).toEqual({ limit: 50, windowMs: 15 * 60_000 });
     expect(config.rateLimits.removeBackground).toEqual({ limit: 30, windowMs: 3_600_000 });
     expect(config.workerConcurrency['remove-background']).toBe(1);
+    expect(config.anthropic).toEqual({ apiKey: undefined, baseUrl: undefined, model: 'claude-sonnet-4-5' });
   });
 
   it('reads PIXQ_WORKER_CONCURRENCY over the defaults', () => {
@@ -23,6 +24,7 @@ describe('configuration', () => {
     ['DATABASE_URL', 'mysql://x'],
     ['PIXQ_ADMIN_KEY', 'short'],
     ['PIXQ_LOG_LEVEL', 'loud'],
+    ['ANTHROPIC_BASE_URL', 'api.anthropic.com'],
   ])('refuses a bad %s at start with a message naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration: ${name} `));
   });

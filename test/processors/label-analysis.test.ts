@@ -5,6 +5,7 @@ import { openEngine } from '../../src/engine/index.js';
 import { PixqError } from '../../src/errors.js';
 import { createLabelAnalysis, type LabelAnalysisOptions, type LabelAnalysisProcessor } from '../../src/processors/label-analysis.js';
 import { parseOptions } from '../../src/processors/options.js';
+import { createPipeline } from '../../src/processors/pipeline.js';
 import { DEFAULT_OPTIONS } from '../support/engine.js';
 import { rejection } from '../support/errors.js';
 import { characterErrorRate, CLEAN_LINES, cleanLabel, defectiveLabel } from '../support/labels.js';
@@ -115,6 +116,9 @@ describe('label-analysis offline', () => {
     expect(language?.message).toMatch(/"xyz" is not installed/);
     expect(() => parseOptions(processor, { marketplaces: ['amazon', 'mars'] })).toThrow(/unknown marketplace mars/);
     expect(() => parseOptions(processor, { category: 'weapons' })).toThrow(/options\.category/);
+    // A pipeline step would escape the type's global rate limit.
+    const pipeline = createPipeline((type) => (type === 'label-analysis' ? processor : undefined), loadConfig({ PIXQ_DATA_DIR: tempDir() }));
+    expect(() => parseOptions(pipeline, { steps: [{ type: 'label-analysis' }] })).toThrow(/runs only as its own job/);
   });
 
   it('releases the OCR worker and ZXing module when idle, loads them again for the next job, and stops on abort', async () => {

@@ -17,12 +17,6 @@ const G_CODES = R_CODES.map((bits) => [...bits].reverse().join(''));
 // Which of the left six digits use the G (even) set, by the first digit of an EAN-13.
 const PARITY = ['LLLLLL', 'LLGLGG', 'LLGGLG', 'LLGGGL', 'LGLLGG', 'LGGLLG', 'LGGGLL', 'LGLGLG', 'LGLGGL', 'LGGLGL'];
 
-/** The GS1 mod-10 check digit of the digits given (without their check digit). */
-export function gtinCheckDigit(digits: string): number {
-  const sum = [...digits].reverse().reduce((acc, d, i) => acc + Number(d) * (i % 2 === 0 ? 3 : 1), 0);
-  return (10 - (sum % 10)) % 10;
-}
-
 /** The 95 modules of an EAN-13 (13 digits as given, check digit not recomputed); UPC-A is EAN-13 with a leading 0. */
 export function ean13Modules(code: string): string {
   if (!/^\d{13}$/.test(code)) throw new Error(`EAN-13 needs 13 digits, got ${code}`);
