@@ -14,12 +14,14 @@ import pino from 'pino';
 import sharp from 'sharp';
 import { loadConfig, type Config } from '../src/config.js';
 import { createFaceCrop } from '../src/processors/face-crop.js';
+import { createLabelAnalysis } from '../src/processors/label-analysis.js';
 import { packageDir } from '../src/processors/faces/model.js';
 import { parseOptions } from '../src/processors/options.js';
 import { MemoryBlobWriter, createPipeline } from '../src/processors/pipeline.js';
 import { createTransform } from '../src/processors/transform.js';
 import { createRemoveBackground } from '../src/processors/remove-background.js';
 import type { Processor } from '../src/processors/types.js';
+import { cleanLabel, defectiveLabel } from '../test/support/labels.js';
 import { benchRemoveBackground } from './images-remove-background.js';
 
 interface Case {
@@ -28,6 +30,8 @@ interface Case {
   options: unknown;
   /** Sequential runs for the median; the concurrent series runs as many again. */
   runs: number;
+  /** The images to run on; 1-MP portraits unless the case says otherwise. */
+  inputs?: () => Promise<Buffer[]>;
   target?: { label: string; met: (r: Measured) => boolean };
 }
 
@@ -64,6 +68,13 @@ const CASES: Case[] = [
   },
   { name: 'remove-background (default model)', type: 'remove-background', options: {}, runs: 5 },
   { name: 'pipeline ID photo (rb + face-crop + transform)', type: 'pipeline', options: { steps: ID_PHOTO_STEPS }, runs: 4 },
+  {
+    name: 'label-analysis offline (OCR + barcodes + rules, ~1000x1400 label)',
+    type: 'label-analysis',
+    options: { category: 'food', marketplaces: ['amazon', 'walmart'] },
+    runs: 10,
+    inputs: async () => [(await cleanLabel()).png, (await defectiveLabel()).png],
+  },
 ];
 
 const MEGAPIXEL = 1_000_000;
@@ -94,6 +105,7 @@ function processorFor(type: string, config: Config): Processor {
   add(createTransform(config) as unknown as Processor);
   add(createFaceCrop(config) as unknown as Processor);
   if (type === 'remove-background' || type === 'pipeline') add(createRemoveBackground(config) as unknown as Processor);
+  if (type === 'label-analysis') add(createLabelAnalysis(config) as unknown as Processor);
   add(createPipeline((t) => registry.get(t), config) as unknown as Processor);
   const processor = registry.get(type);
   if (!processor) throw new Error(`no processor ${type}`);
@@ -124,11 +136,11 @@ async function measure(c: Case): Promise<Measured> {
   const config = loadConfig({ ...process.env, PIXQ_MODELS_DIR: modelsDir, PIXQ_LOG_LEVEL: 'silent' });
   const processor = processorFor(c.type, config);
   const options = parseOptions(processor, c.options);
-  const inputs = await megapixelPortraits();
+  const inputs = await (c.inputs ?? megapixelPortraits)();
   const coldMs = await runOnce(processor, options, inputs[0]);
   const times: number[] = [];
   for (let i = 0; i < c.runs; i++) times.push(await runOnce(processor, options, inputs[i % inputs.length]));
-  const concurrency = config.workerConcurrency[c.type] ?? 1;
+  const concurrency = config.workerConcurrency[c.type] ?? processor.concurrency ?? 1;
   let next = 0;
   const started = performance.now();
   await Promise.all(
@@ -186,12 +198,16 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(result)}\n`);
     process.exit(0);
   }
+  // `--only <text>`: just the cases whose name contains it (and no imgly comparison), for one new row.
+  const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
   const results: Measured[] = [];
   for (let i = 0; i < CASES.length; i++) {
+    if (only !== undefined && !CASES[i].name.includes(only)) continue;
     process.stderr.write(`measuring ${CASES[i].name}...\n`);
     results.push(await measureInChild(i));
   }
   console.log(table(results));
+  if (only !== undefined) return;
   const rb = await benchRemoveBackground();
   console.log(`\n### remove-background: pixq vs @imgly/background-removal-node\n\n${rb.markdown}`);
 }

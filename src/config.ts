@@ -59,6 +59,8 @@ export interface Config {
     disableAfterMs: number;
     concurrency: number;
   };
+  /** The label-analysis `anthropic` provider: the SDK's own variables plus the model pixq asks for. */
+  anthropic: { apiKey: string | undefined; baseUrl: string | undefined; model: string };
 }
 
 /** A remote rembg server (`rembg s`) and how many calls this process may have in flight on it. */
@@ -117,6 +119,12 @@ function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: r
     throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${raw}"`);
   }
   return raw as T;
+}
+
+function httpUrl(env: Env, name: string): string | undefined {
+  const raw = read(env, name);
+  if (raw !== undefined && !/^https?:\/\/[^\s/]+/.test(raw)) throw new ConfigError(name, `must be an http(s) URL, got "${raw}"`);
+  return raw;
 }
 
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -296,6 +304,11 @@ export function loadConfig(env: Env = process.env): Config {
       timeoutMs: integer(env, 'PIXQ_WEBHOOK_TIMEOUT_MS', 15_000, 100),
       disableAfterMs: decimal(env, 'PIXQ_WEBHOOK_DISABLE_AFTER_DAYS', 5, 0) * UNIT_MS.d,
       concurrency: integer(env, 'PIXQ_WEBHOOK_CONCURRENCY', 8, 1, 256),
+    },
+    anthropic: {
+      apiKey: read(env, 'ANTHROPIC_API_KEY'),
+      baseUrl: httpUrl(env, 'ANTHROPIC_BASE_URL'),
+      model: read(env, 'PIXQ_LLM_MODEL') ?? 'claude-sonnet-4-5',
     },
   };
 }

@@ -8,11 +8,13 @@ export class PixqError extends Error {
   readonly retryable: boolean;
   readonly status: number;
   readonly details?: Record<string, unknown>;
+  /** For a retryable error: the least time before the next attempt (an upstream's `retry-after`). */
+  readonly retryAfterMs?: number;
 
   constructor(
     code: string,
     message: string,
-    opts: { retryable?: boolean; status?: number; details?: Record<string, unknown>; cause?: unknown } = {},
+    opts: { retryable?: boolean; status?: number; details?: Record<string, unknown>; cause?: unknown; retryAfterMs?: number } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'PixqError';
@@ -20,6 +22,7 @@ export class PixqError extends Error {
     this.retryable = opts.retryable ?? false;
     this.status = opts.status ?? 400;
     this.details = opts.details;
+    this.retryAfterMs = opts.retryAfterMs;
   }
 }
 
@@ -71,9 +74,9 @@ export function storeFault(err: unknown): PixqError | undefined {
 }
 
 /** Normalises anything thrown by a handler into the `{code, message, retryable}` a job records. */
-export function toJobError(err: unknown): { code: string; message: string; retryable: boolean } {
+export function toJobError(err: unknown): { code: string; message: string; retryable: boolean; retryAfterMs?: number } {
   const known = err instanceof PixqError ? err : storeFault(err);
-  if (known) return { code: known.code, message: known.message, retryable: known.retryable };
+  if (known) return { code: known.code, message: known.message, retryable: known.retryable, retryAfterMs: known.retryAfterMs };
   const message = err instanceof Error ? err.message : String(err);
   return { code: 'internal_error', message, retryable: true };
 }

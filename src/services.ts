@@ -29,13 +29,20 @@ export async function openServices(config: Config, log = createLogger(config.log
   return { config, log, engine, blobs, processors, close };
 }
 
+/** Slots per type: PIXQ_WORKER_CONCURRENCY (with its defaults) first, then what a processor declares. */
+function workerSlots(processors: Map<string, Processor>, configured: Record<string, number>): Record<string, number> {
+  const declared = [...processors.values()].flatMap((p) => (p.concurrency === undefined ? [] : [[p.type, p.concurrency]]));
+  return { ...Object.fromEntries(declared), ...configured };
+}
+
 /** Starts a worker and the housekeeping timers; the returned function stops both gracefully. */
 export async function startWorker(services: Services): Promise<() => Promise<void>> {
   const { config, engine, blobs, log, processors } = services;
+  for (const p of processors.values()) if (p.rateLimit) await engine.registry.defaultRateLimit(p.type, p.rateLimit);
   const worker = new Worker({
     engine,
     processors,
-    concurrency: config.workerConcurrency,
+    concurrency: workerSlots(processors, config.workerConcurrency),
     blobs,
     log: log.child({ component: 'worker' }),
     loadInput: inputLoader(blobs, config),

@@ -8,6 +8,7 @@ describe('configuration', () => {
     expect(config.rateLimits.image).toEqual({ limit: 50, windowMs: 15 * 60_000 });
     expect(config.rateLimits.removeBackground).toEqual({ limit: 30, windowMs: 3_600_000 });
     expect(config.workerConcurrency['remove-background']).toBe(1);
+    expect(config.anthropic).toEqual({ apiKey: undefined, baseUrl: undefined, model: 'claude-sonnet-4-5' });
   });
 
   it('reads PIXQ_WORKER_CONCURRENCY over the defaults', () => {
@@ -33,6 +34,7 @@ describe('configuration', () => {
     ['PIXQ_REMOVE_BACKGROUND_BACKEND', 'gpu'],
     ['PIXQ_REMOVE_BACKGROUND_BACKEND', 'rembg'],
     ['PIXQ_REMBG_TIMEOUT_MS', '5'],
+    ['ANTHROPIC_BASE_URL', 'api.anthropic.com'],
   ])('refuses a bad %s at start with a message naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration: ${name} `));
   });

@@ -6,6 +6,7 @@ import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import { loadSigningSecret } from '../blobs/index.js';
 import type { Services } from '../services.js';
 import { registerAccessControl, registerCallerResolution } from './auth.js';
+import { scanRoutes } from './compat/scans.js';
 import type { ApiDeps } from './deps.js';
 import { registerFailedSubmissionCleanup } from './multipart.js';
 import { frameworkErrorHandler, registerProblemHandlers } from './problems.js';
@@ -67,5 +68,6 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   await app.register(statusRoutes(deps));
   await app.register(metricsRoutes(deps));
   await app.register(webhookRoutes(deps));
+  await app.register(scanRoutes(deps));
   return app;
 }

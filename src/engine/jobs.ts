@@ -3,7 +3,7 @@ import { newId } from '../ids.js';
 import { changeJobState, selectJob } from '../store/sql/change-job-state.js';
 import { selectEventsAfter, type EventFilter } from '../store/sql/events.js';
 import { countBacklog, insertJobs, type NewJobRow } from '../store/sql/insert-jobs.js';
-import { selectBatchProgress, selectJobOutputs, selectJobPage } from '../store/sql/read-jobs.js';
+import { selectBatchProgress, selectJobByIdempotencyKey, selectJobOutputs, selectJobPage } from '../store/sql/read-jobs.js';
 import { selectVendorById } from '../store/sql/vendors.js';
 import { FINISHED_STATES, JOB_STATES, type JobState, type Tx } from '../store/index.js';
 import type { EngineContext } from './context.js';
@@ -61,6 +61,13 @@ export class JobService {
   }
 
   /** A vendor's jobs, newest first, `limit` at a time. */
+  /** The vendor's job submitted with this idempotency key (how a compat API finds a job by the caller's id). */
+  async getByIdempotencyKey(vendorId: string, key: string): Promise<Job & { outputs: JobOutput[] }> {
+    const row = await this.ctx.read((db) => selectJobByIdempotencyKey(db, vendorId, key));
+    if (!row) throw notFound('job');
+    return this.get(row.id, vendorId);
+  }
+
   async list(vendorId: string, filter: JobFilter, limit: number, cursor?: string): Promise<JobPage> {
     // One more than asked: whether it exists says if there is a next page.
     const rows = await this.ctx.read((db) => selectJobPage(db, { vendorId, ...filter, beforeId: cursor, limit: limit + 1 }));

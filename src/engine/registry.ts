@@ -1,4 +1,4 @@
-import { selectJobTypes, upsertJobType, type JobTypeSettings } from '../store/sql/job-types.js';
+import { insertJobTypeDefaults, selectJobTypes, upsertJobType, type JobTypeSettings } from '../store/sql/job-types.js';
 import { deleteWorker, selectWorkers, upsertWorker } from '../store/sql/workers.js';
 import type { JobTypeRow } from '../store/index.js';
 import type { EngineContext } from './context.js';
@@ -29,6 +29,11 @@ export class RegistryService {
     const row = await this.ctx.write((tx) => upsertJobType(tx, type, settings));
     if (settings.paused === false) this.ctx.bus.wake([type]);
     return toTypeStatus(row);
+  }
+
+  /** Gives a type its default global rate limit unless it has settings already (an operator's are kept). */
+  async defaultRateLimit(type: string, rateLimit: { limit: number; windowMs: number }): Promise<void> {
+    await this.ctx.write((tx) => insertJobTypeDefaults(tx, type, rateLimit));
   }
 
   async types(): Promise<JobTypeStatus[]> {

@@ -71,14 +71,14 @@ export class WorkService {
 
   /**
    * Records a failed attempt. A retryable error with attempts left puts the job back as `delayed` after a
-   * backoff; anything else ends it `failed` with the error kept. An error coded `cancelled` ends it `cancelled`.
+   * backoff (at least the error's `retryAfterMs`, an upstream's `retry-after`); anything else ends it `failed` with the error kept. An error coded `cancelled` ends it `cancelled`.
    */
   async fail(owner: string, job: Job, err: unknown): Promise<boolean> {
     const now = this.ctx.now();
     const error = toJobError(err);
     const retry = error.retryable && job.attempts < job.maxAttempts;
     const state = error.code === 'cancelled' ? 'cancelled' : retry ? 'delayed' : 'failed';
-    const backoff = retry ? backoffDelay(job.attempts, job.backoff.baseMs, job.backoff.maxMs) : 0;
+    const backoff = retry ? Math.max(backoffDelay(job.attempts, job.backoff.baseMs, job.backoff.maxMs), error.retryAfterMs ?? 0) : 0;
     const changed = await this.ctx.write(async (tx, emit) => {
       const row = await finishRunningJob(tx, job.id, owner, {
         state,

@@ -1,5 +1,6 @@
 import type { Config } from '../config.js';
 import { createFaceCrop } from './face-crop.js';
+import { createLabelAnalysis } from './label-analysis.js';
 import { noop } from './noop.js';
 import { createPipeline } from './pipeline.js';
 import { createRemoveBackground } from './remove-background.js';
@@ -20,6 +21,7 @@ export function createProcessors(config: Config): Map<string, Processor> {
   add(createTransform(config));
   add(createFaceCrop(config));
   add(createRemoveBackground(config));
+  add(createLabelAnalysis(config));
   add(createPipeline((type) => processors.get(type), config));
   if (config.enableNoop) add(noop);
   return processors;

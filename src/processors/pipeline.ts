@@ -74,6 +74,8 @@ function stepProcessor(
   if (step.type === 'pipeline') throw validationFailed(`${where}.type: a pipeline cannot contain a pipeline`);
   const processor = resolve(step.type);
   if (!processor) throw validationFailed(`${where}.type: unknown job type "${step.type}"`);
+  // A step would escape the global rate limit its type declares (a paid API's calls per minute).
+  if (processor.rateLimit) throw validationFailed(`${where}.type: ${step.type} runs only as its own job, not as a pipeline step`);
   try {
     return { processor, options: parseOptions(processor, step.options ?? {}) };
   } catch (err) {

@@ -44,6 +44,13 @@ export interface Processor<S extends TSchema = TSchema> {
   /** Checks beyond the schema (e.g. a colour string); throws a `validation_failed` PixqError. */
   validate?(options: Static<S>): void;
   run(ctx: ProcessorContext<Static<S>>): Promise<ProcessorResult>;
+  /** Worker slots per process for this type unless PIXQ_WORKER_CONCURRENCY names it. */
+  concurrency?: number;
+  /**
+   * The type's global rate limit (jobs started per window, across all workers) written when the type has no
+   * settings yet; an operator changes it with `PUT /v1/job-types/:type`. For types that call a paid API.
+   */
+  rateLimit?: { limit: number; windowMs: number };
   /** Releases what the processor holds (model sessions, threads); called at shutdown. */
   close?(): Promise<void>;
 }

@@ -213,6 +213,9 @@ describeEachStore('admin, stats, health and documentation', (target) => {
       '/readyz': ['get'],
       '/v1/blobs/{key}': ['get'],
       '/metrics': ['get'],
+      '/api/scans': ['post'],
+      '/api/scans/{scanId}/status': ['get'],
+      '/api/queue/stats': ['get'],
     };
     expect(Object.fromEntries(Object.entries(doc.paths).map(([p, ops]) => [p, Object.keys(ops as object).sort()]))).toEqual(expected);
 

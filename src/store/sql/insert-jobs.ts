@@ -1,6 +1,7 @@
 import { CompiledQuery, type Insertable } from 'kysely';
 import type { Dialect } from '../connect.js';
 import { valueRows } from './placeholders.js';
+import { selectJobByIdempotencyKey } from './read-jobs.js';
 import type { Tx } from '../transaction.js';
 import type { JobRow, JobsTable } from '../schema.js';
 
@@ -60,12 +61,9 @@ export async function insertJobs(tx: Tx, dialect: Dialect, jobs: NewJobRow[]): P
 }
 
 async function existingByKey(tx: Tx, job: NewJobRow): Promise<JobRow> {
-  return tx
-    .selectFrom('jobs')
-    .selectAll()
-    .where('vendor_id', '=', job.vendor_id)
-    .where('idempotency_key', '=', job.idempotency_key!)
-    .executeTakeFirstOrThrow();
+  const row = await selectJobByIdempotencyKey(tx, job.vendor_id, job.idempotency_key!);
+  if (!row) throw new Error(`job with idempotency key ${job.idempotency_key} vanished during insert`);
+  return row;
 }
 
 /** Jobs a vendor has waiting (queued or delayed): what its backlog quota counts. */

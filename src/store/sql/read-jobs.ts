@@ -25,6 +25,11 @@ export async function selectJobPage(tx: Tx, q: JobPageQuery): Promise<JobRow[]> 
   return query.orderBy('id', 'desc').limit(q.limit).execute();
 }
 
+/** The vendor's job submitted with this idempotency key, if any. */
+export async function selectJobByIdempotencyKey(tx: Tx, vendorId: string, key: string): Promise<JobRow | undefined> {
+  return tx.selectFrom('jobs').selectAll().where('vendor_id', '=', vendorId).where('idempotency_key', '=', key).executeTakeFirst();
+}
+
 /** A job's outputs in the order the processor produced them. */
 export async function selectJobOutputs(tx: Tx, jobId: string): Promise<JobOutputRow[]> {
   return tx.selectFrom('job_outputs').selectAll().where('job_id', '=', jobId).orderBy('idx').execute();
