@@ -1,5 +1,5 @@
 import { PixqApiError } from './errors.js';
-import { delay, eventSourceTransport, fetchTransport, follow, query, type EventTransport } from './live.js';
+import { delay, eventSourceTransport, fetchTransport, follow, linked, query, type EventTransport } from './live.js';
 import {
   FINISHED_STATES,
   type Batch,
@@ -191,8 +191,11 @@ export class PixqClient {
    * resuming with Last-Event-ID across broken connections and server restarts; polls when the event
    * stream is refused (a proxy in the way).
    */
-  async wait(id: string, opts: WaitOptions = {}): Promise<Job> {
-    const signal = deadline(opts);
+  wait(id: string, opts: WaitOptions = {}): Promise<Job> {
+    return withDeadline(opts, (signal) => this.followJob(id, signal, opts));
+  }
+
+  private async followJob(id: string, signal: AbortSignal, opts: WaitOptions): Promise<Job> {
     let final: Job | undefined;
     const finished = async () => {
       const job = await this.job(id);
@@ -211,8 +214,11 @@ export class PixqClient {
   }
 
   /** Resolves with the batch's counts once every job in it has finished; `onProgress` sees them change. */
-  async waitBatch(batchId: string, opts: WaitBatchOptions = {}): Promise<Batch> {
-    const signal = deadline(opts);
+  waitBatch(batchId: string, opts: WaitBatchOptions = {}): Promise<Batch> {
+    return withDeadline(opts, (signal) => this.followBatch(batchId, signal, opts));
+  }
+
+  private async followBatch(batchId: string, signal: AbortSignal, opts: WaitBatchOptions): Promise<Batch> {
     let base: Batch | undefined;
     let final: Batch | undefined;
     // Jobs seen finishing since `base` was read; may count a job `base` already counted, never misses one.
@@ -244,8 +250,8 @@ export class PixqClient {
 
   /** Every event of the caller's jobs (or of one job or batch) until the loop breaks or `signal` aborts. */
   async *events(filter: EventsFilter = {}, opts: EventsOptions = {}): AsyncGenerator<JobEvent> {
-    const stop = new AbortController();
-    const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
+    const stop = linked(opts.signal);
+    const signal = stop.signal;
     const pending: JobEvent[] = [];
     let wake: (() => void) | undefined;
     let ended: { error: unknown } | undefined;
@@ -262,7 +268,7 @@ export class PixqClient {
       for (;;) {
         while (pending.length > 0) yield pending.shift()!;
         if (ended) {
-          if (stop.signal.aborted || opts.signal?.aborted) return;
+          if (stop.signal.aborted) return;
           throw ended.error;
         }
         await new Promise<void>((resolve) => (wake = resolve));
@@ -309,9 +315,19 @@ export class PixqClient {
   }
 }
 
-function deadline(opts: { signal?: AbortSignal; timeoutMs?: number }): AbortSignal {
-  const signals = [opts.signal, opts.timeoutMs === undefined ? undefined : AbortSignal.timeout(opts.timeoutMs)];
-  return AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined));
+/** Runs `fn` with a signal that aborts with the caller's or, after `timeoutMs`, with a TimeoutError. */
+async function withDeadline<T>(opts: { signal?: AbortSignal; timeoutMs?: number }, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = linked(opts.signal);
+  const timer = opts.timeoutMs === undefined ? undefined : setTimeout(
+    () => controller.abort(new DOMException(`gave up after ${opts.timeoutMs} ms`, 'TimeoutError')),
+    opts.timeoutMs,
+  );
+  try {
+    return await fn(controller.signal);
+  } finally {
+    clearTimeout(timer);
+    controller.abort();
+  }
 }
 
 function finishedCount(counts: Record<string, number>): number {

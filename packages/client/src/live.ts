@@ -42,8 +42,8 @@ export async function follow(transport: EventTransport, filter: EventsFilter, ha
   while (refusals < (opts.refusalsBeforePolling ?? 2)) {
     signal.throwIfAborted();
     // One connection; ended early when the read at open already shows the end.
-    const connection = new AbortController();
-    const connectionSignal = AbortSignal.any([signal, connection.signal]);
+    const connection = linked(signal);
+    const connectionSignal = connection.signal;
     let opened = false;
     let checked: { done: boolean; error?: unknown } | undefined;
     const onOpen = () => {
@@ -89,6 +89,19 @@ export async function follow(transport: EventTransport, filter: EventsFilter, ha
   while (!(await handlers.poll())) await delay(opts.pollIntervalMs, signal);
 }
 
+/**
+ * A controller that also aborts when `parent` does. Written out rather than AbortSignal.any, whose
+ * combined signals Node may collect while a fetch still listens to them (and then never abort).
+ */
+export function linked(parent: AbortSignal | undefined): AbortController {
+  const controller = new AbortController();
+  if (parent?.aborted) controller.abort(parent.reason);
+  const abort = () => controller.abort(parent!.reason);
+  parent?.addEventListener('abort', abort, { once: true });
+  controller.signal.addEventListener('abort', () => parent?.removeEventListener('abort', abort), { once: true });
+  return controller;
+}
+
 export function delay(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
@@ -127,11 +140,10 @@ export function fetchTransport(
         alive();
         const headers: Record<string, string> = { accept: 'text/event-stream' };
         if (lastEventId > 0) headers['last-event-id'] = String(lastEventId);
-        const res = await request(`/v1/events${query(filter)}`, { headers, signal: local.signal });
-        if (!res.ok) {
-          const error = await PixqApiError.from(res);
-          throw error.problem ? error : new StreamRefused(error.message);
-        }
+        const res = await request(`/v1/events${query(filter)}`, { headers, signal: local.signal }).catch((err: unknown) => {
+          // An answer that is not the API's own problem+json came from something in the way.
+          throw err instanceof PixqApiError && !err.problem ? new StreamRefused(err.message) : err;
+        });
         if (!(res.headers.get('content-type') ?? '').startsWith('text/event-stream') || !res.body) {
           await res.body?.cancel();
           throw new StreamRefused(`the events answer is ${res.headers.get('content-type')}, not an event stream`);
