@@ -83,6 +83,14 @@ describeEachStore('event tokens', (target) => {
     expect(peek.body.code).toBe('not_found');
   });
 
+  it('is documented in the OpenAPI document with its body and answer', async () => {
+    const doc = (await api().call('GET', '/openapi.json')).body;
+    const route = doc.paths['/v1/events/tokens'].post;
+    expect(Object.keys(route.requestBody.content['application/json'].schema.properties).sort()).toEqual(['batchId', 'jobId', 'ttlSeconds']);
+    expect(Object.keys(route.responses['201'].content['application/json'].schema.properties).sort()).toEqual(['batchId', 'expiresAt', 'jobId', 'token']);
+    expect(doc.paths['/v1/events'].get.parameters.map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(['token', 'lastEventId']));
+  });
+
   it('refuses expired, forged and misplaced tokens with 401 problem+json', async () => {
     const { id, key } = await api().vendor();
     const tokenKey = eventTokenKey(await loadSigningSecret(api().config));
