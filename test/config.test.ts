@@ -14,6 +14,12 @@ describe('configuration', () => {
     expect(loadConfig({ PIXQ_WORKER_CONCURRENCY: 'noop=8, face-crop=3' }).workerConcurrency).toMatchObject({ noop: 8, 'face-crop': 3, transform: 2 });
   });
 
+  it('reads PIXQ_CORS_ORIGINS as exact origins, none by default', () => {
+    expect(loadConfig({}).corsOrigins).toEqual([]);
+    expect(loadConfig({ PIXQ_CORS_ORIGINS: 'https://app.example.com, http://localhost:5173' }).corsOrigins)
+      .toEqual(['https://app.example.com', 'http://localhost:5173']);
+  });
+
   it.each([
     ['PORT', 'eighty'],
     ['PIXQ_LEASE_MS', '10'],
@@ -23,6 +29,8 @@ describe('configuration', () => {
     ['DATABASE_URL', 'mysql://x'],
     ['PIXQ_ADMIN_KEY', 'short'],
     ['PIXQ_LOG_LEVEL', 'loud'],
+    ['PIXQ_CORS_ORIGINS', 'https://app.example.com/path'],
+    ['PIXQ_CORS_ORIGINS', 'app.example.com'],
   ])('refuses a bad %s at start with a message naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration: ${name} `));
   });
