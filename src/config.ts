@@ -42,6 +42,8 @@ export interface Config {
   publicUrl: string | undefined;
   rateLimits: { requests: RateLimit; image: RateLimit; removeBackground: RateLimit; bulk: RateLimit; anonymous: RateLimit };
   sseHeartbeatMs: number;
+  /** Browser origins allowed to call the API (CORS); `*` for any. */
+  corsOrigins: string[];
   modelsDir: string;
   onnxProvider: string;
   onnxThreads: number;
@@ -231,6 +233,24 @@ function publicUrl(env: Env): string | undefined {
   return url.href.replace(/\/+$/, '');
 }
 
+/** Parses `https://app.example.com,http://localhost:5173` (or `*`) into exact origins. */
+export function parseOrigins(name: string, raw: string): string[] {
+  const origins = raw.split(',').map((o) => o.trim()).filter(Boolean);
+  for (const origin of origins) {
+    if (origin === '*') continue;
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      // reported below
+    }
+    if (parsed?.origin !== origin || !/^https?:$/.test(parsed.protocol)) {
+      throw new ConfigError(name, `must list origins like https://app.example.com (scheme, host, port; no path), got "${origin}"`);
+    }
+  }
+  return origins;
+}
+
 const DEFAULT_CONCURRENCY = 'noop=4,transform=2,face-crop=2,remove-background=1,pipeline=1';
 
 export function loadConfig(env: Env = process.env): Config {
@@ -289,6 +309,7 @@ export function loadConfig(env: Env = process.env): Config {
       anonymous: rate(env, 'PIXQ_RATE_ANONYMOUS', '100/15m'),
     },
     sseHeartbeatMs: integer(env, 'PIXQ_SSE_HEARTBEAT_MS', 15_000, 100),
+    corsOrigins: parseOrigins('PIXQ_CORS_ORIGINS', read(env, 'PIXQ_CORS_ORIGINS') ?? ''),
     modelsDir: path.resolve(read(env, 'PIXQ_MODELS_DIR') ?? path.join(dataDir, 'models')),
     onnxProvider: read(env, 'PIXQ_ONNX_PROVIDER') ?? 'cpu',
     onnxThreads: integer(env, 'PIXQ_ONNX_THREADS', Math.max(1, os.availableParallelism()), 1, 256),

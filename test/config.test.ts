@@ -15,6 +15,12 @@ describe('configuration', () => {
     expect(loadConfig({ PIXQ_WORKER_CONCURRENCY: 'noop=8, face-crop=3' }).workerConcurrency).toMatchObject({ noop: 8, 'face-crop': 3, transform: 2 });
   });
 
+  it('reads PIXQ_CORS_ORIGINS as exact origins, none by default', () => {
+    expect(loadConfig({}).corsOrigins).toEqual([]);
+    expect(loadConfig({ PIXQ_CORS_ORIGINS: 'https://app.example.com, http://localhost:5173' }).corsOrigins)
+      .toEqual(['https://app.example.com', 'http://localhost:5173']);
+  });
+
   it.each([
     ['PORT', 'eighty'],
     ['PIXQ_LEASE_MS', '10'],
@@ -35,6 +41,8 @@ describe('configuration', () => {
     ['PIXQ_REMOVE_BACKGROUND_BACKEND', 'rembg'],
     ['PIXQ_REMBG_TIMEOUT_MS', '5'],
     ['ANTHROPIC_BASE_URL', 'api.anthropic.com'],
+    ['PIXQ_CORS_ORIGINS', 'https://app.example.com/path'],
+    ['PIXQ_CORS_ORIGINS', 'app.example.com'],
   ])('refuses a bad %s at start with a message naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration: ${name} `));
   });

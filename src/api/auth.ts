@@ -2,9 +2,16 @@ import crypto from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Engine, Vendor } from '../engine/index.js';
 import { PixqError } from '../errors.js';
+import { verifyEventToken } from './event-tokens.js';
 
 /** Who is calling: a vendor (by its API key), the operator (admin key), or nobody. */
-export type Caller = { kind: 'vendor'; vendor: Vendor } | { kind: 'admin' } | { kind: 'anonymous' };
+export type Caller = { kind: 'vendor'; vendor: Vendor; eventScope?: EventScope } | { kind: 'admin' } | { kind: 'anonymous' };
+
+/** What an event token (rather than a key) lets its holder read: that vendor's events, maybe of one job or batch. */
+export interface EventScope {
+  jobId?: string;
+  batchId?: string;
+}
 
 /** What a route requires; `any` means a vendor or the admin. */
 export type Access = 'public' | 'vendor' | 'admin' | 'any';
@@ -14,6 +21,8 @@ declare module 'fastify' {
     access?: Access;
     /** A health probe: answered without resolving the caller or spending budget, so it works in an outage. */
     probe?: boolean;
+    /** The route also accepts an event token in `?token=` in place of a key (read-only event routes). */
+    eventTokens?: boolean;
   }
   interface FastifyRequest {
     caller: Caller;
@@ -32,14 +41,21 @@ function presentedKey(request: FastifyRequest): string | undefined {
 
 const digest = (secret: string) => crypto.createHash('sha256').update(secret).digest();
 
-/** Resolves the caller of every request from its key (unknown and revoked keys count as anonymous). */
-export function registerCallerResolution(app: FastifyInstance, engine: Engine, adminKey: string | undefined) {
+/**
+ * Resolves the caller of every request from its key (unknown and revoked keys count as anonymous), or on
+ * routes that take them, from an event token (a forged or expired one is a 401).
+ */
+export function registerCallerResolution(app: FastifyInstance, engine: Engine, adminKey: string | undefined, eventTokenKey: Buffer) {
   // Compared as digests: equal lengths for timingSafeEqual, and the admin key's is computed once.
   const adminDigest = adminKey ? digest(adminKey) : undefined;
   app.decorateRequest('caller', { getter: () => ({ kind: 'anonymous' }) as Caller });
   app.addHook('onRequest', async (request) => {
     if (request.routeOptions.config.probe) return;
-    const caller = await identify(engine, adminDigest, presentedKey(request));
+    const key = presentedKey(request);
+    const token = (request.query as Record<string, unknown> | undefined)?.token;
+    const caller = key === undefined && typeof token === 'string' && request.routeOptions.config.eventTokens
+      ? await tokenCaller(engine, token, eventTokenKey)
+      : await identify(engine, adminDigest, key);
     Object.defineProperty(request, 'caller', { value: caller, enumerable: true });
   });
 }
@@ -65,6 +81,13 @@ async function identify(engine: Engine, adminDigest: Buffer | undefined, key: st
   if (adminDigest && crypto.timingSafeEqual(digest(key), adminDigest)) return { kind: 'admin' };
   const vendor = await engine.apiKeys.authenticate(key);
   return vendor ? { kind: 'vendor', vendor } : { kind: 'anonymous' };
+}
+
+async function tokenCaller(engine: Engine, token: string, key: Buffer): Promise<Caller> {
+  const claims = verifyEventToken(token, key);
+  const vendor = await engine.vendors.get(claims.vendorId).catch(() => undefined);
+  if (vendor?.id !== claims.vendorId) throw new PixqError('invalid_token', 'the event token names no vendor', { status: 401 });
+  return { kind: 'vendor', vendor, eventScope: { jobId: claims.jobId, batchId: claims.batchId } };
 }
 
 /** The calling vendor; routes with access `vendor` always have one. */

@@ -1,124 +1,27 @@
-import { FormatRegistry, Type, type Static } from '@sinclair/typebox';
+import { FormatRegistry, Type } from '@sinclair/typebox';
 
 /** RFC 3339 date-time (with a zone, as ajv-formats had it); TypeBox knows no formats until they are registered. */
 const DATE_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)$/i;
 if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => DATE_TIME.test(v) && !Number.isNaN(Date.parse(v)));
 
-/** Request and response shapes; the same schemas validate requests and generate /openapi.json. */
+/**
+ * Request and response shapes; the same schemas validate requests and generate /openapi.json. The wire shapes
+ * a client sees live in @pixq/client's schemas (no server dependency), so the SDK's types are these schemas.
+ */
+export {
+  BatchView, BulkAccepted, BulkSubmission, EventsQuery, EventTokenRequest, EventTokenView, IdParams, Identifier, JobInput,
+  JobList, JobListQuery, JobOutputView, JobSubmission, JobView, Problem, RequestLimitsView, UploadView,
+} from '@pixq/client/schemas';
+import { Problem } from '@pixq/client/schemas';
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 const FreeObject = Type.Record(Type.String(), Type.Unknown());
 const IsoTime = Type.String({ format: 'date-time' });
-
-/**
- * Ids, cursors, vendor names and job types as they appear in paths and queries. Every one pixq issues is
- * letters, digits, dots, dashes or underscores; limiting input to those keeps control characters (a NUL
- * byte is a 500 from PostgreSQL) and other junk out of the store queries.
- */
-export const Identifier = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._-]+$' });
-
-export const Problem = Type.Object(
-  {
-    type: Type.String(),
-    title: Type.String(),
-    status: Type.Integer(),
-    detail: Type.String(),
-    code: Type.String({ description: 'Stable machine-readable error code.' }),
-    instance: Type.Optional(Type.String()),
-  },
-  { additionalProperties: true, description: 'RFC 9457 problem details.' },
-);
 
 /** Response entries for error statuses: RFC 9457 bodies, under the media type they are sent with. */
 export function problemResponses(...statuses: number[]) {
   const entry = { description: 'Problem details (RFC 9457)', content: { 'application/problem+json': { schema: Problem } } };
   return Object.fromEntries(statuses.map((status) => [status, entry]));
 }
-
-export const JobInput = Type.Union([
-  Type.Object({ url: Type.String({ minLength: 1, maxLength: 2048 }) }, { additionalProperties: false }),
-  Type.Object({ uploadId: Identifier }, { additionalProperties: false }),
-]);
-
-export const JobSubmission = Type.Object(
-  {
-    type: Type.String({ minLength: 1, maxLength: 64 }),
-    input: Type.Optional(JobInput),
-    options: Type.Optional(FreeObject),
-    priority: Type.Optional(Type.Integer({ minimum: -1000, maximum: 1000, description: 'Higher runs first.' })),
-    maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 10 })),
-    timeoutMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 3_600_000 })),
-    metadata: Type.Optional(FreeObject),
-  },
-  { additionalProperties: false },
-);
-export type JobSubmission = Static<typeof JobSubmission>;
-
-export const BulkSubmission = Type.Object(
-  { jobs: Type.Array(JobSubmission, { minItems: 1 }) },
-  { additionalProperties: false },
-);
-
-export const JobOutputView = Type.Object({
-  url: Type.String({ description: 'Signed download URL, valid for a short time.' }),
-  contentType: Type.String(),
-  width: Type.Integer(),
-  height: Type.Integer(),
-  bytes: Type.Integer(),
-});
-
-export const JobView = Type.Object(
-  {
-    id: Type.String(),
-    type: Type.String(),
-    state: Type.Union(['queued', 'delayed', 'running', 'succeeded', 'failed', 'cancelled'].map((s) => Type.Literal(s))),
-    priority: Type.Integer(),
-    attempts: Type.Integer(),
-    maxAttempts: Type.Integer(),
-    progress: Type.Object({ percent: Type.Number(), stage: Nullable(Type.String()), message: Nullable(Type.String()) }),
-    createdAt: IsoTime,
-    startedAt: Nullable(IsoTime),
-    finishedAt: Nullable(IsoTime),
-    batchId: Nullable(Type.String()),
-    metadata: Type.Union([FreeObject, Type.Null()]),
-    result: Type.Union([FreeObject, Type.Null()]),
-    outputs: Type.Array(JobOutputView),
-    error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),
-  },
-  { description: 'A job as callers see it.' },
-);
-
-export const JobList = Type.Object({ jobs: Type.Array(JobView), nextCursor: Nullable(Type.String()) });
-
-export const JobListQuery = Type.Object(
-  {
-    state: Type.Optional(Type.Union(['queued', 'delayed', 'running', 'succeeded', 'failed', 'cancelled'].map((s) => Type.Literal(s)))),
-    type: Type.Optional(Identifier),
-    batchId: Type.Optional(Identifier),
-    createdAfter: Type.Optional(Type.String({ format: 'date-time' })),
-    createdBefore: Type.Optional(Type.String({ format: 'date-time' })),
-    cursor: Type.Optional(Identifier),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
-  },
-  { additionalProperties: false },
-);
-
-export const IdParams = Type.Object({ id: Identifier });
-
-export const BatchView = Type.Object({
-  id: Type.String(),
-  total: Type.Integer(),
-  counts: Type.Record(Type.String(), Type.Integer()),
-  percent: Type.Number(),
-});
-
-export const UploadView = Type.Object({
-  id: Type.String(),
-  contentType: Type.String(),
-  width: Type.Integer(),
-  height: Type.Integer(),
-  bytes: Type.Integer(),
-  createdAt: IsoTime,
-});
 
 const Rate = Type.Object({ limit: Type.Integer({ minimum: 1 }), windowMs: Type.Integer({ minimum: 1000 }) }, { additionalProperties: false });
 export const RateLimitsSetting = Type.Object(

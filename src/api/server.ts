@@ -7,7 +7,9 @@ import { loadSigningSecret } from '../blobs/index.js';
 import type { Services } from '../services.js';
 import { registerAccessControl, registerCallerResolution } from './auth.js';
 import { scanRoutes } from './compat/scans.js';
+import { registerCors } from './cors.js';
 import type { ApiDeps } from './deps.js';
+import { eventTokenKey } from './event-tokens.js';
 import { registerFailedSubmissionCleanup } from './multipart.js';
 import { frameworkErrorHandler, registerProblemHandlers } from './problems.js';
 import { RateLimiter } from './rate-limit.js';
@@ -55,7 +57,8 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
-  registerCallerResolution(app, engine, config.adminKey);
+  registerCors(app, config.corsOrigins);
+  registerCallerResolution(app, engine, config.adminKey, eventTokenKey(signer.secret));
   limiter.register(app);
   registerAccessControl(app);
   registerFailedSubmissionCleanup(app, deps);

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { migrate } from '../store/index.js';
 import { openServices, startWorker, type Services } from '../services.js';
+import { SUBMIT_USAGE, submitCommand } from './submit.js';
 
 const USAGE = `usage: pixq <command>
 
@@ -13,6 +14,7 @@ const USAGE = `usage: pixq <command>
                         create a vendor; prints its API key as the last line
   vendor key VENDOR     issue another API key for a vendor (by name or id)
   vendor list           list vendors
+  ${SUBMIT_USAGE}
 
 Configuration comes from environment variables; see the README.`;
 
@@ -32,6 +34,8 @@ export async function main(argv: string[]): Promise<void> {
       });
     case 'vendor':
       return vendorCommand(rest);
+    case 'submit':
+      return submitCommand(rest);
     default:
       console.log(USAGE);
       if (command && !['help', '--help', '-h'].includes(command)) process.exitCode = 2;

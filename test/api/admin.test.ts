@@ -198,6 +198,7 @@ describeEachStore('admin, stats, health and documentation', (target) => {
       '/v1/uploads': ['post'],
       '/v1/batches/{id}': ['get'],
       '/v1/events': ['get'],
+      '/v1/events/tokens': ['post'],
       '/v1/stats': ['get'],
       '/v1/vendors/me': ['get'],
       '/v1/vendors': ['get', 'post'],

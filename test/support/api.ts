@@ -99,7 +99,8 @@ export async function startApi(
   });
   const services = await openServices(config, pino({ level: 'warn' }, sink));
   const app = await buildServer(services);
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  // A free port unless the test names one (PORT), e.g. to restart a server where its clients expect it.
+  await app.listen({ host: '127.0.0.1', port: env.PORT ? config.port : 0 });
   const { port } = app.server.address() as AddressInfo;
   const base = `http://127.0.0.1:${port}`;
   const stops: (() => Promise<void>)[] = [];

@@ -1,2 +1,6 @@
-/** @pixq/client: the API client. Filled in by the SDK work; this placeholder keeps the workspace buildable. */
-export const CLIENT_VERSION = '0.1.0';
+/** @pixq/client: the pixq API from browsers and Node 20. */
+export { PixqClient } from './client.js';
+export type { BulkFiles, EventsOptions, FileInput, PixqClientOptions, RetryOptions, SubmitSpec, VendorStatus, WaitBatchOptions, WaitOptions } from './client.js';
+export { PixqApiError } from './errors.js';
+export { FINISHED_STATES, JOB_STATES } from './schemas.js';
+export type { Batch, BulkAccepted, EventsFilter, EventToken, EventTokenRequest, Job, JobEvent, JobListQuery, JobState, JobSubmission, Problem, RequestLimits, Upload } from './schemas.js';

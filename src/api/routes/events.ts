@@ -1,16 +1,12 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
 import { SeenIds, type JobEvent } from '../../engine/index.js';
-import { vendorOf } from '../auth.js';
+import { vendorOf, type EventScope } from '../auth.js';
 import type { ApiDeps } from '../deps.js';
-import { Identifier } from '../schemas.js';
-import { validationFailed } from '../../errors.js';
+import { eventTokenKey, signEventToken } from '../event-tokens.js';
+import { EventsQuery, EventTokenRequest, EventTokenView, problemResponses } from '../schemas.js';
+import { PixqError, validationFailed } from '../../errors.js';
 
-const EventsQuery = Type.Object(
-  { jobId: Type.Optional(Identifier), batchId: Type.Optional(Identifier) },
-  { additionalProperties: false },
-);
 const REPLAY_LIMIT = 1000;
 
 /**
@@ -20,12 +16,39 @@ const REPLAY_LIMIT = 1000;
  */
 export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
-  api.get('/v1/events', {
+  const tokenKey = eventTokenKey(deps.signer.secret);
+
+  api.post('/v1/events/tokens', {
     config: { access: 'vendor' },
-    schema: { tags: ['events'], summary: 'Live job updates (text/event-stream)', querystring: EventsQuery },
+    schema: {
+      tags: ['events'],
+      summary: 'A short-lived read-only token for GET /v1/events?token= (browsers: EventSource sends no headers)',
+      description: 'Bound to your vendor and, if given, to one job or batch; lives ttlSeconds (at most 900). Nothing is stored: a token cannot be revoked, only outlived.',
+      body: EventTokenRequest,
+      response: { 201: EventTokenView, ...problemResponses(400, 401, 404) },
+    },
   }, async (request, reply) => {
     const vendor = vendorOf(request);
-    const { jobId, batchId } = request.query;
+    const { jobId, batchId, ttlSeconds = 900 } = request.body;
+    if (jobId && batchId) throw validationFailed('bind a token to a job or to a batch, not both');
+    if (jobId) await deps.engine.jobs.get(jobId, vendor.id); // 404 for a job that is not the caller's
+    if (batchId) await deps.engine.jobs.batch(batchId, vendor.id);
+    const expiresAt = Date.now() + ttlSeconds * 1000;
+    const token = signEventToken({ vendorId: vendor.id, jobId, batchId, expiresAt }, tokenKey);
+    const expiresAtIso = new Date(Math.floor(expiresAt / 1000) * 1000).toISOString();
+    return reply.code(201).send({ token, expiresAt: expiresAtIso, jobId: jobId ?? null, batchId: batchId ?? null });
+  });
+
+  api.get('/v1/events', {
+    config: { access: 'vendor', eventTokens: true },
+    schema: {
+      tags: ['events'],
+      summary: 'Live job updates (text/event-stream); authenticate with a key, or with ?token= from POST /v1/events/tokens',
+      querystring: EventsQuery,
+    },
+  }, async (request, reply) => {
+    const vendor = vendorOf(request);
+    const { jobId, batchId } = scoped(request.query, request.caller.kind === 'vendor' ? request.caller.eventScope : undefined);
     if (jobId) await deps.engine.jobs.get(jobId, vendor.id); // 404 for a job that is not the caller's
     if (batchId) await deps.engine.jobs.batch(batchId, vendor.id);
     const matches = (e: JobEvent) =>
@@ -35,7 +58,7 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
     // events can arrive out of id order (concurrent commits on PostgreSQL), so repeats are found by id, not
     // by comparing with the highest id sent.
     const buffered: JobEvent[] = [];
-    const resumeAfter = lastEventId(request.headers['last-event-id']);
+    const resumeAfter = lastEventId(request.headers['last-event-id'] ?? request.query.lastEventId);
     const seen = new SeenIds();
     let live = false;
     const send = (e: JobEvent) => {
@@ -74,6 +97,15 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
     heartbeat = setInterval(() => reply.raw.write(': heartbeat\n\n'), deps.config.sseHeartbeatMs);
   });
 };
+
+/** The filter a token allows: its own job or batch (asking for another is 403), or what was asked. */
+function scoped(query: { jobId?: string; batchId?: string }, scope: EventScope | undefined) {
+  if (!scope || (!scope.jobId && !scope.batchId)) return query;
+  const outside = (scope.jobId && (query.batchId || (query.jobId && query.jobId !== scope.jobId)))
+    || (scope.batchId && (query.jobId || (query.batchId && query.batchId !== scope.batchId)));
+  if (outside) throw new PixqError('forbidden', 'this event token is bound to another job or batch', { status: 403 });
+  return { jobId: scope.jobId, batchId: scope.batchId };
+}
 
 /**
  * The id to resume after: event ids are positive integers, so anything else (an id too large for the store's

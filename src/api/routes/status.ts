@@ -33,7 +33,8 @@ export const statusRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =
     const stats = await engine.stats(15 * 60_000, vendor.id);
     const limits = { ...deps.config.rateLimits, ...(vendor.rateLimits ?? {}) } as Record<string, unknown>;
     delete limits.anonymous;
-    return { vendor: vendorView(vendor), rateLimits: limits, usage: { jobs: stats.totals } };
+    const requestLimits = { maxBulkFiles: deps.config.maxBulkFiles, maxUploadBytes: deps.config.maxUploadBytes };
+    return { vendor: vendorView(vendor), rateLimits: limits, limits: requestLimits, usage: { jobs: stats.totals } };
   });
 
   // Probes need no caller and spend no budget: they must answer while the store does not.

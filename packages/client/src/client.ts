@@ -1,0 +1,364 @@
+import { PixqApiError } from './errors.js';
+import { delay, eventSourceTransport, fetchTransport, follow, linked, query, type EventTransport } from './live.js';
+import {
+  FINISHED_STATES,
+  type Batch,
+  type BulkAccepted,
+  type EventsFilter,
+  type EventToken,
+  type EventTokenRequest,
+  type Job,
+  type JobEvent,
+  type JobListQuery,
+  type JobSubmission,
+  type RequestLimits,
+  type Upload,
+} from './schemas.js';
+
+export interface RetryOptions {
+  /** Tries in all, the first included (default 5). */
+  attempts?: number;
+  /** The longest single wait; a Retry-After beyond it is given up on (default 60 s). */
+  maxDelayMs?: number;
+  /** Told before each wait, e.g. to print "rate limited, waiting 40 s". */
+  onRetry?: (info: { error: PixqApiError; attempt: number; delayMs: number }) => void;
+}
+
+export interface PixqClientOptions {
+  /** Where the API is, e.g. `https://pixq.example.com` (no trailing path). */
+  baseUrl: string;
+  /** A vendor (or admin) key; sent as `Authorization: Bearer`. */
+  apiKey?: string;
+  /** A fetch to use instead of the global one (a proxy agent, a test double of the network). */
+  fetch?: typeof fetch;
+  /** Retry 429 and 503 answers with backoff (honouring Retry-After). Off unless given. */
+  retry?: RetryOptions | boolean;
+  /**
+   * How live updates travel: `fetch` (a streamed response, the key in a header) or `eventsource` (the
+   * browser's EventSource with an event token in the URL). Default: `eventsource` in browsers, else `fetch`.
+   */
+  liveTransport?: 'fetch' | 'eventsource';
+  /**
+   * Where event tokens come from for `eventsource`. Default: POST /v1/events/tokens with `apiKey`. A browser
+   * app that must not hold a key asks its own backend, which calls `client.eventToken()` for it.
+   */
+  eventToken?: (scope: EventsFilter) => Promise<string>;
+  /** Polling interval once live events are refused (default 1 s). */
+  pollIntervalMs?: number;
+  /** An event stream silent this long counts as blocked (default 45 s; the server sends a heartbeat every 15 s). */
+  stallMs?: number;
+}
+
+export interface WaitOptions {
+  signal?: AbortSignal;
+  /** Rejects with a TimeoutError (DOMException) after this long. */
+  timeoutMs?: number;
+  /** Every event of the followed job as it arrives (progress included). */
+  onEvent?: (event: JobEvent) => void;
+}
+
+export interface WaitBatchOptions extends Omit<WaitOptions, 'onEvent'> {
+  /** The batch's counts as they change (estimated from events between reads, exact at the end). */
+  onProgress?: (batch: Batch) => void;
+}
+
+export interface EventsOptions {
+  signal?: AbortSignal;
+  /** Resume after this event id (an id seen on an earlier stream). */
+  lastEventId?: number;
+}
+
+/** A file for a multipart request: a Blob/File, or bytes with a name. */
+export type FileInput = Blob | { bytes: Uint8Array; name: string; type?: string };
+
+export type SubmitSpec = JobSubmission & {
+  /** Send this image in the request itself (multipart) instead of `input`. */
+  file?: FileInput;
+  /** The same key returns the same job (Idempotency-Key). */
+  idempotencyKey?: string;
+};
+
+export interface BulkFiles {
+  files: FileInput[];
+  type: string;
+  options?: Record<string, unknown>;
+}
+
+export interface VendorStatus {
+  vendor: { id: string; name: string; [key: string]: unknown };
+  rateLimits: Record<string, { limit: number; windowMs: number }>;
+  limits: RequestLimits;
+  usage: unknown;
+}
+
+/** The pixq /v1 API: typed calls, live job updates with resume, and one error type. */
+export class PixqClient {
+  readonly baseUrl: string;
+  private readonly fetchImpl: typeof fetch;
+  private readonly retryPolicy: RetryOptions | undefined;
+  private readonly live: EventTransport;
+  private readonly pollIntervalMs: number;
+
+  constructor(private readonly options: PixqClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    // Bound: a browser's fetch called on another `this` throws "Illegal invocation".
+    this.fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.retryPolicy = options.retry === true ? {} : options.retry || undefined;
+    this.pollIntervalMs = options.pollIntervalMs ?? 1000;
+    const inBrowser = typeof EventSource === 'function' && typeof document !== 'undefined';
+    const transport = options.liveTransport ?? (inBrowser ? 'eventsource' : 'fetch');
+    this.live = transport === 'eventsource'
+      ? eventSourceTransport(this.baseUrl, options.eventToken ?? (async (scope) => (await this.eventToken(scope)).token))
+      : fetchTransport((path, init) => this.send(path, init), options.stallMs ?? 45_000);
+  }
+
+  /** Submits one job: JSON with `input`, or multipart when `file` is given. Answers the queued job. */
+  async submit(spec: SubmitSpec): Promise<Job> {
+    const { file, idempotencyKey, ...submission } = spec;
+    const headers: Record<string, string> = idempotencyKey ? { 'idempotency-key': idempotencyKey } : {};
+    if (!file) return this.json('POST', '/v1/jobs', submission, headers);
+    const form = formOf(submission);
+    form.append('image', ...fileEntry(file));
+    return this.request('POST', '/v1/jobs', { body: form, headers });
+  }
+
+  /** Submits many jobs in one transaction: specs as JSON, or files sharing a type and options (multipart). */
+  async submitBulk(jobs: JobSubmission[] | BulkFiles): Promise<BulkAccepted> {
+    if (Array.isArray(jobs)) return this.json('POST', '/v1/jobs/bulk', { jobs });
+    const form = formOf({ type: jobs.type, options: jobs.options });
+    for (const file of jobs.files) form.append('image', ...fileEntry(file));
+    return this.request('POST', '/v1/jobs/bulk', { body: form });
+  }
+
+  /** Uploads an image once, for use as `input: {uploadId}` in several jobs. */
+  async upload(file: FileInput): Promise<Upload> {
+    const form = new FormData();
+    form.append('image', ...fileEntry(file));
+    return this.request('POST', '/v1/uploads', { body: form });
+  }
+
+  job(id: string): Promise<Job> {
+    return this.request('GET', `/v1/jobs/${encodeURIComponent(id)}`);
+  }
+
+  batch(id: string): Promise<Batch> {
+    return this.request('GET', `/v1/batches/${encodeURIComponent(id)}`);
+  }
+
+  /** Every job matching the filter, newest first, reading page after page as the loop goes. */
+  async *jobs(filter: Omit<JobListQuery, 'cursor'> = {}): AsyncGenerator<Job> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.request<{ jobs: Job[]; nextCursor: string | null }>('GET', `/v1/jobs${query({ ...filter, cursor })}`);
+      yield* page.jobs;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+  }
+
+  cancel(id: string): Promise<Job> {
+    return this.request('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`);
+  }
+
+  retry(id: string): Promise<Job> {
+    return this.request('POST', `/v1/jobs/${encodeURIComponent(id)}/retry`);
+  }
+
+  /** Statistics: counts by state, wait/run percentiles, throughput. */
+  stats(windowMinutes?: number): Promise<Record<string, unknown>> {
+    return this.request('GET', `/v1/stats${query({ windowMinutes })}`);
+  }
+
+  /** The calling vendor, its rate limits and the request limits (files per bulk request, bytes per file). */
+  me(): Promise<VendorStatus> {
+    return this.request('GET', '/v1/vendors/me');
+  }
+
+  /** An output image's bytes: the first by default, or `outputs[index]` through its signed URL. */
+  async download(id: string, index = 0): Promise<Blob> {
+    if (index === 0) return (await this.send(`/v1/jobs/${encodeURIComponent(id)}/output`, {})).blob();
+    const output = (await this.job(id)).outputs[index];
+    if (!output) throw new PixqApiError(404, 'not_found', `job ${id} has no output ${index}`, undefined, undefined);
+    return (await this.send(output.url, {})).blob();
+  }
+
+  /** A short-lived read-only token for `GET /v1/events?token=` (for EventSource, which sends no headers). */
+  eventToken(scope: EventTokenRequest = {}): Promise<EventToken> {
+    return this.json('POST', '/v1/events/tokens', scope);
+  }
+
+  /**
+   * Resolves with the job once it has finished (succeeded, failed or cancelled). Follows live events,
+   * resuming with Last-Event-ID across broken connections and server restarts; polls when the event
+   * stream is refused (a proxy in the way).
+   */
+  wait(id: string, opts: WaitOptions = {}): Promise<Job> {
+    return withDeadline(opts, (signal) => this.followJob(id, signal, opts));
+  }
+
+  private async followJob(id: string, signal: AbortSignal, opts: WaitOptions): Promise<Job> {
+    let final: Job | undefined;
+    const finished = async () => {
+      const job = await this.job(id);
+      if (FINISHED_STATES.has(job.state)) final = job;
+      return final !== undefined;
+    };
+    await follow(this.live, { jobId: id }, {
+      check: finished,
+      poll: finished,
+      onEvent: async (event) => {
+        opts.onEvent?.(event);
+        return event.kind === 'state' && FINISHED_STATES.has(event.state) && finished();
+      },
+    }, { signal, pollIntervalMs: this.pollIntervalMs });
+    return final!;
+  }
+
+  /** Resolves with the batch's counts once every job in it has finished; `onProgress` sees them change. */
+  waitBatch(batchId: string, opts: WaitBatchOptions = {}): Promise<Batch> {
+    return withDeadline(opts, (signal) => this.followBatch(batchId, signal, opts));
+  }
+
+  private async followBatch(batchId: string, signal: AbortSignal, opts: WaitBatchOptions): Promise<Batch> {
+    let base: Batch | undefined;
+    let final: Batch | undefined;
+    // Jobs seen finishing since `base` was read; may count a job `base` already counted, never misses one.
+    const since = new Map<string, string>();
+    const read = async () => {
+      base = await this.batch(batchId);
+      since.clear();
+      opts.onProgress?.(base);
+      if (finishedCount(base.counts) >= base.total) final = base;
+      return final !== undefined;
+    };
+    await follow(this.live, { batchId }, {
+      check: read,
+      poll: read,
+      onEvent: async (event) => {
+        if (!base) await read();
+        if (event.kind !== 'state' || !FINISHED_STATES.has(event.state)) return false;
+        since.set(event.jobId, event.state);
+        const estimate = estimated(base!, since);
+        if (finishedCount(estimate.counts) < estimate.total) {
+          opts.onProgress?.(estimate);
+          return false;
+        }
+        return read(); // looks done: confirm
+      },
+    }, { signal, pollIntervalMs: this.pollIntervalMs });
+    return final!;
+  }
+
+  /** Every event of the caller's jobs (or of one job or batch) until the loop breaks or `signal` aborts. */
+  async *events(filter: EventsFilter = {}, opts: EventsOptions = {}): AsyncGenerator<JobEvent> {
+    const stop = linked(opts.signal);
+    const signal = stop.signal;
+    const pending: JobEvent[] = [];
+    let wake: (() => void) | undefined;
+    let ended: { error: unknown } | undefined;
+    const push = (event: JobEvent) => {
+      pending.push(event);
+      wake?.();
+      return false;
+    };
+    follow(this.live, filter, { check: async () => false, onEvent: push, poll: async () => false },
+      { signal, lastEventId: opts.lastEventId, pollIntervalMs: this.pollIntervalMs, refusalsBeforePolling: Infinity })
+      .catch((error: unknown) => (ended = { error }))
+      .finally(() => wake?.());
+    try {
+      for (;;) {
+        while (pending.length > 0) yield pending.shift()!;
+        if (ended) {
+          if (stop.signal.aborted) return;
+          throw ended.error;
+        }
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    } finally {
+      stop.abort();
+    }
+  }
+
+  private json<T>(method: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
+    return this.request(method, path, { body: JSON.stringify(body), headers: { ...headers, 'content-type': 'application/json' } });
+  }
+
+  private async request<T>(method: string, path: string, init: { body?: BodyInit; headers?: Record<string, string> } = {}): Promise<T> {
+    const res = await this.send(path, { method, ...init });
+    return (await res.json()) as T;
+  }
+
+  /** One call with the key; a refusal becomes a PixqApiError, 429/503 are retried when the caller opted in. */
+  private async send(path: string, init: RequestInit): Promise<Response> {
+    const headers = new Headers(init.headers);
+    if (this.options.apiKey) headers.set('authorization', `Bearer ${this.options.apiKey}`);
+    for (let attempt = 1; ; attempt++) {
+      const res = await this.fetchImpl(this.baseUrl + path, { ...init, headers });
+      if (res.ok) return res;
+      const error = await PixqApiError.from(res);
+      const delayMs = this.retryDelay(error, attempt);
+      if (delayMs === undefined) throw error;
+      this.retryPolicy!.onRetry?.({ error, attempt, delayMs });
+      await delay(delayMs, init.signal ?? undefined);
+    }
+  }
+
+  private retryDelay(error: PixqApiError, attempt: number): number | undefined {
+    if (!this.retryPolicy || (error.status !== 429 && error.status !== 503)) return undefined;
+    if (attempt >= (this.retryPolicy.attempts ?? 5)) return undefined;
+    const maxDelayMs = this.retryPolicy.maxDelayMs ?? 60_000;
+    if (error.retryAfter !== undefined) {
+      const ms = error.retryAfter * 1000;
+      return ms > maxDelayMs ? undefined : Math.max(ms, 100);
+    }
+    // Full jitter, so many clients refused together do not come back together.
+    return Math.round(Math.random() * Math.min(maxDelayMs, 500 * 2 ** attempt));
+  }
+}
+
+/** Runs `fn` with a signal that aborts with the caller's or, after `timeoutMs`, with a TimeoutError. */
+async function withDeadline<T>(opts: { signal?: AbortSignal; timeoutMs?: number }, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = linked(opts.signal);
+  const timer = opts.timeoutMs === undefined ? undefined : setTimeout(
+    () => controller.abort(new DOMException(`gave up after ${opts.timeoutMs} ms`, 'TimeoutError')),
+    opts.timeoutMs,
+  );
+  try {
+    return await fn(controller.signal);
+  } finally {
+    clearTimeout(timer);
+    controller.abort();
+  }
+}
+
+function finishedCount(counts: Record<string, number>): number {
+  return [...FINISHED_STATES].reduce((sum, state) => sum + (counts[state] ?? 0), 0);
+}
+
+/** `base` moved on by the finishes seen since: those jobs leave their unfinished state's count. */
+function estimated(base: Batch, since: Map<string, string>): Batch {
+  const counts = { ...base.counts };
+  for (const state of since.values()) counts[state] = (counts[state] ?? 0) + 1;
+  let unfinished = base.total - finishedCount(base.counts);
+  for (const state of ['running', 'queued', 'delayed']) {
+    const take = Math.min(counts[state] ?? 0, Math.min(since.size, unfinished));
+    counts[state] = (counts[state] ?? 0) - take;
+    unfinished -= take;
+  }
+  const done = Math.min(finishedCount(counts), base.total);
+  const percent = base.total === 0 ? 100 : Math.max(base.percent, Math.round((done / base.total) * 1000) / 10);
+  return { ...base, counts, percent };
+}
+
+function formOf(fields: { type: string; options?: Record<string, unknown>; [key: string]: unknown }): FormData {
+  const form = new FormData();
+  for (const [name, value] of Object.entries(fields)) {
+    if (value === undefined) continue;
+    form.append(name, typeof value === 'object' ? JSON.stringify(value) : String(value));
+  }
+  return form;
+}
+
+function fileEntry(file: FileInput): [Blob, string] {
+  if (file instanceof Blob) return [file, (file as File).name ?? 'image'];
+  return [new Blob([file.bytes as BlobPart], { type: file.type ?? 'application/octet-stream' }), file.name];
+}

@@ -1,0 +1,187 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+/**
+ * The wire shapes of pixq's /v1 API as TypeBox schemas: the server validates requests and writes
+ * /openapi.json with these very objects (src/api/schemas.ts imports them), and the client's types are their
+ * `Static<>`, so the two cannot drift apart. Nothing here may import server code: this module ships to browsers.
+ */
+const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+const FreeObject = Type.Record(Type.String(), Type.Unknown());
+const IsoTime = Type.String({ format: 'date-time' });
+
+export const JOB_STATES = ['queued', 'delayed', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export const FINISHED_STATES: ReadonlySet<string> = new Set(['succeeded', 'failed', 'cancelled']);
+export const JobStateSchema = Type.Union(JOB_STATES.map((s) => Type.Literal(s)));
+export type JobState = (typeof JOB_STATES)[number];
+
+/**
+ * Ids, cursors, vendor names and job types as they appear in paths and queries. Every one pixq issues is
+ * letters, digits, dots, dashes or underscores; limiting input to those keeps control characters (a NUL
+ * byte is a 500 from PostgreSQL) and other junk out of the store queries.
+ */
+export const Identifier = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._-]+$' });
+
+export const Problem = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    code: Type.String({ description: 'Stable machine-readable error code.' }),
+    instance: Type.Optional(Type.String()),
+  },
+  { additionalProperties: true, description: 'RFC 9457 problem details.' },
+);
+export type Problem = Static<typeof Problem>;
+
+export const JobInput = Type.Union([
+  Type.Object({ url: Type.String({ minLength: 1, maxLength: 2048 }) }, { additionalProperties: false }),
+  Type.Object({ uploadId: Identifier }, { additionalProperties: false }),
+]);
+
+export const JobSubmission = Type.Object(
+  {
+    type: Type.String({ minLength: 1, maxLength: 64 }),
+    input: Type.Optional(JobInput),
+    options: Type.Optional(FreeObject),
+    priority: Type.Optional(Type.Integer({ minimum: -1000, maximum: 1000, description: 'Higher runs first.' })),
+    maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 10 })),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 3_600_000 })),
+    metadata: Type.Optional(FreeObject),
+  },
+  { additionalProperties: false },
+);
+export type JobSubmission = Static<typeof JobSubmission>;
+
+export const BulkSubmission = Type.Object(
+  { jobs: Type.Array(JobSubmission, { minItems: 1 }) },
+  { additionalProperties: false },
+);
+
+export const BulkAccepted = Type.Object({ batchId: Type.String(), jobIds: Type.Array(Type.String()), count: Type.Integer() });
+export type BulkAccepted = Static<typeof BulkAccepted>;
+
+export const JobOutputView = Type.Object({
+  url: Type.String({ description: 'Signed download URL, valid for a short time.' }),
+  contentType: Type.String(),
+  width: Type.Integer(),
+  height: Type.Integer(),
+  bytes: Type.Integer(),
+});
+
+const Progress = Type.Object({ percent: Type.Number(), stage: Nullable(Type.String()), message: Nullable(Type.String()) });
+const JobErrorView = Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]);
+
+export const JobView = Type.Object(
+  {
+    id: Type.String(),
+    type: Type.String(),
+    state: JobStateSchema,
+    priority: Type.Integer(),
+    attempts: Type.Integer(),
+    maxAttempts: Type.Integer(),
+    progress: Progress,
+    createdAt: IsoTime,
+    startedAt: Nullable(IsoTime),
+    finishedAt: Nullable(IsoTime),
+    batchId: Nullable(Type.String()),
+    metadata: Type.Union([FreeObject, Type.Null()]),
+    result: Type.Union([FreeObject, Type.Null()]),
+    outputs: Type.Array(JobOutputView),
+    error: JobErrorView,
+  },
+  { description: 'A job as callers see it.' },
+);
+export type Job = Static<typeof JobView>;
+
+export const JobList = Type.Object({ jobs: Type.Array(JobView), nextCursor: Nullable(Type.String()) });
+export type JobList = Static<typeof JobList>;
+
+export const JobListQuery = Type.Object(
+  {
+    state: Type.Optional(JobStateSchema),
+    type: Type.Optional(Identifier),
+    batchId: Type.Optional(Identifier),
+    createdAfter: Type.Optional(Type.String({ format: 'date-time' })),
+    createdBefore: Type.Optional(Type.String({ format: 'date-time' })),
+    cursor: Type.Optional(Identifier),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+  },
+  { additionalProperties: false },
+);
+export type JobListQuery = Static<typeof JobListQuery>;
+
+export const IdParams = Type.Object({ id: Identifier });
+
+export const BatchView = Type.Object({
+  id: Type.String(),
+  total: Type.Integer(),
+  counts: Type.Record(Type.String(), Type.Integer()),
+  percent: Type.Number(),
+});
+export type Batch = Static<typeof BatchView>;
+
+export const UploadView = Type.Object({
+  id: Type.String(),
+  contentType: Type.String(),
+  width: Type.Integer(),
+  height: Type.Integer(),
+  bytes: Type.Integer(),
+  createdAt: IsoTime,
+});
+export type Upload = Static<typeof UploadView>;
+
+/** One `data:` line of the event stream (`event: job`); `at` is epoch milliseconds. */
+export const JobEventView = Type.Object({
+  id: Type.Integer(),
+  kind: Type.Union([Type.Literal('state'), Type.Literal('progress')]),
+  jobId: Type.String(),
+  vendorId: Type.String(),
+  batchId: Nullable(Type.String()),
+  type: Type.String(),
+  state: JobStateSchema,
+  attempts: Type.Integer(),
+  progress: Progress,
+  error: JobErrorView,
+  at: Type.Number(),
+});
+export type JobEvent = Static<typeof JobEventView>;
+
+export const EventsQuery = Type.Object(
+  {
+    jobId: Type.Optional(Identifier),
+    batchId: Type.Optional(Identifier),
+    token: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'An event token from POST /v1/events/tokens, for clients that cannot send headers (EventSource).' })),
+    lastEventId: Type.Optional(Type.String({ maxLength: 32, description: 'Same as the Last-Event-ID header, for a new EventSource resuming an old stream.' })),
+  },
+  { additionalProperties: false },
+);
+export type EventsFilter = Pick<Static<typeof EventsQuery>, 'jobId' | 'batchId'>;
+
+/** The most an event token may live: a leaked one is only good for reading events, and not for long. */
+export const MAX_EVENT_TOKEN_TTL_S = 900;
+
+export const EventTokenRequest = Type.Object(
+  {
+    jobId: Type.Optional(Identifier),
+    batchId: Type.Optional(Identifier),
+    ttlSeconds: Type.Optional(Type.Integer({ minimum: 10, maximum: MAX_EVENT_TOKEN_TTL_S, default: MAX_EVENT_TOKEN_TTL_S })),
+  },
+  { additionalProperties: false },
+);
+export type EventTokenRequest = Static<typeof EventTokenRequest>;
+
+export const EventTokenView = Type.Object({
+  token: Type.String(),
+  expiresAt: IsoTime,
+  jobId: Nullable(Type.String()),
+  batchId: Nullable(Type.String()),
+});
+export type EventToken = Static<typeof EventTokenView>;
+
+/** The request limits a client must stay within (part of GET /v1/vendors/me). */
+export const RequestLimitsView = Type.Object({
+  maxBulkFiles: Type.Integer({ description: 'Files or jobs per bulk request.' }),
+  maxUploadBytes: Type.Integer({ description: 'Bytes per file.' }),
+});
+export type RequestLimits = Static<typeof RequestLimitsView>;
