@@ -18,6 +18,11 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Budgets a vendor's request to this route spends one unit of, besides `requests`. */
     budgets?: Budget[];
+    /**
+     * False where the route authorises callers without a key by other means (a signed URL) and spends the
+     * anonymous budget itself, through `chargeAnonymous`, only for the ones it refuses.
+     */
+    meterAnonymous?: boolean;
   }
 }
 
@@ -43,8 +48,13 @@ export class RateLimiter {
       // A route's own budgets are charged with `requests` in one go: one transaction per request.
       const own = (request.routeOptions.config.budgets ?? []).map((b): [Budget, number] => [b, 1]);
       if (caller.kind === 'vendor') await this.charge(request, reply, [['requests', 1], ...own]);
-      if (caller.kind === 'anonymous') await this.charge(request, reply, [['anonymous', 1]]);
+      if (request.routeOptions.config.meterAnonymous !== false) await this.chargeAnonymous(request, reply);
     });
+  }
+
+  /** Spends one unit of the anonymous budget of a caller without a valid key (per client address). */
+  async chargeAnonymous(request: FastifyRequest, reply: FastifyReply) {
+    if (request.caller.kind === 'anonymous') await this.charge(request, reply, [['anonymous', 1]]);
   }
 
   /** Spends `cost` from each budget, all or none; throws 429 when any is exhausted. */
