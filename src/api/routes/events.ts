@@ -4,6 +4,7 @@ import { Type } from '@sinclair/typebox';
 import type { JobEvent } from '../../engine/index.js';
 import { vendorOf } from '../auth.js';
 import type { ApiDeps } from '../deps.js';
+import { OpenStreams } from '../open-streams.js';
 import { Identifier } from '../schemas.js';
 import { validationFailed } from '../../errors.js';
 
@@ -20,6 +21,9 @@ const REPLAY_LIMIT = 1000;
  */
 export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
+  const open = new OpenStreams();
+  // Before the server stops accepting: a stream left open would keep close() waiting for its client.
+  app.addHook('preClose', async () => open.endAll());
   api.get('/v1/events', {
     config: { access: 'vendor' },
     schema: { tags: ['events'], summary: 'Live job updates (text/event-stream)', querystring: EventsQuery },
@@ -35,10 +39,12 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
     const buffered: JobEvent[] = [];
     let lastSent = lastEventId(request.headers['last-event-id']);
     let live = false;
+    // Nothing is written once the stream has been ended (at shutdown) but has not closed yet.
+    const write = (text: string) => reply.raw.writableEnded || reply.raw.write(text);
     const send = (e: JobEvent) => {
       if (e.id <= lastSent) return;
       lastSent = e.id;
-      reply.raw.write(`id: ${e.id}\nevent: job\ndata: ${JSON.stringify(e)}\n\n`);
+      write(`id: ${e.id}\nevent: job\ndata: ${JSON.stringify(e)}\n\n`);
     };
     const unsubscribe = deps.engine.bus.onEvent((e) => matches(e) && (live ? send(e) : buffered.push(e)));
     let heartbeat: NodeJS.Timeout | undefined;
@@ -51,6 +57,7 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
       unsubscribe();
     });
     openStream(reply);
+    open.add(reply.raw);
     try {
       // In pages, so a client that missed more than one page still gets every event in order.
       for (let page = REPLAY_LIMIT; lastSent > 0 && page === REPLAY_LIMIT; ) {
@@ -68,7 +75,7 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
     if (closed) return;
     buffered.sort((a, b) => a.id - b.id).forEach(send);
     live = true;
-    heartbeat = setInterval(() => reply.raw.write(': heartbeat\n\n'), deps.config.sseHeartbeatMs);
+    heartbeat = setInterval(() => write(': heartbeat\n\n'), deps.config.sseHeartbeatMs);
   });
 };
 
