@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { checkActive } from '../engine/index.js';
 import { PixqError, validationFailed } from '../errors.js';
 import { asMultipartProblem, storeUpload, type IntakeDeps } from './intake.js';
 import { vendorOf } from './auth.js';
@@ -15,6 +16,7 @@ const submittedUploads = new WeakMap<FastifyRequest, { vendorId: string; ids: st
  */
 export async function readMultipart(request: FastifyRequest, deps: IntakeDeps, maxFiles: number) {
   const vendor = vendorOf(request);
+  checkActive(vendor); // before any file is stored as an upload
   const fields: Record<string, unknown> = {};
   const uploadIds: string[] = [];
   submittedUploads.set(request, { vendorId: vendor.id, ids: uploadIds });

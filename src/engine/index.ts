@@ -28,6 +28,7 @@ export type { Outcome } from './work.js';
 export type { RateLimitRule, RateLimitOutcome } from './rate-limits.js';
 export type { Upload } from './uploads.js';
 export { backoffDelay } from './backoff.js';
+export { checkActive } from './vendors.js';
 export { JOB_STATES } from '../store/index.js';
 
 export class Engine {
