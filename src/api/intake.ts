@@ -88,7 +88,7 @@ const MAX_METADATA_BYTES = 8192;
 export async function toJobSpec(deps: IntakeDeps, vendorId: string, body: JobSubmission, idempotencyKey?: string): Promise<JobSpec> {
   const processor = processorFor(deps, body.type);
   const options = parseOptions(processor, body.options ?? {}) as Record<string, unknown>;
-  if (body.metadata && JSON.stringify(body.metadata).length > MAX_METADATA_BYTES) {
+  if (body.metadata && Buffer.byteLength(JSON.stringify(body.metadata), 'utf8') > MAX_METADATA_BYTES) {
     throw validationFailed(`metadata must be at most ${MAX_METADATA_BYTES} bytes of JSON`);
   }
   return {

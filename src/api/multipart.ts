@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { checkActive } from '../engine/index.js';
 import { PixqError, validationFailed } from '../errors.js';
 import { asMultipartProblem, storeUpload, type IntakeDeps } from './intake.js';
+import { checkJsonDepth } from './json-body.js';
 import { vendorOf } from './auth.js';
 
 const JSON_FIELDS = new Set(['options', 'metadata']);
@@ -60,6 +61,7 @@ export function registerFailedSubmissionCleanup(app: FastifyInstance, deps: Inta
 
 function fieldValue(name: string, raw: string): unknown {
   if (JSON_FIELDS.has(name)) {
+    checkJsonDepth(raw);
     try {
       return JSON.parse(raw);
     } catch {

@@ -8,7 +8,8 @@ import type { Services } from '../services.js';
 import { registerAccessControl, registerCallerResolution } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { registerFailedSubmissionCleanup } from './multipart.js';
-import { frameworkErrorHandler, registerProblemHandlers } from './problems.js';
+import { registerJsonParser } from './json-body.js';
+import { clientErrorHandler, frameworkErrorHandler, registerProblemHandlers } from './problems.js';
 import { RateLimiter } from './rate-limit.js';
 import { adminRoutes } from './routes/admin.js';
 import { eventRoutes } from './routes/events.js';
@@ -29,6 +30,7 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
     bodyLimit: JSON_BODY_LIMIT,
     // Router errors (bad percent-encoding in the path) come before hooks and the error handler run.
     frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
   });
   // Requests are checked by TypeBox's compiler rather than Fastify's ajv: unknown fields are refused (not
   // dropped), query strings, params and headers are converted to the schema's types, and JSON bodies are
@@ -40,6 +42,7 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   const deps: ApiDeps = { engine, blobs, processors, config, limiter, signer };
 
   registerProblemHandlers(app);
+  registerJsonParser(app);
   await app.register(multipart, {
     limits: { fileSize: config.maxUploadBytes, files: config.maxBulkFiles, fields: 20, fieldSize: 64 * 1024, parts: config.maxBulkFiles + 20 },
   });
