@@ -102,6 +102,11 @@ function clientProblem(err: NodeJS.ErrnoException): Problem {
   return problem(400, 'malformed_request', 'the request is not valid HTTP (for example a NUL or CR in a header value)');
 }
 
+/** The response of the request in progress on `socket`, if any (Node keeps it there, undocumented). */
+function responseOf(socket: Socket): { headersSent: boolean } | undefined {
+  return (socket as Socket & { _httpMessage?: { headersSent: boolean } })._httpMessage ?? undefined;
+}
+
 /**
  * For Fastify's `clientErrorHandler` option: Node's HTTP parser refuses a malformed request (NUL or CR in a
  * header, an over-long header) and times out slow ones before any route, hook or error handler runs. The
@@ -110,8 +115,7 @@ function clientProblem(err: NodeJS.ErrnoException): Problem {
 export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket) {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   // A response already under way on this connection cannot be followed by another.
-  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-  if (socket.writable && !inFlight?.headersSent) {
+  if (socket.writable && !responseOf(socket)?.headersSent) {
     const p = clientProblem(err);
     const body = JSON.stringify(p);
     socket.write(
@@ -120,6 +124,16 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket) {
     );
   }
   socket.destroy(err);
+}
+
+/**
+ * For the HTTP server's `timeout` event (a connection idle for the idle timeout): a request still arriving
+ * gets 408 `request_timeout`; a connection between requests is just closed.
+ */
+export function idleTimeoutHandler(socket: Socket) {
+  const timeout = Object.assign(new Error('the connection was idle too long'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
+  if (responseOf(socket)) clientErrorHandler(timeout, socket);
+  else socket.destroy();
 }
 
 export function registerProblemHandlers(app: FastifyInstance) {

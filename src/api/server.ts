@@ -9,7 +9,7 @@ import { registerAccessControl, registerCallerResolution } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { registerFailedSubmissionCleanup } from './multipart.js';
 import { registerJsonParser } from './json-body.js';
-import { clientErrorHandler, frameworkErrorHandler, registerProblemHandlers } from './problems.js';
+import { clientErrorHandler, frameworkErrorHandler, idleTimeoutHandler, registerProblemHandlers } from './problems.js';
 import { RateLimiter } from './rate-limit.js';
 import { adminRoutes } from './routes/admin.js';
 import { eventRoutes } from './routes/events.js';
@@ -31,7 +31,15 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
     // Router errors (bad percent-encoding in the path) come before hooks and the error handler run.
     frameworkErrors: frameworkErrorHandler,
     clientErrorHandler,
+    // A client that sends its request slowly, or stalls mid-body, holds a connection (and, for an upload, a
+    // temp file) only this long: the whole request must arrive within requestTimeout, and a connection idle
+    // for bodyIdleTimeout is closed with 408 (event streams are exempt: they have heartbeats).
+    requestTimeout: config.requestTimeoutMs,
+    connectionTimeout: config.bodyIdleTimeoutMs,
+    // Node checks request deadlines on this interval (30 s by default): a short timeout needs a shorter one.
+    http: { connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.requestTimeoutMs / 4)), headersTimeout: Math.min(60_000, config.requestTimeoutMs) },
   });
+  app.server.on('timeout', idleTimeoutHandler);
   // Requests are checked by TypeBox's compiler rather than Fastify's ajv: unknown fields are refused (not
   // dropped), query strings, params and headers are converted to the schema's types, and JSON bodies are
   // taken as sent. ajv's type coercion applied to bodies too and turned {"maxRunning": 0}, false or "" into

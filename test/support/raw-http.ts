@@ -19,19 +19,39 @@ export function parseRawAnswer(text: string): RawAnswer {
   return { status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine)?.[1] ?? 0), headers, body: end < 0 ? '' : text.slice(end + 4) };
 }
 
+/** A raw connection: write bytes when you like; `answer` resolves with what the server wrote once it closes. */
+export interface RawConnection {
+  socket: net.Socket;
+  closed: boolean;
+  answer: Promise<RawAnswer>;
+}
+
+export function rawConnection(base: string): RawConnection {
+  const { hostname, port } = new URL(base);
+  const socket = net.connect(Number(port), hostname);
+  const chunks: Buffer[] = [];
+  const connection: RawConnection = {
+    socket,
+    closed: false,
+    answer: new Promise((resolve) => {
+      socket.on('data', (chunk) => chunks.push(chunk));
+      socket.on('error', () => undefined); // the server may reset it; what it wrote before still counts
+      socket.on('close', () => {
+        connection.closed = true;
+        resolve(parseRawAnswer(Buffer.concat(chunks).toString('latin1')));
+      });
+    }),
+  };
+  return connection;
+}
+
 /**
  * Sends `request` as bytes on a fresh connection (for requests fetch refuses to send: NUL or CR in a header)
  * and resolves with what the server wrote once it closes the connection.
  */
-export function rawRequest(base: string, request: Buffer | string, timeoutMs = 15_000): Promise<RawAnswer> {
-  const { hostname, port } = new URL(base);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(port), hostname);
-    const chunks: Buffer[] = [];
-    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    socket.on('data', (chunk) => chunks.push(chunk));
-    socket.on('error', reject);
-    socket.on('close', () => resolve(parseRawAnswer(Buffer.concat(chunks).toString('latin1'))));
-    socket.end(request);
-  });
+export async function rawRequest(base: string, request: Buffer | string, timeoutMs = 15_000): Promise<RawAnswer> {
+  const connection = rawConnection(base);
+  connection.socket.setTimeout(timeoutMs, () => connection.socket.destroy());
+  connection.socket.end(request);
+  return connection.answer;
 }

@@ -21,7 +21,7 @@ const REPLAY_LIMIT = 1000;
  */
 export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
-  const open = new OpenStreams();
+  const open = new OpenStreams(deps.config.maxStreamsPerVendor);
   // Before the server stops accepting: a stream left open would keep close() waiting for its client.
   app.addHook('preClose', async () => open.endAll());
   api.get('/v1/events', {
@@ -39,6 +39,8 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
     const buffered: JobEvent[] = [];
     let lastSent = lastEventId(request.headers['last-event-id']);
     let live = false;
+    // Counted from here on, with no await before the stream opens, so concurrent requests cannot pass the limit.
+    open.add(vendor.id, reply.raw);
     // Nothing is written once the stream has been ended (at shutdown) but has not closed yet.
     const write = (text: string) => reply.raw.writableEnded || reply.raw.write(text);
     const send = (e: JobEvent) => {
@@ -57,7 +59,6 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
       unsubscribe();
     });
     openStream(reply);
-    open.add(reply.raw);
     try {
       // In pages, so a client that missed more than one page still gets every event in order.
       for (let page = REPLAY_LIMIT; lastSent > 0 && page === REPLAY_LIMIT; ) {
@@ -93,6 +94,8 @@ function lastEventId(header: string | string[] | undefined): number {
 
 function openStream(reply: FastifyReply) {
   reply.hijack();
+  // Heartbeats keep the stream alive; the idle timeout is for connections that stall a request.
+  reply.raw.socket?.setTimeout(0);
   const headers = { ...reply.getHeaders() } as Record<string, string>;
   reply.raw.writeHead(200, {
     ...headers,
