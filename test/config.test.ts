@@ -8,6 +8,7 @@ describe('configuration', () => {
     expect(config.rateLimits.image).toEqual({ limit: 50, windowMs: 15 * 60_000 });
     expect(config.rateLimits.removeBackground).toEqual({ limit: 30, windowMs: 3_600_000 });
     expect(config.workerConcurrency['remove-background']).toBe(1);
+    expect(config).toMatchObject({ maxStreamsPerVendor: 20, requestTimeoutMs: 300_000, bodyIdleTimeoutMs: 30_000 });
   });
 
   it('reads PIXQ_WORKER_CONCURRENCY over the defaults', () => {
@@ -23,6 +24,9 @@ describe('configuration', () => {
     ['DATABASE_URL', 'mysql://x'],
     ['PIXQ_ADMIN_KEY', 'short'],
     ['PIXQ_LOG_LEVEL', 'loud'],
+    ['PIXQ_MAX_STREAMS_PER_VENDOR', '0'],
+    ['PIXQ_REQUEST_TIMEOUT_MS', '5s'],
+    ['PIXQ_BODY_IDLE_TIMEOUT_MS', '10'],
   ])('refuses a bad %s at start with a message naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration: ${name} `));
   });
