@@ -4,7 +4,7 @@ import { describeEachStore, dropDatabase } from '../support/stores.js';
 import { apiReady, spawnPixq, waitUntil } from '../support/processes.js';
 
 describeEachStore('shutdown of a process serving the API', (target) => {
-  it('SIGTERM with an event stream open: the stream ends with a final comment and the process exits 0', { timeout: 90_000 }, async () => {
+  it('SIGTERM with an event stream open: the stream ends with a final comment and the process exits 0', { timeout: 300_000 }, async () => {
     const location = await target.fresh();
     const pixq = spawnPixq(['start'], {
       PIXQ_DATA_DIR: location.dataDir,
@@ -29,9 +29,9 @@ describeEachStore('shutdown of a process serving the API', (target) => {
       pixq.child.kill('SIGTERM');
       let ended = false;
       void stream.ended.then(() => (ended = true));
-      await waitUntil(() => ended, 30_000, 'the server to end the event stream');
+      await waitUntil(() => ended, 60_000, 'the server to end the event stream');
       expect(stream.comments.some((c) => /shutting down/.test(c))).toBe(true);
-      await waitUntil(() => pixq.child.exitCode !== null, 30_000, 'the process to exit');
+      await waitUntil(() => pixq.child.exitCode !== null, 60_000, 'the process to exit');
       expect(pixq.child.exitCode).toBe(0);
       stream.close();
     } finally {

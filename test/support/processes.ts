@@ -54,7 +54,7 @@ export function workerReady(p: PixqProcess, timeoutMs = 30_000) {
 }
 
 /** Waits for a process serving the API to log its address; returns its base URL (`http://127.0.0.1:<port>`). */
-export async function apiReady(p: PixqProcess, timeoutMs = 30_000): Promise<string> {
+export async function apiReady(p: PixqProcess, timeoutMs = 120_000): Promise<string> {
   const listening = () => p.logs.find((l) => l.msg === 'API listening');
   await waitUntil(() => listening() !== undefined, timeoutMs, `the API of ${p.pid} to listen`);
   return String(listening()!.address);
