@@ -47,7 +47,7 @@ export class JobService {
     const now = this.ctx.now();
     const rows = specs.map((spec) => this.newRow(vendorId, spec, now, batchId));
     const result = await this.ctx.write(async (tx, emit) => {
-      await this.checkVendorMayEnqueue(tx, vendorId, await newJobCount(tx, vendorId, rows));
+      await this.checkVendorMayEnqueue(tx, vendorId, () => newJobCount(tx, vendorId, rows));
       const inserted = await insertJobs(tx, this.ctx.store.dialect, rows);
       emit(inserted.rows.filter((_, i) => inserted.created[i]));
       return inserted;
@@ -122,7 +122,7 @@ export class JobService {
       // A retry queues a job again, so the vendor's status and backlog quota apply as to a submission.
       const job = await selectJob(tx, id, vendorId);
       if (!job) throw notFound('job');
-      if (RETRYABLE_STATES.includes(job.state)) await this.checkVendorMayEnqueue(tx, job.vendor_id, 1);
+      if (RETRYABLE_STATES.includes(job.state)) await this.checkVendorMayEnqueue(tx, job.vendor_id, async () => 1);
       const queued = await changeJobState(
         tx,
         { id, vendorId, from: RETRYABLE_STATES },
@@ -159,21 +159,25 @@ export class JobService {
     });
   }
 
-  /** The vendor is active and `count` more waiting jobs fit its backlog quota; its row stays locked till commit. */
-  private async checkVendorMayEnqueue(tx: Tx, vendorId: string, count: number) {
+  /**
+   * The vendor is active and the jobs it is adding (counted under its lock, which holds till commit) fit its
+   * backlog quota.
+   */
+  private async checkVendorMayEnqueue(tx: Tx, vendorId: string, countAdded: () => Promise<number>) {
     const vendor = await lockVendorById(tx, this.ctx.store.dialect, vendorId);
     if (!vendor) throw notFound('vendor');
     checkActive(vendor);
+    if (vendor.max_queued === null) return;
     // A replay of existing jobs adds nothing, so it is answered even at (or, after a lowered quota, over) the quota.
-    if (vendor.max_queued !== null && count > 0) {
-      const backlog = await countBacklog(tx, vendorId);
-      if (backlog + count > vendor.max_queued) {
-        throw new PixqError(
-          'quota_exceeded',
-          `backlog quota of ${vendor.max_queued} waiting jobs would be exceeded (${backlog} waiting, ${count} submitted)`,
-          { status: 429, details: { limit: vendor.max_queued, waiting: backlog } },
-        );
-      }
+    const count = await countAdded();
+    if (count === 0) return;
+    const backlog = await countBacklog(tx, vendorId);
+    if (backlog + count > vendor.max_queued) {
+      throw new PixqError(
+        'quota_exceeded',
+        `backlog quota of ${vendor.max_queued} waiting jobs would be exceeded (${backlog} waiting, ${count} submitted)`,
+        { status: 429, details: { limit: vendor.max_queued, waiting: backlog } },
+      );
     }
   }
 
