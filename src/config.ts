@@ -44,6 +44,9 @@ export interface Config {
   sseHeartbeatMs: number;
   /** Browser origins allowed to call the API (CORS); `*` for any. */
   corsOrigins: string[];
+  maxStreamsPerVendor: number;
+  requestTimeoutMs: number;
+  bodyIdleTimeoutMs: number;
   modelsDir: string;
   onnxProvider: string;
   onnxThreads: number;
@@ -310,6 +313,9 @@ export function loadConfig(env: Env = process.env): Config {
     },
     sseHeartbeatMs: integer(env, 'PIXQ_SSE_HEARTBEAT_MS', 15_000, 100),
     corsOrigins: parseOrigins('PIXQ_CORS_ORIGINS', read(env, 'PIXQ_CORS_ORIGINS') ?? ''),
+    maxStreamsPerVendor: integer(env, 'PIXQ_MAX_STREAMS_PER_VENDOR', 20, 1, 100_000),
+    requestTimeoutMs: integer(env, 'PIXQ_REQUEST_TIMEOUT_MS', 300_000, 100),
+    bodyIdleTimeoutMs: integer(env, 'PIXQ_BODY_IDLE_TIMEOUT_MS', 30_000, 100),
     modelsDir: path.resolve(read(env, 'PIXQ_MODELS_DIR') ?? path.join(dataDir, 'models')),
     onnxProvider: read(env, 'PIXQ_ONNX_PROVIDER') ?? 'cpu',
     onnxThreads: integer(env, 'PIXQ_ONNX_THREADS', Math.max(1, os.availableParallelism()), 1, 256),

@@ -9,6 +9,7 @@ describe('configuration', () => {
     expect(config.rateLimits.removeBackground).toEqual({ limit: 30, windowMs: 3_600_000 });
     expect(config.workerConcurrency['remove-background']).toBe(1);
     expect(config.anthropic).toEqual({ apiKey: undefined, baseUrl: undefined, model: 'claude-sonnet-4-5' });
+    expect(config).toMatchObject({ maxStreamsPerVendor: 20, requestTimeoutMs: 300_000, bodyIdleTimeoutMs: 30_000 });
   });
 
   it('reads PIXQ_WORKER_CONCURRENCY over the defaults', () => {
@@ -43,6 +44,9 @@ describe('configuration', () => {
     ['ANTHROPIC_BASE_URL', 'api.anthropic.com'],
     ['PIXQ_CORS_ORIGINS', 'https://app.example.com/path'],
     ['PIXQ_CORS_ORIGINS', 'app.example.com'],
+    ['PIXQ_MAX_STREAMS_PER_VENDOR', '0'],
+    ['PIXQ_REQUEST_TIMEOUT_MS', '5s'],
+    ['PIXQ_BODY_IDLE_TIMEOUT_MS', '10'],
   ])('refuses a bad %s at start with a message naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration: ${name} `));
   });

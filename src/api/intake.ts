@@ -1,11 +1,13 @@
 import { PassThrough, type Readable } from 'node:stream';
 import type { MultipartFile } from '@fastify/multipart';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BlobStore } from '../blobs/types.js';
 import type { Config } from '../config.js';
 import type { Engine, JobSpec, Upload } from '../engine/index.js';
 import { PixqError, validationFailed } from '../errors.js';
 import { checkUrlTarget, sniffImage } from '../intake/index.js';
 import { parseOptions, type Processor } from '../processors/index.js';
+import type { RateLimiter } from './rate-limit.js';
 import type { JobSubmission } from './schemas.js';
 
 export interface IntakeDeps {
@@ -86,7 +88,7 @@ const MAX_METADATA_BYTES = 8192;
 export async function toJobSpec(deps: IntakeDeps, vendorId: string, body: JobSubmission, idempotencyKey?: string): Promise<JobSpec> {
   const processor = processorFor(deps, body.type);
   const options = parseOptions(processor, body.options ?? {}) as Record<string, unknown>;
-  if (body.metadata && JSON.stringify(body.metadata).length > MAX_METADATA_BYTES) {
+  if (body.metadata && Buffer.byteLength(JSON.stringify(body.metadata), 'utf8') > MAX_METADATA_BYTES) {
     throw validationFailed(`metadata must be at most ${MAX_METADATA_BYTES} bytes of JSON`);
   }
   return {
@@ -115,8 +117,15 @@ async function resolveInput(deps: IntakeDeps, vendorId: string, processor: Proce
   return { inputBlob: upload.blob };
 }
 
-/** How many background removals a job spends: one, or one per such step of a pipeline. */
-export function removeBackgroundCost(spec: { type: string; options?: Record<string, unknown> }): number {
+/**
+ * Spends the background-removal budget of jobs about to be queued (a submission, a bulk, a retry): one per
+ * such job, or per such step of a pipeline.
+ */
+export function chargeRemovals(limiter: RateLimiter, request: FastifyRequest, reply: FastifyReply, jobs: Pick<JobSpec, 'type' | 'options'>[]) {
+  return limiter.charge(request, reply, [['removeBackground', jobs.reduce((sum, job) => sum + removeBackgroundCost(job), 0)]]);
+}
+
+function removeBackgroundCost(spec: Pick<JobSpec, 'type' | 'options'>): number {
   if (spec.type === 'remove-background') return 1;
   if (spec.type !== 'pipeline') return 0;
   const steps = (spec.options?.steps ?? []) as { type?: string }[];

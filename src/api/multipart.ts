@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { checkActive } from '../engine/index.js';
 import { PixqError, validationFailed } from '../errors.js';
 import { asMultipartProblem, storeUpload, type IntakeDeps } from './intake.js';
+import { checkJsonDepth } from './json-body.js';
 import { vendorOf } from './auth.js';
 
 const JSON_FIELDS = new Set(['options', 'metadata']);
@@ -15,6 +17,7 @@ const submittedUploads = new WeakMap<FastifyRequest, { vendorId: string; ids: st
  */
 export async function readMultipart(request: FastifyRequest, deps: IntakeDeps, maxFiles: number) {
   const vendor = vendorOf(request);
+  checkActive(vendor); // before any file is stored as an upload
   const fields: Record<string, unknown> = {};
   const uploadIds: string[] = [];
   submittedUploads.set(request, { vendorId: vendor.id, ids: uploadIds });
@@ -58,6 +61,7 @@ export function registerFailedSubmissionCleanup(app: FastifyInstance, deps: Inta
 
 function fieldValue(name: string, raw: string): unknown {
   if (JSON_FIELDS.has(name)) {
+    checkJsonDepth(raw);
     try {
       return JSON.parse(raw);
     } catch {

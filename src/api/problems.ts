@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { PixqError, storeFault } from '../errors.js';
 
@@ -23,12 +24,14 @@ const TITLES: Record<number, string> = {
   404: 'Not Found',
   405: 'Method Not Allowed',
   406: 'Not Acceptable',
+  408: 'Request Timeout',
   409: 'Conflict',
   413: 'Content Too Large',
   414: 'URI Too Long',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
   507: 'Insufficient Storage',
@@ -101,6 +104,47 @@ export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest
 function logFailure(request: FastifyRequest, err: unknown, p: Problem) {
   if (p.status === 500) request.log.error({ err }, 'request failed');
   else if (p.status > 500) request.log.warn({ code: p.code, cause: (err as Error).message }, 'request failed: store outage');
+}
+
+/** Node's own errors for requests it could not parse or did not get in time, before Fastify sees them. */
+function clientProblem(err: NodeJS.ErrnoException): Problem {
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return problem(408, 'request_timeout', 'the request did not arrive in time');
+  if (err.code === 'HPE_HEADER_OVERFLOW') return problem(431, 'headers_too_large', 'the request headers are too large');
+  return problem(400, 'malformed_request', 'the request is not valid HTTP (for example a NUL or CR in a header value)');
+}
+
+/** The response of the request in progress on `socket`, if any (Node keeps it there, undocumented). */
+function responseOf(socket: Socket): { headersSent: boolean } | undefined {
+  return (socket as Socket & { _httpMessage?: { headersSent: boolean } })._httpMessage ?? undefined;
+}
+
+/**
+ * For Fastify's `clientErrorHandler` option: Node's HTTP parser refuses a malformed request (NUL or CR in a
+ * header, an over-long header) and times out slow ones before any route, hook or error handler runs. The
+ * answer is problem+json like every other, and the connection is closed.
+ */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket) {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  // A response already under way on this connection cannot be followed by another.
+  if (socket.writable && !responseOf(socket)?.headersSent) {
+    const p = clientProblem(err);
+    const body = JSON.stringify(p);
+    socket.write(
+      `HTTP/1.1 ${p.status} ${p.title}\r\ncontent-type: application/problem+json\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
+}
+
+/**
+ * For the HTTP server's `timeout` event (a connection idle for the idle timeout): a request still arriving
+ * gets 408 `request_timeout`; a connection between requests is just closed.
+ */
+export function idleTimeoutHandler(socket: Socket) {
+  const timeout = Object.assign(new Error('the connection was idle too long'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
+  if (responseOf(socket)) clientErrorHandler(timeout, socket);
+  else socket.destroy();
 }
 
 export function registerProblemHandlers(app: FastifyInstance) {

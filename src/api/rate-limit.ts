@@ -18,6 +18,11 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Budgets a vendor's request to this route spends one unit of, besides `requests`. */
     budgets?: Budget[];
+    /**
+     * False where the route authorises callers without a key by other means (a signed URL) and spends the
+     * anonymous budget itself, through `chargeAnonymous`, only for the ones it refuses.
+     */
+    meterAnonymous?: boolean;
   }
 }
 
@@ -42,7 +47,7 @@ export class RateLimiter {
       const own = (request.routeOptions.config.budgets ?? []).map((b): [Budget, number] => [b, 1]);
       try {
         if (caller.kind === 'vendor') await this.charge(request, reply, [['requests', 1], ...own]);
-        if (caller.kind === 'anonymous') await this.charge(request, reply, [['anonymous', 1]]);
+        if (request.routeOptions.config.meterAnonymous !== false) await this.chargeAnonymous(request, reply);
       } catch (err) {
         if (!readOnly(request) || !storeFault(err)) throw err;
         // The store refuses the counter's write (disk full, database down). A read changes nothing, so it goes
@@ -50,6 +55,11 @@ export class RateLimiter {
         request.log.warn({ code: storeFault(err)!.code }, 'rate-limit counter not written; read served unmetered');
       }
     });
+  }
+
+  /** Spends one unit of the anonymous budget of a caller without a valid key (per client address). */
+  async chargeAnonymous(request: FastifyRequest, reply: FastifyReply) {
+    if (request.caller.kind === 'anonymous') await this.charge(request, reply, [['anonymous', 1]]);
   }
 
   /** Spends `cost` from each budget, all or none; throws 429 when any is exhausted. */

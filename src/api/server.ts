@@ -11,7 +11,8 @@ import { registerCors } from './cors.js';
 import type { ApiDeps } from './deps.js';
 import { eventTokenKey } from './event-tokens.js';
 import { registerFailedSubmissionCleanup } from './multipart.js';
-import { frameworkErrorHandler, registerProblemHandlers } from './problems.js';
+import { registerJsonParser } from './json-body.js';
+import { clientErrorHandler, frameworkErrorHandler, idleTimeoutHandler, registerProblemHandlers } from './problems.js';
 import { RateLimiter } from './rate-limit.js';
 import { adminRoutes } from './routes/admin.js';
 import { eventRoutes } from './routes/events.js';
@@ -33,7 +34,16 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
     bodyLimit: JSON_BODY_LIMIT,
     // Router errors (bad percent-encoding in the path) come before hooks and the error handler run.
     frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
+    // A client that sends its request slowly, or stalls mid-body, holds a connection (and, for an upload, a
+    // temp file) only this long: the whole request must arrive within requestTimeout, and a connection idle
+    // for bodyIdleTimeout is closed with 408 (event streams are exempt: they have heartbeats).
+    requestTimeout: config.requestTimeoutMs,
+    connectionTimeout: config.bodyIdleTimeoutMs,
+    // Node checks request deadlines on this interval (30 s by default): a short timeout needs a shorter one.
+    http: { connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.requestTimeoutMs / 4)), headersTimeout: Math.min(60_000, config.requestTimeoutMs) },
   });
+  app.server.on('timeout', idleTimeoutHandler);
   // Requests are checked by TypeBox's compiler rather than Fastify's ajv: unknown fields are refused (not
   // dropped), query strings, params and headers are converted to the schema's types, and JSON bodies are
   // taken as sent. ajv's type coercion applied to bodies too and turned {"maxRunning": 0}, false or "" into
@@ -44,6 +54,7 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   const deps: ApiDeps = { engine, blobs, processors, config, limiter, signer };
 
   registerProblemHandlers(app);
+  registerJsonParser(app);
   await app.register(multipart, {
     limits: { fileSize: config.maxUploadBytes, files: config.maxBulkFiles, fields: 20, fieldSize: 64 * 1024, parts: config.maxBulkFiles + 20 },
   });

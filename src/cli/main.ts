@@ -109,7 +109,9 @@ async function serve(parts: { api: boolean; worker: boolean }) {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    for (const stop of stops.reverse()) await stop();
+    // Together, worker first: it stops claiming at once (then drains within the grace period) while the API
+    // ends its event streams and stops accepting.
+    await Promise.all(stops.map((stop) => stop()));
     await services.close();
     process.exit(0);
   };

@@ -32,6 +32,7 @@ export type { WebhookEndpoint, WebhookDelivery, EndpointTarget, AttemptResult, W
 export { WEBHOOK_EVENT_TYPES } from './webhooks.js';
 export { backoffDelay } from './backoff.js';
 export { SeenIds } from './seen-ids.js';
+export { checkActive } from './vendors.js';
 export { JOB_STATES } from '../store/index.js';
 
 export class Engine {

@@ -2,12 +2,13 @@ import { PixqError, notFound, validationFailed } from '../errors.js';
 import { newId } from '../ids.js';
 import { changeJobState, selectJob } from '../store/sql/change-job-state.js';
 import { selectEventsAfter, type EventFilter } from '../store/sql/events.js';
-import { countBacklog, insertJobs, type NewJobRow } from '../store/sql/insert-jobs.js';
+import { countBacklog, insertJobs, selectUsedIdempotencyKeys, type NewJobRow } from '../store/sql/insert-jobs.js';
 import { selectBatchProgress, selectJobByIdempotencyKey, selectJobOutputs, selectJobPage } from '../store/sql/read-jobs.js';
-import { selectVendorById } from '../store/sql/vendors.js';
+import { lockVendorById } from '../store/sql/vendors.js';
 import { FINISHED_STATES, JOB_STATES, type JobState, type Tx } from '../store/index.js';
 import type { EngineContext } from './context.js';
 import { fromStoredEvent, toJob, toOutput } from './rows.js';
+import { checkActive } from './vendors.js';
 import type { Job, JobEvent, JobOutput, JobSpec } from './types.js';
 
 export interface JobFilter {
@@ -31,6 +32,8 @@ export interface BatchSummary {
   percent: number;
 }
 
+const RETRYABLE_STATES: JobState[] = ['failed', 'cancelled'];
+
 const LIMITS = { maxAttempts: 100, priority: 1000, timeoutMs: 24 * 3600_000, delayMs: 365 * 24 * 3600_000 };
 
 export class JobService {
@@ -44,7 +47,7 @@ export class JobService {
     const now = this.ctx.now();
     const rows = specs.map((spec) => this.newRow(vendorId, spec, now, batchId));
     const result = await this.ctx.write(async (tx, emit) => {
-      await this.checkVendorMayEnqueue(tx, vendorId, rows.length);
+      await this.checkVendorMayEnqueue(tx, vendorId, () => newJobCount(tx, vendorId, rows));
       const inserted = await insertJobs(tx, this.ctx.store.dialect, rows);
       emit(inserted.rows.filter((_, i) => inserted.created[i]));
       return inserted;
@@ -123,9 +126,13 @@ export class JobService {
   async retry(id: string, vendorId?: string): Promise<Job> {
     const now = this.ctx.now();
     const row = await this.ctx.write(async (tx, emit) => {
+      // A retry queues a job again, so the vendor's status and backlog quota apply as to a submission.
+      const job = await selectJob(tx, id, vendorId);
+      if (!job) throw notFound('job');
+      if (RETRYABLE_STATES.includes(job.state)) await this.checkVendorMayEnqueue(tx, job.vendor_id, async () => 1);
       const queued = await changeJobState(
         tx,
-        { id, vendorId, from: ['failed', 'cancelled'] },
+        { id, vendorId, from: RETRYABLE_STATES },
         {
           state: 'queued',
           attempts: 0,
@@ -159,21 +166,25 @@ export class JobService {
     });
   }
 
-  private async checkVendorMayEnqueue(tx: Tx, vendorId: string, count: number) {
-    const vendor = await selectVendorById(tx, vendorId);
+  /**
+   * The vendor is active and the jobs it is adding (counted under its lock, which holds till commit) fit its
+   * backlog quota.
+   */
+  private async checkVendorMayEnqueue(tx: Tx, vendorId: string, countAdded: () => Promise<number>) {
+    const vendor = await lockVendorById(tx, this.ctx.store.dialect, vendorId);
     if (!vendor) throw notFound('vendor');
-    if (vendor.status !== 'active') {
-      throw new PixqError('vendor_suspended', 'this vendor is suspended and cannot submit jobs', { status: 403 });
-    }
-    if (vendor.max_queued !== null) {
-      const backlog = await countBacklog(tx, vendorId);
-      if (backlog + count > vendor.max_queued) {
-        throw new PixqError(
-          'quota_exceeded',
-          `backlog quota of ${vendor.max_queued} waiting jobs would be exceeded (${backlog} waiting, ${count} submitted)`,
-          { status: 429, details: { limit: vendor.max_queued, waiting: backlog } },
-        );
-      }
+    checkActive(vendor);
+    if (vendor.max_queued === null) return;
+    // A replay of existing jobs adds nothing, so it is answered even at (or, after a lowered quota, over) the quota.
+    const count = await countAdded();
+    if (count === 0) return;
+    const backlog = await countBacklog(tx, vendorId);
+    if (backlog + count > vendor.max_queued) {
+      throw new PixqError(
+        'quota_exceeded',
+        `backlog quota of ${vendor.max_queued} waiting jobs would be exceeded (${backlog} waiting, ${count} submitted)`,
+        { status: 429, details: { limit: vendor.max_queued, waiting: backlog } },
+      );
     }
   }
 
@@ -204,6 +215,13 @@ export class JobService {
       updated_at: now,
     };
   }
+}
+
+/** How many of `rows` would be new jobs: those without an idempotency key, or with one not used yet. */
+async function newJobCount(tx: Tx, vendorId: string, rows: NewJobRow[]): Promise<number> {
+  const keys = [...new Set(rows.map((r) => r.idempotency_key).filter((k): k is string => typeof k === 'string'))];
+  const used = await selectUsedIdempotencyKeys(tx, vendorId, keys);
+  return rows.filter((r) => !r.idempotency_key).length + keys.filter((k) => !used.has(k)).length;
 }
 
 function checkRange(name: string, value: number, min: number, max: number): number {

@@ -24,6 +24,13 @@ function checkSettings(s: VendorSettings) {
   }
 }
 
+/** A suspended vendor may read what it has but add nothing: no jobs, retries or uploads. */
+export function checkActive(vendor: { status: string }) {
+  if (vendor.status !== 'active') {
+    throw new PixqError('vendor_suspended', 'this vendor is suspended and cannot submit jobs or uploads', { status: 403 });
+  }
+}
+
 export class VendorService {
   constructor(private readonly ctx: EngineContext) {}
 

@@ -257,6 +257,8 @@ export interface SseStream {
   comments: string[];
   waitFor(pred: (e: { id?: string; event?: string; data: any }) => boolean, timeoutMs?: number, what?: string): Promise<{ id?: string; data: any }>;
   close(): void;
+  /** Resolves when the server ends the stream (or it breaks); not when close() aborts it. */
+  ended: Promise<void>;
   body?: any;
 }
 
@@ -266,7 +268,9 @@ export async function openSse(api: { base: string }, path: string, key: string, 
     headers: { authorization: `Bearer ${key}`, accept: 'text/event-stream', ...headers },
     signal: controller.signal,
   });
+  let markEnded!: () => void;
   const stream: SseStream = {
+    ended: new Promise<void>((resolve) => (markEnded = resolve)),
     status: res.status,
     headers: res.headers,
     events: [],
@@ -313,8 +317,10 @@ export async function openSse(api: { base: string }, path: string, key: string, 
         }
       }
     } catch {
-      // aborted by close()
+      // aborted by close(), or the connection broke
+      if (controller.signal.aborted) return;
     }
+    markEnded();
   })();
   return stream;
 }

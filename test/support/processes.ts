@@ -53,6 +53,13 @@ export function workerReady(p: PixqProcess, timeoutMs = 30_000) {
   return waitUntil(() => p.logs.some((l) => l.msg === 'worker started'), timeoutMs, `worker ${p.pid} to start`);
 }
 
+/** Waits for a process serving the API to log its address; returns its base URL (`http://127.0.0.1:<port>`). */
+export async function apiReady(p: PixqProcess, timeoutMs = 120_000): Promise<string> {
+  const listening = () => p.logs.find((l) => l.msg === 'API listening');
+  await waitUntil(() => listening() !== undefined, timeoutMs, `the API of ${p.pid} to listen`);
+  return String(listening()!.address);
+}
+
 export async function stopAll(processes: PixqProcess[]) {
   for (const p of processes) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
   await Promise.all(processes.map((p) => p.exited));

@@ -6,6 +6,7 @@ import type { ApiDeps } from '../deps.js';
 import { eventTokenKey, signEventToken } from '../event-tokens.js';
 import { EventsQuery, EventTokenRequest, EventTokenView, problemResponses } from '../schemas.js';
 import { PixqError, validationFailed } from '../../errors.js';
+import { OpenStreams } from '../open-streams.js';
 
 const REPLAY_LIMIT = 1000;
 
@@ -18,6 +19,9 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
   const tokenKey = eventTokenKey(deps.signer.secret);
 
+  const open = new OpenStreams(deps.config.maxStreamsPerVendor);
+  // Before the server stops accepting: a stream left open would keep close() waiting for its client.
+  app.addHook('preClose', async () => open.endAll());
   api.post('/v1/events/tokens', {
     config: { access: 'vendor' },
     schema: {
@@ -61,9 +65,13 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
     const resumeAfter = lastEventId(request.headers['last-event-id'] ?? request.query.lastEventId);
     const seen = new SeenIds();
     let live = false;
+    // Counted from here on, with no await before the stream opens, so concurrent requests cannot pass the limit.
+    open.add(vendor.id, reply.raw);
+    // Nothing is written once the stream has been ended (at shutdown) but has not closed yet.
+    const write = (text: string) => reply.raw.writableEnded || reply.raw.write(text);
     const send = (e: JobEvent) => {
       if (e.id <= resumeAfter || !seen.add(e.id)) return;
-      reply.raw.write(`id: ${e.id}\nevent: job\ndata: ${JSON.stringify(e)}\n\n`);
+      write(`id: ${e.id}\nevent: job\ndata: ${JSON.stringify(e)}\n\n`);
     };
     const unsubscribe = deps.engine.bus.onEvent((e) => matches(e) && (live ? send(e) : buffered.push(e)));
     let heartbeat: NodeJS.Timeout | undefined;
@@ -94,7 +102,7 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
     if (closed) return;
     buffered.sort((a, b) => a.id - b.id).forEach(send);
     live = true;
-    heartbeat = setInterval(() => reply.raw.write(': heartbeat\n\n'), deps.config.sseHeartbeatMs);
+    heartbeat = setInterval(() => write(': heartbeat\n\n'), deps.config.sseHeartbeatMs);
   });
 };
 
@@ -121,6 +129,8 @@ function lastEventId(header: string | string[] | undefined): number {
 
 function openStream(reply: FastifyReply) {
   reply.hijack();
+  // Heartbeats keep the stream alive; the idle timeout is for connections that stall a request.
+  reply.raw.socket?.setTimeout(0);
   const headers = { ...reply.getHeaders() } as Record<string, string>;
   reply.raw.writeHead(200, {
     ...headers,

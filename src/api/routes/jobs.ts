@@ -4,7 +4,8 @@ import { Type } from '@sinclair/typebox';
 import type { JobState } from '../../engine/index.js';
 import { PixqError } from '../../errors.js';
 import { vendorOf } from '../auth.js';
-import { removeBackgroundCost, toJobSpec } from '../intake.js';
+import { chargeRemovals, toJobSpec } from '../intake.js';
+import type { Budget } from '../rate-limit.js';
 import { readMultipart } from '../multipart.js';
 import { IdParams, JobList, JobListQuery, JobSubmission, JobView, problemResponses } from '../schemas.js';
 import { jobView } from '../views.js';
@@ -17,9 +18,11 @@ const IdempotencyHeaders = Type.Object({ 'idempotency-key': Type.Optional(Type.S
 export const jobRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
   const config = { access: 'vendor' as const };
+  // A retry queues a job again: it spends what submitting that job spends.
+  const submission = { ...config, budgets: ['image'] as Budget[] };
 
   api.post('/v1/jobs', {
-    config: { ...config, budgets: ['image'] },
+    config: submission,
     schema: {
       tags: ['jobs'],
       summary: 'Submit a job (JSON with input.url or input.uploadId, or multipart with an `image` file)',
@@ -36,7 +39,7 @@ export const jobRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
   }, async (request, reply) => {
     const vendor = vendorOf(request);
     const spec = await toJobSpec(deps, vendor.id, request.body, request.headers['idempotency-key']);
-    await deps.limiter.charge(request, reply, [['removeBackground', removeBackgroundCost(spec)]]);
+    await chargeRemovals(deps.limiter, request, reply, [spec]);
     const { jobs } = await deps.engine.jobs.enqueue(vendor.id, [spec]);
     return reply.code(202).header('location', `/v1/jobs/${jobs[0].id}`).send(jobView(jobs[0], deps.signer));
   });
@@ -66,9 +69,13 @@ export const jobRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
   }, async (request) => jobView(await deps.engine.jobs.cancel(request.params.id, vendorOf(request).id), deps.signer));
 
   api.post('/v1/jobs/:id/retry', {
-    config,
-    schema: { tags: ['jobs'], summary: 'Queue a failed or cancelled job again', params: IdParams, response: { 200: JobView, ...problems, ...problemResponses(409) } },
-  }, async (request) => jobView(await deps.engine.jobs.retry(request.params.id, vendorOf(request).id), deps.signer));
+    config: submission,
+    schema: { tags: ['jobs'], summary: 'Queue a failed or cancelled job again', params: IdParams, response: { 200: JobView, ...problems, ...problemResponses(403, 409) } },
+  }, async (request, reply) => {
+    const vendorId = vendorOf(request).id;
+    await chargeRemovals(deps.limiter, request, reply, [await deps.engine.jobs.get(request.params.id, vendorId)]);
+    return jobView(await deps.engine.jobs.retry(request.params.id, vendorId), deps.signer);
+  });
 
   api.get('/v1/jobs/:id/output', {
     config,

@@ -47,10 +47,19 @@ export const statusRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =
     return { status: 'ready' };
   });
 
+  // A valid signature is its own authorisation: behind a load balancer every client shares one address, so
+  // metering valid downloads by address would let one busy client block everyone's. A bad one is metered.
   api.get('/v1/blobs/:key', {
+    config: { access: 'public', meterAnonymous: false },
     schema: { tags: ['jobs'], summary: 'Download an output through its signed URL', params: BlobParams, querystring: BlobQuery },
   }, async (request, reply) => {
-    const verified = verifyBlobUrl(request.params.key, request.query, deps.signer.secret);
+    let verified;
+    try {
+      verified = verifyBlobUrl(request.params.key, request.query, deps.signer.secret);
+    } catch (err) {
+      await deps.limiter.chargeAnonymous(request, reply);
+      throw err;
+    }
     return reply
       .type(verified.contentType)
       .header('x-content-type-options', 'nosniff')

@@ -4,7 +4,8 @@ import { Type } from '@sinclair/typebox';
 import { newId } from '../../ids.js';
 import { PixqError, validationFailed } from '../../errors.js';
 import { vendorOf } from '../auth.js';
-import { asMultipartProblem, removeBackgroundCost, storeUpload, toJobSpec } from '../intake.js';
+import { checkActive } from '../../engine/index.js';
+import { asMultipartProblem, chargeRemovals, storeUpload, toJobSpec } from '../intake.js';
 import { readMultipart } from '../multipart.js';
 import { BatchView, BulkSubmission, IdParams, problemResponses, UploadView, type JobSubmission } from '../schemas.js';
 import { uploadView } from '../views.js';
@@ -47,8 +48,7 @@ export const submissionRoutes = (deps: ApiDeps): FastifyPluginAsync => async (ap
         throw err;
       }
     }
-    const cost = specs.reduce((sum, s) => sum + removeBackgroundCost(s), 0);
-    await deps.limiter.charge(request, reply, [['removeBackground', cost]]);
+    await chargeRemovals(deps.limiter, request, reply, specs);
     const batchId = newId();
     const { jobs } = await deps.engine.jobs.enqueue(vendor.id, specs, batchId);
     return reply.code(202).send({ batchId, jobIds: jobs.map((j) => j.id), count: jobs.length });
@@ -56,8 +56,10 @@ export const submissionRoutes = (deps: ApiDeps): FastifyPluginAsync => async (ap
 
   api.post('/v1/uploads', {
     config: { ...config, budgets: ['image'] },
-    schema: { tags: ['uploads'], summary: 'Upload an image once (multipart field "image") to use in several jobs', response: { 201: UploadView, ...problems, ...problemResponses(415, 422) } },
+    schema: { tags: ['uploads'], summary: 'Upload an image once (multipart field "image") to use in several jobs', response: { 201: UploadView, ...problems, ...problemResponses(403, 415, 422) } },
   }, async (request, reply) => {
+    // Refused before a byte is stored: the bytes of an image may already be another upload's blob.
+    checkActive(vendorOf(request));
     if (!request.isMultipart()) throw new PixqError('unsupported_media_type', 'send the image as multipart/form-data in the field "image"', { status: 415 });
     const file = await request.file().catch((err: unknown) => {
       throw asMultipartProblem(err);

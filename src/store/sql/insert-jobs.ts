@@ -66,6 +66,18 @@ async function existingByKey(tx: Tx, job: NewJobRow): Promise<JobRow> {
   return row;
 }
 
+/** Which of `keys` the vendor has already used on a job: those submissions return that job, adding none. */
+export async function selectUsedIdempotencyKeys(tx: Tx, vendorId: string, keys: string[]): Promise<Set<string>> {
+  if (keys.length === 0) return new Set();
+  const rows = await tx
+    .selectFrom('jobs')
+    .select('idempotency_key')
+    .where('vendor_id', '=', vendorId)
+    .where('idempotency_key', 'in', keys)
+    .execute();
+  return new Set(rows.map((r) => r.idempotency_key!));
+}
+
 /** Jobs a vendor has waiting (queued or delayed): what its backlog quota counts. */
 export async function countBacklog(tx: Tx, vendorId: string): Promise<number> {
   const row = await tx

@@ -1,4 +1,5 @@
 import { sql, type Insertable, type Updateable } from 'kysely';
+import type { Dialect } from '../connect.js';
 import type { Tx } from '../transaction.js';
 import type { VendorRow, VendorsTable } from '../schema.js';
 
@@ -25,6 +26,17 @@ export async function selectVendors(tx: Tx): Promise<VendorRow[]> {
 /** One vendor by id: the check every submission makes, so written as a template rather than built. */
 export async function selectVendorById(tx: Tx, id: string): Promise<VendorRow | undefined> {
   const { rows } = await sql<VendorRow>`select * from vendors where id = ${id}`.execute(tx);
+  return rows[0];
+}
+
+/**
+ * One vendor by id, its row locked until the transaction ends (PostgreSQL), so that counting its backlog and
+ * inserting jobs is one step per vendor: two API processes enqueueing at once would otherwise both count the
+ * same backlog and together pass the quota. SQLite needs no lock: a write transaction has the database to itself.
+ */
+export async function lockVendorById(tx: Tx, dialect: Dialect, id: string): Promise<VendorRow | undefined> {
+  if (dialect === 'sqlite') return selectVendorById(tx, id);
+  const { rows } = await sql<VendorRow>`select * from vendors where id = ${id} for update`.execute(tx);
   return rows[0];
 }
 
