@@ -11,6 +11,16 @@ export interface RateLimit {
   windowMs: number;
 }
 
+/** The S3-compatible bucket blobs go to instead of the data directory (PIXQ_S3_BUCKET set). */
+export interface S3Config {
+  bucket: string;
+  endpoint: string | undefined;
+  region: string;
+  forcePathStyle: boolean;
+  prefix: string;
+  presign: boolean;
+}
+
 export interface Config {
   dataDir: string;
   databaseUrl: string | undefined;
@@ -44,6 +54,7 @@ export interface Config {
   onnxThreads: number;
   modelIdleMs: number;
   modelDownload: boolean;
+  s3: S3Config | undefined;
 }
 
 export class ConfigError extends Error {
@@ -123,6 +134,26 @@ export function parseConcurrency(name: string, raw: string): Record<string, numb
   return result;
 }
 
+function s3Config(env: Env): S3Config | undefined {
+  const bucket = read(env, 'PIXQ_S3_BUCKET');
+  if (bucket === undefined) return undefined;
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
+    throw new ConfigError('PIXQ_S3_BUCKET', `must be an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens), got "${bucket}"`);
+  }
+  const endpoint = read(env, 'PIXQ_S3_ENDPOINT');
+  if (endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(endpoint)) {
+    throw new ConfigError('PIXQ_S3_ENDPOINT', `must be an http(s) URL such as http://minio:9000, got "${endpoint}"`);
+  }
+  return {
+    bucket,
+    endpoint,
+    region: read(env, 'PIXQ_S3_REGION') ?? read(env, 'AWS_REGION') ?? 'us-east-1',
+    forcePathStyle: flag(env, 'PIXQ_S3_FORCE_PATH_STYLE', false),
+    prefix: read(env, 'PIXQ_S3_PREFIX') ?? '',
+    presign: flag(env, 'PIXQ_S3_PRESIGN', true),
+  };
+}
+
 const DEFAULT_CONCURRENCY = 'noop=4,transform=2,face-crop=2,remove-background=1,pipeline=1';
 
 export function loadConfig(env: Env = process.env): Config {
@@ -183,5 +214,6 @@ export function loadConfig(env: Env = process.env): Config {
     onnxThreads: integer(env, 'PIXQ_ONNX_THREADS', Math.max(1, os.availableParallelism()), 1, 256),
     modelIdleMs: integer(env, 'PIXQ_MODEL_IDLE_MS', 600_000, 1000),
     modelDownload: flag(env, 'PIXQ_MODEL_DOWNLOAD', true),
+    s3: s3Config(env),
   };
 }

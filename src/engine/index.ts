@@ -5,6 +5,7 @@
 import { isMigrated, openStore, migrate, type Store } from '../store/index.js';
 import type { Config } from '../config.js';
 import { ApiKeyService } from './api-keys.js';
+import { BlobLedgerService } from './blobs.js';
 import { EngineContext, type EngineOptions } from './context.js';
 import { createLocalEventBus, createPostgresEventBus, type EventBus } from './event-bus.js';
 import { JobService } from './jobs.js';
@@ -28,6 +29,7 @@ export type { Outcome } from './work.js';
 export type { RateLimitRule, RateLimitOutcome } from './rate-limits.js';
 export type { Upload } from './uploads.js';
 export { backoffDelay } from './backoff.js';
+export { BLOB_GRACE_MS } from './blobs.js';
 export { JOB_STATES } from '../store/index.js';
 
 export class Engine {
@@ -39,6 +41,7 @@ export class Engine {
   readonly apiKeys: ApiKeyService;
   readonly rateLimits: RateLimitService;
   readonly uploads: UploadService;
+  readonly blobs: BlobLedgerService;
 
   private readonly ctx: EngineContext;
 
@@ -48,14 +51,15 @@ export class Engine {
     options: EngineOptions,
   ) {
     this.ctx = new EngineContext(store, bus, options);
+    this.blobs = new BlobLedgerService(this.ctx);
     this.vendors = new VendorService(this.ctx);
     this.jobs = new JobService(this.ctx);
     this.work = new WorkService(this.ctx);
-    this.maintenance = new MaintenanceService(this.ctx);
+    this.maintenance = new MaintenanceService(this.ctx, this.blobs);
     this.registry = new RegistryService(this.ctx);
     this.apiKeys = new ApiKeyService(this.ctx);
     this.rateLimits = new RateLimitService(this.ctx);
-    this.uploads = new UploadService(this.ctx);
+    this.uploads = new UploadService(this.ctx, this.blobs);
   }
 
   get options(): EngineOptions {

@@ -2,8 +2,9 @@ import { Migrator, type Migration, type MigrationProvider } from 'kysely';
 import type { Store } from './connect.js';
 import * as initial from './migrations/0001-initial.js';
 import * as sparseJobIndexes from './migrations/0002-sparse-job-indexes.js';
+import * as blobLedger from './migrations/0003-blob-ledger.js';
 
-const MIGRATIONS = { '0001-initial': initial, '0002-sparse-job-indexes': sparseJobIndexes };
+const MIGRATIONS = { '0001-initial': initial, '0002-sparse-job-indexes': sparseJobIndexes, '0003-blob-ledger': blobLedger };
 
 export const LATEST_MIGRATION = Object.keys(MIGRATIONS).at(-1)!;
 

@@ -132,6 +132,12 @@ export interface RateBucketsTable {
   count: number;
 }
 
+/** A stored blob the sweep may delete once nothing refers to it (see src/engine/blobs.ts). */
+export interface BlobsTable {
+  key: string;
+  sweep_after: number | null;
+}
+
 export interface Database {
   vendors: VendorsTable;
   jobs: JobsTable;
@@ -143,6 +149,7 @@ export interface Database {
   api_keys: ApiKeysTable;
   uploads: UploadsTable;
   rate_buckets: RateBucketsTable;
+  blobs: BlobsTable;
 }
 
 export type JobRow = Selectable<JobsTable>;
