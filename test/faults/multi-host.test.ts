@@ -76,7 +76,7 @@ describe.skipIf(!pgUrl)('two API and three worker processes on PostgreSQL and S3
     };
     apis = await Promise.all([startApiProcess(env, dataDirs[0]), startApiProcess(env, dataDirs[1])]);
     workers = dataDirs.slice(2).map((dir) => spawnPixq(['worker'], { ...env, PIXQ_DATA_DIR: dir }));
-    await Promise.all(workers.map((w) => workerReady(w)));
+    await Promise.all(workers.map((w) => workerReady(w))); // afterAll stops them, started or not
   }, 240_000);
 
   afterAll(async () => {

@@ -83,7 +83,14 @@ export async function workerCluster(target: StoreTarget, env: Record<string, str
   const engine = await openEngine(location, DEFAULT_OPTIONS);
   const workerEnv = { PIXQ_DATA_DIR: location.dataDir, DATABASE_URL: location.databaseUrl, PIXQ_ENABLE_NOOP: '1', ...env };
   const workers = [0, 1, 2].map(() => spawnPixq(['worker'], workerEnv));
-  await Promise.all(workers.map((w) => workerReady(w)));
+  try {
+    await Promise.all(workers.map((w) => workerReady(w)));
+  } catch (err) {
+    // Workers that start after the deadline would otherwise run on after the test.
+    await stopAll(workers);
+    await engine.close();
+    throw err;
+  }
   return {
     engine,
     workers,
