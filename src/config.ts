@@ -11,6 +11,16 @@ export interface RateLimit {
   windowMs: number;
 }
 
+/** The S3-compatible bucket blobs go to instead of the data directory (PIXQ_S3_BUCKET set). */
+export interface S3Config {
+  bucket: string;
+  endpoint: string | undefined;
+  region: string;
+  forcePathStyle: boolean;
+  prefix: string;
+  presign: boolean;
+}
+
 export interface Config {
   dataDir: string;
   databaseUrl: string | undefined;
@@ -66,6 +76,7 @@ export interface Config {
   };
   /** The label-analysis `anthropic` provider: the SDK's own variables plus the model pixq asks for. */
   anthropic: { apiKey: string | undefined; baseUrl: string | undefined; model: string };
+  s3: S3Config | undefined;
 }
 
 /** A remote rembg server (`rembg s`) and how many calls this process may have in flight on it. */
@@ -254,6 +265,26 @@ export function parseOrigins(name: string, raw: string): string[] {
   return origins;
 }
 
+function s3Config(env: Env): S3Config | undefined {
+  const bucket = read(env, 'PIXQ_S3_BUCKET');
+  if (bucket === undefined) return undefined;
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
+    throw new ConfigError('PIXQ_S3_BUCKET', `must be an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens), got "${bucket}"`);
+  }
+  const endpoint = read(env, 'PIXQ_S3_ENDPOINT');
+  if (endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(endpoint)) {
+    throw new ConfigError('PIXQ_S3_ENDPOINT', `must be an http(s) URL such as http://minio:9000, got "${endpoint}"`);
+  }
+  return {
+    bucket,
+    endpoint,
+    region: read(env, 'PIXQ_S3_REGION') ?? read(env, 'AWS_REGION') ?? 'us-east-1',
+    forcePathStyle: flag(env, 'PIXQ_S3_FORCE_PATH_STYLE', false),
+    prefix: read(env, 'PIXQ_S3_PREFIX') ?? '',
+    presign: flag(env, 'PIXQ_S3_PRESIGN', true),
+  };
+}
+
 const DEFAULT_CONCURRENCY = 'noop=4,transform=2,face-crop=2,remove-background=1,pipeline=1';
 
 export function loadConfig(env: Env = process.env): Config {
@@ -337,5 +368,6 @@ export function loadConfig(env: Env = process.env): Config {
       baseUrl: httpUrl(env, 'ANTHROPIC_BASE_URL'),
       model: read(env, 'PIXQ_LLM_MODEL') ?? 'claude-sonnet-4-5',
     },
+    s3: s3Config(env),
   };
 }

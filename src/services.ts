@@ -1,4 +1,4 @@
-import { FsBlobStore, loadSigningSecret, signBlobUrl } from './blobs/index.js';
+import { loadSigningSecret, openBlobStore, signBlobUrl, type BlobStore } from './blobs/index.js';
 import type { Config } from './config.js';
 import { engineOptions, openEngine, type Engine } from './engine/index.js';
 import { parseAllowlist } from './intake/index.js';
@@ -11,7 +11,7 @@ export interface Services {
   config: Config;
   log: Logger;
   engine: Engine;
-  blobs: FsBlobStore;
+  blobs: BlobStore;
   processors: Map<string, Processor>;
   close(): Promise<void>;
 }
@@ -20,7 +20,8 @@ export async function openServices(config: Config, log = createLogger(config.log
   parseAllowlist(config.urlAllowlist); // a bad PIXQ_URL_ALLOWLIST entry fails at start, not at the first download
   const engine = await openEngine(config, engineOptions(config));
   engine.bus.onReconnect((info) => log.warn({ component: 'event-bus', ...info }, 'event bus reconnected; missed events delivered'));
-  const blobs = new FsBlobStore(config.dataDir);
+  const blobs = openBlobStore(config, engine.blobs);
+  await blobs.removeStaleTemp();
   const processors = createProcessors(config);
   const close = async () => {
     await Promise.all([...processors.values()].map((p) => p.close?.()));

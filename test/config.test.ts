@@ -22,6 +22,28 @@ describe('configuration', () => {
       .toEqual(['https://app.example.com', 'http://localhost:5173']);
   });
 
+  it('selects the S3 store only with PIXQ_S3_BUCKET, with its defaults', () => {
+    expect(loadConfig({}).s3).toBeUndefined();
+    expect(loadConfig({ PIXQ_S3_BUCKET: 'pixq-blobs' }).s3).toEqual({
+      bucket: 'pixq-blobs',
+      endpoint: undefined,
+      region: 'us-east-1',
+      forcePathStyle: false,
+      prefix: '',
+      presign: true,
+    });
+    const minio = { PIXQ_S3_BUCKET: 'b1b', PIXQ_S3_ENDPOINT: 'http://minio:9000', PIXQ_S3_FORCE_PATH_STYLE: '1', PIXQ_S3_PRESIGN: '0', AWS_REGION: 'eu-west-1' };
+    expect(loadConfig(minio).s3).toMatchObject({ endpoint: 'http://minio:9000', forcePathStyle: true, presign: false, region: 'eu-west-1' });
+  });
+
+  it.each([
+    ['PIXQ_S3_BUCKET', 'Not_A_Bucket'],
+    ['PIXQ_S3_ENDPOINT', 'minio:9000'],
+    ['PIXQ_S3_PRESIGN', 'sometimes'],
+  ])('refuses a bad %s (with a bucket set) naming it', (name, value) => {
+    expect(() => loadConfig({ PIXQ_S3_BUCKET: 'pixq', [name]: value })).toThrow(new RegExp(`^invalid configuration: ${name} `));
+  });
+
   it.each([
     ['PORT', 'eighty'],
     ['PIXQ_LEASE_MS', '10'],

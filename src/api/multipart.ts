@@ -45,14 +45,15 @@ export async function readMultipart(request: FastifyRequest, deps: IntakeDeps, m
 
 /**
  * A multipart submission that fails (a later file refused, invalid options, a quota) would otherwise leave its
- * stored files behind as uploads nobody can name, until retention removes them days later.
+ * stored files behind as uploads nobody can name, until retention removes them days later. Their blobs go
+ * with the ledger's next sweep after the grace period, unless something refers to them by then.
  */
 export function registerFailedSubmissionCleanup(app: FastifyInstance, deps: IntakeDeps) {
   app.addHook('onResponse', async (request, reply) => {
     const stored = submittedUploads.get(request);
     if (!stored || stored.ids.length === 0 || reply.statusCode < 400) return;
     try {
-      await deps.engine.uploads.discard(stored.vendorId, stored.ids, (key) => deps.blobs.delete(key));
+      await deps.engine.uploads.discard(stored.vendorId, stored.ids);
     } catch (err) {
       request.log.error({ err }, 'could not remove the uploads of a failed submission; retention will');
     }

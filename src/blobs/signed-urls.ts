@@ -3,7 +3,7 @@ import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config.js';
 import { PixqError, validationFailed } from '../errors.js';
-import { assertBlobKey } from './fs-store.js';
+import { assertBlobKey } from './staging.js';
 
 /**
  * Signed download URLs for blobs: `/v1/blobs/<key>?exp=<unix s>&ct=<type>[&vid=<vendor>]&sig=<base64url>`.
@@ -93,19 +93,6 @@ export function verifyBlobUrl(key: string, query: BlobUrlQuery, secret: Buffer, 
   const expiresAt = Number(exp) * 1000;
   if (now >= expiresAt) throw new PixqError('url_expired', 'the download link has expired', { status: 403 });
   return { key, vendorId: vid, contentType: ct, expiresAt };
-}
-
-/** Convenience for a full `path?query` string, e.g. one produced by `signBlobUrl`. */
-export function verifyBlobPath(pathAndQuery: string, secret: Buffer, now = Date.now()): VerifiedBlobUrl {
-  const url = new URL(pathAndQuery, 'http://pixq.invalid');
-  const match = /^\/v1\/blobs\/([^/]+)$/.exec(url.pathname);
-  if (!match) throw invalidSignature();
-  const query: BlobUrlQuery = {};
-  for (const name of new Set(url.searchParams.keys())) {
-    const values = url.searchParams.getAll(name);
-    query[name] = values.length === 1 ? values[0] : values;
-  }
-  return verifyBlobUrl(match[1], query, secret, now);
 }
 
 /**

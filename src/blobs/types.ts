@@ -12,8 +12,17 @@ export interface BlobWriter {
 }
 
 /**
- * A content-addressed object store. The local filesystem store is the default; the interface stays small
- * so that an S3-compatible store can implement it later.
+ * Where a store records a key before its bytes appear under it (the engine's blob ledger, `engine.blobs`):
+ * once `touch` has resolved, no sweep deletes that blob for a grace period, and a sweep that was deleting it
+ * has finished, so the store can trust what it then finds under the key.
+ */
+export interface BlobLedger {
+  touch(key: string): Promise<void>;
+}
+
+/**
+ * A content-addressed object store: the local filesystem (`FsBlobStore`) or an S3-compatible bucket
+ * (`S3BlobStore`). Only the ledger's sweep deletes blobs that jobs or uploads may share.
  */
 export interface BlobStore extends BlobWriter {
   /** Streams `source` into the store; rejects (and leaves nothing behind) past `maxBytes`. */
@@ -22,4 +31,11 @@ export interface BlobStore extends BlobWriter {
   stream(key: string): Readable;
   exists(key: string): Promise<boolean>;
   delete(key: string): Promise<void>;
+  /**
+   * A URL the client can fetch the bytes from directly, served with `contentType` until `expiresAt`, or
+   * undefined when downloads go through pixq.
+   */
+  directUrl(key: string, contentType: string, expiresAt: number): Promise<string | undefined>;
+  /** Removes the temp files of writes a crashed process left behind (run at start-up). */
+  removeStaleTemp(): Promise<number>;
 }

@@ -5,6 +5,7 @@
 import { isMigrated, openStore, migrate, type Store } from '../store/index.js';
 import { loadConfig, type Config } from '../config.js';
 import { ApiKeyService } from './api-keys.js';
+import { BlobLedgerService } from './blobs.js';
 import { EngineContext, type EngineOptions } from './context.js';
 import { createLocalEventBus, createPostgresEventBus, type EventBus } from './event-bus.js';
 import { JobService } from './jobs.js';
@@ -33,6 +34,7 @@ export { WEBHOOK_EVENT_TYPES } from './webhooks.js';
 export { backoffDelay } from './backoff.js';
 export { SeenIds } from './seen-ids.js';
 export { checkActive } from './vendors.js';
+export { BLOB_GRACE_MS } from './blobs.js';
 export { JOB_STATES } from '../store/index.js';
 
 export class Engine {
@@ -45,6 +47,7 @@ export class Engine {
   readonly rateLimits: RateLimitService;
   readonly uploads: UploadService;
   readonly webhooks: WebhookService;
+  readonly blobs: BlobLedgerService;
 
   private readonly ctx: EngineContext;
 
@@ -54,14 +57,15 @@ export class Engine {
     options: EngineOptions,
   ) {
     this.ctx = new EngineContext(store, bus, options);
+    this.blobs = new BlobLedgerService(this.ctx);
     this.vendors = new VendorService(this.ctx);
     this.jobs = new JobService(this.ctx);
     this.work = new WorkService(this.ctx);
-    this.maintenance = new MaintenanceService(this.ctx);
+    this.maintenance = new MaintenanceService(this.ctx, this.blobs);
     this.registry = new RegistryService(this.ctx);
     this.apiKeys = new ApiKeyService(this.ctx);
     this.rateLimits = new RateLimitService(this.ctx);
-    this.uploads = new UploadService(this.ctx);
+    this.uploads = new UploadService(this.ctx, this.blobs);
     this.webhooks = new WebhookService(this.ctx, options.webhooks ?? DEFAULT_WEBHOOK_SETTINGS);
   }
 

@@ -5,6 +5,7 @@ import { promoteDelayed } from '../store/sql/promote-delayed.js';
 import { deleteBucketsBefore } from '../store/sql/rate-buckets.js';
 import { deleteStaleWorkers } from '../store/sql/workers.js';
 import type { JobRow, Tx } from '../store/index.js';
+import type { BlobLedgerService } from './blobs.js';
 import type { EngineContext } from './context.js';
 
 const BATCH = 500;
@@ -16,7 +17,10 @@ export const EVENT_RETENTION_MS = 24 * 3600_000;
  * on the state it read, so two processes never apply the same change twice.
  */
 export class MaintenanceService {
-  constructor(private readonly ctx: EngineContext) {}
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly ledger: BlobLedgerService,
+  ) {}
 
   /**
    * Running jobs whose lease ran out (their worker died or stalled) come back: queued again while attempts
@@ -50,27 +54,27 @@ export class MaintenanceService {
   }
 
   /**
-   * Deletes jobs finished and uploads made more than `retentionMs` ago, with their outputs, and through
-   * `deleteBlob` every blob nothing refers to any more. Events go by age (a day), as do dead workers' rows.
-   * Returns the number of jobs deleted.
+   * Deletes jobs finished and uploads made more than `retentionMs` ago, with their outputs; the blobs nothing
+   * refers to any more go to the ledger, and its sweep deletes, through `deleteBlob`, those whose grace period
+   * is over. Events go by age (a day), as do dead workers' rows. Returns the number of jobs deleted.
    */
   async prune(retentionMs: number, deleteBlob: (key: string) => Promise<void>): Promise<number> {
     const before = this.ctx.now() - retentionMs;
-    const jobs = await this.pruneInBatches((tx) => deleteFinishedJobs(tx, before, BATCH), deleteBlob);
-    await this.pruneInBatches((tx) => deleteOldUploads(tx, before, BATCH), deleteBlob);
+    const jobs = await this.pruneInBatches((tx) => deleteFinishedJobs(tx, before, BATCH));
+    await this.pruneInBatches((tx) => deleteOldUploads(tx, before, BATCH));
+    await this.ledger.sweep(deleteBlob);
     await this.pruneEphemera();
     return jobs;
   }
 
-  private async pruneInBatches(
-    step: (tx: Tx) => Promise<{ deleted: number; orphanBlobs: string[] }>,
-    deleteBlob: (key: string) => Promise<void>,
-  ): Promise<number> {
+  private async pruneInBatches(step: (tx: Tx) => Promise<{ deleted: number; orphanBlobs: string[] }>): Promise<number> {
     let total = 0;
     for (;;) {
-      const { deleted, orphanBlobs } = await this.ctx.write(step);
-      // Blobs go after the commit: a crash here leaves an unreferenced file, never a row without its blob.
-      for (const key of orphanBlobs) await deleteBlob(key);
+      const deleted = await this.ctx.write(async (tx) => {
+        const result = await step(tx);
+        await this.ledger.markUnreferenced(tx, result.orphanBlobs);
+        return result.deleted;
+      });
       total += deleted;
       if (deleted < BATCH) return total;
     }

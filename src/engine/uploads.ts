@@ -3,6 +3,7 @@ import { newId } from '../ids.js';
 import type { UploadRow } from '../store/index.js';
 import { deleteVendorUploads } from '../store/sql/delete-finished-jobs.js';
 import { insertUpload, selectUpload } from '../store/sql/uploads.js';
+import type { BlobLedgerService } from './blobs.js';
 import type { EngineContext } from './context.js';
 
 export interface Upload {
@@ -31,7 +32,10 @@ function toUpload(row: UploadRow): Upload {
 
 /** Images a vendor uploaded once to use in several jobs. */
 export class UploadService {
-  constructor(private readonly ctx: EngineContext) {}
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly ledger: BlobLedgerService,
+  ) {}
 
   async create(vendorId: string, image: Omit<Upload, 'id' | 'vendorId' | 'createdAt'>): Promise<Upload> {
     const row: UploadRow = {
@@ -55,13 +59,14 @@ export class UploadService {
   }
 
   /**
-   * Deletes uploads of `vendorId` that turned out to be unwanted (their submission failed), and through
-   * `deleteBlob` each blob nothing else refers to. Returns how many uploads were deleted.
+   * Deletes uploads of `vendorId` that turned out to be unwanted (their submission failed); each blob nothing
+   * else refers to goes to the ledger's sweep. Returns how many uploads were deleted.
    */
-  async discard(vendorId: string, ids: string[], deleteBlob: (key: string) => Promise<void>): Promise<number> {
-    const { deleted, orphanBlobs } = await this.ctx.write((tx) => deleteVendorUploads(tx, vendorId, ids));
-    // After the commit: a crash here leaves an unreferenced file, never a row without its blob.
-    for (const key of orphanBlobs) await deleteBlob(key);
-    return deleted;
+  async discard(vendorId: string, ids: string[]): Promise<number> {
+    return this.ctx.write(async (tx) => {
+      const { deleted, orphanBlobs } = await deleteVendorUploads(tx, vendorId, ids);
+      await this.ledger.markUnreferenced(tx, orphanBlobs);
+      return deleted;
+    });
   }
 }

@@ -2,7 +2,7 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import type { LookupAddress, LookupOptions } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
-import { payloadTooLarge } from '../blobs/fs-store.js';
+import { payloadTooLarge } from '../blobs/staging.js';
 import { jobErrors, PixqError } from '../errors.js';
 import { forbiddenRange, isAllowlisted, parseAllowlist, parseIp, type Allowlist } from './address-policy.js';
 

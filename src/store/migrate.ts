@@ -2,11 +2,13 @@ import { Migrator, type Migration, type MigrationProvider } from 'kysely';
 import type { Store } from './connect.js';
 import * as initial from './migrations/0001-initial.js';
 import * as sparseJobIndexes from './migrations/0002-sparse-job-indexes.js';
+import * as blobLedger from './migrations/0003-blob-ledger.js';
 import * as webhooks from './migrations/0004-webhooks.js';
 
 const MIGRATIONS = {
   '0001-initial': initial,
   '0002-sparse-job-indexes': sparseJobIndexes,
+  '0003-blob-ledger': blobLedger,
   '0004-webhooks': webhooks,
 };
 

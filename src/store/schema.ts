@@ -183,6 +183,12 @@ export interface WebhookDeliveriesTable {
   finished_at: number | null;
 }
 
+/** A stored blob the sweep may delete once nothing refers to it (see src/engine/blobs.ts). */
+export interface BlobsTable {
+  key: string;
+  sweep_after: number | null;
+}
+
 export interface Database {
   vendors: VendorsTable;
   jobs: JobsTable;
@@ -196,6 +202,7 @@ export interface Database {
   rate_buckets: RateBucketsTable;
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  blobs: BlobsTable;
 }
 
 export type JobRow = Selectable<JobsTable>;

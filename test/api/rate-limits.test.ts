@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { describeEachStore } from '../support/stores.js';
-import { ADMIN_KEY, expectProblem, imageForm, jpeg, openSse, startApi, useApi, type Answer, type ApiHarness } from '../support/api.js';
+import { ADMIN_KEY, awayFromWindowEdge, expectProblem, imageForm, jpeg, openSse, startApi, useApi, type Answer, type ApiHarness } from '../support/api.js';
 
 /**
  * Rate limits over real HTTP: 429 rate_limited with Retry-After and the IETF RateLimit-Policy / RateLimit
@@ -8,12 +8,6 @@ import { ADMIN_KEY, expectProblem, imageForm, jpeg, openSse, startApi, useApi, t
  * proxy, and budgets shared by two API instances on one store.
  */
 const HOUR = 3_600_000;
-
-/** Fixed windows reset on the hour; a test that straddles the reset would see a fresh budget mid-way. */
-async function awayFromWindowEdge(windowMs = HOUR, marginMs = 10_000) {
-  const left = windowMs - (Date.now() % windowMs);
-  if (left < marginMs) await new Promise((r) => setTimeout(r, left + 50));
-}
 
 function expectRateHeaders(res: Answer, policies: string[], what: string) {
   const policy = res.headers.get('ratelimit-policy');

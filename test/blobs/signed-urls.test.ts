@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { loadSigningSecret, signBlobUrl, verifyBlobPath, verifyBlobUrl } from '../../src/blobs/index.js';
+import { loadSigningSecret, signBlobUrl, verifyBlobUrl } from '../../src/blobs/index.js';
 import { PixqError } from '../../src/errors.js';
 
 const key = randomBytes(32).toString('hex');
@@ -18,6 +18,13 @@ function errorOf(fn: () => unknown): PixqError {
     return err as PixqError;
   }
   throw new Error('expected a PixqError');
+}
+
+/** Verifies a `path?query` string as the router hands it over: the key from the path, the parsed query. */
+function verifyBlobPath(pathAndQuery: string, secret: Buffer, now: number) {
+  const url = new URL(pathAndQuery, 'http://pixq.invalid');
+  const key = /^\/v1\/blobs\/([^/]+)$/.exec(url.pathname)?.[1] ?? '';
+  return verifyBlobUrl(key, Object.fromEntries(url.searchParams), secret, now);
 }
 
 function withParam(url: string, name: string, value: string): string {

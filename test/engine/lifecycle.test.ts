@@ -1,5 +1,6 @@
 import { expect, it } from 'vitest';
 import { FsBlobStore } from '../../src/blobs/index.js';
+import { BLOB_GRACE_MS } from '../../src/engine/index.js';
 import { PixqError } from '../../src/errors.js';
 import type { JobEvent } from '../../src/engine/index.js';
 import { describeEachStore } from '../support/stores.js';
@@ -147,7 +148,7 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
   it('deletes finished jobs past retention with their blobs, keeping blobs still in use', async () => {
     let now = Date.now();
     const { engine, dataDir } = await open({ now: () => now });
-    const blobs = new FsBlobStore(dataDir);
+    const blobs = new FsBlobStore(dataDir, engine.blobs);
     const shared = await blobs.put(Buffer.from('shared input'), 'image/png');
     const output = await blobs.put(Buffer.from('output of old job'), 'image/png');
     const v = await engine.vendors.create('v');
@@ -158,6 +159,10 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
     const deleted = await engine.maintenance.prune(7 * 86_400_000, (key) => blobs.delete(key));
     expect(deleted).toBe(1);
     await expect(engine.jobs.get(old.id)).rejects.toMatchObject({ code: 'not_found' });
+    // The unreferenced output waits out the ledger's grace period, then the next prune's sweep deletes it.
+    expect(await blobs.exists(output.key)).toBe(true);
+    now += BLOB_GRACE_MS;
+    await engine.maintenance.prune(7 * 86_400_000, (key) => blobs.delete(key));
     expect(await blobs.exists(output.key)).toBe(false);
     expect(await blobs.exists(shared.key)).toBe(true);
     expect((await engine.jobs.get(jobs.find((j) => j.id !== old.id)!.id)).state).toBe('queued');
@@ -166,7 +171,7 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
   it('deletes uploads past retention, and their blob once no job uses it', async () => {
     let now = Date.now();
     const { engine, dataDir } = await open({ now: () => now });
-    const blobs = new FsBlobStore(dataDir);
+    const blobs = new FsBlobStore(dataDir, engine.blobs);
     const used = await blobs.put(Buffer.from('used by a queued job'), 'image/png');
     const unused = await blobs.put(Buffer.from('uploaded, never used'), 'image/png');
     const v = await engine.vendors.create('v');
@@ -175,6 +180,8 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
     const dropped = await engine.uploads.create(v.id, { ...image, blob: unused.key });
     await engine.jobs.enqueue(v.id, [{ type: 'noop', inputBlob: kept.blob }]);
     now += 8 * 86_400_000;
+    await engine.maintenance.prune(7 * 86_400_000, (key) => blobs.delete(key));
+    now += BLOB_GRACE_MS;
     await engine.maintenance.prune(7 * 86_400_000, (key) => blobs.delete(key));
     await expect(engine.uploads.get(dropped.id, v.id)).rejects.toMatchObject({ code: 'not_found' });
     await expect(engine.uploads.get(kept.id, v.id)).rejects.toMatchObject({ code: 'not_found' });

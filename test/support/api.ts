@@ -221,6 +221,12 @@ export async function waitForJob(api: ApiHarness, key: string, id: string, state
   }
 }
 
+/** Fixed windows reset on the hour; a test that straddles the reset would see a fresh budget mid-way. */
+export async function awayFromWindowEdge(windowMs = 3_600_000, marginMs = 10_000) {
+  const left = windowMs - (Date.now() % windowMs);
+  if (left < marginMs) await new Promise((r) => setTimeout(r, left + 50));
+}
+
 /** A static image server on a loopback address, for URL inputs; `redirectTo` answers every path with a 302. */
 export async function imageServer(bytes: Buffer, opts: { host?: string; redirectTo?: string } = {}) {
   const hits: string[] = [];

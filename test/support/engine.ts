@@ -1,5 +1,5 @@
 import { afterEach } from 'vitest';
-import { openEngine, type Engine, type EngineOptions } from '../../src/engine/index.js';
+import { openEngine, type Engine, type EngineOptions, type JobState } from '../../src/engine/index.js';
 import { dropDatabase, type StoreTarget } from './stores.js';
 
 export interface TestClock {
@@ -63,4 +63,15 @@ export async function drainOneByOne(engine: Engine, type: string, claims: number
 
 export function specs(n: number, spec: { type: string } & Record<string, unknown> = { type: 'noop' }) {
   return Array.from({ length: n }, () => ({ ...spec }));
+}
+
+/** How many of a vendor's jobs are in `state` now, read straight from the store. */
+export async function countJobs(engine: Engine, vendorId: string, state: JobState): Promise<number> {
+  const row = await engine.store.db
+    .selectFrom('jobs')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .where('vendor_id', '=', vendorId)
+    .where('state', '=', state)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
 }

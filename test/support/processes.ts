@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
-import { openEngine } from '../../src/engine/index.js';
-import { DEFAULT_OPTIONS } from './engine.js';
+import { openEngine, type Engine } from '../../src/engine/index.js';
+import { countJobs, DEFAULT_OPTIONS } from './engine.js';
 import { dropDatabase, type StoreTarget } from './stores.js';
 
 const CLI = path.resolve(import.meta.dirname, 'pixq-cli.ts');
@@ -48,8 +48,24 @@ export async function waitUntil(condition: () => Promise<boolean> | boolean, tim
   }
 }
 
+/** Samples how many jobs each vendor has running until `done` holds; returns each vendor's peak and the samples. */
+export async function peakRunning(engine: Engine, vendorIds: string[], done: () => Promise<boolean>) {
+  const peaks = vendorIds.map(() => 0);
+  let samples = 0;
+  await waitUntil(
+    async () => {
+      for (const [i, id] of vendorIds.entries()) peaks[i] = Math.max(peaks[i], await countJobs(engine, id, 'running'));
+      samples++;
+      return done();
+    },
+    90_000,
+    'the jobs to finish',
+  );
+  return { peaks, samples };
+}
+
 /** Waits for a worker process to log that it started. */
-export function workerReady(p: PixqProcess, timeoutMs = 30_000) {
+export function workerReady(p: PixqProcess, timeoutMs = 90_000) {
   return waitUntil(() => p.logs.some((l) => l.msg === 'worker started'), timeoutMs, `worker ${p.pid} to start`);
 }
 
@@ -77,8 +93,8 @@ export async function workerCluster(target: StoreTarget, env: Record<string, str
   try {
     await Promise.all(workers.map((w) => workerReady(w)));
   } catch (err) {
-    // Not left running behind a failed test.
-    for (const w of workers) w.child.kill('SIGKILL');
+    // Workers that start after the deadline would otherwise run on after the test.
+    await stopAll(workers);
     await engine.close();
     throw err;
   }

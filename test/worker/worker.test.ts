@@ -10,7 +10,7 @@ import { describeEachStore } from '../support/stores.js';
 import { useEngine } from '../support/engine.js';
 
 function startWorker(engine: Engine, dataDir: string, opts: { slots?: number; graceMs?: number } = {}) {
-  const blobs = new FsBlobStore(dataDir);
+  const blobs = new FsBlobStore(dataDir, engine.blobs);
   const worker = new Worker({
     engine,
     processors: new Map<string, Processor>([['noop', noop]]),

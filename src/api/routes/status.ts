@@ -60,6 +60,9 @@ export const statusRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =
       await deps.limiter.chargeAnonymous(request, reply);
       throw err;
     }
+    // A bucket clients can reach serves the bytes itself, through a presigned GET that ends with this link.
+    const direct = await deps.blobs.directUrl(verified.key, verified.contentType, verified.expiresAt);
+    if (direct) return reply.header('cache-control', 'private, no-store').redirect(direct, 302);
     return reply
       .type(verified.contentType)
       .header('x-content-type-options', 'nosniff')

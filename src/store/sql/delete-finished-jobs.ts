@@ -1,9 +1,10 @@
 import type { Tx } from '../transaction.js';
 import { FINISHED_STATES } from '../schema.js';
+import { blobInUse } from './blobs.js';
 
 /**
  * Deletes up to `limit` jobs that finished before `before`, with their outputs, and returns the
- * blob keys no remaining job or upload refers to any more (the caller deletes those blobs).
+ * blob keys no remaining job or upload refers to any more (for the blob ledger).
  */
 export async function deleteFinishedJobs(tx: Tx, before: number, limit: number) {
   const jobs = await tx
@@ -59,13 +60,4 @@ async function deleteUploadRows(tx: Tx, uploads: { id: string; blob: string }[])
 
 function isString(value: string | null): value is string {
   return value !== null;
-}
-
-async function blobInUse(tx: Tx, blob: string): Promise<boolean> {
-  const [job, output, upload] = await Promise.all([
-    tx.selectFrom('jobs').select('id').where('input_blob', '=', blob).limit(1).executeTakeFirst(),
-    tx.selectFrom('job_outputs').select('job_id').where('blob', '=', blob).limit(1).executeTakeFirst(),
-    tx.selectFrom('uploads').select('id').where('blob', '=', blob).limit(1).executeTakeFirst(),
-  ]);
-  return Boolean(job || output || upload);
 }

@@ -1,32 +1,18 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm, stat, utimes, writeFile, mkdir } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FsBlobStore } from '../../src/blobs/index.js';
+import { beforeEach, expect, it } from 'vitest';
+import type { BlobStore } from '../../src/blobs/index.js';
 import { PixqError } from '../../src/errors.js';
+import { describeEachBlobStore, type OpenedBlobStore } from '../support/blob-stores.js';
+import { useEngine } from '../support/engine.js';
 import { rejection } from '../support/errors.js';
+import { sqliteTarget } from '../support/stores.js';
 
-let dataDir: string;
-let store: FsBlobStore;
-
-beforeEach(async () => {
-  dataDir = await mkdtemp(path.join(os.tmpdir(), 'pixq-blobs-'));
-  store = new FsBlobStore(dataDir);
-});
-
-afterEach(async () => {
-  await rm(dataDir, { recursive: true, force: true });
-});
+/** The contract every blob store keeps, run against the file store and the S3 store (on s3rver). */
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-
-/** Every regular file under the store, relative to it. */
-async function listFiles(dir = store.root): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
-  return entries.filter((e) => e.isFile()).map((e) => path.relative(store.root, path.join(e.parentPath, e.name)));
-}
 
 function chunked(data: Buffer, size: number): Readable {
   const chunks: Buffer[] = [];
@@ -40,12 +26,24 @@ async function drain(stream: Readable): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-describe('FsBlobStore', () => {
-  it('stores bytes under their sha256 in fan-out directories and reads them back', async () => {
+describeEachBlobStore('blob store contract', (target) => {
+  const openEngine = useEngine(sqliteTarget);
+  let dataDir: string;
+  let opened: OpenedBlobStore;
+  let store: BlobStore;
+
+  beforeEach(async () => {
+    const { engine, dataDir: dir } = await openEngine();
+    dataDir = dir;
+    opened = target.open(dataDir, engine.blobs);
+    store = opened.store;
+  });
+
+  it('stores bytes under their sha256 and reads them back whole and streamed', async () => {
     const data = randomBytes(5000);
     const ref = await store.put(data, 'image/png');
     expect(ref).toEqual({ key: sha256(data), bytes: data.length });
-    expect(await listFiles()).toEqual([path.join(ref.key.slice(0, 2), ref.key.slice(2, 4), ref.key)]);
+    expect(await opened.contents()).toEqual([ref.key]);
     expect((await store.get(ref.key)).equals(data)).toBe(true);
     expect((await drain(store.stream(ref.key))).equals(data)).toBe(true);
     expect(await store.exists(ref.key)).toBe(true);
@@ -57,7 +55,7 @@ describe('FsBlobStore', () => {
     const b = await store.put(Buffer.from(data), 'image/jpeg');
     const c = await store.putStream(chunked(data, 7), { maxBytes: 1000 });
     expect(new Set([a.key, b.key, c.key]).size).toBe(1);
-    expect(await listFiles()).toHaveLength(1);
+    expect(await opened.contents()).toEqual([a.key]);
   });
 
   it('putStream hashes while streaming and accepts exactly maxBytes', async () => {
@@ -65,14 +63,21 @@ describe('FsBlobStore', () => {
     const ref = await store.putStream(chunked(data, 4096), { maxBytes: data.length });
     expect(ref).toEqual({ key: sha256(data), bytes: data.length });
     expect((await store.get(ref.key)).equals(data)).toBe(true);
+    expect(await opened.contents()).toEqual([ref.key]);
   });
 
-  it('putStream past maxBytes rejects with payload_too_large and leaves no file behind', async () => {
+  it('putStream sends a file larger than one part as a multipart upload, intact', async () => {
+    const data = randomBytes(9 * 1024 * 1024 + 17);
+    const ref = await store.putStream(chunked(data, 64 * 1024), { maxBytes: data.length });
+    expect(ref.key).toBe(sha256(data));
+    expect(sha256(await drain(store.stream(ref.key)))).toBe(ref.key);
+  });
+
+  it('putStream past maxBytes rejects with payload_too_large and leaves nothing behind', async () => {
     const data = randomBytes(50_000);
     const err = await rejection(store.putStream(chunked(data, 1000), { maxBytes: data.length - 1 }));
-    expect(err.code).toBe('payload_too_large');
-    expect(err.status).toBe(413);
-    expect(await listFiles()).toEqual([]);
+    expect([err.code, err.status]).toEqual(['payload_too_large', 413]);
+    expect(await opened.contents()).toEqual([]);
     expect(await store.exists(sha256(data))).toBe(false);
   });
 
@@ -88,23 +93,23 @@ describe('FsBlobStore', () => {
     expect(err.code).toBe('payload_too_large');
     expect(endless.destroyed).toBe(true);
     expect(produced).toBeLessThan(200_000);
-    expect(await listFiles()).toEqual([]);
+    expect(await opened.contents()).toEqual([]);
   });
 
-  it('a failing source leaves no file behind and passes its error on', async () => {
+  it('a failing source leaves nothing behind and passes its error on', async () => {
     const source = new Readable({ read() {} });
     source.push(Buffer.alloc(100));
     setImmediate(() => source.destroy(new Error('client went away')));
     await expect(store.putStream(source, { maxBytes: 1000 })).rejects.toThrow('client went away');
-    expect(await listFiles()).toEqual([]);
+    expect(await opened.contents()).toEqual([]);
   });
 
-  it('a source that fails before any byte arrives leaves no file behind either', async () => {
+  it('a source that fails before any byte arrives leaves nothing behind either', async () => {
     const source = new Readable({ read() {} });
     const pending = store.putStream(source, { maxBytes: 1000 });
     source.destroy(new Error('reset before the first byte'));
     await expect(pending).rejects.toThrow('reset before the first byte');
-    expect(await listFiles()).toEqual([]);
+    expect(await opened.contents()).toEqual([]);
   });
 
   it('delete removes a blob and is idempotent', async () => {
@@ -112,7 +117,7 @@ describe('FsBlobStore', () => {
     await store.delete(ref.key);
     expect(await store.exists(ref.key)).toBe(false);
     await store.delete(ref.key);
-    expect(await listFiles()).toEqual([]);
+    expect(await opened.contents()).toEqual([]);
   });
 
   it('a missing blob is not_found for get and stream', async () => {
@@ -130,7 +135,7 @@ describe('FsBlobStore', () => {
     `${'a'.repeat(64)}\0`,
     'a'.repeat(65),
     '',
-  ])('refuses key %j before touching the filesystem', async (key) => {
+  ])('refuses key %j before touching the storage', async (key) => {
     // A file planted where a traversal would land proves the refusal is not just "file not found".
     await writeFile(path.join(dataDir, 'secret'), 'do not serve');
     expect((await rejection(store.get(key))).code).toBe('validation_failed');
@@ -140,14 +145,35 @@ describe('FsBlobStore', () => {
     expect((await stat(path.join(dataDir, 'secret'))).isFile()).toBe(true);
   });
 
-  it('removeStaleTemp clears old leftovers from a crash but keeps fresh ones', async () => {
-    const tmp = path.join(store.root, 'tmp');
+  it('removeStaleTemp clears old leftovers of a crashed write but keeps fresh ones', async () => {
+    const tmp = path.join(dataDir, 'blobs', 'tmp');
     await mkdir(tmp, { recursive: true });
     await writeFile(path.join(tmp, 'old.part'), 'x');
     await writeFile(path.join(tmp, 'new.part'), 'x');
     const past = new Date(Date.now() - 2 * 3_600_000);
     await utimes(path.join(tmp, 'old.part'), past, past);
-    expect(await store.removeStaleTemp(3_600_000)).toBe(1);
-    expect(await readdir(tmp)).toEqual(['new.part']);
+    expect(await store.removeStaleTemp()).toBe(1);
+    expect(await opened.contents()).toEqual(['tmp/new.part']);
   });
+
+  if (target.name === 'fs') {
+    it('serves downloads through pixq: no direct URL', async () => {
+      const ref = await store.put(randomBytes(10), 'image/png');
+      expect(await store.directUrl(ref.key, 'image/png', Date.now() + 60_000)).toBeUndefined();
+    });
+  } else {
+    it('hands out a presigned GET that serves the bytes with the signed content type, or none when presigning is off', async () => {
+      const data = randomBytes(2000);
+      const ref = await store.put(data, 'image/webp');
+      const url = await store.directUrl(ref.key, 'image/webp', Date.now() + 60_000);
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/.*X-Amz-Signature=/);
+      const res = await fetch(url!);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBe('image/webp');
+      expect(Buffer.from(await res.arrayBuffer()).equals(data)).toBe(true);
+      const { engine } = await openEngine();
+      const privateStore = target.open(dataDir, engine.blobs, { presign: false }).store;
+      expect(await privateStore.directUrl(ref.key, 'image/webp', Date.now() + 60_000)).toBeUndefined();
+    });
+  }
 });
