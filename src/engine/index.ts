@@ -62,10 +62,6 @@ export class Engine {
     return this.ctx.options;
   }
 
-  now(): number {
-    return this.ctx.now();
-  }
-
   /** Whether the store answers and has every migration applied: what `/readyz` reports. */
   async ready(): Promise<boolean> {
     return isMigrated(this.store).catch(() => false);
