@@ -1,4 +1,5 @@
 import { FormatRegistry, Type, type Static } from '@sinclair/typebox';
+import { JOB_LIMITS } from '../engine/limits.js';
 
 /** RFC 3339 date-time (with a zone, as ajv-formats had it); TypeBox knows no formats until they are registered. */
 const DATE_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)$/i;
@@ -44,9 +45,9 @@ export const JobSubmission = Type.Object(
     type: Type.String({ minLength: 1, maxLength: 64 }),
     input: Type.Optional(JobInput),
     options: Type.Optional(FreeObject),
-    priority: Type.Optional(Type.Integer({ minimum: -1000, maximum: 1000, description: 'Higher runs first.' })),
-    maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 10 })),
-    timeoutMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 3_600_000 })),
+    priority: Type.Optional(Type.Integer({ minimum: JOB_LIMITS.priority.min, maximum: JOB_LIMITS.priority.max, description: 'Higher runs first.' })),
+    maxAttempts: Type.Optional(Type.Integer({ minimum: JOB_LIMITS.maxAttempts.min, maximum: JOB_LIMITS.maxAttempts.max })),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: JOB_LIMITS.timeoutMs.min, maximum: JOB_LIMITS.timeoutMs.max })),
     metadata: Type.Optional(FreeObject),
   },
   { additionalProperties: false },
