@@ -32,9 +32,11 @@ export const transformOptionsSchema = Type.Object(
         {
           width: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_SIDE })),
           height: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_SIDE })),
+          // sharp's own default: a resize naming width and height gives exactly that size. With one side
+          // given, the other follows the aspect ratio whatever the fit.
           fit: Type.Union(
             FITS.map((f) => Type.Literal(f)),
-            { default: 'inside' },
+            { default: 'cover' },
           ),
           position: Type.Optional(Type.Union(Object.keys(POSITIONS).map((p) => Type.Literal(p)))),
           withoutEnlargement: Type.Optional(Type.Boolean()),
