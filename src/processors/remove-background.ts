@@ -3,6 +3,7 @@ import sharp, { type Sharp } from 'sharp';
 import type { Config } from '../config.js';
 import { parseColour, type Colour } from './colour.js';
 import { openImage } from './image.js';
+import { checkOutputSize } from './output-size.js';
 import { DEFAULT_MODEL, MODEL_NAMES, MODELS, type ModelName, type ModelSpec } from './models/catalog.js';
 import { locateModel } from './models/locate.js';
 import { modelUnavailable } from './models/model-files.js';
@@ -93,6 +94,8 @@ async function removeBackground(ctx: Context, config: Config, sessions: SessionC
 
   enter(ctx, 'decode', 0);
   const opened = await openImage(ctx.input, config.maxPixels);
+  // The output is the input's size, or a crop of it whose size the mask decides.
+  if (!options.crop) checkOutputSize(opened, config.maxPixels);
   const pixels = await modelInput(opened.image, opened.width, opened.height, spec.size);
 
   enter(ctx, 'inference', 10);
@@ -106,6 +109,7 @@ async function removeBackground(ctx: Context, config: Config, sessions: SessionC
   const alpha = await scaleMask(cleaned, spec.size, width, height, options.refineEdges);
   const subject = boundingBox(alpha, width, height, CROP_THRESHOLD);
   const box = options.crop && subject ? growBox(subject, options.cropMargin, width, height) : undefined;
+  if (options.crop) checkOutputSize(box ?? opened, config.maxPixels);
   const composed = options.onlyMask
     ? maskImage(alpha, width, height)
     : await cutOut(opened.image, alpha, width, height, options);
