@@ -4,6 +4,7 @@ import { PixqError } from '../../src/errors.js';
 import type { JobEvent } from '../../src/engine/index.js';
 import { describeEachStore } from '../support/stores.js';
 import { claim, specs, succeed, useEngine } from '../support/engine.js';
+import { waitUntil } from '../support/processes.js';
 
 const retryable = new PixqError('upstream_unavailable', 'try later', { retryable: true });
 
@@ -64,7 +65,7 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
     const again = await engine.jobs.retry(running.id, v.id);
     expect(again).toMatchObject({ state: 'queued', attempts: 0, error: null, cancelRequested: false });
     await expect(engine.jobs.retry(again.id, v.id)).rejects.toMatchObject({ code: 'invalid_state' });
-    await waitFor(() => cancelled.includes(running.id));
+    await waitUntil(() => cancelled.includes(running.id), 20_000, 'the cancel to reach the bus');
   });
 
   it('another vendor can neither cancel nor retry a job', async () => {
@@ -86,7 +87,7 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
     const [job] = (await claim(engine, 'w', { noop: 1 })).jobs;
     await engine.work.progress('w', job.id, { percent: 40, stage: 'inference', message: 'half way' });
     await succeed(engine, 'w', job, { outputs: [{ blob: 'b'.repeat(64), contentType: 'image/png', width: 2, height: 3, bytes: 10 }], result: { ok: 1 } });
-    await waitFor(() => events.length >= 4);
+    await waitUntil(() => events.length >= 4, 20_000, 'four published events');
     expect(events.map((e) => [e.kind, e.state])).toEqual([
       ['state', 'queued'],
       ['state', 'running'],
@@ -116,7 +117,7 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
     const v = await engine.vendors.create('v');
     await engine.jobs.enqueue(v.id, specs(2));
     const { jobs } = await engine.jobs.enqueue(v.id, specs(5));
-    await waitFor(() => events.length >= 7);
+    await waitUntil(() => events.length >= 7, 20_000, 'seven published events');
     const rows = await engine.store.db.selectFrom('events').select(['id', 'job_id']).orderBy('id').execute();
     expect(rows.map((r) => [Number(r.id), r.job_id])).toEqual(events.map((e) => [e.id, e.jobId]));
     expect(events.slice(2).map((e) => e.jobId)).toEqual(jobs.map((j) => j.id));
@@ -182,11 +183,3 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
     expect(await blobs.exists(used.key)).toBe(true);
   });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 3000) {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > timeoutMs) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
