@@ -42,7 +42,7 @@ describeEachStore('the pixq command', (target) => {
     }
   });
 
-  it('`migrate` on a fresh store says which migrations it applied; run again, that the database is up to date', { timeout: 60_000 }, async () => {
+  it('`migrate` on a fresh store says which migrations it applied; run again, that the database is up to date', { timeout: 180_000 }, async () => {
     const location = await target.fresh();
     const env = { PIXQ_DATA_DIR: location.dataDir, DATABASE_URL: location.databaseUrl };
     try {
