@@ -78,7 +78,9 @@ async function runFaceCrop(ctx: ProcessorContext<FaceCropOptions>, config: Confi
   ctx.progress({ percent: 5, stage: 'decode' });
   const opened = await openImage(ctx.input, config.maxPixels);
   // An explicit size is known before detection; a crop's own size is checked per face before it is cut.
-  if (ctx.options.size !== undefined) checkOutputSize(outputSize(ctx.options, opened, outputAspect(ctx.options)), config.maxPixels);
+  if (ctx.options.size !== undefined) {
+    checkOutputSize(outputSize(ctx.options, opened, outputAspect(ctx.options)), config.maxPixels);
+  }
   const meta = await opened.image.metadata();
   throwIfAborted(ctx.signal);
   ctx.progress({ percent: 20, stage: 'detect' });
