@@ -1,5 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
+import { JOB_LIMITS } from './engine/limits.js';
 
 /**
  * All of pixq's configuration, read once from environment variables and validated.
@@ -322,10 +323,10 @@ export function loadConfig(env: Env = process.env): Config {
     pollMs: integer(env, 'PIXQ_POLL_MS', 1000, 10),
     claimBatch: integer(env, 'PIXQ_CLAIM_BATCH', 32, 1, 1000),
     retentionMs: decimal(env, 'PIXQ_RETENTION_DAYS', 7, 0) * UNIT_MS.d,
-    defaultMaxAttempts: integer(env, 'PIXQ_MAX_ATTEMPTS', 3, 1, 100),
+    defaultMaxAttempts: integer(env, 'PIXQ_MAX_ATTEMPTS', 3, JOB_LIMITS.maxAttempts.min, JOB_LIMITS.maxAttempts.max),
     backoffBaseMs: integer(env, 'PIXQ_BACKOFF_MS', 1000, 0),
     backoffMaxMs: integer(env, 'PIXQ_BACKOFF_MAX_MS', 300_000, 0),
-    defaultTimeoutMs: integer(env, 'PIXQ_JOB_TIMEOUT_MS', 300_000, 100),
+    defaultTimeoutMs: integer(env, 'PIXQ_JOB_TIMEOUT_MS', 300_000, JOB_LIMITS.timeoutMs.min, JOB_LIMITS.timeoutMs.max),
     maxUploadBytes: integer(env, 'PIXQ_MAX_UPLOAD_BYTES', 25 * 1024 * 1024, 1024),
     maxBulkFiles: integer(env, 'PIXQ_MAX_BULK_FILES', 100, 1, 10_000),
     maxPixels: integer(env, 'PIXQ_MAX_PIXELS', 40_000_000, 1),

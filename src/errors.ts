@@ -30,6 +30,13 @@ export class PixqError extends Error {
 export const jobErrors = {
   invalidImage: (message: string, cause?: unknown) =>
     new PixqError('invalid_image', message, { status: 422, cause }),
+  /** The image a job would produce exceeds the output bounds: refused before any pixel work, never retried. */
+  outputTooLarge: (width: number, height: number, limits: { maxPixels: number; maxSide: number }) =>
+    new PixqError(
+      'output_too_large',
+      `the output would be ${width}x${height} (${width * height} pixels); outputs are limited to ${limits.maxPixels} pixels and ${limits.maxSide} px a side`,
+      { status: 422, details: { width, height, ...limits } },
+    ),
   timeout: (ms: number) => new PixqError('timeout', `attempt exceeded its ${ms} ms timeout`, { retryable: true }),
   cancelled: () => new PixqError('cancelled', 'job was cancelled', { status: 409 }),
 };

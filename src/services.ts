@@ -4,6 +4,7 @@ import { engineOptions, openEngine, type Engine } from './engine/index.js';
 import { parseAllowlist } from './intake/index.js';
 import { createLogger, type Logger } from './log.js';
 import { createProcessors, type Processor } from './processors/index.js';
+import { migrate, openStore } from './store/index.js';
 import { inputLoader, startMaintainer, startWebhookDeliverer, Worker } from './worker/index.js';
 
 /** The parts every pixq process is made of, wired from one validated config (the composition root). */
@@ -34,6 +35,19 @@ export async function openServices(config: Config, log = createLogger(config.log
 function workerSlots(processors: Map<string, Processor>, configured: Record<string, number>): Record<string, number> {
   const declared = [...processors.values()].flatMap((p) => (p.concurrency === undefined ? [] : [[p.type, p.concurrency]]));
   return { ...Object.fromEntries(declared), ...configured };
+}
+
+/**
+ * Applies pending migrations on the configured store and returns their names. `pixq migrate` opens only the
+ * store: opening the services would migrate first, and the command could then never say what it applied.
+ */
+export async function migrateStore(config: Config): Promise<string[]> {
+  const store = await openStore(config);
+  try {
+    return await migrate(store);
+  } finally {
+    await store.close();
+  }
 }
 
 /** Starts a worker and the housekeeping timers; the returned function stops both gracefully. */

@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
-import { migrate } from '../store/index.js';
-import { openServices, startWorker, type Services } from '../services.js';
+import { migrateStore, openServices, startWorker, type Services } from '../services.js';
 import { SUBMIT_USAGE, submitCommand } from './submit.js';
 
 const USAGE = `usage: pixq <command>
@@ -28,10 +27,7 @@ export async function main(argv: string[]): Promise<void> {
     case 'worker':
       return serve({ api: false, worker: true });
     case 'migrate':
-      return withServices(async ({ engine }) => {
-        const applied = await migrate(engine.store);
-        console.log(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
-      });
+      return migrateCommand();
     case 'vendor':
       return vendorCommand(rest);
     case 'submit':
@@ -40,6 +36,11 @@ export async function main(argv: string[]): Promise<void> {
       console.log(USAGE);
       if (command && !['help', '--help', '-h'].includes(command)) process.exitCode = 2;
   }
+}
+
+async function migrateCommand() {
+  const applied = await migrateStore(loadConfig());
+  console.log(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
 }
 
 async function withServices(fn: (services: Services) => Promise<void>) {

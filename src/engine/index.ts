@@ -73,10 +73,6 @@ export class Engine {
     return this.ctx.options;
   }
 
-  now(): number {
-    return this.ctx.now();
-  }
-
   /** Whether the store answers and has every migration applied, and if not, why: what `/readyz` reports. */
   async readiness(): Promise<{ ready: true } | { ready: false; reason: string }> {
     try {

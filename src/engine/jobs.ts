@@ -7,6 +7,7 @@ import { selectBatchProgress, selectJobByIdempotencyKey, selectJobOutputs, selec
 import { lockVendorById } from '../store/sql/vendors.js';
 import { FINISHED_STATES, JOB_STATES, type JobState, type Tx } from '../store/index.js';
 import type { EngineContext } from './context.js';
+import { JOB_LIMITS, type JobLimit } from './limits.js';
 import { fromStoredEvent, toJob, toOutput } from './rows.js';
 import { checkActive } from './vendors.js';
 import type { Job, JobEvent, JobOutput, JobSpec } from './types.js';
@@ -33,8 +34,6 @@ export interface BatchSummary {
 }
 
 const RETRYABLE_STATES: JobState[] = ['failed', 'cancelled'];
-
-const LIMITS = { maxAttempts: 100, priority: 1000, timeoutMs: 24 * 3600_000, delayMs: 365 * 24 * 3600_000 };
 
 export class JobService {
   constructor(private readonly ctx: EngineContext) {}
@@ -190,21 +189,21 @@ export class JobService {
 
   private newRow(vendorId: string, spec: JobSpec, now: number, batchId?: string): NewJobRow {
     const o = this.ctx.options;
-    const runAt = now + checkRange('delayMs', spec.delayMs ?? 0, 0, LIMITS.delayMs);
+    const runAt = now + checkLimit('delayMs', spec.delayMs ?? 0);
     return {
       id: newId(),
       vendor_id: vendorId,
       type: spec.type,
       state: runAt > now ? 'delayed' : 'queued',
-      priority: checkRange('priority', spec.priority ?? 0, -LIMITS.priority, LIMITS.priority),
+      priority: checkLimit('priority', spec.priority ?? 0),
       options: JSON.stringify(spec.options ?? {}),
       input_blob: spec.inputBlob ?? null,
       input_url: spec.inputUrl ?? null,
       attempts: 0,
-      max_attempts: checkRange('maxAttempts', spec.maxAttempts ?? o.defaultMaxAttempts, 1, LIMITS.maxAttempts),
+      max_attempts: checkLimit('maxAttempts', spec.maxAttempts ?? o.defaultMaxAttempts),
       backoff_base_ms: spec.backoff?.baseMs ?? o.backoffBaseMs,
       backoff_max_ms: spec.backoff?.maxMs ?? o.backoffMaxMs,
-      timeout_ms: checkRange('timeoutMs', spec.timeoutMs ?? o.defaultTimeoutMs, 100, LIMITS.timeoutMs),
+      timeout_ms: checkLimit('timeoutMs', spec.timeoutMs ?? o.defaultTimeoutMs),
       run_at: runAt,
       cancel_requested: 0,
       progress_percent: 0,
@@ -224,7 +223,8 @@ async function newJobCount(tx: Tx, vendorId: string, rows: NewJobRow[]): Promise
   return rows.filter((r) => !r.idempotency_key).length + keys.filter((k) => !used.has(k)).length;
 }
 
-function checkRange(name: string, value: number, min: number, max: number): number {
+function checkLimit(name: JobLimit, value: number): number {
+  const { min, max } = JOB_LIMITS[name];
   if (!Number.isInteger(value) || value < min || value > max) {
     throw validationFailed(`${name} must be a whole number from ${min} to ${max}`);
   }

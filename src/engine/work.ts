@@ -21,10 +21,6 @@ export interface Outcome {
 export class WorkService {
   constructor(private readonly ctx: EngineContext) {}
 
-  async claim(owner: string, slots: Record<string, number>): Promise<{ jobs: Job[]; contended: boolean }> {
-    return (await this.finishAndClaim(owner, [], slots)).claimed;
-  }
-
   /**
    * Records the successes of jobs that just finished and claims new jobs for the freed slots, in one
    * transaction: on a busy worker one commit then serves many jobs in both directions.
@@ -61,12 +57,6 @@ export class WorkService {
       if (row) emit([row], 'progress');
       return Boolean(row);
     });
-  }
-
-  /** Records success with the outputs and result; false when the lease was lost meanwhile. */
-  async succeed(owner: string, job: Job, outcome: Outcome): Promise<boolean> {
-    const { recorded } = await this.finishAndClaim(owner, [{ job, ...outcome }], {});
-    return recorded[0];
   }
 
   /**

@@ -7,6 +7,7 @@ import type { Face } from './faces/detector.js';
 import { openImage, type OpenedImage } from './image.js';
 import { raceAbort, throwIfAborted } from './abort.js';
 import { OutputFormat, defaultFormat, encodeImage, type EncodedImage } from './encode.js';
+import { checkOutputSize, type Size } from './output-size.js';
 import type { Processor, ProcessorContext, ProcessorOutput, ProcessorResult } from './types.js';
 
 /** `select: all` writes at most this many crops (largest faces first), so a crowd photo cannot flood the store. */
@@ -76,6 +77,10 @@ async function runFaceCrop(ctx: ProcessorContext<FaceCropOptions>, config: Confi
   throwIfAborted(ctx.signal);
   ctx.progress({ percent: 5, stage: 'decode' });
   const opened = await openImage(ctx.input, config.maxPixels);
+  // An explicit size is known before detection; a crop's own size is checked per face before it is cut.
+  if (ctx.options.size !== undefined) {
+    checkOutputSize(outputSize(ctx.options, opened, outputAspect(ctx.options)), config.maxPixels);
+  }
   const meta = await opened.image.metadata();
   throwIfAborted(ctx.signal);
   ctx.progress({ percent: 20, stage: 'detect' });
@@ -88,7 +93,7 @@ async function runFaceCrop(ctx: ProcessorContext<FaceCropOptions>, config: Confi
   for (const [i, face] of chosen.entries()) {
     throwIfAborted(ctx.signal);
     ctx.progress({ percent: 60 + Math.round((30 * i) / chosen.length), stage: 'crop' });
-    const { encoded, crop } = await raceAbort(cropFace(opened, face, meta, ctx.options), ctx.signal);
+    const { encoded, crop } = await raceAbort(cropFace(opened, face, meta, ctx.options, config.maxPixels), ctx.signal);
     throwIfAborted(ctx.signal);
     const ref = await ctx.blobs.put(encoded.data, encoded.contentType);
     outputs.push({ ...ref, contentType: encoded.contentType, width: encoded.width, height: encoded.height });
@@ -115,13 +120,15 @@ async function cropFace(
   face: Face,
   meta: CropMeta,
   options: FaceCropOptions,
+  maxPixels: number,
 ): Promise<{ encoded: EncodedImage; crop: Region }> {
   const aspect = outputAspect(options);
   const image = { width: opened.width, height: opened.height };
   const crop = toPixels(fitToImage(idealCrop(face.box, aspect, options.margin), face.box, image), aspect);
+  const size = outputSize(options, crop, aspect);
+  checkOutputSize(size, maxPixels);
   const hasAlpha = meta.hasAlpha ?? false;
   let cut = await cutWithPadding(opened.image, crop, image, hasAlpha);
-  const size = outputSize(options, crop, aspect);
   if (size.width !== crop.width || size.height !== crop.height) {
     cut = cut.resize(size.width, size.height, { fit: 'fill' });
   }
@@ -157,7 +164,8 @@ function outputAspect(options: FaceCropOptions): number {
   return parseAspect(options.aspect);
 }
 
-function outputSize(options: FaceCropOptions, crop: Region, aspect: number): { width: number; height: number } {
+/** The output's size: the one asked for, else the crop's own. */
+function outputSize(options: FaceCropOptions, crop: Size, aspect: number): Size {
   if (typeof options.size === 'object') return options.size;
   if (typeof options.size === 'number') return { width: options.size, height: Math.max(1, Math.round(options.size / aspect)) };
   return { width: crop.width, height: crop.height };

@@ -4,6 +4,7 @@ import type { Config, RemoveBackgroundBackend } from '../config.js';
 import { sniffImage } from '../intake/index.js';
 import { parseColour, type Colour } from './colour.js';
 import { openImage, type OpenedImage } from './image.js';
+import { checkOutputSize } from './output-size.js';
 import { DEFAULT_MODEL, MODEL_NAMES, MODELS, type ModelName, type ModelSpec } from './models/catalog.js';
 import { locateModel } from './models/locate.js';
 import { modelUnavailable } from './models/model-files.js';
@@ -145,6 +146,8 @@ async function removeBackground(ctx: Context, config: Config, sessions: SessionC
 
   enter(ctx, 'decode', 0);
   const opened = await openImage(ctx.input, config.maxPixels);
+  // The output is the input's size, or a crop of it whose size the mask decides.
+  if (!options.crop) checkOutputSize(opened, config.maxPixels);
   const pixels = await modelInput(opened.image, opened.width, opened.height, spec.size);
 
   enter(ctx, 'inference', 10);
@@ -157,6 +160,7 @@ async function removeBackground(ctx: Context, config: Config, sessions: SessionC
   const cleaned = options.refineEdges ? refineMask(mask, spec.size, spec.size) : mask;
   const alpha = await scaleMask(cleaned, spec.size, width, height, options.refineEdges);
   const { subject, box } = cropBox(alpha, width, height, options);
+  if (options.crop) checkOutputSize(box ?? opened, config.maxPixels);
   const composed = options.onlyMask
     ? maskImage(alpha, width, height)
     : await cutOut(opened.image, alpha, width, height, options);

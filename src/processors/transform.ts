@@ -5,7 +5,8 @@ import { validationFailed } from '../errors.js';
 import { raceAbort, throwIfAborted } from './abort.js';
 import { parseColour, type Colour } from './colour.js';
 import { defaultFormat, encodeImage, OutputFormat, type EncodedImage } from './encode.js';
-import { openImage } from './image.js';
+import { openImage, type OpenedImage } from './image.js';
+import { checkOutputSize, MAX_OUTPUT_SIDE, type Size } from './output-size.js';
 import type { Processor, ProcessorContext, ProcessorResult } from './types.js';
 
 const FITS = ['cover', 'contain', 'fill', 'inside', 'outside'] as const;
@@ -23,18 +24,19 @@ const POSITIONS: Record<string, string> = {
   entropy: 'entropy',
   attention: 'attention',
 };
-const MAX_SIDE = 16_384;
 
 export const transformOptionsSchema = Type.Object(
   {
     resize: Type.Optional(
       Type.Object(
         {
-          width: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_SIDE })),
-          height: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_SIDE })),
+          width: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_OUTPUT_SIDE })),
+          height: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_OUTPUT_SIDE })),
+          // sharp's own default: a resize naming width and height gives exactly that size. With one side
+          // given, the other follows the aspect ratio whatever the fit.
           fit: Type.Union(
             FITS.map((f) => Type.Literal(f)),
-            { default: 'inside' },
+            { default: 'cover' },
           ),
           position: Type.Optional(Type.Union(Object.keys(POSITIONS).map((p) => Type.Literal(p)))),
           withoutEnlargement: Type.Optional(Type.Boolean()),
@@ -94,7 +96,8 @@ async function runTransform(
   const meta = await opened.image.metadata();
   throwIfAborted(ctx.signal);
   ctx.progress({ percent: 40, stage: 'transform' });
-  const encoded = await raceAbort(transformImage(opened.image, meta.format, meta.hasAlpha ?? false, ctx.options), ctx.signal);
+  const input = { ...opened, format: meta.format, hasAlpha: meta.hasAlpha ?? false };
+  const encoded = await raceAbort(transformImage(input, ctx.options, config.maxPixels), ctx.signal);
   throwIfAborted(ctx.signal);
   ctx.progress({ percent: 90, stage: 'store' });
   const ref = await ctx.blobs.put(encoded.data, encoded.contentType);
@@ -105,18 +108,22 @@ async function runTransform(
   };
 }
 
+interface TransformInput extends OpenedImage {
+  format: string | undefined;
+  hasAlpha: boolean;
+}
+
 /**
  * Applies the transform options to an upright sRGB image. Trim runs in its own pass first because sharp orders
- * the operations of one pipeline itself, and a trim after a resize would cut the letterbox it just added.
+ * the operations of one pipeline itself, and a trim after a resize would cut the letterbox it just added. The
+ * output's size is computed and bounded before the rotation and the resize (after the trim, which only
+ * shrinks the image and decides the size the resize sees).
  */
-export async function transformImage(
-  source: Sharp,
-  inputFormat: string | undefined,
-  inputHasAlpha: boolean,
-  options: TransformOptions,
-): Promise<EncodedImage> {
-  let image = source.clone();
-  if (options.trim !== undefined && options.trim !== false) image = await trimmed(image, options.trim);
+export async function transformImage(input: TransformInput, options: TransformOptions, maxPixels: number): Promise<EncodedImage> {
+  let image = input.image.clone();
+  let size: Size = input;
+  if (options.trim !== undefined && options.trim !== false) ({ image, size } = await trimmed(image, options.trim));
+  checkOutputSize(outputSize(size, options), maxPixels);
   const background = options.background === undefined ? undefined : parseColour(options.background);
   const fill = background ?? TRANSPARENT;
   if (options.rotate !== undefined && options.rotate % 360 !== 0) {
@@ -126,15 +133,59 @@ export async function transformImage(
   const addsTransparency =
     fill.alpha < 1 && (options.resize?.fit === 'contain' || (options.rotate ?? 0) % 90 !== 0);
   const flattenOnto = background && background.alpha === 1 ? background : undefined;
-  const hasAlpha = !flattenOnto && (inputHasAlpha || addsTransparency);
-  const format = options.format ?? defaultFormat(inputFormat, hasAlpha);
+  const hasAlpha = !flattenOnto && (input.hasAlpha || addsTransparency);
+  const format = options.format ?? defaultFormat(input.format, hasAlpha);
   return encodeImage(image, { format, quality: options.quality, flattenOnto, hasAlpha });
 }
 
-async function trimmed(image: Sharp, trim: true | number): Promise<Sharp> {
+async function trimmed(image: Sharp, trim: true | number): Promise<{ image: Sharp; size: Size }> {
   const threshold = trim === true ? DEFAULT_TRIM_THRESHOLD : trim;
   const { data, info } = await image.trim({ threshold }).raw().toBuffer({ resolveWithObject: true });
-  return sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } });
+  const { width, height, channels } = info;
+  return { image: sharp(data, { raw: { width, height, channels } }), size: { width, height } };
+}
+
+/** The size rotate and resize will give an image of `size`, as sharp computes it (to within rounding). */
+export function outputSize(size: Size, options: TransformOptions): Size {
+  const turned = options.rotate === undefined ? size : rotatedSize(size, options.rotate);
+  return options.resize ? resizedSize(turned, options.resize) : turned;
+}
+
+function rotatedSize({ width, height }: Size, angle: number): Size {
+  const radians = (angle * Math.PI) / 180;
+  const cos = Math.abs(Math.cos(radians));
+  const sin = Math.abs(Math.sin(radians));
+  // The rotated bounding box, rounded up; the tolerance keeps float error off quarter turns.
+  const side = (length: number) => Math.ceil(length - 1e-6);
+  return { width: side(width * cos + height * sin), height: side(width * sin + height * cos) };
+}
+
+/**
+ * sharp's resize sizes. Both sides give the box for cover, contain and fill and a box-fitting scale for inside
+ * and outside; one side keeps the aspect ratio, except that fill stretches only that side. withoutEnlargement
+ * never grows a side past the input, except that contain still letterboxes to the sides it was given.
+ */
+function resizedSize(input: Size, resize: NonNullable<TransformOptions['resize']>): Size {
+  const { width, height, fit } = resize;
+  const target = targetSize(input, resize);
+  if (!resize.withoutEnlargement) return target;
+  const shrunk = { width: Math.min(target.width, input.width), height: Math.min(target.height, input.height) };
+  return fit === 'contain' ? { width: width ?? shrunk.width, height: height ?? shrunk.height } : shrunk;
+}
+
+function targetSize(input: Size, { width, height, fit }: NonNullable<TransformOptions['resize']>): Size {
+  const scaled = (scale: number) => ({
+    width: Math.max(1, Math.round(input.width * scale)),
+    height: Math.max(1, Math.round(input.height * scale)),
+  });
+  if (width !== undefined && height !== undefined) {
+    const scales = [width / input.width, height / input.height];
+    if (fit === 'inside') return scaled(Math.min(...scales));
+    if (fit === 'outside') return scaled(Math.max(...scales));
+    return { width, height };
+  }
+  if (fit === 'fill') return { width: width ?? input.width, height: height ?? input.height };
+  return width !== undefined ? scaled(width / input.width) : scaled(height! / input.height);
 }
 
 /** A rotation gets its own pass so that a later resize measures the rotated canvas. */

@@ -2,7 +2,7 @@ import Ajv2020 from 'ajv/dist/2020.js';
 import { expect, it } from 'vitest';
 import { ApiKeyView, VendorView } from '../../src/api/schemas.js';
 import { describeEachStore, dropDatabase } from '../support/stores.js';
-import { ADMIN_KEY, expectProblem, expectShape, startApi, useApi, waitForJob } from '../support/api.js';
+import { ADMIN_KEY, expectProblem, expectShape, imageForm, jpeg, startApi, useApi, waitForJob } from '../support/api.js';
 
 /**
  * Operator routes (vendors, keys, job types, workers), stats for vendors and the admin, /v1/vendors/me,
@@ -101,7 +101,10 @@ describeEachStore('admin, stats, health and documentation', (target) => {
     const job = await api().call('POST', '/v1/jobs', { key, json: { type: 'noop' } });
     const stop = await api().startWorker();
     try {
-      await new Promise((r) => setTimeout(r, 400)); // the worker polls every 25 ms
+      // A transform job submitted after it and run to the end: the worker's claims (every type in one go)
+      // have since looked for work with noop slots free, so had the pause not held, the noop job would have run.
+      const later = await api().call('POST', '/v1/jobs', { key, form: imageForm([{ bytes: await jpeg() }], { type: 'transform' }) });
+      await waitForJob(api(), key, later.body.id, ['succeeded'], 60_000);
       expect((await api().call('GET', `/v1/jobs/${job.body.id}`, { key })).body.state).toBe('queued');
       expect((await admin('POST', '/v1/job-types/noop/resume')).body).toMatchObject({ type: 'noop', paused: false });
       await waitForJob(api(), key, job.body.id, ['succeeded']);

@@ -3,6 +3,7 @@ import sharp from 'sharp';
 import { expect, it } from 'vitest';
 import { BatchView, UploadView } from '../../src/api/schemas.js';
 import { BLOB_GRACE_MS } from '../../src/engine/index.js';
+import { waitUntil } from '../support/processes.js';
 import { describeEachStore } from '../support/stores.js';
 import { expectProblem, expectShape, imageForm, jpeg, png, useApi, waitForJob } from '../support/api.js';
 
@@ -124,8 +125,7 @@ describeEachStore('bulk submissions, uploads and batches', (target) => {
     expect(failures.map((r) => r.status)).toEqual([415, 400, 400]);
 
     // The cleanup runs once each answer has gone out.
-    const deadline = Date.now() + 5000;
-    while ((await uploadsOf()).length > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    await waitUntil(async () => (await uploadsOf()).length <= 1, 30_000, 'the failed submissions to be cleaned up');
     expect(await uploadsOf()).toEqual([keptUpload]);
     // Blobs are named by the SHA-256 of their bytes. The ledger's sweep deletes the unreferenced one once its
     // grace period is over (the sweep is run here as of that time), and keeps the one an upload still uses.

@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { describeEachStore } from '../support/stores.js';
-import { spawnPixq, stopAll, workerReady } from '../support/processes.js';
+import { spawnPixq, stopAll, waitUntil, workerReady } from '../support/processes.js';
 import { ADMIN_KEY, expectProblem, openSse, testEnv, useApi, type SseStream } from '../support/api.js';
 
 /**
@@ -101,12 +101,16 @@ describeEachStore('event stream', (target) => {
     await api().services.engine.jobs.enqueue(vendorId, Array.from({ length: 1100 }, () => ({ type: 'noop' })));
     const resumed = await open('/v1/events', key, { 'last-event-id': start.id! });
     try {
-      await resumed.waitFor(() => resumed.events.length >= 1100, 20_000, '1100 replayed events');
-      await new Promise((r) => setTimeout(r, 100));
-      expect(resumed.events).toHaveLength(1100);
-      const ids = resumed.events.map((e) => Number(e.id));
+      await resumed.waitFor(() => resumed.events.length >= 1100, 60_000, '1100 replayed events');
+      // A job submitted now arrives after anything the replay could still send: once it is here, the
+      // stream has shown everything before it, so a duplicate or extra replayed event would be seen.
+      const after = await submit(key);
+      await resumed.waitFor((e) => e.data.jobId === after, 60_000, 'the job submitted after the replay');
+      const replayed = resumed.events.slice(0, resumed.events.findIndex((e) => e.data.jobId === after));
+      expect(replayed).toHaveLength(1100);
+      const ids = replayed.map((e) => Number(e.id));
       expect(ids).toEqual([...ids].sort((a, b) => a - b));
-      expect(new Set(resumed.events.map((e) => e.data.jobId)).size).toBe(1100);
+      expect(new Set(replayed.map((e) => e.data.jobId)).size).toBe(1100);
     } finally {
       closeAll();
     }
@@ -118,13 +122,13 @@ describeEachStore('event stream', (target) => {
     const listeners = () => (api().services.engine.bus as unknown as { emitter: { listenerCount(e: string): number } }).emitter.listenerCount('event');
     const before = listeners();
     const idle = await open('/v1/events', key);
-    await new Promise((r) => setTimeout(r, 700)); // heartbeat every 200 ms in tests
-    expect(idle.comments.filter((c) => c === 'heartbeat').length).toBeGreaterThanOrEqual(2);
+    const heartbeats = () => idle.comments.filter((c) => c === 'heartbeat').length;
+    await waitUntil(() => heartbeats() >= 2, 30_000, 'two heartbeats'); // every 200 ms in tests
+    expect(heartbeats()).toBeGreaterThanOrEqual(2);
     expect(idle.events).toEqual([]);
     for (let i = 0; i < 10; i++) (await open('/v1/events', key, { 'last-event-id': '1' })).close();
     closeAll();
-    const deadline = Date.now() + 5000;
-    while (listeners() !== before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    await waitUntil(() => listeners() === before, 30_000, 'the streams to release their bus listeners');
     expect(listeners()).toBe(before);
   });
 

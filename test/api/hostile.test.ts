@@ -109,16 +109,14 @@ describeEachStore('hostile input', (target) => {
     expect(blobFiles()).toEqual(before);
   });
 
-  it('refuses a 20,000 x 20,000 PNG with 422 invalid_image from its header, quickly', async () => {
+  it('refuses a 20,000 x 20,000 PNG with 422 invalid_image from its header, without decoding it', async () => {
     const bomb = hugePng(20_000, 20_000);
     expect(bomb.length).toBeLessThan(MAX_UPLOAD); // small on the wire, 400 megapixels decoded
     const before = blobFiles();
-    const started = performance.now();
     const res = await api().call('POST', '/v1/uploads', { key, form: imageForm([{ bytes: bomb, name: 'bomb.png', type: 'image/png' }]) });
-    const elapsed = performance.now() - started;
     expectProblem(res, 422, 'invalid_image');
-    expect(res.body.detail).toMatch(/20000x20000/);
-    expect(elapsed).toBeLessThan(1500); // a decode of 400 Mpx would take many seconds and gigabytes
+    // The header check's words: a decode (many seconds and gigabytes for 400 Mpx) only follows when it passes.
+    expect(res.body.detail).toMatch(/20000x20000 \(400000000 pixels\), above the limit/);
     expect(blobFiles()).toEqual(before);
   });
 
@@ -177,10 +175,8 @@ describeEachStore('hostile input', (target) => {
       ['/v1/jobs', 'whatever', 'multipart/form-data'], // no boundary
       ['/v1/uploads', 'whatever', 'multipart/form-data'],
     ]) {
-      const res = await Promise.race([
-        api().call('POST', route, { key, body, headers: { 'content-type': type } }),
-        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${route} did not answer within 5 s`)), 5000)),
-      ]);
+      // call() fails a request the server never answers (its own 15 s deadline) instead of racing a timer here.
+      const res = await api().call('POST', route, { key, body, headers: { 'content-type': type } });
       expectProblem(res, 400, 'invalid_multipart');
     }
     // No temp file is left open or behind.

@@ -2,6 +2,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobList, JobView } from '../../src/api/schemas.js';
 import { loadSigningSecret, signBlobUrl } from '../../src/blobs/index.js';
+import { waitUntil } from '../support/processes.js';
 import { describeEachStore } from '../support/stores.js';
 import { expectProblem, expectShape, imageForm, imageServer, jpeg, useApi, waitForJob } from '../support/api.js';
 
@@ -188,7 +189,7 @@ describeEachStore('jobs API', (target) => {
       for (let i = 0; i < 5; i++) ids.noop.push((await api().call('POST', '/v1/jobs', { key, json: { type: 'noop' } })).body.id);
       middle = new Date().toISOString();
       // Created strictly after `middle`: created_at is in whole milliseconds.
-      await new Promise((r) => setTimeout(r, 5));
+      await waitUntil(() => Date.now() > Date.parse(middle), 10_000, 'the clock to pass `middle`');
       for (let i = 0; i < 3; i++) {
         ids.transform.push((await api().call('POST', '/v1/jobs', { key, json: { type: 'transform', input: { url: images.url() } } })).body.id);
       }

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { beforeAll, expect, it } from 'vitest';
 import { describeEachStore } from '../support/stores.js';
-import { ADMIN_KEY, imageForm, jpeg, useApi } from '../support/api.js';
+import { ADMIN_KEY, imageForm, jpeg, useApi, waitForJob } from '../support/api.js';
 
 /**
  * Property: whatever a client sends (method, path parameters, query string, headers, body) to any route of
@@ -34,16 +34,10 @@ describeEachStore('property: any request gets a 2xx-4xx answer, errors as proble
     const done = await api().call('POST', '/v1/jobs', { key: v.key, json: { type: 'transform', input: { uploadId: known.uploadId } } });
     known.doneJobId = done.body.id;
     const stop = await api().startWorker();
-    for (let i = 0; i < 400; i++) {
-      const job = await api().call('GET', `/v1/jobs/${done.body.id}`, { key: v.key });
-      if (job.body.outputs.length > 0) {
-        known.blobUrl = job.body.outputs[0].url;
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    const finished = await waitForJob(api(), v.key, done.body.id, ['succeeded', 'failed'], 60_000);
     await stop();
-    expect(known.blobUrl, JSON.stringify((await api().call('GET', `/v1/jobs/${done.body.id}`, { key: v.key })).body)).not.toBe('');
+    expect(finished.outputs, JSON.stringify(finished)).toHaveLength(1);
+    known.blobUrl = finished.outputs[0].url;
 
     const doc = (await api().call('GET', '/openapi.json')).body;
     routes = Object.entries(doc.paths as Record<string, Record<string, { tags?: string[] }>>).flatMap(([path, ops]) =>

@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { describeEachStore } from '../support/stores.js';
-import { specs, useEngine } from '../support/engine.js';
+import { claim, specs, succeed, useEngine } from '../support/engine.js';
 
 describeEachStore('caps, job types and leases', (target) => {
   const open = useEngine(target);
@@ -9,19 +9,19 @@ describeEachStore('caps, job types and leases', (target) => {
     const { engine } = await open();
     const v = await engine.vendors.create('v', { maxRunning: 2 });
     await engine.jobs.enqueue(v.id, specs(10));
-    const first = await engine.work.claim('w1', { noop: 10 });
-    const second = await engine.work.claim('w2', { noop: 10 });
+    const first = await claim(engine, 'w1', { noop: 10 });
+    const second = await claim(engine, 'w2', { noop: 10 });
     expect(first.jobs).toHaveLength(2);
     expect(second.jobs).toHaveLength(0);
-    await engine.work.succeed('w1', first.jobs[0], { outputs: [] });
-    expect((await engine.work.claim('w2', { noop: 10 })).jobs).toHaveLength(1);
+    await succeed(engine, 'w1', first.jobs[0], { outputs: [] });
+    expect((await claim(engine, 'w2', { noop: 10 })).jobs).toHaveLength(1);
   });
 
   it('is work-conserving: one active vendor may use every free slot', async () => {
     const { engine } = await open();
     const v = await engine.vendors.create('v');
     await engine.jobs.enqueue(v.id, specs(20));
-    expect((await engine.work.claim('w', { noop: 12 })).jobs).toHaveLength(12);
+    expect((await claim(engine, 'w', { noop: 12 })).jobs).toHaveLength(12);
   });
 
   it('holds a global per-type concurrency limit and honours pause and resume', async () => {
@@ -29,12 +29,12 @@ describeEachStore('caps, job types and leases', (target) => {
     const v = await engine.vendors.create('v');
     await engine.jobs.enqueue(v.id, specs(10));
     await engine.registry.configureType('noop', { maxRunning: 3 });
-    expect((await engine.work.claim('w1', { noop: 10 })).jobs).toHaveLength(3);
-    expect((await engine.work.claim('w2', { noop: 10 })).jobs).toHaveLength(0);
+    expect((await claim(engine, 'w1', { noop: 10 })).jobs).toHaveLength(3);
+    expect((await claim(engine, 'w2', { noop: 10 })).jobs).toHaveLength(0);
     await engine.registry.configureType('noop', { maxRunning: null, paused: true });
-    expect((await engine.work.claim('w2', { noop: 10 })).jobs).toHaveLength(0);
+    expect((await claim(engine, 'w2', { noop: 10 })).jobs).toHaveLength(0);
     await engine.registry.configureType('noop', { paused: false });
-    expect((await engine.work.claim('w2', { noop: 10 })).jobs).toHaveLength(7);
+    expect((await claim(engine, 'w2', { noop: 10 })).jobs).toHaveLength(7);
     expect(await engine.registry.types()).toEqual([{ type: 'noop', paused: false, maxRunning: null, rateLimit: null }]);
   });
 
@@ -44,22 +44,22 @@ describeEachStore('caps, job types and leases', (target) => {
     const v = await engine.vendors.create('v');
     await engine.jobs.enqueue(v.id, specs(10));
     await engine.registry.configureType('noop', { rateLimit: { limit: 4, windowMs: 60_000 } });
-    expect((await engine.work.claim('w1', { noop: 3 })).jobs).toHaveLength(3);
-    expect((await engine.work.claim('w2', { noop: 3 })).jobs).toHaveLength(1);
+    expect((await claim(engine, 'w1', { noop: 3 })).jobs).toHaveLength(3);
+    expect((await claim(engine, 'w2', { noop: 3 })).jobs).toHaveLength(1);
     now += 30_000;
-    expect((await engine.work.claim('w2', { noop: 3 })).jobs).toHaveLength(0);
+    expect((await claim(engine, 'w2', { noop: 3 })).jobs).toHaveLength(0);
     now += 30_001;
-    expect((await engine.work.claim('w2', { noop: 10 })).jobs).toHaveLength(4);
+    expect((await claim(engine, 'w2', { noop: 10 })).jobs).toHaveLength(4);
   });
 
   it('hands out claimed jobs exactly as the store now holds them, also on a retried attempt', async () => {
     const { engine } = await open({ backoffBaseMs: 0 });
     const v = await engine.vendors.create('v');
     await engine.jobs.enqueue(v.id, [...specs(2), { type: 'noop', options: { ms: 1 }, priority: 5, metadata: { recordId: 'r1' } }]);
-    const first = await engine.work.claim('w', { noop: 1 });
+    const first = await claim(engine, 'w', { noop: 1 });
     await engine.work.fail('w', first.jobs[0], new Error('flaky'));
     await engine.maintenance.promoteDelayed();
-    const { jobs } = await engine.work.claim('w', { noop: 3 });
+    const { jobs } = await claim(engine, 'w', { noop: 3 });
     expect(jobs).toHaveLength(3);
     expect(jobs.some((j) => j.attempts === 2 && j.error?.message === 'flaky')).toBe(true);
     for (const job of jobs) {
@@ -72,7 +72,7 @@ describeEachStore('caps, job types and leases', (target) => {
     const { engine } = await open();
     const v = await engine.vendors.create('v');
     await engine.jobs.enqueue(v.id, [...specs(2, { type: 'slow' }), ...specs(2)]);
-    const { jobs } = await engine.work.claim('w', { noop: 5 });
+    const { jobs } = await claim(engine, 'w', { noop: 5 });
     expect(jobs.map((j) => j.type)).toEqual(['noop', 'noop']);
   });
 
@@ -81,7 +81,7 @@ describeEachStore('caps, job types and leases', (target) => {
     const { engine } = await open({ now: () => now, leaseMs: 1000 });
     const v = await engine.vendors.create('v');
     await engine.jobs.enqueue(v.id, specs(1));
-    const [job] = (await engine.work.claim('w1', { noop: 1 })).jobs;
+    const [job] = (await claim(engine, 'w1', { noop: 1 })).jobs;
     now += 800;
     expect(await engine.work.heartbeat('w1', [job.id])).toEqual({ lost: [], cancelRequested: [] });
     now += 800;
@@ -89,12 +89,12 @@ describeEachStore('caps, job types and leases', (target) => {
     now += 1500;
     expect(await engine.maintenance.reapExpiredLeases()).toBe(1);
     expect(await engine.jobs.get(job.id)).toMatchObject({ state: 'queued', attempts: 1, leaseOwner: null });
-    const [again] = (await engine.work.claim('w2', { noop: 1 })).jobs;
+    const [again] = (await claim(engine, 'w2', { noop: 1 })).jobs;
     expect(again).toMatchObject({ id: job.id, attempts: 2, leaseOwner: 'w2' });
     // The first worker comes back to life: its lease is gone, so it can change nothing.
     expect(await engine.work.heartbeat('w1', [job.id])).toEqual({ lost: [job.id], cancelRequested: [] });
-    expect(await engine.work.succeed('w1', job, { outputs: [] })).toBe(false);
-    expect(await engine.work.succeed('w2', again, { outputs: [] })).toBe(true);
+    expect(await succeed(engine, 'w1', job, { outputs: [] })).toBe(false);
+    expect(await succeed(engine, 'w2', again, { outputs: [] })).toBe(true);
   });
 
   it('a job whose lease expires on its last attempt fails with lease_expired', async () => {
@@ -102,7 +102,7 @@ describeEachStore('caps, job types and leases', (target) => {
     const { engine } = await open({ now: () => now, leaseMs: 1000 });
     const v = await engine.vendors.create('v');
     await engine.jobs.enqueue(v.id, [{ type: 'noop', maxAttempts: 1 }]);
-    const [job] = (await engine.work.claim('w1', { noop: 1 })).jobs;
+    const [job] = (await claim(engine, 'w1', { noop: 1 })).jobs;
     now += 2000;
     await engine.maintenance.reapExpiredLeases();
     expect(await engine.jobs.get(job.id)).toMatchObject({ state: 'failed', error: { code: 'lease_expired' } });

@@ -1,7 +1,7 @@
 import { expect, it } from 'vitest';
 import { PixqError } from '../../src/errors.js';
 import { describeEachStore } from '../support/stores.js';
-import { specs, useEngine } from '../support/engine.js';
+import { claim, specs, useEngine } from '../support/engine.js';
 
 describeEachStore('vendors and enqueue', (target) => {
   const open = useEngine(target);
@@ -41,10 +41,10 @@ describeEachStore('vendors and enqueue', (target) => {
     const v = await engine.vendors.create('v');
     const { jobs } = await engine.jobs.enqueue(v.id, [{ type: 'noop', delayMs: 5000 }]);
     expect(jobs[0].state).toBe('delayed');
-    expect((await engine.work.claim('w', { noop: 1 })).jobs).toHaveLength(0);
+    expect((await claim(engine, 'w', { noop: 1 })).jobs).toHaveLength(0);
     now += 5001;
     expect(await engine.maintenance.promoteDelayed()).toBe(1);
-    expect((await engine.work.claim('w', { noop: 1 })).jobs.map((j) => j.id)).toEqual([jobs[0].id]);
+    expect((await claim(engine, 'w', { noop: 1 })).jobs.map((j) => j.id)).toEqual([jobs[0].id]);
   });
 
   it('the same idempotency key returns the existing job, per vendor', async () => {
@@ -88,7 +88,7 @@ describeEachStore('vendors and enqueue', (target) => {
     await engine.jobs.enqueue(v.id, specs(2));
     await engine.vendors.update(v.id, { status: 'suspended' });
     await expect(engine.jobs.enqueue(v.id, specs(1))).rejects.toMatchObject({ code: 'vendor_suspended' });
-    expect((await engine.work.claim('w', { noop: 5 })).jobs).toHaveLength(0);
+    expect((await claim(engine, 'w', { noop: 5 })).jobs).toHaveLength(0);
   });
 
   it('lists a vendor’s jobs newest first with cursor pagination and filters, never another vendor’s', async () => {

@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { describeEachStore } from '../support/stores.js';
-import { drainOneByOne, specs, useEngine } from '../support/engine.js';
+import { claim, drainOneByOne, specs, succeed, useEngine } from '../support/engine.js';
 
 describeEachStore('fair claims between vendors', (target) => {
   const open = useEngine(target);
@@ -39,7 +39,7 @@ describeEachStore('fair claims between vendors', (target) => {
     const b = await engine.vendors.create('b');
     await engine.jobs.enqueue(a.id, specs(50));
     await engine.jobs.enqueue(b.id, specs(50));
-    const { jobs } = await engine.work.claim('w', { noop: 10 });
+    const { jobs } = await claim(engine, 'w', { noop: 10 });
     expect(jobs.filter((j) => j.vendorId === a.id)).toHaveLength(5);
     expect(jobs.filter((j) => j.vendorId === b.id)).toHaveLength(5);
   });
@@ -69,9 +69,9 @@ describeEachStore('fair claims between vendors', (target) => {
     ]);
     const claimed: unknown[] = [];
     for (let i = 0; i < jobs.length; i++) {
-      const [job] = (await engine.work.claim('w', { noop: 1 })).jobs;
+      const [job] = (await claim(engine, 'w', { noop: 1 })).jobs;
       claimed.push(job.metadata?.n);
-      await engine.work.succeed('w', job, { outputs: [] });
+      await succeed(engine, 'w', job, { outputs: [] });
     }
     expect(claimed).toEqual([3, 1, 2, 4]);
   });

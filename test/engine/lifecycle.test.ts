@@ -4,7 +4,8 @@ import { BLOB_GRACE_MS } from '../../src/engine/index.js';
 import { PixqError } from '../../src/errors.js';
 import type { JobEvent } from '../../src/engine/index.js';
 import { describeEachStore } from '../support/stores.js';
-import { specs, useEngine } from '../support/engine.js';
+import { claim, specs, succeed, useEngine } from '../support/engine.js';
+import { waitUntil } from '../support/processes.js';
 
 const retryable = new PixqError('upstream_unavailable', 'try later', { retryable: true });
 
@@ -18,7 +19,7 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
     const { jobs } = await engine.jobs.enqueue(v.id, specs(1));
     const ceilings = [1000, 2000];
     for (const ceiling of ceilings) {
-      const [job] = (await engine.work.claim('w', { noop: 1 })).jobs;
+      const [job] = (await claim(engine, 'w', { noop: 1 })).jobs;
       await engine.work.fail('w', job, retryable);
       const after = await engine.jobs.get(jobs[0].id);
       expect(after.state).toBe('delayed');
@@ -26,7 +27,7 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
       now = after.runAt;
       await engine.maintenance.promoteDelayed();
     }
-    const [last] = (await engine.work.claim('w', { noop: 1 })).jobs;
+    const [last] = (await claim(engine, 'w', { noop: 1 })).jobs;
     expect(last.attempts).toBe(3);
     await engine.work.fail('w', last, retryable);
     expect(await engine.jobs.get(last.id)).toMatchObject({
@@ -40,7 +41,7 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
     const { engine } = await open();
     const v = await engine.vendors.create('v');
     await engine.jobs.enqueue(v.id, specs(2));
-    const [a, b] = (await engine.work.claim('w', { noop: 2 })).jobs;
+    const [a, b] = (await claim(engine, 'w', { noop: 2 })).jobs;
     await engine.work.fail('w', a, new PixqError('invalid_image', 'not an image'));
     await engine.work.fail('w', b, new Error('socket hang up'));
     expect(await engine.jobs.get(a.id)).toMatchObject({ state: 'failed', attempts: 1, error: { code: 'invalid_image', retryable: false } });
@@ -53,7 +54,7 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
     const { jobs } = await engine.jobs.enqueue(v.id, specs(2));
     const cancelled: string[] = [];
     engine.bus.onCancel((id) => cancelled.push(id));
-    const [running] = (await engine.work.claim('w', { noop: 1 })).jobs;
+    const [running] = (await claim(engine, 'w', { noop: 1 })).jobs;
     const queued = jobs.find((j) => j.id !== running.id)!;
     expect((await engine.jobs.cancel(queued.id, v.id)).state).toBe('cancelled');
     const flagged = await engine.jobs.cancel(running.id, v.id);
@@ -65,7 +66,7 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
     const again = await engine.jobs.retry(running.id, v.id);
     expect(again).toMatchObject({ state: 'queued', attempts: 0, error: null, cancelRequested: false });
     await expect(engine.jobs.retry(again.id, v.id)).rejects.toMatchObject({ code: 'invalid_state' });
-    await waitFor(() => cancelled.includes(running.id));
+    await waitUntil(() => cancelled.includes(running.id), 20_000, 'the cancel to reach the bus');
   });
 
   it('another vendor can neither cancel nor retry a job', async () => {
@@ -84,10 +85,10 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
     engine.bus.onEvent((e) => events.push(e));
     const v = await engine.vendors.create('v');
     const { jobs } = await engine.jobs.enqueue(v.id, specs(1));
-    const [job] = (await engine.work.claim('w', { noop: 1 })).jobs;
+    const [job] = (await claim(engine, 'w', { noop: 1 })).jobs;
     await engine.work.progress('w', job.id, { percent: 40, stage: 'inference', message: 'half way' });
-    await engine.work.succeed('w', job, { outputs: [{ blob: 'b'.repeat(64), contentType: 'image/png', width: 2, height: 3, bytes: 10 }], result: { ok: 1 } });
-    await waitFor(() => events.length >= 4);
+    await succeed(engine, 'w', job, { outputs: [{ blob: 'b'.repeat(64), contentType: 'image/png', width: 2, height: 3, bytes: 10 }], result: { ok: 1 } });
+    await waitUntil(() => events.length >= 4, 20_000, 'four published events');
     expect(events.map((e) => [e.kind, e.state])).toEqual([
       ['state', 'queued'],
       ['state', 'running'],
@@ -117,7 +118,7 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
     const v = await engine.vendors.create('v');
     await engine.jobs.enqueue(v.id, specs(2));
     const { jobs } = await engine.jobs.enqueue(v.id, specs(5));
-    await waitFor(() => events.length >= 7);
+    await waitUntil(() => events.length >= 7, 20_000, 'seven published events');
     const rows = await engine.store.db.selectFrom('events').select(['id', 'job_id']).orderBy('id').execute();
     expect(rows.map((r) => [Number(r.id), r.job_id])).toEqual(events.map((e) => [e.id, e.jobId]));
     expect(events.slice(2).map((e) => e.jobId)).toEqual(jobs.map((j) => j.id));
@@ -131,9 +132,9 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
     await engine.jobs.enqueue(a.id, specs(4));
     await engine.jobs.enqueue(b.id, specs(2, { type: 'other' }));
     now += 100;
-    const claimed = (await engine.work.claim('w', { noop: 2 })).jobs;
+    const claimed = (await claim(engine, 'w', { noop: 2 })).jobs;
     now += 50;
-    for (const job of claimed) await engine.work.succeed('w', job, { outputs: [] });
+    for (const job of claimed) await succeed(engine, 'w', job, { outputs: [] });
     const stats = await engine.stats(60_000);
     expect(stats.totals).toEqual({ queued: 4, succeeded: 2 });
     expect(stats.byType).toEqual({ noop: { queued: 2, succeeded: 2 }, other: { queued: 2 } });
@@ -153,8 +154,8 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
     const output = await blobs.put(Buffer.from('output of old job'), 'image/png');
     const v = await engine.vendors.create('v');
     const { jobs } = await engine.jobs.enqueue(v.id, [{ type: 'noop', inputBlob: shared.key }, { type: 'noop', inputBlob: shared.key }]);
-    const [old] = (await engine.work.claim('w', { noop: 1 })).jobs;
-    await engine.work.succeed('w', old, { outputs: [{ blob: output.key, contentType: 'image/png', width: 1, height: 1, bytes: output.bytes }] });
+    const [old] = (await claim(engine, 'w', { noop: 1 })).jobs;
+    await succeed(engine, 'w', old, { outputs: [{ blob: output.key, contentType: 'image/png', width: 1, height: 1, bytes: output.bytes }] });
     now += 8 * 86_400_000;
     const deleted = await engine.maintenance.prune(7 * 86_400_000, (key) => blobs.delete(key));
     expect(deleted).toBe(1);
@@ -189,11 +190,3 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
     expect(await blobs.exists(used.key)).toBe(true);
   });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 3000) {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > timeoutMs) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

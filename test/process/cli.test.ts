@@ -1,5 +1,6 @@
 import { expect, it } from 'vitest';
 import { openEngine } from '../../src/engine/index.js';
+import { LATEST_MIGRATION } from '../../src/store/index.js';
 import { DEFAULT_OPTIONS } from '../support/engine.js';
 import { describeEachStore, dropDatabase } from '../support/stores.js';
 import { spawnPixq, waitUntil, workerCluster } from '../support/processes.js';
@@ -37,6 +38,21 @@ describeEachStore('the pixq command', (target) => {
       expect(await engine.apiKeys.authenticate(key)).toMatchObject({ name: 'acme', weight: 2, maxRunning: 3 });
     } finally {
       await engine.close();
+      await dropDatabase(location.databaseUrl);
+    }
+  });
+
+  it('`migrate` on a fresh store says which migrations it applied; run again, that the database is up to date', { timeout: 180_000 }, async () => {
+    const location = await target.fresh();
+    const env = { PIXQ_DATA_DIR: location.dataDir, DATABASE_URL: location.databaseUrl };
+    try {
+      const first = spawnPixq(['migrate'], env);
+      expect(await first.exited).toBe(0);
+      expect(String(first.logs.at(-1)?.msg)).toMatch(new RegExp(`^applied: 0001-initial, .*${LATEST_MIGRATION}$`));
+      const second = spawnPixq(['migrate'], env);
+      expect(await second.exited).toBe(0);
+      expect(second.logs.at(-1)?.msg).toBe('database is up to date');
+    } finally {
       await dropDatabase(location.databaseUrl);
     }
   });

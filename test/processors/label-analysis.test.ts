@@ -6,7 +6,7 @@ import { PixqError } from '../../src/errors.js';
 import { createLabelAnalysis, type LabelAnalysisOptions, type LabelAnalysisProcessor } from '../../src/processors/label-analysis.js';
 import { parseOptions } from '../../src/processors/options.js';
 import { createPipeline } from '../../src/processors/pipeline.js';
-import { DEFAULT_OPTIONS } from '../support/engine.js';
+import { claim, DEFAULT_OPTIONS } from '../support/engine.js';
 import { rejection } from '../support/errors.js';
 import { characterErrorRate, CLEAN_LINES, cleanLabel, defectiveLabel } from '../support/labels.js';
 import { apiError, messagesApi, toolUse, type MessagesApi } from '../support/messages-api.js';
@@ -181,7 +181,7 @@ describe('label-analysis with the anthropic provider (a Messages API on loopback
     try {
       const vendor = await engine.vendors.create('v');
       await engine.jobs.enqueue(vendor.id, [{ type: 'label-analysis', options: {}, inputUrl: 'https://example.com/a.png' }]);
-      const [job] = (await engine.work.claim('w', { 'label-analysis': 1 })).jobs;
+      const [job] = (await claim(engine, 'w', { 'label-analysis': 1 })).jobs;
       await engine.work.fail('w', job, limited);
       const after = await engine.jobs.get(job.id);
       expect(after).toMatchObject({ state: 'delayed', error: { code: 'provider_rate_limited', retryable: true } });

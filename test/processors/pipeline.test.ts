@@ -136,6 +136,29 @@ describe('pipeline runs', () => {
 });
 
 describe('ID photo pipeline', () => {
+  // The pipeline as users write it, without a fit: a resize naming width and height gives exactly that
+  // size. face-crop's 35:45 crop is a whole number of pixels, so its ratio is never exactly 35:45, and a
+  // box-fitting default rounded one side down (412x531).
+  it.each(PORTRAITS.map((p) => [p.name, p] as const))(
+    'face-crop 35:45 then transform {resize: 413x531} gives exactly 413x531 (%s)',
+    async (_name, portrait) => {
+      const ctx = testContext(
+        await portraitJpeg(portrait),
+        options({
+          steps: [
+            { type: 'face-crop', options: { aspect: '35:45' } },
+            { type: 'transform', options: { background: '#ffffff', resize: { width: 413, height: 531 } } },
+          ],
+        }),
+      );
+      const result = await pipeline.run(ctx);
+      const meta = await sharp(ctx.blobs.get(result.outputs[0].key)).metadata();
+      expect([result.outputs[0].width, result.outputs[0].height]).toEqual([413, 531]);
+      expect([meta.width, meta.height]).toEqual([413, 531]);
+    },
+    60_000,
+  );
+
   it('remove-background, face-crop 35:45, transform onto white gives a 413x531 photo with the face centred', async () => {
     // The model files are assembled into a scratch folder, never into the working tree's data/.
     const modelsDir = await mkdtemp(path.join(os.tmpdir(), 'pixq-id-photo-'));

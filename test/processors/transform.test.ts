@@ -72,8 +72,13 @@ describe('transform resize', () => {
     expect([meta.width, meta.height]).toEqual([width, height]);
   });
 
-  it('defaults fit to inside', () => {
-    expect(options({ resize: { width: 10 } }).resize?.fit).toBe('inside');
+  it('defaults fit to cover: width and height give exactly that size, one side keeps the aspect', async () => {
+    // 698x899 is not quite 413:531; a box-fitting default gave 412x531.
+    const nearly = await transform(await solid(698, 899, '#808080').png().toBuffer(), { resize: { width: 413, height: 531 } });
+    expect([nearly.meta.width, nearly.meta.height]).toEqual([413, 531]);
+    const oneSide = await transform(await halves(400, 200), { resize: { width: 50 } });
+    expect([oneSide.meta.width, oneSide.meta.height]).toEqual([50, 25]);
+    expect(options({ resize: { width: 10 } }).resize?.fit).toBe('cover');
   });
 
   it('withoutEnlargement keeps a small image at its size', async () => {

@@ -6,6 +6,7 @@ import { sql } from 'kysely';
 import { expect, it } from 'vitest';
 import { Checkpointer } from '../../src/store/checkpointer.js';
 import { openStore } from '../../src/store/index.js';
+import { waitUntil } from '../support/processes.js';
 import { tempDir } from '../support/stores.js';
 
 const fileSize = (file: string) => fs.statSync(file).size;
@@ -22,8 +23,7 @@ it('copies committed WAL pages into the database file off the writer, and stops 
     for (let i = 0; i < 100; i++) await sql`insert into filler values (zeroblob(80000))`.execute(store.db);
     expect(fileSize(`${store.location}-wal`)).toBeGreaterThan(7_000_000);
 
-    const deadline = Date.now() + 5000;
-    while (fileSize(store.location) < 7_000_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(() => fileSize(store.location) > 7_000_000, 30_000, 'the thread to checkpoint the WAL');
     expect(fileSize(store.location)).toBeGreaterThan(7_000_000);
   } finally {
     await store.close();
@@ -37,8 +37,7 @@ it('leaves checkpoints to the writer, as SQLite does by default, when the thread
   const checkpointer = Checkpointer.start(database, path.join(tempDir(), 'missing', 'x.db'));
   const threshold = () => database.pragma('wal_autocheckpoint', { simple: true });
   expect(threshold()).toBe(10_000);
-  const deadline = Date.now() + 5000;
-  while (threshold() !== 1000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await waitUntil(() => threshold() === 1000, 30_000, 'the writer to take checkpoints back');
   expect(threshold()).toBe(1000);
   await checkpointer.stop();
   database.close();

@@ -1,5 +1,5 @@
 import { afterEach } from 'vitest';
-import { openEngine, type Engine, type EngineOptions, type JobState } from '../../src/engine/index.js';
+import { openEngine, type Engine, type EngineOptions, type Job, type JobState, type Outcome } from '../../src/engine/index.js';
 import { dropDatabase, type StoreTarget } from './stores.js';
 
 export interface TestClock {
@@ -49,14 +49,25 @@ export function useEngine(target: StoreTarget) {
   };
 }
 
+/** Claims jobs as a worker with nothing to record does: the engine's one claim path, without successes. */
+export async function claim(engine: Engine, owner: string, slots: Record<string, number>) {
+  return (await engine.work.finishAndClaim(owner, [], slots)).claimed;
+}
+
+/** Records one success as a worker does; false when the lease was lost meanwhile. */
+export async function succeed(engine: Engine, owner: string, job: Job, outcome: Outcome): Promise<boolean> {
+  const { recorded } = await engine.work.finishAndClaim(owner, [{ job, ...outcome }], {});
+  return recorded[0];
+}
+
 /** Claims one job at a time and completes it at once, returning the vendor ids in claim order. */
 export async function drainOneByOne(engine: Engine, type: string, claims: number): Promise<string[]> {
   const order: string[] = [];
   for (let i = 0; i < claims; i++) {
-    const { jobs } = await engine.work.claim('w', { [type]: 1 });
+    const { jobs } = await claim(engine, 'w', { [type]: 1 });
     if (jobs.length === 0) break;
     order.push(jobs[0].vendorId);
-    await engine.work.succeed('w', jobs[0], { outputs: [] });
+    await succeed(engine, 'w', jobs[0], { outputs: [] });
   }
   return order;
 }

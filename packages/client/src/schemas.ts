@@ -1,6 +1,18 @@
 import { Type, type Static } from '@sinclair/typebox';
 
 /**
+ * The bounds of what one job may ask for: the one definition. The server's engine enforces them on every
+ * enqueue (src/engine/limits.ts re-exports them), the request schema below and the server's configuration
+ * defaults read them, so every layer refuses the same values.
+ */
+export const JOB_LIMITS = {
+  maxAttempts: { min: 1, max: 100 },
+  priority: { min: -1000, max: 1000 },
+  timeoutMs: { min: 100, max: 24 * 3600_000 },
+  delayMs: { min: 0, max: 365 * 24 * 3600_000 },
+} as const;
+
+/**
  * The wire shapes of pixq's /v1 API as TypeBox schemas: the server validates requests and writes
  * /openapi.json with these very objects (src/api/schemas.ts imports them), and the client's types are their
  * `Static<>`, so the two cannot drift apart. Nothing here may import server code: this module ships to browsers.
@@ -44,9 +56,9 @@ export const JobSubmission = Type.Object(
     type: Type.String({ minLength: 1, maxLength: 64 }),
     input: Type.Optional(JobInput),
     options: Type.Optional(FreeObject),
-    priority: Type.Optional(Type.Integer({ minimum: -1000, maximum: 1000, description: 'Higher runs first.' })),
-    maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 10 })),
-    timeoutMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 3_600_000 })),
+    priority: Type.Optional(Type.Integer({ minimum: JOB_LIMITS.priority.min, maximum: JOB_LIMITS.priority.max, description: 'Higher runs first.' })),
+    maxAttempts: Type.Optional(Type.Integer({ minimum: JOB_LIMITS.maxAttempts.min, maximum: JOB_LIMITS.maxAttempts.max })),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: JOB_LIMITS.timeoutMs.min, maximum: JOB_LIMITS.timeoutMs.max })),
     metadata: Type.Optional(FreeObject),
   },
   { additionalProperties: false },
