@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import type { Engine, Vendor } from '../engine/index.js';
 import { PixqError } from '../errors.js';
 
@@ -41,10 +41,37 @@ export function registerCallerResolution(app: FastifyInstance, engine: Engine, a
   });
 }
 
+/**
+ * Access is default-closed: a route that does not declare `config.access` stops the server from starting,
+ * naming the route, instead of silently being public. Checked once every plugin is loaded, because a
+ * plugin's own onRoute hooks (see `declarePublic`) run after this one. Must be added before any route.
+ */
+export function requireDeclaredAccess(app: FastifyInstance) {
+  const routes: RouteOptions[] = [];
+  app.addHook('onRoute', (route) => {
+    routes.push(route);
+  });
+  app.addHook('onReady', async () => {
+    const undeclared = routes.filter((r) => r.config?.access === undefined).map((r) => `${String(r.method)} ${r.url}`);
+    if (undeclared.length > 0) {
+      throw new Error(`routes without config.access (public, vendor, admin or any): ${undeclared.join(', ')}`);
+    }
+  });
+}
+
+/** Declares every route added inside `app` (a plugin's own context) public: for third-party plugins such as Swagger UI. */
+export function declarePublic(app: FastifyInstance) {
+  app.addHook('onRoute', (route) => {
+    route.config = { ...route.config, access: 'public' };
+  });
+}
+
 /** Enforces each route's `access`: no valid key is 401; the wrong kind of key is 403. */
 export function registerAccessControl(app: FastifyInstance) {
   app.addHook('onRequest', async (request) => {
-    const access = request.routeOptions.config.access ?? 'public';
+    // No route matched: the not-found handler answers. Every real route declares access (see above).
+    if (request.is404) return;
+    const access = request.routeOptions.config.access;
     const caller = request.caller;
     if (access === 'public') return;
     if (caller.kind === 'anonymous') throw unauthorized();

@@ -5,7 +5,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import { loadSigningSecret } from '../blobs/index.js';
 import type { Services } from '../services.js';
-import { registerAccessControl, registerCallerResolution } from './auth.js';
+import { declarePublic, registerAccessControl, registerCallerResolution, requireDeclaredAccess } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { registerFailedSubmissionCleanup } from './multipart.js';
 import { frameworkErrorHandler, registerProblemHandlers } from './problems.js';
@@ -40,6 +40,7 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   const deps: ApiDeps = { engine, blobs, processors, config, limiter, signer };
 
   registerProblemHandlers(app);
+  requireDeclaredAccess(app);
   await app.register(multipart, {
     limits: { fileSize: config.maxUploadBytes, files: config.maxBulkFiles, fields: 20, fieldSize: 64 * 1024, parts: config.maxBulkFiles + 20 },
   });
@@ -51,14 +52,17 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
       security: [{ bearer: [] }, { apiKey: [] }],
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(async (docs) => {
+    declarePublic(docs);
+    await docs.register(swaggerUi, { routePrefix: '/docs' });
+  });
 
   registerCallerResolution(app, engine, config.adminKey);
   limiter.register(app);
   registerAccessControl(app);
   registerFailedSubmissionCleanup(app, deps);
 
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger());
   await app.register(jobRoutes(deps));
   await app.register(submissionRoutes(deps));
   await app.register(eventRoutes(deps));

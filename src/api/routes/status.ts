@@ -36,15 +36,17 @@ export const statusRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =
     return { vendor: vendorView(vendor), rateLimits: limits, usage: { jobs: stats.totals } };
   });
 
-  api.get('/healthz', { schema: { tags: ['health'], summary: 'The process is up' } }, async () => ({ status: 'ok' }));
+  api.get('/healthz', { config: { access: 'public' }, schema: { tags: ['health'], summary: 'The process is up' } }, async () => ({ status: 'ok' }));
 
-  api.get('/readyz', { schema: { tags: ['health'], summary: 'The store is reachable and migrated' } }, async (_request, reply) => {
+  api.get('/readyz', { config: { access: 'public' }, schema: { tags: ['health'], summary: 'The store is reachable and migrated' } }, async (_request, reply) => {
     const ready = await engine.ready();
     if (!ready) return sendProblem(reply, problem(503, 'not_ready', 'the store is unreachable or not migrated'));
     return { status: 'ready' };
   });
 
+  // The signature is the credential: whoever holds the URL may download, until it expires.
   api.get('/v1/blobs/:key', {
+    config: { access: 'public' },
     schema: { tags: ['jobs'], summary: 'Download an output through its signed URL', params: BlobParams, querystring: BlobQuery },
   }, async (request, reply) => {
     const verified = verifyBlobUrl(request.params.key, request.query, deps.signer.secret);
