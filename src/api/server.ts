@@ -9,6 +9,7 @@ import { declarePublic, registerAccessControl, registerCallerResolution, require
 import type { ApiDeps } from './deps.js';
 import { registerFailedSubmissionCleanup } from './multipart.js';
 import { frameworkErrorHandler, registerProblemHandlers } from './problems.js';
+import { jobOptionsTransform } from './openapi.js';
 import { RateLimiter } from './rate-limit.js';
 import { adminRoutes } from './routes/admin.js';
 import { eventRoutes } from './routes/events.js';
@@ -51,6 +52,7 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' } } },
       security: [{ bearer: [] }, { apiKey: [] }],
     },
+    transform: jobOptionsTransform(processors),
   });
   await app.register(async (docs) => {
     declarePublic(docs);
