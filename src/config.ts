@@ -44,7 +44,17 @@ export interface Config {
   onnxThreads: number;
   modelIdleMs: number;
   modelDownload: boolean;
+  /** Compatibility APIs of the systems pixq replaces that this process serves (see src/api/compat). */
+  compat: CompatApi[];
+  /** Vendor (by name) that keyless callers of the compatibility APIs act as; undefined: they need a key. */
+  compatAnonymousVendor: string | undefined;
+  /** How long a synchronous answer (rembg's /api/remove) waits for its job before answering 504. */
+  syncWaitMs: number;
 }
+
+/** The compatibility APIs, by PIXQ_COMPAT name; each is a plugin in src/api/compat/. */
+export const COMPAT_APIS = ['image-queue', 'queue', 'rembg'] as const;
+export type CompatApi = (typeof COMPAT_APIS)[number];
 
 export class ConfigError extends Error {
   constructor(variable: string, problem: string) {
@@ -123,7 +133,29 @@ export function parseConcurrency(name: string, raw: string): Record<string, numb
   return result;
 }
 
+/** Parses PIXQ_COMPAT: `all`, `none`, or a list such as `queue,rembg`. */
+export function parseCompat(name: string, raw: string): CompatApi[] {
+  const value = raw.trim().toLowerCase();
+  if (value === 'all') return [...COMPAT_APIS];
+  if (value === 'none') return [];
+  const names = value.split(',').map((p) => p.trim()).filter(Boolean);
+  for (const n of names) {
+    if (!(COMPAT_APIS as readonly string[]).includes(n)) {
+      throw new ConfigError(name, `must be all, none or a list of ${COMPAT_APIS.join(', ')}; got "${n}"`);
+    }
+  }
+  return [...new Set(names)] as CompatApi[];
+}
+
 const DEFAULT_CONCURRENCY = 'noop=4,transform=2,face-crop=2,remove-background=1,pipeline=1';
+
+function vendorName(env: Env, name: string): string | undefined {
+  const raw = read(env, name);
+  if (raw !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(raw)) {
+    throw new ConfigError(name, `must be a vendor name (letters, digits, dots, dashes, underscores), got "${raw}"`);
+  }
+  return raw;
+}
 
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = path.resolve(read(env, 'PIXQ_DATA_DIR') ?? './data');
@@ -183,5 +215,8 @@ export function loadConfig(env: Env = process.env): Config {
     onnxThreads: integer(env, 'PIXQ_ONNX_THREADS', Math.max(1, os.availableParallelism()), 1, 256),
     modelIdleMs: integer(env, 'PIXQ_MODEL_IDLE_MS', 600_000, 1000),
     modelDownload: flag(env, 'PIXQ_MODEL_DOWNLOAD', true),
+    compat: parseCompat('PIXQ_COMPAT', read(env, 'PIXQ_COMPAT') ?? 'all'),
+    compatAnonymousVendor: vendorName(env, 'PIXQ_COMPAT_ANONYMOUS_VENDOR'),
+    syncWaitMs: integer(env, 'PIXQ_SYNC_WAIT_MS', 60_000, 1, 3_600_000),
   };
 }

@@ -14,6 +14,12 @@ describe('configuration', () => {
     expect(loadConfig({ PIXQ_WORKER_CONCURRENCY: 'noop=8, face-crop=3' }).workerConcurrency).toMatchObject({ noop: 8, 'face-crop': 3, transform: 2 });
   });
 
+  it('serves every compatibility API by default; PIXQ_COMPAT picks some or none', () => {
+    expect(loadConfig({})).toMatchObject({ compat: ['image-queue', 'queue', 'rembg'], compatAnonymousVendor: undefined, syncWaitMs: 60_000 });
+    expect(loadConfig({ PIXQ_COMPAT: 'rembg, queue' }).compat).toEqual(['rembg', 'queue']);
+    expect(loadConfig({ PIXQ_COMPAT: 'none' }).compat).toEqual([]);
+  });
+
   it.each([
     ['PORT', 'eighty'],
     ['PIXQ_LEASE_MS', '10'],
@@ -23,6 +29,9 @@ describe('configuration', () => {
     ['DATABASE_URL', 'mysql://x'],
     ['PIXQ_ADMIN_KEY', 'short'],
     ['PIXQ_LOG_LEVEL', 'loud'],
+    ['PIXQ_COMPAT', 'queue,bull'],
+    ['PIXQ_COMPAT_ANONYMOUS_VENDOR', 'two words'],
+    ['PIXQ_SYNC_WAIT_MS', '0'],
   ])('refuses a bad %s at start with a message naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration: ${name} `));
   });

@@ -6,7 +6,8 @@ import { openImage } from './image.js';
 import { DEFAULT_MODEL, MODEL_NAMES, MODELS, type ModelName, type ModelSpec } from './models/catalog.js';
 import { locateModel } from './models/locate.js';
 import { modelUnavailable } from './models/model-files.js';
-import { boundingBox, growBox, refineMask, scaleMask } from './models/mask.js';
+import { boundingBox, growBox, postProcessMask, refineMask, scaleMask } from './models/mask.js';
+import { matteAlpha } from './models/matting.js';
 import { raceAbort } from './abort.js';
 import { resizeCentred } from './models/resample.js';
 import { SessionCache } from './models/sessions.js';
@@ -18,6 +19,17 @@ const ModelOption = Type.Union(
   MODEL_NAMES.map((name) => Type.Literal(name)),
   { default: DEFAULT_MODEL, description: 'Segmentation model; rembg models must be installed or downloadable.' },
 ) as unknown as TUnion<TLiteral<ModelName>[]>;
+
+const Level = (description: string, fallback: number) => Type.Integer({ minimum: 0, maximum: 255, default: fallback, description });
+
+const AlphaMattingOptions = Type.Object(
+  {
+    foregroundThreshold: Level('Mask values above this are sure subject (rembg af).', 240),
+    backgroundThreshold: Level('Mask values below this are sure background (rembg ab).', 10),
+    erodeSize: Type.Integer({ minimum: 0, maximum: 100, default: 10, description: 'Erosion of both sure regions in pixels (rembg ae).' }),
+  },
+  { additionalProperties: false, description: 'Refine the edge with a trimap and a colour guided filter (soft hair, fur, blur).' },
+);
 
 export const RemoveBackgroundOptions = Type.Object(
   {
@@ -38,6 +50,11 @@ export const RemoveBackgroundOptions = Type.Object(
       default: true,
       description: 'Drop small disconnected blobs and haze, and feather the upscaled edge.',
     }),
+    postProcessMask: Type.Boolean({
+      default: false,
+      description: "rembg's ppm: open, blur and cut the mask at half, for a smooth hard edge.",
+    }),
+    alphaMatting: Type.Optional(AlphaMattingOptions),
   },
   { additionalProperties: false },
 );
@@ -103,7 +120,11 @@ async function removeBackground(ctx: Context, config: Config, sessions: SessionC
   enter(ctx, 'compose', 85);
   const { width, height } = opened;
   const cleaned = options.refineEdges ? refineMask(mask, spec.size, spec.size) : mask;
-  const alpha = await scaleMask(cleaned, spec.size, width, height, options.refineEdges);
+  const scaled = await scaleMask(cleaned, spec.size, width, height, options.refineEdges);
+  const shaped = options.postProcessMask ? await postProcessMask(scaled, width, height) : scaled;
+  const alpha = options.alphaMatting
+    ? Buffer.from(matteAlpha(await rgbOf(opened.image), shaped, width, height, options.alphaMatting).buffer)
+    : shaped;
   const subject = boundingBox(alpha, width, height, CROP_THRESHOLD);
   const box = options.crop && subject ? growBox(subject, options.cropMargin, width, height) : undefined;
   const composed = options.onlyMask
@@ -152,6 +173,13 @@ async function modelInput(image: Sharp, width: number, height: number, size: num
   const flat = image.clone().flatten({ background: '#ffffff' }).toColourspace('srgb');
   const { data, channels } = await resizeCentred(flat, { width, height }, { width: size, height: size }, 'lanczos3');
   if (channels !== 3) throw new Error(`model input has ${channels} channels, expected 3`);
+  return data;
+}
+
+/** The picture as interleaved RGB bytes at full size: the matting's guide. */
+async function rgbOf(image: Sharp): Promise<Uint8Array> {
+  const { data, info } = await image.clone().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3) throw new Error(`decoded ${info.channels} channels, expected 3`);
   return data;
 }
 
