@@ -12,6 +12,8 @@ export type Access = 'public' | 'vendor' | 'admin' | 'any';
 declare module 'fastify' {
   interface FastifyContextConfig {
     access?: Access;
+    /** Compatibility routes: a caller that sends no key acts as PIXQ_COMPAT_ANONYMOUS_VENDOR, when that is set. */
+    keylessVendor?: boolean;
   }
   interface FastifyRequest {
     caller: Caller;
@@ -30,13 +32,19 @@ function presentedKey(request: FastifyRequest): string | undefined {
 
 const digest = (secret: string) => crypto.createHash('sha256').update(secret).digest();
 
-/** Resolves the caller of every request from its key (unknown and revoked keys count as anonymous). */
-export function registerCallerResolution(app: FastifyInstance, engine: Engine, adminKey: string | undefined) {
+/**
+ * Resolves the caller of every request from its key (unknown and revoked keys count as anonymous). On routes
+ * marked `keylessVendor`, a request with no key at all acts as `anonymousVendor` (an operator's trust
+ * decision for old clients that cannot send one); it spends that vendor's budgets like any of its requests.
+ */
+export function registerCallerResolution(app: FastifyInstance, engine: Engine, adminKey: string | undefined, anonymousVendor?: string) {
   // Compared as digests: equal lengths for timingSafeEqual, and the admin key's is computed once.
   const adminDigest = adminKey ? digest(adminKey) : undefined;
   app.decorateRequest('caller', { getter: () => ({ kind: 'anonymous' }) as Caller });
   app.addHook('onRequest', async (request) => {
-    const caller = await identify(engine, adminDigest, presentedKey(request));
+    const key = presentedKey(request);
+    const keyless = key === undefined && anonymousVendor !== undefined && request.routeOptions.config.keylessVendor === true;
+    const caller = keyless ? await boundVendor(engine, anonymousVendor) : await identify(engine, adminDigest, key);
     Object.defineProperty(request, 'caller', { value: caller, enumerable: true });
   });
 }
@@ -82,6 +90,14 @@ export function registerAccessControl(app: FastifyInstance) {
       throw new PixqError('forbidden', 'this route needs a vendor API key', { status: 403 });
     }
   });
+}
+
+async function boundVendor(engine: Engine, name: string): Promise<Caller> {
+  const vendor = await engine.vendors.get(name).catch((err: unknown) => {
+    if (err instanceof PixqError && err.code === 'not_found') return undefined;
+    throw err;
+  });
+  return vendor ? { kind: 'vendor', vendor } : { kind: 'anonymous' };
 }
 
 async function identify(engine: Engine, adminDigest: Buffer | undefined, key: string | undefined): Promise<Caller> {

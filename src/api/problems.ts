@@ -31,6 +31,7 @@ const TITLES: Record<number, string> = {
   429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
+  504: 'Gateway Timeout',
 };
 
 export function problem(status: number, code: string, detail: string, extra: Record<string, unknown> = {}): Problem {

@@ -7,6 +7,7 @@ import { loadSigningSecret } from '../blobs/index.js';
 import type { Services } from '../services.js';
 import { declarePublic, registerAccessControl, registerCallerResolution, requireDeclaredAccess } from './auth.js';
 import type { ApiDeps } from './deps.js';
+import { registerCompat } from './compat/index.js';
 import { registerFailedSubmissionCleanup } from './multipart.js';
 import { frameworkErrorHandler, registerProblemHandlers } from './problems.js';
 import { jobOptionsTransform } from './openapi.js';
@@ -59,7 +60,7 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
     await docs.register(swaggerUi, { routePrefix: '/docs' });
   });
 
-  registerCallerResolution(app, engine, config.adminKey);
+  registerCallerResolution(app, engine, config.adminKey, config.compatAnonymousVendor);
   limiter.register(app);
   registerAccessControl(app);
   registerFailedSubmissionCleanup(app, deps);
@@ -71,5 +72,6 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   await app.register(adminRoutes(deps));
   await app.register(statusRoutes(deps));
   await app.register(metricsRoutes(deps));
+  await registerCompat(app, deps);
   return app;
 }

@@ -28,7 +28,7 @@ export type { Outcome } from './work.js';
 export type { RateLimitRule, RateLimitOutcome } from './rate-limits.js';
 export type { Upload } from './uploads.js';
 export { backoffDelay } from './backoff.js';
-export { JOB_STATES } from '../store/index.js';
+export { FINISHED_STATES, JOB_STATES } from '../store/index.js';
 
 export class Engine {
   readonly vendors: VendorService;
