@@ -18,6 +18,10 @@ declare module 'fastify' {
   interface FastifyRequest {
     caller: Caller;
   }
+  interface FastifyInstance {
+    /** Every route with the access it declares, hidden ones (Swagger UI, the document) included. */
+    readonly routeAccess: { method: string; url: string; access: Access | undefined }[];
+  }
 }
 
 export const unauthorized = () =>
@@ -56,6 +60,9 @@ export function registerCallerResolution(app: FastifyInstance, engine: Engine, a
  */
 export function requireDeclaredAccess(app: FastifyInstance) {
   const routes: RouteOptions[] = [];
+  app.decorate('routeAccess', {
+    getter: () => routes.flatMap((r) => [r.method].flat().map((method) => ({ method, url: r.url, access: r.config?.access }))),
+  });
   app.addHook('onRoute', (route) => {
     routes.push(route);
   });
