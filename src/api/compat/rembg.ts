@@ -138,34 +138,28 @@ function parseExtras(extras: string | undefined): Record<string, unknown> | unde
  * covers an event this process did not see.
  */
 async function finished(engine: Engine, id: string, vendorId: string, waitMs: number, pollMs: number) {
-  return new Promise<(Job & { outputs: JobOutput[] }) | undefined>((resolve, reject) => {
+  type Finished = (Job & { outputs: JobOutput[] }) | undefined;
+  return new Promise<Finished>((resolve, reject) => {
     let settled = false;
-    const settle = (job: (Job & { outputs: JobOutput[] }) | undefined) => {
+    const settle = (outcome: () => void) => {
       if (settled) return;
       settled = true;
       off();
       clearInterval(poll);
       clearTimeout(deadline);
-      resolve(job);
+      outcome();
     };
-    const check = () => {
-      engine.jobs.get(id, vendorId).then((job) => {
-        if (FINISHED_STATES.includes(job.state)) settle(job);
-      }, (err: unknown) => {
-        if (settled) return;
-        settled = true;
-        off();
-        clearInterval(poll);
-        clearTimeout(deadline);
-        reject(err);
-      });
-    };
+    const check = () =>
+      engine.jobs.get(id, vendorId).then(
+        (job) => FINISHED_STATES.includes(job.state) && settle(() => resolve(job)),
+        (err: unknown) => settle(() => reject(err)),
+      );
     const off = engine.bus.onEvent((e) => {
-      if (e.jobId === id && FINISHED_STATES.includes(e.state)) check();
+      if (e.jobId === id && FINISHED_STATES.includes(e.state)) void check();
     });
     const poll = setInterval(check, pollMs);
-    const deadline = setTimeout(() => settle(undefined), waitMs);
-    check();
+    const deadline = setTimeout(() => settle(() => resolve(undefined)), waitMs);
+    void check();
   });
 }
 
