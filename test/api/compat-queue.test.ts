@@ -79,7 +79,7 @@ describeEachStore('compat: /queue (FastAPI rembg queue)', (target) => {
       await waitUntil(async () => {
         job = (await api().call('GET', `/queue/job/${id}`, { key: vendor.key })).body;
         return job.status === 'completed';
-      }, 300_000, 'the old job to complete');
+      }, 900_000, 'the old job to complete');
       expect((await api().call('GET', '/health')).body.worker).toEqual({ status: 'running', active_jobs: expect.any(Number), max_concurrent: 1 });
     } finally {
       await stop();
@@ -102,7 +102,7 @@ describeEachStore('compat: /queue (FastAPI rembg queue)', (target) => {
     });
     const png = await api().call('GET', job.results[0].url);
     expect([png.status, png.contentType]).toEqual([200, 'image/png']);
-  }, 360_000);
+  }, 1_000_000);
 
   it("answers 404 for another vendor's job and refuses unknown models and missing files", async () => {
     const other = await api().vendor();
