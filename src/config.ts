@@ -78,6 +78,12 @@ export interface Config {
   /** The label-analysis `anthropic` provider: the SDK's own variables plus the model pixq asks for. */
   anthropic: { apiKey: string | undefined; baseUrl: string | undefined; model: string };
   s3: S3Config | undefined;
+  /** Compatibility APIs of the systems pixq replaces that this process serves (see src/api/compat). */
+  compat: CompatApi[];
+  /** Vendor (by name) that keyless callers of the compatibility APIs act as; undefined: they need a key. */
+  compatAnonymousVendor: string | undefined;
+  /** How long a synchronous answer (rembg's /api/remove) waits for its job before answering 504. */
+  syncWaitMs: number;
 }
 
 /** A remote rembg server (`rembg s`) and how many calls this process may have in flight on it. */
@@ -89,6 +95,10 @@ export interface RembgServer {
 
 export const REMOVE_BACKGROUND_BACKENDS = ['local', 'rembg'] as const;
 export type RemoveBackgroundBackend = (typeof REMOVE_BACKGROUND_BACKENDS)[number];
+
+/** The compatibility APIs, by PIXQ_COMPAT name; each is a plugin in src/api/compat/. */
+export const COMPAT_APIS = ['image-queue', 'queue', 'rembg', 'scans'] as const;
+export type CompatApi = (typeof COMPAT_APIS)[number];
 
 export class ConfigError extends Error {
   constructor(variable: string, problem: string) {
@@ -286,7 +296,29 @@ function s3Config(env: Env): S3Config | undefined {
   };
 }
 
+/** Parses PIXQ_COMPAT: `all`, `none`, or a list such as `queue,rembg`. */
+export function parseCompat(name: string, raw: string): CompatApi[] {
+  const value = raw.trim().toLowerCase();
+  if (value === 'all') return [...COMPAT_APIS];
+  if (value === 'none') return [];
+  const names = value.split(',').map((p) => p.trim()).filter(Boolean);
+  for (const n of names) {
+    if (!(COMPAT_APIS as readonly string[]).includes(n)) {
+      throw new ConfigError(name, `must be all, none or a list of ${COMPAT_APIS.join(', ')}; got "${n}"`);
+    }
+  }
+  return [...new Set(names)] as CompatApi[];
+}
+
 const DEFAULT_CONCURRENCY = 'noop=4,transform=2,face-crop=2,remove-background=1,pipeline=1';
+
+function vendorName(env: Env, name: string): string | undefined {
+  const raw = read(env, name);
+  if (raw !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(raw)) {
+    throw new ConfigError(name, `must be a vendor name (letters, digits, dots, dashes, underscores), got "${raw}"`);
+  }
+  return raw;
+}
 
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = path.resolve(read(env, 'PIXQ_DATA_DIR') ?? './data');
@@ -370,5 +402,8 @@ export function loadConfig(env: Env = process.env): Config {
       model: read(env, 'PIXQ_LLM_MODEL') ?? 'claude-sonnet-4-5',
     },
     s3: s3Config(env),
+    compat: parseCompat('PIXQ_COMPAT', read(env, 'PIXQ_COMPAT') ?? 'all'),
+    compatAnonymousVendor: vendorName(env, 'PIXQ_COMPAT_ANONYMOUS_VENDOR'),
+    syncWaitMs: integer(env, 'PIXQ_SYNC_WAIT_MS', 60_000, 1, 3_600_000),
   };
 }

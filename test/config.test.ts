@@ -44,6 +44,12 @@ describe('configuration', () => {
     expect(() => loadConfig({ PIXQ_S3_BUCKET: 'pixq', [name]: value })).toThrow(new RegExp(`^invalid configuration: ${name} `));
   });
 
+  it('serves every compatibility API by default; PIXQ_COMPAT picks some or none', () => {
+    expect(loadConfig({})).toMatchObject({ compat: ['image-queue', 'queue', 'rembg'], compatAnonymousVendor: undefined, syncWaitMs: 60_000 });
+    expect(loadConfig({ PIXQ_COMPAT: 'rembg, queue' }).compat).toEqual(['rembg', 'queue']);
+    expect(loadConfig({ PIXQ_COMPAT: 'none' }).compat).toEqual([]);
+  });
+
   it.each([
     ['PORT', 'eighty'],
     ['PIXQ_LEASE_MS', '10'],
@@ -69,6 +75,9 @@ describe('configuration', () => {
     ['PIXQ_MAX_STREAMS_PER_VENDOR', '0'],
     ['PIXQ_REQUEST_TIMEOUT_MS', '5s'],
     ['PIXQ_BODY_IDLE_TIMEOUT_MS', '10'],
+    ['PIXQ_COMPAT', 'queue,bull'],
+    ['PIXQ_COMPAT_ANONYMOUS_VENDOR', 'two words'],
+    ['PIXQ_SYNC_WAIT_MS', '0'],
   ])('refuses a bad %s at start with a message naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration: ${name} `));
   });

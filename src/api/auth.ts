@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import type { Engine, Vendor } from '../engine/index.js';
 import { PixqError } from '../errors.js';
 import { verifyEventToken } from './event-tokens.js';
@@ -23,9 +23,15 @@ declare module 'fastify' {
     probe?: boolean;
     /** The route also accepts an event token in `?token=` in place of a key (read-only event routes). */
     eventTokens?: boolean;
+    /** Compatibility routes: a caller that sends no key acts as PIXQ_COMPAT_ANONYMOUS_VENDOR, when that is set. */
+    keylessVendor?: boolean;
   }
   interface FastifyRequest {
     caller: Caller;
+  }
+  interface FastifyInstance {
+    /** Every route with the access it declares, hidden ones (Swagger UI, the document) included. */
+    readonly routeAccess: { method: string; url: string; access: Access | undefined }[];
   }
 }
 
@@ -43,9 +49,17 @@ const digest = (secret: string) => crypto.createHash('sha256').update(secret).di
 
 /**
  * Resolves the caller of every request from its key (unknown and revoked keys count as anonymous), or on
- * routes that take them, from an event token (a forged or expired one is a 401).
+ * routes that take them, from an event token (a forged or expired one is a 401). On routes marked
+ * `keylessVendor`, a request with no key at all acts as `anonymousVendor` (an operator's trust decision for old
+ * clients that cannot send one); it spends that vendor's budgets like any of its requests.
  */
-export function registerCallerResolution(app: FastifyInstance, engine: Engine, adminKey: string | undefined, eventTokenKey: Buffer) {
+export function registerCallerResolution(
+  app: FastifyInstance,
+  engine: Engine,
+  adminKey: string | undefined,
+  eventTokenKey: Buffer,
+  anonymousVendor?: string,
+) {
   // Compared as digests: equal lengths for timingSafeEqual, and the admin key's is computed once.
   const adminDigest = adminKey ? digest(adminKey) : undefined;
   app.decorateRequest('caller', { getter: () => ({ kind: 'anonymous' }) as Caller });
@@ -53,17 +67,50 @@ export function registerCallerResolution(app: FastifyInstance, engine: Engine, a
     if (request.routeOptions.config.probe) return;
     const key = presentedKey(request);
     const token = (request.query as Record<string, unknown> | undefined)?.token;
+    const keyless = key === undefined && anonymousVendor !== undefined && request.routeOptions.config.keylessVendor === true;
     const caller = key === undefined && typeof token === 'string' && request.routeOptions.config.eventTokens
       ? await tokenCaller(engine, token, eventTokenKey)
-      : await identify(engine, adminDigest, key);
+      : keyless
+        ? await boundVendor(engine, anonymousVendor)
+        : await identify(engine, adminDigest, key);
     Object.defineProperty(request, 'caller', { value: caller, enumerable: true });
+  });
+}
+
+/**
+ * Access is default-closed: a route that does not declare `config.access` stops the server from starting,
+ * naming the route, instead of silently being public. Checked once every plugin is loaded, because a
+ * plugin's own onRoute hooks (see `declarePublic`) run after this one. Must be added before any route.
+ */
+export function requireDeclaredAccess(app: FastifyInstance) {
+  const routes: RouteOptions[] = [];
+  app.decorate('routeAccess', {
+    getter: () => routes.flatMap((r) => [r.method].flat().map((method) => ({ method, url: r.url, access: r.config?.access }))),
+  });
+  app.addHook('onRoute', (route) => {
+    routes.push(route);
+  });
+  app.addHook('onReady', async () => {
+    const undeclared = routes.filter((r) => r.config?.access === undefined).map((r) => `${String(r.method)} ${r.url}`);
+    if (undeclared.length > 0) {
+      throw new Error(`routes without config.access (public, vendor, admin or any): ${undeclared.join(', ')}`);
+    }
+  });
+}
+
+/** Declares every route added inside `app` (a plugin's own context) public: for third-party plugins such as Swagger UI. */
+export function declarePublic(app: FastifyInstance) {
+  app.addHook('onRoute', (route) => {
+    route.config = { ...route.config, access: 'public' };
   });
 }
 
 /** Enforces each route's `access`: no valid key is 401; the wrong kind of key is 403. */
 export function registerAccessControl(app: FastifyInstance) {
   app.addHook('onRequest', async (request) => {
-    const access = request.routeOptions.config.access ?? 'public';
+    // No route matched: the not-found handler answers. Every real route declares access (see above).
+    if (request.is404) return;
+    const access = request.routeOptions.config.access;
     const caller = request.caller;
     if (access === 'public') return;
     if (caller.kind === 'anonymous') throw unauthorized();
@@ -74,6 +121,14 @@ export function registerAccessControl(app: FastifyInstance) {
       throw new PixqError('forbidden', 'this route needs a vendor API key', { status: 403 });
     }
   });
+}
+
+async function boundVendor(engine: Engine, name: string): Promise<Caller> {
+  const vendor = await engine.vendors.get(name).catch((err: unknown) => {
+    if (err instanceof PixqError && err.code === 'not_found') return undefined;
+    throw err;
+  });
+  return vendor ? { kind: 'vendor', vendor } : { kind: 'anonymous' };
 }
 
 async function identify(engine: Engine, adminDigest: Buffer | undefined, key: string | undefined): Promise<Caller> {

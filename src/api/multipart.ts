@@ -13,26 +13,29 @@ const submittedUploads = new WeakMap<FastifyRequest, { vendorId: string; ids: st
 
 /**
  * Reads a multipart submission: text fields (`options` and `metadata` as JSON text) and files in the field
- * `image`, each stored as an upload as it streams in. Returns the fields and the uploads in order.
+ * `fileField` (`image` in /v1; the old APIs name theirs), each stored as an upload as it streams in. Returns
+ * the fields and the uploads in order, with the file names the client gave.
  */
-export async function readMultipart(request: FastifyRequest, deps: IntakeDeps, maxFiles: number) {
+export async function readMultipart(request: FastifyRequest, deps: IntakeDeps, maxFiles: number, fileField = 'image') {
   const vendor = vendorOf(request);
   checkActive(vendor); // before any file is stored as an upload
   const fields: Record<string, unknown> = {};
   const uploadIds: string[] = [];
+  const filenames: string[] = [];
   submittedUploads.set(request, { vendorId: vendor.id, ids: uploadIds });
   try {
     for await (const part of request.parts()) {
       if (part.type === 'file') {
-        if (part.fieldname !== 'image') {
+        if (part.fieldname !== fileField) {
           part.file.resume();
-          throw validationFailed(`unexpected file field "${part.fieldname}"; send images in the field "image"`);
+          throw validationFailed(`unexpected file field "${part.fieldname}"; send images in the field "${fileField}"`);
         }
         if (uploadIds.length >= maxFiles) {
           part.file.resume();
           throw new PixqError('payload_too_large', `at most ${maxFiles} files per request`, { status: 413 });
         }
         uploadIds.push((await storeUpload(deps, vendor.id, part)).id);
+        filenames.push(part.filename.slice(0, 255));
       } else {
         fields[part.fieldname] = fieldValue(part.fieldname, String(part.value));
       }
@@ -40,7 +43,7 @@ export async function readMultipart(request: FastifyRequest, deps: IntakeDeps, m
   } catch (err) {
     throw asMultipartProblem(err);
   }
-  return { fields, uploadIds };
+  return { fields, uploadIds, filenames };
 }
 
 /**

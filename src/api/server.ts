@@ -5,14 +5,15 @@ import swaggerUi from '@fastify/swagger-ui';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import { loadSigningSecret } from '../blobs/index.js';
 import type { Services } from '../services.js';
-import { registerAccessControl, registerCallerResolution } from './auth.js';
-import { scanRoutes } from './compat/scans.js';
+import { declarePublic, registerAccessControl, registerCallerResolution, requireDeclaredAccess } from './auth.js';
 import { registerCors } from './cors.js';
 import type { ApiDeps } from './deps.js';
 import { eventTokenKey } from './event-tokens.js';
+import { registerCompat } from './compat/index.js';
 import { registerFailedSubmissionCleanup } from './multipart.js';
 import { registerJsonParser } from './json-body.js';
 import { clientErrorHandler, frameworkErrorHandler, idleTimeoutHandler, registerProblemHandlers } from './problems.js';
+import { jobOptionsTransform } from './openapi.js';
 import { RateLimiter } from './rate-limit.js';
 import { adminRoutes } from './routes/admin.js';
 import { eventRoutes } from './routes/events.js';
@@ -55,6 +56,7 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
 
   registerProblemHandlers(app);
   registerJsonParser(app);
+  requireDeclaredAccess(app);
   await app.register(multipart, {
     limits: { fileSize: config.maxUploadBytes, files: config.maxBulkFiles, fields: 20, fieldSize: 64 * 1024, parts: config.maxBulkFiles + 20 },
   });
@@ -65,16 +67,20 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' } } },
       security: [{ bearer: [] }, { apiKey: [] }],
     },
+    transform: jobOptionsTransform(processors),
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(async (docs) => {
+    declarePublic(docs);
+    await docs.register(swaggerUi, { routePrefix: '/docs' });
+  });
 
   registerCors(app, config.corsOrigins);
-  registerCallerResolution(app, engine, config.adminKey, eventTokenKey(signer.secret));
+  registerCallerResolution(app, engine, config.adminKey, eventTokenKey(signer.secret), config.compatAnonymousVendor);
   limiter.register(app);
   registerAccessControl(app);
   registerFailedSubmissionCleanup(app, deps);
 
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger());
   await app.register(jobRoutes(deps));
   await app.register(submissionRoutes(deps));
   await app.register(eventRoutes(deps));
@@ -82,6 +88,6 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   await app.register(statusRoutes(deps));
   await app.register(metricsRoutes(deps));
   await app.register(webhookRoutes(deps));
-  await app.register(scanRoutes(deps));
+  await registerCompat(app, deps);
   return app;
 }

@@ -35,7 +35,7 @@ export { backoffDelay } from './backoff.js';
 export { SeenIds } from './seen-ids.js';
 export { checkActive } from './vendors.js';
 export { BLOB_GRACE_MS } from './blobs.js';
-export { JOB_STATES } from '../store/index.js';
+export { FINISHED_STATES, JOB_STATES } from '../store/index.js';
 
 export class Engine {
   readonly vendors: VendorService;

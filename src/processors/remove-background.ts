@@ -8,7 +8,8 @@ import { checkOutputSize } from './output-size.js';
 import { DEFAULT_MODEL, MODEL_NAMES, MODELS, type ModelName, type ModelSpec } from './models/catalog.js';
 import { locateModel } from './models/locate.js';
 import { modelUnavailable } from './models/model-files.js';
-import { boundingBox, growBox, refineMask, scaleMask } from './models/mask.js';
+import { boundingBox, growBox, postProcessMask, refineMask, scaleMask } from './models/mask.js';
+import { matteAlpha } from './models/matting.js';
 import { raceAbort } from './abort.js';
 import { resizeCentred } from './models/resample.js';
 import { SessionCache } from './models/sessions.js';
@@ -36,6 +37,17 @@ const backendOption = (fallback: RemoveBackgroundBackend) =>
     description: 'local: ONNX Runtime in the worker; rembg: the remote rembg servers of PIXQ_REMBG_URLS.',
   });
 
+const Level = (description: string, fallback: number) => Type.Integer({ minimum: 0, maximum: 255, default: fallback, description });
+
+const AlphaMattingOptions = Type.Object(
+  {
+    foregroundThreshold: Level('Mask values above this are sure subject (rembg af).', 240),
+    backgroundThreshold: Level('Mask values below this are sure background (rembg ab).', 10),
+    erodeSize: Type.Integer({ minimum: 0, maximum: 100, default: 10, description: 'Erosion of both sure regions in pixels (rembg ae).' }),
+  },
+  { additionalProperties: false, description: 'Refine the edge with a trimap and a colour guided filter (soft hair, fur, blur).' },
+);
+
 export const RemoveBackgroundOptions = Type.Object(
   {
     model: Type.Optional(ModelOption),
@@ -56,6 +68,11 @@ export const RemoveBackgroundOptions = Type.Object(
       description: 'Drop small disconnected blobs and haze, and feather the upscaled edge.',
     }),
     backend: backendOption('local'),
+    postProcessMask: Type.Boolean({
+      default: false,
+      description: "rembg's ppm: open, blur and cut the mask at half, for a smooth hard edge.",
+    }),
+    alphaMatting: Type.Optional(AlphaMattingOptions),
   },
   { additionalProperties: false },
 );
@@ -158,7 +175,11 @@ async function removeBackground(ctx: Context, config: Config, sessions: SessionC
   enter(ctx, 'compose', 85);
   const { width, height } = opened;
   const cleaned = options.refineEdges ? refineMask(mask, spec.size, spec.size) : mask;
-  const alpha = await scaleMask(cleaned, spec.size, width, height, options.refineEdges);
+  const scaled = await scaleMask(cleaned, spec.size, width, height, options.refineEdges);
+  const shaped = options.postProcessMask ? await postProcessMask(scaled, width, height) : scaled;
+  const alpha = options.alphaMatting
+    ? Buffer.from(matteAlpha(await rgbOf(opened.image), shaped, width, height, options.alphaMatting).buffer)
+    : shaped;
   const { subject, box } = cropBox(alpha, width, height, options);
   if (options.crop) checkOutputSize(box ?? opened, config.maxPixels);
   const composed = options.onlyMask
@@ -251,7 +272,8 @@ function rembgParams(options: RemoveBackgroundOptions, model: ModelName, backgro
   return {
     model,
     onlyMask: options.onlyMask,
-    postProcessMask: options.refineEdges,
+    postProcessMask: options.refineEdges || options.postProcessMask,
+    ...(options.alphaMatting && { alphaMatting: options.alphaMatting }),
     ...(background && {
       background: [background.r, background.g, background.b, Math.round(background.alpha * 255)] as const,
     }),
@@ -325,6 +347,13 @@ async function modelInput(image: Sharp, width: number, height: number, size: num
   const flat = image.clone().flatten({ background: '#ffffff' }).toColourspace('srgb');
   const { data, channels } = await resizeCentred(flat, { width, height }, { width: size, height: size }, 'lanczos3');
   if (channels !== 3) throw new Error(`model input has ${channels} channels, expected 3`);
+  return data;
+}
+
+/** The picture as interleaved RGB bytes at full size: the matting's guide. */
+async function rgbOf(image: Sharp): Promise<Uint8Array> {
+  const { data, info } = await image.clone().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3) throw new Error(`decoded ${info.channels} channels, expected 3`);
   return data;
 }
 

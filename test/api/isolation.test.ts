@@ -12,7 +12,7 @@ describeEachStore('vendor isolation and access control', (target) => {
   const api = useApi(target);
   let a: { id: string; key: string };
   let b: { id: string; key: string };
-  const owned = { done: '', queued: '', cancelled: '', batch: '', upload: '' };
+  const owned = { done: '', queued: '', cancelled: '', batch: '', upload: '', oldQueueJob: '' };
   let routes: { method: string; path: string; tags: string[] }[];
 
   beforeAll(async () => {
@@ -28,6 +28,9 @@ describeEachStore('vendor isolation and access control', (target) => {
     owned.cancelled = (await api().call('POST', '/v1/jobs', { key: a.key, json: { type: 'noop' } })).body.id;
     await api().call('POST', `/v1/jobs/${owned.cancelled}/cancel`, { key: a.key });
     owned.batch = (await api().call('POST', '/v1/jobs/bulk', { key: a.key, json: { jobs: [{ type: 'noop' }] } })).body.batchId;
+    const images = new FormData();
+    images.append('images', new Blob([await jpeg(40, 40)], { type: 'image/jpeg' }), 'a.jpg');
+    owned.oldQueueJob = (await api().call('POST', '/queue/submit', { key: a.key, form: images })).body.job_id;
 
     const doc = (await api().call('GET', '/openapi.json')).body;
     routes = Object.entries(doc.paths as Record<string, Record<string, { tags?: string[] }>>).flatMap(([path, ops]) =>
@@ -46,6 +49,12 @@ describeEachStore('vendor isolation and access control', (target) => {
       ['GET', `/v1/batches/${owned.batch}`],
       ['POST', '/v1/jobs', { type: 'transform', input: { uploadId: owned.upload } }],
       ['POST', '/v1/jobs/bulk', { jobs: [{ type: 'transform', input: { uploadId: owned.upload } }] }],
+      // The compatibility APIs: every route that names a job.
+      ['GET', `/api/image-queue/job/${owned.done}`],
+      ['GET', `/api/image-queue/job/${owned.queued}`],
+      ['GET', `/queue/job/${owned.oldQueueJob}`],
+      ['POST', `/queue/job/${owned.oldQueueJob}/cancel`],
+      ['GET', `/queue/job/${owned.batch}`],
     ];
     for (const [method, path, body] of attempts) {
       const res = await asB(method, path, body);
@@ -53,6 +62,11 @@ describeEachStore('vendor isolation and access control', (target) => {
       // The answer is the same as for an id that never existed.
       expect(res.body.detail).not.toMatch(/vendor|forbidden|owner/i);
     }
+    // The compat lists and counts are scoped too.
+    expect((await asB('GET', '/queue/jobs')).body).toEqual({ total: 0, jobs: [] });
+    expect((await asB('GET', '/queue/stats')).body.stats.total).toBe(0);
+    expect((await asB('GET', '/api/image-queue/queue-stats')).body['remove-bg'].waiting).toBe(0);
+    expect((await api().call('GET', `/queue/job/${owned.oldQueueJob}`, { key: a.key })).body.status).toBe('pending');
     // Nothing B did changed A's jobs.
     expect((await api().call('GET', `/v1/jobs/${owned.queued}`, { key: a.key })).body.state).toBe('queued');
     expect((await api().call('GET', `/v1/jobs/${owned.cancelled}`, { key: a.key })).body.state).toBe('cancelled');
@@ -92,7 +106,7 @@ describeEachStore('vendor isolation and access control', (target) => {
   });
 
   const concrete = (path: string) =>
-    path.replace('{id}', a?.id ?? 'x').replace('{keyId}', '01ZZZZZZZZZZZZZZZZZZZZZZZZ').replace('{type}', 'noop').replace('{key}', '0'.repeat(64));
+    path.replace('{id}', a?.id ?? 'x').replace('{job_id}', owned.oldQueueJob || 'x').replace('{keyId}', '01ZZZZZZZZZZZZZZZZZZZZZZZZ').replace('{type}', 'noop').replace('{key}', '0'.repeat(64));
 
   it('answers 403 forbidden to a vendor key on every admin route', async () => {
     const admin = routes.filter((r) => r.tags.includes('admin'));
@@ -116,7 +130,7 @@ describeEachStore('vendor isolation and access control', (target) => {
     const revokedVendor = await api().vendor();
     const keys = await api().call('GET', `/v1/vendors/${revokedVendor.id}/keys`, { key: ADMIN_KEY });
     await api().call('DELETE', `/v1/vendors/${revokedVendor.id}/keys/${keys.body.keys[0].id}`, { key: ADMIN_KEY });
-    const isPublic = (path: string) => ['/healthz', '/readyz', '/v1/blobs/{key}'].includes(path);
+    const isPublic = (path: string) => ['/healthz', '/readyz', '/v1/blobs/{key}', '/health'].includes(path);
     const guarded = routes.filter((r) => !isPublic(r.path));
     expect(guarded.length).toBeGreaterThanOrEqual(20);
     for (const r of guarded) {
@@ -124,6 +138,15 @@ describeEachStore('vendor isolation and access control', (target) => {
         const res = await api().call(r.method, concrete(r.path), { key, json: ['POST', 'PUT', 'PATCH'].includes(r.method) ? {} : undefined });
         expectProblem(res, 401, 'unauthorized');
       }
+    }
+    // Hidden routes too (not in the document): everything is declared, and exactly these are public.
+    const hidden = api().app.routeAccess;
+    expect(hidden.filter((r) => r.access === undefined)).toEqual([]);
+    const publicRoutes = [...new Set(hidden.filter((r) => r.access === 'public').map((r) => r.url))].sort();
+    expect(publicRoutes.filter((url) => !url.startsWith('/docs'))).toEqual(['/health', '/healthz', '/openapi.json', '/readyz', '/v1/blobs/:key']);
+    for (const r of hidden.filter((h) => h.access !== 'public' && h.method !== 'HEAD')) {
+      const path = r.url.replace(/:(\w+)/g, (_, name: string) => (name === 'key' ? '0'.repeat(64) : owned.queued));
+      expectProblem(await api().call(r.method, path, { json: ['POST', 'PUT', 'PATCH'].includes(r.method) ? {} : undefined }), 401, 'unauthorized');
     }
     // The public ones answer without a key.
     expect((await api().call('GET', '/healthz')).status).toBe(200);

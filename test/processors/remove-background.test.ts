@@ -2,7 +2,6 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import pino from 'pino';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.js';
@@ -16,49 +15,13 @@ import {
   createRemoveBackground,
   type RemoveBackgroundProcessor,
 } from '../../src/processors/remove-background.js';
-import type { ProcessorResult, ProgressUpdate } from '../../src/processors/types.js';
+import { runJob, type JobRun } from '../support/processors.js';
 import { alphaOf, iou, syntheticScene, type Scene } from '../support/synthetic.js';
 import { waitUntil } from '../support/processes.js';
 import { slowMatMul, tinyFp16Scale, tinyU2netLike } from '../support/tiny-onnx.js';
 
 const SAMPLES = path.resolve('node_modules/@vladmandic/human/assets/samples.jpg');
 const QUALITY_SCENES = 10;
-
-interface JobRun {
-  result: ProcessorResult;
-  data: Buffer;
-  contentType: string;
-  stages: ProgressUpdate[];
-}
-
-async function runJob(
-  proc: RemoveBackgroundProcessor,
-  input: Buffer,
-  rawOptions: unknown = {},
-  signal: AbortSignal = new AbortController().signal,
-  onProgress: (update: ProgressUpdate) => void = () => undefined,
-): Promise<JobRun> {
-  const stored: { data: Buffer; contentType: string }[] = [];
-  const stages: ProgressUpdate[] = [];
-  const result = await proc.run({
-    input,
-    options: parseOptions(proc, rawOptions),
-    signal,
-    log: pino({ level: 'silent' }),
-    progress: (update) => {
-      stages.push(update);
-      onProgress(update);
-    },
-    blobs: {
-      put: async (data, contentType) => {
-        stored.push({ data, contentType });
-        return { key: `blob-${stored.length}`, bytes: data.length };
-      },
-    },
-  });
-  expect(stored).toHaveLength(1);
-  return { result, data: stored[0].data, contentType: stored[0].contentType, stages };
-}
 
 /** The first band of a greyscale image; sharp's raw output would expand it to RGB. */
 async function greyOf(encoded: Buffer): Promise<Buffer> {
@@ -118,7 +81,9 @@ describe('remove-background options', () => {
       crop: false,
       cropMargin: 0,
       refineEdges: true,
+      postProcessMask: false,
     });
+    expect(parseOptions(proc, { alphaMatting: {} }).alphaMatting).toEqual({ foregroundThreshold: 240, backgroundThreshold: 10, erodeSize: 10 });
   });
 
   it.each([
@@ -127,6 +92,8 @@ describe('remove-background options', () => {
     [{ cropMargin: -1 }, 'options.cropMargin'],
     [{ cropMargin: 101 }, 'options.cropMargin'],
     [{ onlyMask: 'yes' }, 'options.onlyMask'],
+    [{ alphaMatting: { foregroundThreshold: 256 } }, 'options.alphaMatting.foregroundThreshold'],
+    [{ alphaMatting: { erodeSize: -1 } }, 'options.alphaMatting.erodeSize'],
     [{ sharpen: true }, 'options'],
     [{ background: 'not-a-colour' }, 'options.background'],
     [{ background: '#fff', onlyMask: true }, 'options.background'],

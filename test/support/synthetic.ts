@@ -158,31 +158,84 @@ function paints([base, dark, light]: [string, string, string], mask: boolean): s
     <pattern id="p2" width="24" height="24" patternUnits="userSpaceOnUse" patternTransform="rotate(35)"><rect width="24" height="24" fill="${base}"/><rect width="10" height="24" fill="${light}"/></pattern>`;
 }
 
-function svg(layout: Layout, width: number, height: number, mask: boolean): string {
+/** `picture`: the scene; `mask`: the object white on black; `background`: the scene without the object; `foreground`: the object on its own base colour. */
+type Layer = 'picture' | 'mask' | 'background' | 'foreground';
+
+function svg(layout: Layout, width: number, height: number, layer: Layer): string {
   const object = OBJECTS[layout.object];
   const place = `translate(${500 + layout.dx} ${object.ground}) scale(${layout.scale}) translate(-500 -${object.ground})`;
   const shadow = `<filter id="shadow"><feGaussianBlur stdDeviation="14"/></filter>
     <ellipse cx="500" cy="${object.ground}" rx="${object.halfWidth * 1.1}" ry="22" fill="#000" opacity="0.28" filter="url(#shadow)"/>`;
-  const scenery = mask ? '<rect width="1000" height="750" fill="#000"/>' : `${BACKGROUNDS[layout.background]}<g transform="${place}">${shadow}</g>`;
+  const mask = layer === 'mask';
+  const scenery = {
+    mask: '<rect width="1000" height="750" fill="#000"/>',
+    foreground: `<rect width="1000" height="750" fill="${PALETTES[layout.palette][0]}"/>`,
+    picture: `${BACKGROUNDS[layout.background]}<g transform="${place}">${shadow}</g>`,
+    background: `${BACKGROUNDS[layout.background]}<g transform="${place}">${shadow}</g>`,
+  }[layer];
+  const drawn = layer === 'background' ? '' : `<g transform="${place}">${object.markup}</g>`;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 1000 750" preserveAspectRatio="none">
-    <defs>${paints(PALETTES[layout.palette], mask)}</defs>${scenery}<g transform="${place}">${object.markup}</g></svg>`;
+    <defs>${paints(PALETTES[layout.palette], mask)}</defs>${scenery}${drawn}</svg>`;
 }
+
+const render = (layout: Layout, width: number, height: number, layer: Layer) =>
+  sharp(Buffer.from(svg(layout, width, height, layer))).removeAlpha().raw().toBuffer();
 
 export async function syntheticScene(index: number, width = 640, height = 480): Promise<Scene> {
   const layout = LAYOUTS[index % LAYOUTS.length];
-  const picture = await sharp(Buffer.from(svg(layout, width, height, false))).removeAlpha().raw().toBuffer();
-  const noise = await sharp({
-    create: { width, height, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 18 } },
-  })
-    .raw()
-    .toBuffer();
-  const image = await sharp(picture, { raw: { width, height, channels: 3 } })
-    .composite([{ input: noise, raw: { width, height, channels: 3 }, blend: 'soft-light' }])
-    .jpeg({ quality: 90 })
-    .toBuffer();
-  const grey = await sharp(Buffer.from(svg(layout, width, height, true))).extractChannel(0).raw().toBuffer();
+  const image = await withNoise(await render(layout, width, height, 'picture'), width, height);
+  const grey = await sharp(Buffer.from(svg(layout, width, height, 'mask'))).extractChannel(0).raw().toBuffer();
   const mask = Uint8Array.from(grey, (v) => (v >= 128 ? 255 : 0));
   return { name: `${layout.object}-on-${layout.background}`, image, mask, width, height, thin: thinRegion(layout, width, height) };
+}
+
+/** Sensor-like noise, then JPEG: what a camera hands over. */
+async function withNoise(picture: Buffer, width: number, height: number): Promise<Buffer> {
+  const raw = { width, height, channels: 3 as const };
+  const noise = await sharp({ create: { ...raw, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 18 } } })
+    .raw()
+    .toBuffer();
+  return sharp(picture, { raw }).composite([{ input: noise, raw, blend: 'soft-light' }]).jpeg({ quality: 90 }).toBuffer();
+}
+
+export interface SoftScene {
+  name: string;
+  /** JPEG bytes: the object composited over the background with `alpha`, as a camera sees a soft edge. */
+  image: Buffer;
+  /** The true alpha, one byte per pixel, soft at the edge (the object's shape blurred by `softness`). */
+  alpha: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/**
+ * A scene whose object has a soft edge with a known alpha (as fur, hair or a defocused edge give): the picture is
+ * exactly foreground·alpha + background·(1 - alpha), with the alpha the object's shape blurred by `softness` pixels.
+ */
+export async function softScene(index: number, width = 640, height = 480, softness = 4): Promise<SoftScene> {
+  const layout = LAYOUTS[index % LAYOUTS.length];
+  const [foreground, background] = await Promise.all([render(layout, width, height, 'foreground'), render(layout, width, height, 'background')]);
+  const alpha = await sharp(Buffer.from(svg(layout, width, height, 'mask'))).extractChannel(0).blur(softness).raw().toBuffer();
+  const picture = Buffer.alloc(width * height * 3);
+  for (let i = 0; i < alpha.length; i++) {
+    const a = alpha[i] / 255;
+    for (let c = 0; c < 3; c++) picture[i * 3 + c] = Math.round(foreground[i * 3 + c] * a + background[i * 3 + c] * (1 - a));
+  }
+  const image = await withNoise(picture, width, height);
+  return { name: `soft-${layout.object}-on-${layout.background}`, image, alpha: new Uint8Array(alpha), width, height };
+}
+
+/** Mean absolute difference of two alpha planes, in 0..255 units; `where` limits it to some pixels. */
+export function meanAlphaError(alpha: Uint8Array, truth: Uint8Array, where?: (i: number) => boolean): number {
+  if (alpha.length !== truth.length) throw new Error(`size mismatch: ${alpha.length} vs ${truth.length}`);
+  let sum = 0;
+  let count = 0;
+  for (let i = 0; i < alpha.length; i++) {
+    if (where && !where(i)) continue;
+    sum += Math.abs(alpha[i] - truth[i]);
+    count++;
+  }
+  return count === 0 ? 0 : sum / count;
 }
 
 function thinRegion(layout: Layout, width: number, height: number): Scene['thin'] {

@@ -4,9 +4,10 @@ import { Type } from '@sinclair/typebox';
 import type { JobState } from '../../engine/index.js';
 import { PixqError } from '../../errors.js';
 import { vendorOf } from '../auth.js';
-import { chargeRemovals, toJobSpec } from '../intake.js';
+import { chargeRemovals } from '../intake.js';
 import type { Budget } from '../rate-limit.js';
 import { readMultipart } from '../multipart.js';
+import { submitJobs } from '../submit.js';
 import { IdParams, JobList, JobListQuery, JobSubmission, JobView, problemResponses } from '../schemas.js';
 import { jobView } from '../views.js';
 import type { ApiDeps } from '../deps.js';
@@ -37,10 +38,7 @@ export const jobRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
       request.body = { ...fields, ...(uploadIds.length > 0 && { input: { uploadId: uploadIds[0] } }) } as JobSubmission;
     },
   }, async (request, reply) => {
-    const vendor = vendorOf(request);
-    const spec = await toJobSpec(deps, vendor.id, request.body, request.headers['idempotency-key']);
-    await chargeRemovals(deps.limiter, request, reply, [spec]);
-    const { jobs } = await deps.engine.jobs.enqueue(vendor.id, [spec]);
+    const jobs = await submitJobs(deps, request, reply, [request.body], { idempotencyKey: request.headers['idempotency-key'] });
     return reply.code(202).header('location', `/v1/jobs/${jobs[0].id}`).send(jobView(jobs[0], deps.signer));
   });
 

@@ -5,8 +5,9 @@ import { newId } from '../../ids.js';
 import { PixqError, validationFailed } from '../../errors.js';
 import { vendorOf } from '../auth.js';
 import { checkActive } from '../../engine/index.js';
-import { asMultipartProblem, chargeRemovals, storeUpload, toJobSpec } from '../intake.js';
+import { asMultipartProblem, storeUpload } from '../intake.js';
 import { readMultipart } from '../multipart.js';
+import { submitJobs } from '../submit.js';
 import { BatchView, BulkSubmission, IdParams, problemResponses, UploadView, type JobSubmission } from '../schemas.js';
 import { uploadView } from '../views.js';
 import type { ApiDeps } from '../deps.js';
@@ -34,23 +35,8 @@ export const submissionRoutes = (deps: ApiDeps): FastifyPluginAsync => async (ap
       request.body = { jobs: uploadIds.map((uploadId) => ({ ...fields, input: { uploadId } }) as JobSubmission) };
     },
   }, async (request, reply) => {
-    const vendor = vendorOf(request);
-    const submissions = request.body.jobs;
-    if (submissions.length > maxJobs) {
-      throw new PixqError('payload_too_large', `at most ${maxJobs} jobs per bulk request, got ${submissions.length}`, { status: 413 });
-    }
-    const specs = [];
-    for (const [index, body] of submissions.entries()) {
-      try {
-        specs.push(await toJobSpec(deps, vendor.id, body));
-      } catch (err) {
-        if (err instanceof PixqError) throw new PixqError(err.code, `jobs[${index}]: ${err.message}`, { status: err.status, details: err.details });
-        throw err;
-      }
-    }
-    await chargeRemovals(deps.limiter, request, reply, specs);
     const batchId = newId();
-    const { jobs } = await deps.engine.jobs.enqueue(vendor.id, specs, batchId);
+    const jobs = await submitJobs(deps, request, reply, request.body.jobs, { batchId });
     return reply.code(202).send({ batchId, jobIds: jobs.map((j) => j.id), count: jobs.length });
   });
 

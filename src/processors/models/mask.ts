@@ -127,3 +127,33 @@ export function growBox(box: Box, marginPercent: number, width: number, height: 
   const bottom = Math.min(height, box.top + box.height + margin);
   return { left, top, width: right - left, height: bottom - top };
 }
+
+/**
+ * rembg's `post_process_mask`: a morphological opening with a 3×3 cross (a greyscale minimum, then maximum,
+ * which removes specks and hairline bridges one pixel wide), a Gaussian blur (sigma 2) to round the outline,
+ * then a cut at half: the mask becomes hard-edged and smooth.
+ */
+export async function postProcessMask(mask: Uint8Array, width: number, height: number): Promise<Buffer> {
+  const opened = crossFilter(crossFilter(mask, width, height, Math.min), width, height, Math.max);
+  const blurred = await sharp(opened, { raw: { width, height, channels: 1 } }).blur(2).toColourspace('b-w').raw().toBuffer();
+  for (let i = 0; i < blurred.length; i++) blurred[i] = blurred[i] < 127 ? 0 : 255;
+  return blurred;
+}
+
+/** Each pixel becomes `pick` of itself and its four neighbours (those inside the image). */
+function crossFilter(src: Uint8Array, width: number, height: number, pick: (...values: number[]) => number): Uint8Array {
+  const out = new Uint8Array(src.length);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = y * width + x;
+      out[i] = pick(
+        src[i],
+        x > 0 ? src[i - 1] : src[i],
+        x < width - 1 ? src[i + 1] : src[i],
+        y > 0 ? src[i - width] : src[i],
+        y < height - 1 ? src[i + width] : src[i],
+      );
+    }
+  }
+  return out;
+}

@@ -1,0 +1,55 @@
+import type { Job, Vendor } from '../../engine/index.js';
+import { PixqError, validationFailed } from '../../errors.js';
+import { DEFAULT_MODEL, type ModelName } from '../../processors/models/catalog.js';
+import type { Budget } from '../rate-limit.js';
+
+/**
+ * What the compatibility APIs share. Their routes act as the key's vendor (or, keyless, as
+ * PIXQ_COMPAT_ANONYMOUS_VENDOR); the old systems' `vendorId` fields are claims checked against it.
+ */
+export const compatRoute = (...budgets: Budget[]) => ({ access: 'vendor' as const, keylessVendor: true, budgets });
+
+/** A body's `vendorId` must name the caller's own vendor (by id or name); anything else is 403. */
+export function checkVendorClaim(vendor: Vendor, claimed: unknown): void {
+  if (claimed === undefined || claimed === null) return;
+  if (String(claimed) === vendor.id || String(claimed) === vendor.name) return;
+  throw new PixqError('forbidden', 'vendorId names another vendor than the API key belongs to; the vendor always comes from the key', { status: 403 });
+}
+
+/**
+ * rembg's model names, as the old clients send them, mapped to the models pixq ships (offline, no download):
+ * the general-purpose ones to isnet-medium, the light ones to isnet-small. pixq's own names pass through.
+ * To run rembg's exact weights, submit through /v1 with that model (see the README).
+ */
+const OLD_MODELS: Record<string, ModelName> = {
+  u2net: 'isnet-medium',
+  u2netp: 'isnet-small',
+  u2net_human_seg: 'isnet-medium',
+  u2net_cloth_seg: 'isnet-medium',
+  silueta: 'isnet-small',
+  'isnet-general-use': 'isnet-medium',
+  'isnet-anime': 'isnet-medium',
+  'birefnet-general': 'isnet-medium',
+  'birefnet-general-lite': 'isnet-medium',
+  'isnet-medium': 'isnet-medium',
+  'isnet-small': 'isnet-small',
+};
+
+/** The pixq model for an old request's model name; none named gives pixq's default. */
+export function pixqModel(name: string | undefined): ModelName {
+  if (name === undefined || name === '') return DEFAULT_MODEL;
+  const model = OLD_MODELS[name];
+  if (!model) throw validationFailed(`model "${name}" is not known; use one of ${Object.keys(OLD_MODELS).join(', ')}`);
+  return model;
+}
+
+/** The metadata a compatibility submission stores: the caller's own fields, and which API it came through. */
+export function compatMetadata(via: string, fields: Record<string, unknown>): Record<string, unknown> {
+  return { ...fields, via };
+}
+
+/** The caller's fields back, without pixq's own marker. */
+export function callerFields(job: Job): Record<string, unknown> {
+  const { via: _via, ...rest } = job.metadata ?? {};
+  return rest;
+}

@@ -1,0 +1,31 @@
+import type { FastifySchema } from 'fastify';
+import { Type, type TSchema } from '@sinclair/typebox';
+import type { Processor } from '../processors/index.js';
+import { BulkSubmission, JobSubmission } from './schemas.js';
+
+/**
+ * What /openapi.json says a submission is: one variant per job type, discriminated by `type`, each with that
+ * processor's own options schema. Built from the processor registry, so a new job type documents itself.
+ * Only the document changes: requests are still checked against the free `options` object and then by the
+ * processor's compiled schema (parseOptions), whose messages name the offending option.
+ */
+export function documentedSubmission(processors: Map<string, Processor>): TSchema {
+  const variants = [...processors.values()].map((p) =>
+    Type.Object(
+      { ...JobSubmission.properties, type: Type.Literal(p.type), options: Type.Optional(p.optionsSchema) },
+      { additionalProperties: false, title: `${p.type} job` },
+    ),
+  );
+  return { oneOf: variants, discriminator: { propertyName: 'type' } } as unknown as TSchema;
+}
+
+/** @fastify/swagger's `transform`: routes taking JobSubmission or BulkSubmission bodies get the documented variants. */
+export function jobOptionsTransform(processors: Map<string, Processor>) {
+  const submission = documentedSubmission(processors);
+  const bulk = Type.Object({ jobs: Type.Array(submission, { minItems: 1 }) }, { additionalProperties: false });
+  return ({ schema, url }: { schema: FastifySchema; url: string }) => {
+    if (schema?.body === JobSubmission) return { schema: { ...schema, body: submission }, url };
+    if (schema?.body === BulkSubmission) return { schema: { ...schema, body: bulk }, url };
+    return { schema, url };
+  };
+}
