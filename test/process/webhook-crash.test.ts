@@ -36,7 +36,10 @@ describeEachStore('crash: SIGKILL a worker mid-delivery', (target) => {
       expect(resent.id).toBe(held.id);
       expect(resent.verifiedWith).toEqual([secret]);
       expect(resent.payload.data).toMatchObject({ jobId: job.id, state: 'succeeded' });
-      const [after] = await engine.store.db.selectFrom('webhook_deliveries').selectAll().execute();
+      // The receiver answered; the worker records that after the answer arrives.
+      const row = async () => (await engine.store.db.selectFrom('webhook_deliveries').selectAll().execute())[0];
+      await waitUntil(async () => (await row()).state !== 'pending', 30_000, 'the delivery to be recorded');
+      const after = await row();
       expect(after).toMatchObject({ state: 'succeeded', attempts: 2, last_status: 200 });
       expect(after.lease_owner).toBeNull();
     } finally {
