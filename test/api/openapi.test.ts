@@ -22,5 +22,5 @@ it("documents each job type's own options schema, discriminated by type, for sin
   }
   // A concrete option is there with its documented default.
   const removal = single.oneOf.find((v: any) => v.title === 'remove-background job');
-  expect(removal.properties.options.properties.model.default).toBe('isnet-medium');
+  expect(removal.properties.options.properties.format.default).toBe('png');
 });
