@@ -45,7 +45,7 @@ describe('configuration', () => {
   });
 
   it('serves every compatibility API by default; PIXQ_COMPAT picks some or none', () => {
-    expect(loadConfig({})).toMatchObject({ compat: ['image-queue', 'queue', 'rembg'], compatAnonymousVendor: undefined, syncWaitMs: 60_000 });
+    expect(loadConfig({})).toMatchObject({ compat: ['image-queue', 'queue', 'rembg', 'scans'], compatAnonymousVendor: undefined, syncWaitMs: 60_000 });
     expect(loadConfig({ PIXQ_COMPAT: 'rembg, queue' }).compat).toEqual(['rembg', 'queue']);
     expect(loadConfig({ PIXQ_COMPAT: 'none' }).compat).toEqual([]);
   });
