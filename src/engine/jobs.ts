@@ -3,7 +3,7 @@ import { newId } from '../ids.js';
 import { changeJobState, selectJob } from '../store/sql/change-job-state.js';
 import { selectEventsAfter, type EventFilter } from '../store/sql/events.js';
 import { countBacklog, insertJobs, selectUsedIdempotencyKeys, type NewJobRow } from '../store/sql/insert-jobs.js';
-import { selectBatchProgress, selectJobByIdempotencyKey, selectJobOutputs, selectJobPage } from '../store/sql/read-jobs.js';
+import { selectBatchProgress, selectJobByIdempotencyKey, selectJobOutputs, selectJobPage, selectOutputsOfJobs } from '../store/sql/read-jobs.js';
 import { lockVendorById } from '../store/sql/vendors.js';
 import { FINISHED_STATES, JOB_STATES, type JobState, type Tx } from '../store/index.js';
 import type { EngineContext } from './context.js';
@@ -21,7 +21,7 @@ export interface JobFilter {
 }
 
 export interface JobPage {
-  jobs: Job[];
+  jobs: (Job & { outputs: JobOutput[] })[];
   /** Pass back as `cursor` for the next page; null on the last page. */
   nextCursor: string | null;
 }
@@ -74,7 +74,9 @@ export class JobService {
     // One more than asked: whether it exists says if there is a next page.
     const rows = await this.ctx.read((db) => selectJobPage(db, { vendorId, ...filter, beforeId: cursor, limit: limit + 1 }));
     const page = rows.slice(0, limit).map(toJob);
-    return { jobs: page, nextCursor: rows.length > limit ? page[page.length - 1].id : null };
+    const outputs = await this.ctx.read((db) => selectOutputsOfJobs(db, page.map((j) => j.id)));
+    const jobs = page.map((job) => ({ ...job, outputs: outputs.filter((o) => o.job_id === job.id).map(toOutput) }));
+    return { jobs, nextCursor: rows.length > limit ? page[page.length - 1].id : null };
   }
 
   /**

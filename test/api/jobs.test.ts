@@ -98,6 +98,13 @@ describeEachStore('jobs API', (target) => {
       expect(download.raw.length).toBe(output.bytes);
       expect(await sharp(download.raw).metadata()).toMatchObject({ format: 'png', width: 60, height: 40 });
 
+      // The list shows the same outputs as the job view (it once listed every job with none).
+      const listed = await api().call('GET', '/v1/jobs', { key });
+      const [entry] = listed.body.jobs;
+      expect(entry.id).toBe(job.id);
+      expect(entry.outputs.map(({ url: _url, ...o }: { url: string }) => o)).toEqual(job.outputs.map(({ url: _url, ...o }: { url: string }) => o));
+      expect((await api().call('GET', entry.outputs[0].url)).raw.equals(download.raw)).toBe(true);
+
       // GET /v1/jobs/:id/output serves the same bytes to the owner.
       const direct = await api().call('GET', `/v1/jobs/${job.id}/output`, { key });
       expect(direct.status).toBe(200);

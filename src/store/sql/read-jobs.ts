@@ -35,6 +35,12 @@ export async function selectJobOutputs(tx: Tx, jobId: string): Promise<JobOutput
   return tx.selectFrom('job_outputs').selectAll().where('job_id', '=', jobId).orderBy('idx').execute();
 }
 
+/** The outputs of several jobs (a page of a list), in one query. */
+export async function selectOutputsOfJobs(tx: Tx, jobIds: string[]): Promise<JobOutputRow[]> {
+  if (jobIds.length === 0) return [];
+  return tx.selectFrom('job_outputs').selectAll().where('job_id', 'in', jobIds).orderBy('job_id').orderBy('idx').execute();
+}
+
 /** State and progress of every job in one of the vendor's batches. */
 export async function selectBatchProgress(tx: Tx, vendorId: string, batchId: string) {
   return tx
