@@ -169,8 +169,7 @@ async function runBatch(run: Run, files: string[], label: string) {
   for await (const job of run.client.jobs({ batchId: accepted.batchId, limit: 100 })) {
     const file = fileOf.get(job.id)!;
     if (job.state === 'succeeded') {
-      // The list leaves outputs out; the job itself has them.
-      await run.client.job(job.id).then((full) => writeOutputs(run, full, file)).then(() => run.succeeded++, (err: unknown) => run.failures.push(failureOf(file, err)));
+      await writeOutputs(run, job, file).then(() => run.succeeded++, (err: unknown) => run.failures.push(failureOf(file, err)));
     } else {
       run.failures.push({ file, code: job.error?.code ?? job.state, message: job.error?.message ?? `the job ended ${job.state}` });
     }
