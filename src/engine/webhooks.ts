@@ -24,7 +24,6 @@ import {
   selectCallbackSecrets,
   selectDeliveries,
   selectDelivery,
-  selectJobDeliveries,
   selectEndpoint,
   selectEndpoints,
   selectEndpointsById,
@@ -274,13 +273,13 @@ export class WebhookService {
   async jobDeliveries(jobId: string, vendorId: string, limit: number): Promise<WebhookDelivery[]> {
     return this.ctx.read(async (db) => {
       if (!(await selectJob(db, jobId, vendorId))) throw notFound('job');
-      return (await selectJobDeliveries(db, jobId, vendorId, limit)).map(toDelivery);
+      return (await selectDeliveries(db, vendorId, { jobId }, limit)).map(toDelivery);
     });
   }
 
   async deliveries(id: string, vendorId: string, limit: number): Promise<WebhookDelivery[]> {
     await this.row(id, vendorId);
-    return (await this.ctx.read((db) => selectDeliveries(db, id, vendorId, limit))).map(toDelivery);
+    return (await this.ctx.read((db) => selectDeliveries(db, vendorId, { endpointId: id }, limit))).map(toDelivery);
   }
 
   /** Sends a delivery again from the start of the schedule, whatever its state. */

@@ -239,32 +239,16 @@ export async function deleteEndpoint(tx: Tx, id: string, vendorId: string): Prom
   return true;
 }
 
-/** An endpoint's latest deliveries, newest first. */
-export async function selectDeliveries(tx: Tx, endpointId: string, vendorId: string, limit: number) {
-  return tx
-    .selectFrom('webhook_deliveries')
-    .selectAll()
-    .where('endpoint_id', '=', endpointId)
-    .where('vendor_id', '=', vendorId)
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(limit)
-    .execute();
-}
-
-/** The latest deliveries reporting one job's events (to endpoints and to its own callback), newest first. */
-export async function selectJobDeliveries(tx: Tx, jobId: string, vendorId: string, limit: number) {
-  return tx
-    .selectFrom('webhook_deliveries')
-    .selectAll()
-    .where('job_id', '=', jobId)
-    .where('vendor_id', '=', vendorId)
-    // A batch's delivery names one of its jobs only to have a job id: it is not about that job.
-    .where('event_type', '<>', 'batch.completed')
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(limit)
-    .execute();
+/**
+ * The vendor's latest deliveries, newest first: of one endpoint, or reporting one job's events (to endpoints
+ * and to the job's own callback; a batch's delivery names one of its jobs only to have a job id).
+ */
+export async function selectDeliveries(tx: Tx, vendorId: string, of: { endpointId: string } | { jobId: string }, limit: number) {
+  const query = tx.selectFrom('webhook_deliveries').selectAll().where('vendor_id', '=', vendorId);
+  const scoped = 'endpointId' in of
+    ? query.where('endpoint_id', '=', of.endpointId)
+    : query.where('job_id', '=', of.jobId).where('event_type', '<>', 'batch.completed');
+  return scoped.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
 }
 
 export async function selectDelivery(tx: Tx, id: string, endpointId: string, vendorId: string) {
