@@ -315,9 +315,10 @@ export class WebhookService {
   }
 
   /**
-   * Records an attempt: 2xx succeeds; 410 disables the endpoint (a job's own callback just stops); anything else is retried on the schedule
-   * (honouring `Retry-After`) until it is spent. An endpoint failing for longer than `disableAfterMs`
-   * without a success is disabled, with the reason the vendor sees.
+   * Records an attempt: 2xx succeeds; 410 disables the endpoint (a job's own callback just stops, having no
+   * endpoint); anything else is retried on the schedule (honouring `Retry-After`) until it is spent. An
+   * endpoint failing for longer than `disableAfterMs` without a success is disabled, with the reason the
+   * vendor sees.
    */
   async recordAttempt(delivery: WebhookDelivery, owner: string, result: AttemptResult): Promise<void> {
     const now = this.ctx.now();
