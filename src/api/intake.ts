@@ -99,8 +99,17 @@ export async function toJobSpec(deps: IntakeDeps, vendorId: string, body: JobSub
     maxAttempts: body.maxAttempts,
     timeoutMs: body.timeoutMs,
     metadata: body.metadata,
+    ...(body.webhookUrl !== undefined && { webhookUrl: await checkWebhookTarget(deps.config, body.webhookUrl) }),
     idempotencyKey,
   };
+}
+
+/**
+ * A webhook target as stored: the same SSRF rules as image URLs (PIXQ_URL_ALLOWLIST for private hosts),
+ * here when it is given and again by the delivery worker at every attempt. For endpoints and jobs' callbacks.
+ */
+export async function checkWebhookTarget(config: Pick<Config, 'urlAllowlist'>, url: string): Promise<string> {
+  return (await checkUrlTarget(url, { allowlist: config.urlAllowlist })).href;
 }
 
 async function resolveInput(deps: IntakeDeps, vendorId: string, processor: Processor, input: JobSubmission['input']) {

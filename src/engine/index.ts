@@ -29,7 +29,7 @@ export type { ApiKeyInfo } from './api-keys.js';
 export type { Outcome } from './work.js';
 export type { RateLimitRule, RateLimitOutcome } from './rate-limits.js';
 export type { Upload } from './uploads.js';
-export type { WebhookEndpoint, WebhookDelivery, EndpointTarget, AttemptResult, WebhookEventType } from './webhooks.js';
+export type { WebhookEndpoint, WebhookDelivery, DeliveryTarget, AttemptResult, WebhookEventType, CallbackSecret } from './webhooks.js';
 export { WEBHOOK_EVENT_TYPES } from './webhooks.js';
 export { backoffDelay } from './backoff.js';
 export { SeenIds } from './seen-ids.js';

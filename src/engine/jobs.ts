@@ -212,6 +212,7 @@ export class JobService {
       idempotency_key: spec.idempotencyKey ?? null,
       batch_id: batchId ?? null,
       metadata: spec.metadata ? JSON.stringify(spec.metadata) : null,
+      webhook_url: spec.webhookUrl ?? null,
       created_at: now,
       updated_at: now,
     };

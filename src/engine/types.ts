@@ -43,6 +43,8 @@ export interface Job {
   idempotencyKey: string | null;
   batchId: string | null;
   metadata: Record<string, unknown> | null;
+  /** Where the job's own callback goes when it finishes (besides the vendor's endpoints). */
+  webhookUrl: string | null;
   leaseOwner: string | null;
   cancelRequested: boolean;
   createdAt: number;
@@ -64,6 +66,8 @@ export interface JobSpec {
   delayMs?: number;
   idempotencyKey?: string;
   metadata?: Record<string, unknown>;
+  /** A URL already checked against the SSRF rules, told when the job finishes. */
+  webhookUrl?: string;
 }
 
 /** Published on every state change and progress update; `id` orders events and lets SSE clients resume. */

@@ -1,10 +1,13 @@
 import crypto from 'node:crypto';
 import { notFound } from '../errors.js';
 import { newId } from '../ids.js';
+import { selectJob } from '../store/sql/change-job-state.js';
 import {
   WEBHOOK_EVENT_TYPES,
+  type WebhookCallbackSecretRow,
   type WebhookDeliveryRow,
   type WebhookEndpointRow,
+  type Tx,
   type WebhookEventType,
 } from '../store/index.js';
 import {
@@ -13,8 +16,12 @@ import {
   deleteFinishedDeliveries,
   insertBatchDeliveries,
   insertEndpoint,
+  insertMissingCallbackSecrets,
   recordDeliveryOutcome,
   requeueDelivery,
+  rotateCallbackSecret,
+  rotateEndpointSecret,
+  selectCallbackSecrets,
   selectDeliveries,
   selectDelivery,
   selectEndpoint,
@@ -41,18 +48,28 @@ export interface WebhookEndpoint {
   updatedAt: number;
 }
 
-/** What the delivery worker needs of an endpoint: where, and the secrets that sign. */
-export interface EndpointTarget {
-  id: string;
+/** What the delivery worker needs of an endpoint or a job's own callback: where, and the secrets that sign. */
+export interface DeliveryTarget {
   url: string;
   status: 'enabled' | 'disabled';
   /** The current secret first; during a rotation's overlap the previous one too. */
   secrets: string[];
 }
 
+/** A vendor's secret for its jobs' one-off callbacks. */
+export interface CallbackSecret {
+  secret: string;
+  /** Until when the secret it replaced keeps signing alongside it; null when none does. */
+  previousSecretUntil: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
 export interface WebhookDelivery {
   id: string;
-  endpointId: string;
+  /** Null for a job's own callback (to `url`). */
+  endpointId: string | null;
+  url: string | null;
   vendorId: string;
   eventType: WebhookEventType;
   jobId: string;
@@ -109,6 +126,7 @@ function toDelivery(row: WebhookDeliveryRow): WebhookDelivery {
   return {
     id: row.id,
     endpointId: row.endpoint_id,
+    url: row.url,
     vendorId: row.vendor_id,
     eventType: row.event_type,
     jobId: row.job_id,
@@ -124,6 +142,27 @@ function toDelivery(row: WebhookDeliveryRow): WebhookDelivery {
   };
 }
 
+type SigningSecrets = Pick<WebhookEndpointRow, 'secret' | 'previous_secret' | 'previous_secret_until'>;
+
+/** Whether a rotated-out secret still signs at `now`. */
+function overlapping(row: SigningSecrets, now: number): boolean {
+  return row.previous_secret !== null && Number(row.previous_secret_until) > now;
+}
+
+/** The secrets that sign at `now`: the current one first; during a rotation's overlap the previous one too. */
+function signingSecrets(row: SigningSecrets, now: number): string[] {
+  return overlapping(row, now) ? [row.secret, row.previous_secret!] : [row.secret];
+}
+
+function toCallbackSecret(row: WebhookCallbackSecretRow, now: number): CallbackSecret {
+  return {
+    secret: row.secret,
+    previousSecretUntil: overlapping(row, now) ? Number(row.previous_secret_until) : null,
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
 /**
  * When the next attempt after `attempts` failed ones is due, or null when the schedule is spent. A
  * `Retry-After` the receiver sent is honoured when it asks for longer. Up to 10% jitter spreads retries of
@@ -135,7 +174,10 @@ export function nextAttemptDelay(attempts: number, scheduleMs: number[], retryAf
   return Math.max(retryAfterMs, Math.round(base * (1 + random() * 0.1)));
 }
 
-/** Vendors' webhook endpoints, and the deliveries that the engine writes with each event (see webhook-triggers.ts). */
+/**
+ * Vendors' webhook endpoints, their callback secrets (for jobs' own `webhookUrl`), and the deliveries that the
+ * engine writes with each event (see webhook-triggers.ts).
+ */
 export class WebhookService {
   constructor(
     private readonly ctx: EngineContext,
@@ -202,23 +244,42 @@ export class WebhookService {
 
   /** A new secret; the old one keeps signing alongside it for the overlap, so receivers can switch over. */
   async rotateSecret(id: string, vendorId: string): Promise<{ endpoint: WebhookEndpoint; secret: string }> {
-    const current = await this.row(id, vendorId);
     const now = this.ctx.now();
     const secret = newWebhookSecret();
-    await this.ctx.write((tx) =>
-      updateEndpoint(tx, id, vendorId, {
-        secret,
-        previous_secret: current.secret,
-        previous_secret_until: now + this.settings.rotationOverlapMs,
-        updated_at: now,
-      }),
-    );
+    const rotated = await this.ctx.write((tx) => rotateEndpointSecret(tx, id, vendorId, secret, now + this.settings.rotationOverlapMs, now));
+    if (!rotated) throw notFound('webhook endpoint');
     return { endpoint: await this.get(id, vendorId), secret };
+  }
+
+  /** The vendor's secret for signing its jobs' own callbacks, created on first use. */
+  async callbackSecret(vendorId: string): Promise<CallbackSecret> {
+    const now = this.ctx.now();
+    const [row] = await this.ctx.write((tx) => this.callbackSecretRows(tx, [vendorId], now));
+    return toCallbackSecret(row, now);
+  }
+
+  /** A new callback secret; the old one keeps signing alongside it for the overlap, as for an endpoint. */
+  async rotateCallbackSecret(vendorId: string): Promise<CallbackSecret> {
+    const now = this.ctx.now();
+    const [row] = await this.ctx.write(async (tx) => {
+      await insertMissingCallbackSecrets(tx, [vendorId], newWebhookSecret, now);
+      await rotateCallbackSecret(tx, vendorId, newWebhookSecret(), now + this.settings.rotationOverlapMs, now);
+      return selectCallbackSecrets(tx, [vendorId]);
+    });
+    return toCallbackSecret(row, now);
+  }
+
+  /** The latest deliveries about one of the vendor's jobs; another vendor's job is not found. */
+  async jobDeliveries(jobId: string, vendorId: string, limit: number): Promise<WebhookDelivery[]> {
+    return this.ctx.read(async (db) => {
+      if (!(await selectJob(db, jobId, vendorId))) throw notFound('job');
+      return (await selectDeliveries(db, vendorId, { jobId }, limit)).map(toDelivery);
+    });
   }
 
   async deliveries(id: string, vendorId: string, limit: number): Promise<WebhookDelivery[]> {
     await this.row(id, vendorId);
-    return (await this.ctx.read((db) => selectDeliveries(db, id, vendorId, limit))).map(toDelivery);
+    return (await this.ctx.read((db) => selectDeliveries(db, vendorId, { endpointId: id }, limit))).map(toDelivery);
   }
 
   /** Sends a delivery again from the start of the schedule, whatever its state. */
@@ -229,20 +290,35 @@ export class WebhookService {
     return toDelivery((await this.ctx.read((db) => selectDelivery(db, deliveryId, id, vendorId)))!);
   }
 
-  /** Leases due deliveries to a delivery worker, with their endpoints' targets. */
-  async claimDue(owner: string, limit: number, leaseMs: number): Promise<{ delivery: WebhookDelivery; target: EndpointTarget | undefined }[]> {
+  /**
+   * Leases due deliveries to a delivery worker, with their targets: the endpoint's (undefined once it was
+   * deleted), or for a job's own callback its URL and the vendor's callback secrets.
+   */
+  async claimDue(owner: string, limit: number, leaseMs: number): Promise<{ delivery: WebhookDelivery; target: DeliveryTarget | undefined }[]> {
     const now = this.ctx.now();
-    const rows = await this.ctx.write((tx) => claimDueDeliveries(tx, this.ctx.store.dialect, owner, now, now + leaseMs, limit));
+    const { rows, callbackSecrets } = await this.ctx.write(async (tx) => {
+      const rows = await claimDueDeliveries(tx, this.ctx.store.dialect, owner, now, now + leaseMs, limit);
+      const callbackVendors = [...new Set(rows.filter((r) => r.endpoint_id === null).map((r) => r.vendor_id))];
+      return { rows, callbackSecrets: await this.callbackSecretRows(tx, callbackVendors, now) };
+    });
     if (rows.length === 0) return [];
-    const endpoints = await this.ctx.read((db) => selectEndpointsById(db, [...new Set(rows.map((r) => r.endpoint_id))]));
-    const targets = new Map(endpoints.map((e) => [e.id, this.targetOf(e, now)]));
-    return rows.map((row) => ({ delivery: toDelivery(row), target: targets.get(row.endpoint_id) }));
+    const endpointIds = [...new Set(rows.flatMap((r) => (r.endpoint_id === null ? [] : [r.endpoint_id])))];
+    const endpoints = new Map((await this.ctx.read((db) => selectEndpointsById(db, endpointIds))).map((e) => [e.id, e]));
+    const secrets = new Map(callbackSecrets.map((c) => [c.vendor_id, signingSecrets(c, now)]));
+    return rows.map((row) => {
+      const endpoint = row.endpoint_id === null ? undefined : endpoints.get(row.endpoint_id);
+      const target: DeliveryTarget | undefined = row.endpoint_id === null
+        ? { url: row.url!, status: 'enabled', secrets: secrets.get(row.vendor_id)! }
+        : endpoint && { url: endpoint.url, status: endpoint.status, secrets: signingSecrets(endpoint, now) };
+      return { delivery: toDelivery(row), target };
+    });
   }
 
   /**
-   * Records an attempt: 2xx succeeds; 410 disables the endpoint; anything else is retried on the schedule
-   * (honouring `Retry-After`) until it is spent. An endpoint failing for longer than `disableAfterMs`
-   * without a success is disabled, with the reason the vendor sees.
+   * Records an attempt: 2xx succeeds; 410 disables the endpoint (a job's own callback just stops, having no
+   * endpoint); anything else is retried on the schedule (honouring `Retry-After`) until it is spent. An
+   * endpoint failing for longer than `disableAfterMs` without a success is disabled, with the reason the
+   * vendor sees.
    */
   async recordAttempt(delivery: WebhookDelivery, owner: string, result: AttemptResult): Promise<void> {
     const now = this.ctx.now();
@@ -256,7 +332,7 @@ export class WebhookService {
     const state = succeeded ? 'succeeded' : delay === null ? 'failed' : 'pending';
     await this.ctx.write(async (tx) => {
       const recorded = await recordDeliveryOutcome(tx, delivery.id, owner, { state, nextAttemptAt: now + (delay ?? 0), status, error }, now);
-      if (!recorded) return;
+      if (!recorded || delivery.endpointId === null) return;
       const endpoint = await selectEndpoint(tx, delivery.endpointId, delivery.vendorId);
       if (!endpoint) return;
       if (succeeded) {
@@ -300,8 +376,9 @@ export class WebhookService {
     return row;
   }
 
-  private targetOf(row: WebhookEndpointRow, now: number): EndpointTarget {
-    const overlapping = row.previous_secret !== null && Number(row.previous_secret_until) > now;
-    return { id: row.id, url: row.url, status: row.status, secrets: overlapping ? [row.secret, row.previous_secret!] : [row.secret] };
+  /** The callback secrets of `vendorIds`, creating those that do not exist yet. */
+  private async callbackSecretRows(tx: Tx, vendorIds: string[], now: number): Promise<WebhookCallbackSecretRow[]> {
+    await insertMissingCallbackSecrets(tx, vendorIds, newWebhookSecret, now);
+    return selectCallbackSecrets(tx, vendorIds);
   }
 }

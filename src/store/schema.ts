@@ -52,6 +52,8 @@ export interface JobsTable {
   idempotency_key: string | null;
   batch_id: string | null;
   metadata: string | null;
+  /** Where this job's own one-off callback goes when it finishes (checked against the SSRF rules). */
+  webhook_url: string | null;
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
@@ -163,10 +165,25 @@ export interface WebhookEndpointsTable {
 
 export type DeliveryState = 'pending' | 'succeeded' | 'failed';
 
+/** A vendor's secret for signing its jobs' one-off callbacks; rotated like an endpoint's. */
+export interface WebhookCallbackSecretsTable {
+  vendor_id: string;
+  secret: string;
+  previous_secret: string | null;
+  previous_secret_until: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface WebhookDeliveriesTable {
-  /** `<endpoint id>.<event id>`, or `<endpoint id>.batch.<batch id>`: the same event never fans out twice. */
+  /**
+   * `<endpoint id>.<event id>`, `<endpoint id>.batch.<batch id>`, or `callback.<event id>` for a job's own
+   * callback: the same event never fans out twice.
+   */
   id: string;
-  endpoint_id: string;
+  /** Null for a job's own callback, which has its `url` instead (exactly one of the two is set). */
+  endpoint_id: string | null;
+  url: string | null;
   vendor_id: string;
   event_type: WebhookEventType;
   job_id: string;
@@ -202,6 +219,7 @@ export interface Database {
   rate_buckets: RateBucketsTable;
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  webhook_callback_secrets: WebhookCallbackSecretsTable;
   blobs: BlobsTable;
 }
 
@@ -231,3 +249,4 @@ export type ApiKeyRow = Selectable<ApiKeysTable>;
 export type UploadRow = Selectable<UploadsTable>;
 export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
 export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;
+export type WebhookCallbackSecretRow = Selectable<WebhookCallbackSecretsTable>;

@@ -2,7 +2,7 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import { request } from 'undici';
 import { Webhook } from 'standardwebhooks';
-import type { AttemptResult, EndpointTarget, Engine, JobOutput, WebhookDelivery } from '../engine/index.js';
+import type { AttemptResult, DeliveryTarget, Engine, JobOutput, WebhookDelivery } from '../engine/index.js';
 import { PixqError } from '../errors.js';
 import { newId } from '../ids.js';
 import { assertLiteralAllowed, discard, guardedAgent, parseAllowlist, parseUrl } from '../intake/index.js';
@@ -84,7 +84,7 @@ async function deliver(
   agent: ReturnType<typeof guardedAgent>,
   owner: string,
   delivery: WebhookDelivery,
-  target: EndpointTarget | undefined,
+  target: DeliveryTarget | undefined,
 ): Promise<void> {
   let result: AttemptResult;
   if (!target || target.status !== 'enabled') {
@@ -108,7 +108,7 @@ async function post(
   opts: WebhookDelivererOptions,
   agent: ReturnType<typeof guardedAgent>,
   delivery: WebhookDelivery,
-  target: EndpointTarget,
+  target: DeliveryTarget,
   body: string,
 ): Promise<AttemptResult> {
   const url = parseUrl(target.url);

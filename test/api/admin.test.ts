@@ -239,6 +239,9 @@ describeEachStore('admin, stats, health and documentation', (target) => {
       '/v1/webhooks/{id}/rotate-secret': ['post'],
       '/v1/webhooks/{id}/deliveries': ['get'],
       '/v1/webhooks/{id}/deliveries/{deliveryId}/replay': ['post'],
+      '/v1/webhooks/callback-secret': ['get'],
+      '/v1/webhooks/callback-secret/rotate': ['post'],
+      '/v1/jobs/{id}/deliveries': ['get'],
     };
     expect(Object.fromEntries(Object.entries(doc.paths).map(([p, ops]) => [p, Object.keys(ops as object).sort()]))).toEqual(expected);
 

@@ -43,6 +43,7 @@ describeEachStore('vendor isolation and access control', (target) => {
     const attempts: [string, string, unknown?][] = [
       ['GET', `/v1/jobs/${owned.done}`],
       ['GET', `/v1/jobs/${owned.done}/output`],
+      ['GET', `/v1/jobs/${owned.done}/deliveries`],
       ['POST', `/v1/jobs/${owned.queued}/cancel`],
       ['POST', `/v1/jobs/${owned.cancelled}/retry`],
       ['POST', `/v1/jobs/${owned.done}/retry`],

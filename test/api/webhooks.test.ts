@@ -2,13 +2,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, expectProblem, waitForJob, type ApiHarness } from '../support/api.js';
 import { waitUntil } from '../support/processes.js';
 import { describeEachStore } from '../support/stores.js';
-import { webhookReceiver } from '../support/webhook-receiver.js';
+import { FAST_WEBHOOK_SCHEDULE as FAST_SCHEDULE, WEBHOOK_TEST_ENV as ENV, webhookReceiver } from '../support/webhook-receiver.js';
 import { nextAttemptDelay } from '../../src/engine/webhooks.js';
 import { retryAfterMs } from '../../src/worker/webhook-deliverer.js';
-
-// Short delays so retries happen within a test; the schedule's shape (at once, then longer) is the real one's.
-const FAST_SCHEDULE = '0,50ms,100ms,200ms,400ms,800ms,1600ms,3200ms';
-const ENV = { PIXQ_URL_ALLOWLIST: '127.0.0.1', PIXQ_WEBHOOK_RETRY_SCHEDULE: FAST_SCHEDULE, PIXQ_WEBHOOK_TIMEOUT_MS: '2000' };
 
 type Receiver = Awaited<ReturnType<typeof webhookReceiver>>;
 

@@ -127,11 +127,36 @@ describeEachStore('PixqClient', (target) => {
     await expect(pixq.wait('01NOPE', { timeoutMs: 10_000 })).rejects.toMatchObject({ status: 404, code: 'not_found' });
   });
 
+  it("passes a job's webhookUrl through, reads and rotates the callback secret, and lists a job's deliveries", async () => {
+    const pixq = await client();
+    // A public address: no worker runs in this test, so nothing is sent to it.
+    const webhookUrl = 'https://93.184.215.14/hook';
+    const json = await pixq.submit({ type: 'noop', webhookUrl });
+    expect(json.webhookUrl).toBe(webhookUrl);
+    const multipart = await pixq.submit({ type: 'transform', file: new Blob([await jpeg(20, 20)], { type: 'image/jpeg' }), webhookUrl });
+    expect(multipart.webhookUrl).toBe(webhookUrl);
+    const bulk = await pixq.submitBulk({ type: 'transform', files: [{ bytes: await jpeg(20, 20), name: 'a.jpg' }], webhookUrl });
+    expect((await pixq.job(bulk.jobIds[0])).webhookUrl).toBe(webhookUrl);
+    await expect(pixq.submit({ type: 'noop', webhookUrl: 'http://127.0.0.1/' })).rejects.toMatchObject({ status: 400, code: 'url_not_allowed' });
+
+    const secret = await pixq.callbackSecret();
+    expect(secret).toMatchObject({ secret: expect.stringMatching(/^whsec_/), previousSecretUntil: null });
+    const rotated = await pixq.rotateCallbackSecret();
+    expect(rotated.secret).not.toBe(secret.secret);
+    expect(Date.parse(rotated.previousSecretUntil!)).toBeGreaterThan(Date.now());
+    expect((await pixq.callbackSecret()).secret).toBe(rotated.secret);
+
+    // Cancelling the queued job is its final state: its callback is written with it.
+    await pixq.cancel(json.id);
+    const { deliveries } = await pixq.jobDeliveries(json.id);
+    expect(deliveries).toEqual([expect.objectContaining({ endpointId: null, eventType: 'job.cancelled', jobId: json.id, status: 'pending' })]);
+  });
+
   it('does not see another vendor’s job through any call', async () => {
     const owner = await client();
     const other = await client();
     const job = await owner.submit({ type: 'noop' });
-    for (const call of [() => other.job(job.id), () => other.cancel(job.id), () => other.download(job.id), () => other.wait(job.id)]) {
+    for (const call of [() => other.job(job.id), () => other.cancel(job.id), () => other.download(job.id), () => other.wait(job.id), () => other.jobDeliveries(job.id)]) {
       await expect(call()).rejects.toMatchObject({ status: 404, code: 'not_found' });
     }
     const listed = [];

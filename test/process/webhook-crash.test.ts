@@ -4,7 +4,8 @@ import { waitUntil, workerCluster } from '../support/processes.js';
 import { webhookReceiver } from '../support/webhook-receiver.js';
 
 describeEachStore('crash: SIGKILL a worker mid-delivery', (target) => {
-  it('the delivery is sent again by another worker, with the same webhook-id', { timeout: 120_000 }, async () => {
+  // To an endpoint, and to a job's own webhookUrl (signed with the vendor's callback secret).
+  it.each(['endpoint', 'callback'] as const)('the delivery (%s) is sent again by another worker, with the same webhook-id', { timeout: 120_000 }, async (kind) => {
     const receiver = await webhookReceiver();
     const cluster = await workerCluster(target, {
       PIXQ_WORKER_CONCURRENCY: 'noop=2',
@@ -18,12 +19,14 @@ describeEachStore('crash: SIGKILL a worker mid-delivery', (target) => {
     const { engine, workers } = cluster;
     try {
       const vendor = await engine.vendors.create('hooked');
-      const { secret } = await engine.webhooks.create(vendor.id, { url: receiver.url, events: ['job.succeeded'] });
+      const { secret } = kind === 'endpoint'
+        ? await engine.webhooks.create(vendor.id, { url: receiver.url, events: ['job.succeeded'] })
+        : await engine.webhooks.callbackSecret(vendor.id);
       receiver.trust(secret);
       // The first request is held open: the worker sending it is killed while it waits for the answer.
       let first = true;
       receiver.respondWith(() => (first ? ((first = false), 'hang') : { status: 200 }));
-      const [job] = (await engine.jobs.enqueue(vendor.id, [{ type: 'noop', options: { ms: 0 } }])).jobs;
+      const [job] = (await engine.jobs.enqueue(vendor.id, [{ type: 'noop', options: { ms: 0 }, ...(kind === 'callback' && { webhookUrl: receiver.url }) }])).jobs;
       await waitUntil(() => receiver.received.length === 1, 30_000, 'the first delivery attempt');
       const [delivery] = await engine.store.db.selectFrom('webhook_deliveries').selectAll().execute();
       const sender = workers.find((w) => delivery.lease_owner?.includes(`:${w.pid}:`));

@@ -4,6 +4,7 @@ import {
   FINISHED_STATES,
   type Batch,
   type BulkAccepted,
+  type CallbackSecret,
   type EventsFilter,
   type EventToken,
   type EventTokenRequest,
@@ -13,6 +14,7 @@ import {
   type JobSubmission,
   type RequestLimits,
   type Upload,
+  type WebhookDeliveryList,
 } from './schemas.js';
 
 export interface RetryOptions {
@@ -82,6 +84,8 @@ export interface BulkFiles {
   files: FileInput[];
   type: string;
   options?: Record<string, unknown>;
+  /** Each job's own callback when it finishes. */
+  webhookUrl?: string;
 }
 
 export interface VendorStatus {
@@ -125,7 +129,7 @@ export class PixqClient {
   /** Submits many jobs in one transaction: specs as JSON, or files sharing a type and options (multipart). */
   async submitBulk(jobs: JobSubmission[] | BulkFiles): Promise<BulkAccepted> {
     if (Array.isArray(jobs)) return this.json('POST', '/v1/jobs/bulk', { jobs });
-    const form = formOf({ type: jobs.type, options: jobs.options });
+    const form = formOf({ type: jobs.type, options: jobs.options, webhookUrl: jobs.webhookUrl });
     for (const file of jobs.files) form.append('image', ...fileEntry(file));
     return this.request('POST', '/v1/jobs/bulk', { body: form });
   }
@@ -179,6 +183,21 @@ export class PixqClient {
     const output = (await this.job(id)).outputs[index];
     if (!output) throw new PixqApiError(404, 'not_found', `job ${id} has no output ${index}`, undefined, undefined);
     return (await this.send(output.url, {})).blob();
+  }
+
+  /** The latest webhook deliveries of a job's events: to the vendor's endpoints and to its own `webhookUrl`. */
+  jobDeliveries(id: string, opts: { limit?: number } = {}): Promise<WebhookDeliveryList> {
+    return this.request('GET', `/v1/jobs/${encodeURIComponent(id)}/deliveries${query(opts)}`);
+  }
+
+  /** The secret that signs jobs' own `webhookUrl` callbacks (Standard Webhooks `whsec_`), created on first read. */
+  callbackSecret(): Promise<CallbackSecret> {
+    return this.request('GET', '/v1/webhooks/callback-secret');
+  }
+
+  /** A new callback secret; the previous one keeps signing alongside it for 24 h. */
+  rotateCallbackSecret(): Promise<CallbackSecret> {
+    return this.request('POST', '/v1/webhooks/callback-secret/rotate');
   }
 
   /** A short-lived read-only token for `GET /v1/events?token=` (for EventSource, which sends no headers). */

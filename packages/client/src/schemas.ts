@@ -51,6 +51,13 @@ export const JobInput = Type.Union([
   Type.Object({ uploadId: Identifier }, { additionalProperties: false }),
 ]);
 
+/** Where a webhook goes: a job's own callback or an endpoint. */
+export const WebhookUrl = Type.String({
+  minLength: 1,
+  maxLength: 2048,
+  description: 'http(s) URL on a public address (PIXQ_URL_ALLOWLIST for private ones).',
+});
+
 export const JobSubmission = Type.Object(
   {
     type: Type.String({ minLength: 1, maxLength: 64 }),
@@ -60,6 +67,7 @@ export const JobSubmission = Type.Object(
     maxAttempts: Type.Optional(Type.Integer({ minimum: JOB_LIMITS.maxAttempts.min, maximum: JOB_LIMITS.maxAttempts.max })),
     timeoutMs: Type.Optional(Type.Integer({ minimum: JOB_LIMITS.timeoutMs.min, maximum: JOB_LIMITS.timeoutMs.max })),
     metadata: Type.Optional(FreeObject),
+    webhookUrl: Type.Optional(WebhookUrl),
   },
   { additionalProperties: false },
 );
@@ -98,6 +106,7 @@ export const JobView = Type.Object(
     finishedAt: Nullable(IsoTime),
     batchId: Nullable(Type.String()),
     metadata: Type.Union([FreeObject, Type.Null()]),
+    webhookUrl: Nullable(Type.String({ description: "Where the job's own callback goes when it finishes." })),
     result: Type.Union([FreeObject, Type.Null()]),
     outputs: Type.Array(JobOutputView),
     error: JobErrorView,
@@ -197,3 +206,32 @@ export const RequestLimitsView = Type.Object({
   maxUploadBytes: Type.Integer({ description: 'Bytes per file.' }),
 });
 export type RequestLimits = Static<typeof RequestLimitsView>;
+
+/** One webhook delivery: to an endpoint, or (endpointId null) to a job's own `webhookUrl`. */
+export const WebhookDeliveryView = Type.Object({
+  id: Type.String({ description: 'Sent as the webhook-id header; the same on every attempt.' }),
+  endpointId: Nullable(Type.String()),
+  eventType: Type.String(),
+  jobId: Type.String(),
+  batchId: Nullable(Type.String()),
+  status: Type.Union([Type.Literal('pending'), Type.Literal('succeeded'), Type.Literal('failed')]),
+  attempts: Type.Integer(),
+  nextAttemptAt: Nullable(IsoTime),
+  lastResponseStatus: Type.Union([Type.Integer(), Type.Null()]),
+  lastError: Nullable(Type.String()),
+  lastAttemptAt: Nullable(IsoTime),
+  createdAt: IsoTime,
+});
+export type WebhookDelivery = Static<typeof WebhookDeliveryView>;
+
+export const WebhookDeliveryList = Type.Object({ deliveries: Type.Array(WebhookDeliveryView) });
+export type WebhookDeliveryList = Static<typeof WebhookDeliveryList>;
+
+/** The vendor's secret that signs its jobs' own callbacks (Standard Webhooks). */
+export const CallbackSecretView = Type.Object({
+  secret: Type.String({ description: 'whsec_… secret for verifying the webhook-signature header.' }),
+  previousSecretUntil: Nullable(Type.String({ format: 'date-time', description: 'After a rotation: until when the replaced secret signs alongside.' })),
+  createdAt: IsoTime,
+  updatedAt: IsoTime,
+});
+export type CallbackSecret = Static<typeof CallbackSecretView>;

@@ -1,10 +1,10 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { WEBHOOK_EVENT_TYPES, type WebhookDelivery, type WebhookEndpoint } from '../../engine/index.js';
-import { checkUrlTarget } from '../../intake/index.js';
-import { Identifier, problemResponses } from '../schemas.js';
+import { WEBHOOK_EVENT_TYPES, type CallbackSecret, type WebhookDelivery, type WebhookEndpoint } from '../../engine/index.js';
+import { CallbackSecretView, Identifier, problemResponses, WebhookDeliveryList, WebhookDeliveryView, WebhookUrl } from '../schemas.js';
 import { vendorOf } from '../auth.js';
+import { checkWebhookTarget } from '../intake.js';
 import type { ApiDeps } from '../deps.js';
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -14,16 +14,15 @@ const EventTypes = Type.Array(Type.Union(WEBHOOK_EVENT_TYPES.map((t) => Type.Lit
   uniqueItems: true,
   description: 'What the endpoint receives; all but job.progress when omitted.',
 });
-const Url = Type.String({ minLength: 1, maxLength: 2048, description: 'http(s) URL on a public address (PIXQ_URL_ALLOWLIST for private ones).' });
 const Description = Type.String({ maxLength: 500 });
 
 const EndpointCreateBody = Type.Object(
-  { url: Url, events: Type.Optional(EventTypes), description: Type.Optional(Description) },
+  { url: WebhookUrl, events: Type.Optional(EventTypes), description: Type.Optional(Description) },
   { additionalProperties: false },
 );
 const EndpointUpdateBody = Type.Object(
   {
-    url: Type.Optional(Url),
+    url: Type.Optional(WebhookUrl),
     events: Type.Optional(EventTypes),
     description: Type.Optional(Type.Union([Description, Type.Null()])),
     status: Type.Optional(Type.Union([Type.Literal('enabled'), Type.Literal('disabled')])),
@@ -40,19 +39,6 @@ const EndpointView = Type.Object({
   failingSince: Type.Union([Type.String(), Type.Null()]),
   createdAt: Type.String(),
   updatedAt: Type.String(),
-});
-const DeliveryView = Type.Object({
-  id: Type.String(),
-  eventType: Type.String(),
-  jobId: Type.String(),
-  batchId: Type.Union([Type.String(), Type.Null()]),
-  status: Type.String(),
-  attempts: Type.Integer(),
-  nextAttemptAt: Type.Union([Type.String(), Type.Null()]),
-  lastResponseStatus: Type.Union([Type.Integer(), Type.Null()]),
-  lastError: Type.Union([Type.String(), Type.Null()]),
-  lastAttemptAt: Type.Union([Type.String(), Type.Null()]),
-  createdAt: Type.String(),
 });
 const WithSecret = Type.Object({ endpoint: EndpointView, secret: Type.String({ description: 'whsec_… signing secret, shown only here.' }) });
 const IdParams = Type.Object({ id: Identifier });
@@ -76,6 +62,7 @@ function endpointView(e: WebhookEndpoint) {
 function deliveryView(d: WebhookDelivery) {
   return {
     id: d.id,
+    endpointId: d.endpointId,
     eventType: d.eventType,
     jobId: d.jobId,
     batchId: d.batchId,
@@ -89,8 +76,13 @@ function deliveryView(d: WebhookDelivery) {
   };
 }
 
+function callbackSecretView(c: CallbackSecret) {
+  return { secret: c.secret, previousSecretUntil: iso(c.previousSecretUntil), createdAt: iso(c.createdAt)!, updatedAt: iso(c.updatedAt)! };
+}
+
 /**
- * A vendor's webhook endpoints and their deliveries. Targets obey the same SSRF rules as image URLs, here at
+ * A vendor's webhook endpoints and their deliveries; the callback secret that signs its jobs' own
+ * `webhookUrl` callbacks, and each job's deliveries. Targets obey the same SSRF rules as image URLs, here at
  * registration and again by the delivery worker at every attempt. Another vendor's endpoint is a 404.
  */
 export const webhookRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
@@ -98,7 +90,7 @@ export const webhookRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) 
   const config = { access: 'vendor' as const };
   const { engine } = deps;
   const tags = ['webhooks'];
-  const checkTarget = (url: string) => checkUrlTarget(url, { allowlist: deps.config.urlAllowlist }).then((u) => u.href);
+  const checkTarget = (url: string) => checkWebhookTarget(deps.config, url);
 
   api.post('/v1/webhooks', {
     config,
@@ -140,16 +132,34 @@ export const webhookRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) 
 
   api.get('/v1/webhooks/:id/deliveries', {
     config,
-    schema: { tags, summary: 'The latest deliveries: status, attempts, last response', params: IdParams, querystring: DeliveriesQuery, response: { 200: Type.Object({ deliveries: Type.Array(DeliveryView) }), ...problemResponses(404) } },
+    schema: { tags, summary: 'The latest deliveries: status, attempts, last response', params: IdParams, querystring: DeliveriesQuery, response: { 200: WebhookDeliveryList, ...problemResponses(404) } },
   }, async (request) => ({
     deliveries: (await engine.webhooks.deliveries(request.params.id, vendorOf(request).id, request.query.limit ?? 50)).map(deliveryView),
   }));
 
   api.post('/v1/webhooks/:id/deliveries/:deliveryId/replay', {
     config,
-    schema: { tags, summary: 'Send a delivery again', params: DeliveryParams, response: { 202: DeliveryView, ...problemResponses(404) } },
+    schema: { tags, summary: 'Send a delivery again', params: DeliveryParams, response: { 202: WebhookDeliveryView, ...problemResponses(404) } },
   }, async (request, reply) => {
     const delivery = await engine.webhooks.replay(request.params.id, request.params.deliveryId, vendorOf(request).id);
     return reply.code(202).send(deliveryView(delivery));
   });
+
+  // Static paths: they take precedence over /v1/webhooks/:id, whose ids are never these words.
+  api.get('/v1/webhooks/callback-secret', {
+    config,
+    schema: { tags, summary: "The secret that signs your jobs' own webhookUrl callbacks (created on first read)", response: { 200: CallbackSecretView } },
+  }, async (request) => callbackSecretView(await engine.webhooks.callbackSecret(vendorOf(request).id)));
+
+  api.post('/v1/webhooks/callback-secret/rotate', {
+    config,
+    schema: { tags, summary: 'A new callback secret; the old one keeps signing alongside it for 24 h', response: { 200: CallbackSecretView } },
+  }, async (request) => callbackSecretView(await engine.webhooks.rotateCallbackSecret(vendorOf(request).id)));
+
+  api.get('/v1/jobs/:id/deliveries', {
+    config,
+    schema: { tags, summary: "The latest deliveries of a job's events: to your endpoints and to its own webhookUrl", params: IdParams, querystring: DeliveriesQuery, response: { 200: WebhookDeliveryList, ...problemResponses(404) } },
+  }, async (request) => ({
+    deliveries: (await engine.webhooks.jobDeliveries(request.params.id, vendorOf(request).id, request.query.limit ?? 50)).map(deliveryView),
+  }));
 };

@@ -30,6 +30,7 @@ const COLUMNS = [
   'idempotency_key',
   'batch_id',
   'metadata',
+  'webhook_url',
   'created_at',
   'updated_at',
 ] as const satisfies readonly (keyof NewJobRow)[];
@@ -39,7 +40,7 @@ const ON_CONFLICT = 'on conflict (vendor_id, idempotency_key) where idempotency_
 /**
  * Inserts jobs; a job whose (vendor, idempotency key) already exists is not inserted and the existing row
  * is returned in its place. Rows come back in the order given. Every submission runs this, so the
- * statement is written by hand: building a 21-column insert with the query builder cost more than running it.
+ * statement is written by hand: building a 22-column insert with the query builder cost more than running it.
  */
 export async function insertJobs(tx: Tx, dialect: Dialect, jobs: NewJobRow[]): Promise<{ rows: JobRow[]; created: boolean[] }> {
   const inserted = new Map<string, JobRow>();

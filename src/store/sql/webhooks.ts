@@ -1,6 +1,6 @@
 import { CompiledQuery, sql } from 'kysely';
 import type { Dialect } from '../connect.js';
-import type { WebhookDeliveryRow, WebhookEndpointRow, WebhookEventType } from '../schema.js';
+import type { WebhookCallbackSecretRow, WebhookDeliveryRow, WebhookEndpointRow, WebhookEventType } from '../schema.js';
 import type { Tx } from '../transaction.js';
 
 /** One stored event that a webhook may report. */
@@ -16,12 +16,17 @@ export interface WebhookTrigger {
 
 const placeholder = (dialect: Dialect, n: number) => (dialect === 'postgres' ? `$${n}` : '?');
 
+/** The events that end a job: what a job's own callback reports. */
+export const FINAL_EVENT_TYPES: readonly WebhookEventType[] = ['job.succeeded', 'job.failed', 'job.cancelled'];
+
 /**
- * Fans a transaction's events out to the endpoints that subscribed to them, as pending deliveries written in
- * that same transaction: a committed state change always has its notifications, and a rolled-back one none.
- * Hand-written as one INSERT ... SELECT over a VALUES list, because it runs in every transaction that stores
- * events: without a subscribed endpoint it costs one probe of a small partial index, not a query per event.
- * A delivery's id is `<endpoint>.<event id>`, so the same event never fans out twice.
+ * Fans a transaction's events out to the endpoints that subscribed to them, and a job's final event to the
+ * job's own `webhook_url`, as pending deliveries written in that same transaction: a committed state change
+ * always has its notifications, and a rolled-back one none. Hand-written as one INSERT ... SELECT over a
+ * VALUES list, because it runs in every transaction that stores events: without a subscribed endpoint it
+ * costs one probe of a small partial index, plus a primary-key probe of `jobs` per final event, not a query
+ * per event. A delivery's id is `<endpoint>.<event id>` (or `callback.<event id>`), so the same event never
+ * fans out twice.
  */
 export async function insertEventDeliveries(tx: Tx, dialect: Dialect, triggers: WebhookTrigger[], now: number): Promise<void> {
   if (triggers.length === 0) return;
@@ -29,14 +34,19 @@ export async function insertEventDeliveries(tx: Tx, dialect: Dialect, triggers: 
   // Parameters in the order they appear in the text (SQLite's `?` are positional).
   const rows = triggers.map((_, i) => `(cast(${p(i * 5 + 1)} as bigint), ${p(i * 5 + 2)}, ${p(i * 5 + 3)}, ${p(i * 5 + 4)}, ${p(i * 5 + 5)})`);
   const parameters: unknown[] = triggers.flatMap((t) => [t.eventId, t.vendorId, t.jobId, t.batchId, t.eventType]);
-  parameters.push(now, now);
+  parameters.push(now, now, now, now);
   const nowAt = triggers.length * 5 + 1;
+  const pending = (at: number) => `'pending', 0, cast(${p(at)} as bigint), cast(${p(at + 1)} as bigint)`;
+  const finalTypes = FINAL_EVENT_TYPES.map((t) => `'${t}'`).join(', ');
   const text =
     `with ev (event_id, vendor_id, job_id, batch_id, event_type) as (values ${rows.join(', ')}) ` +
-    `insert into webhook_deliveries (id, endpoint_id, vendor_id, event_type, job_id, batch_id, state, attempts, next_attempt_at, created_at) ` +
-    `select e.id || '.' || ev.event_id, e.id, e.vendor_id, ev.event_type, ev.job_id, ev.batch_id, 'pending', 0, cast(${p(nowAt)} as bigint), cast(${p(nowAt + 1)} as bigint) ` +
+    `insert into webhook_deliveries (id, endpoint_id, url, vendor_id, event_type, job_id, batch_id, state, attempts, next_attempt_at, created_at) ` +
+    `select e.id || '.' || ev.event_id, e.id, cast(null as text), e.vendor_id, ev.event_type, ev.job_id, ev.batch_id, ${pending(nowAt)} ` +
     `from ev join webhook_endpoints e on e.vendor_id = ev.vendor_id and e.status = 'enabled' ` +
-    `where e.events like ('%"' || ev.event_type || '"%') on conflict (id) do nothing`;
+    `where e.events like ('%"' || ev.event_type || '"%') ` +
+    `union all select 'callback.' || ev.event_id, cast(null as text), j.webhook_url, ev.vendor_id, ev.event_type, ev.job_id, ev.batch_id, ${pending(nowAt + 2)} ` +
+    `from ev join jobs j on j.id = ev.job_id ` +
+    `where ev.event_type in (${finalTypes}) and j.webhook_url is not null on conflict (id) do nothing`;
   await tx.executeQuery(CompiledQuery.raw(text, parameters));
 }
 
@@ -182,6 +192,44 @@ export async function updateEndpoint(
   return Number(result.numUpdatedRows) === 1;
 }
 
+/**
+ * The columns a rotation sets, for an endpoint's secret and a vendor's callback secret alike: `secret` becomes
+ * the previous one, signing alongside the new one until `until`. Read in the UPDATE itself, so two rotations
+ * at once cannot lose a secret that a receiver was just given.
+ */
+function rotatedSecrets(secret: string, until: number, now: number) {
+  return { secret, previous_secret: sql.ref<string>('secret'), previous_secret_until: until, updated_at: now };
+}
+
+export async function rotateEndpointSecret(tx: Tx, id: string, vendorId: string, secret: string, until: number, now: number): Promise<boolean> {
+  const result = await tx
+    .updateTable('webhook_endpoints')
+    .set(rotatedSecrets(secret, until, now))
+    .where('id', '=', id)
+    .where('vendor_id', '=', vendorId)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+/** Creates the callback secrets of those `vendors` that have none yet (the secret comes from `secretFor`). */
+export async function insertMissingCallbackSecrets(tx: Tx, vendorIds: string[], secretFor: () => string, now: number): Promise<void> {
+  if (vendorIds.length === 0) return;
+  await tx
+    .insertInto('webhook_callback_secrets')
+    .values(vendorIds.map((vendor_id) => ({ vendor_id, secret: secretFor(), previous_secret: null, previous_secret_until: null, created_at: now, updated_at: now })))
+    .onConflict((oc) => oc.column('vendor_id').doNothing())
+    .execute();
+}
+
+export async function selectCallbackSecrets(tx: Tx, vendorIds: string[]): Promise<WebhookCallbackSecretRow[]> {
+  if (vendorIds.length === 0) return [];
+  return tx.selectFrom('webhook_callback_secrets').selectAll().where('vendor_id', 'in', vendorIds).execute();
+}
+
+export async function rotateCallbackSecret(tx: Tx, vendorId: string, secret: string, until: number, now: number): Promise<void> {
+  await tx.updateTable('webhook_callback_secrets').set(rotatedSecrets(secret, until, now)).where('vendor_id', '=', vendorId).execute();
+}
+
 /** Deletes an endpoint of the vendor with its deliveries; false if the vendor has no such endpoint. */
 export async function deleteEndpoint(tx: Tx, id: string, vendorId: string): Promise<boolean> {
   const owned = await selectEndpoint(tx, id, vendorId);
@@ -191,17 +239,16 @@ export async function deleteEndpoint(tx: Tx, id: string, vendorId: string): Prom
   return true;
 }
 
-/** An endpoint's latest deliveries, newest first. */
-export async function selectDeliveries(tx: Tx, endpointId: string, vendorId: string, limit: number) {
-  return tx
-    .selectFrom('webhook_deliveries')
-    .selectAll()
-    .where('endpoint_id', '=', endpointId)
-    .where('vendor_id', '=', vendorId)
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(limit)
-    .execute();
+/**
+ * The vendor's latest deliveries, newest first: of one endpoint, or reporting one job's events (to endpoints
+ * and to the job's own callback; a batch's delivery names one of its jobs only to have a job id).
+ */
+export async function selectDeliveries(tx: Tx, vendorId: string, of: { endpointId: string } | { jobId: string }, limit: number) {
+  const query = tx.selectFrom('webhook_deliveries').selectAll().where('vendor_id', '=', vendorId);
+  const scoped = 'endpointId' in of
+    ? query.where('endpoint_id', '=', of.endpointId)
+    : query.where('job_id', '=', of.jobId).where('event_type', '<>', 'batch.completed');
+  return scoped.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
 }
 
 export async function selectDelivery(tx: Tx, id: string, endpointId: string, vendorId: string) {
