@@ -10,7 +10,8 @@ if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => DAT
  */
 export {
   BatchView, BulkAccepted, BulkSubmission, EventsQuery, EventTokenRequest, EventTokenView, IdParams, Identifier, JobInput,
-  JobList, JobListQuery, JobOutputView, JobSubmission, JobView, Problem, RequestLimitsView, UploadView,
+  JobList, JobListQuery, JobOutputView, JobSubmission, JobView, Problem, RequestLimitsView, TemplateCreate, TemplateList, TemplateName,
+  TemplateUpdate, TemplateView, UploadView,
 } from '@pixq/client/schemas';
 import { Problem } from '@pixq/client/schemas';
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
