@@ -9,9 +9,10 @@ if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => DAT
  * a client sees live in @pixq/client's schemas (no server dependency), so the SDK's types are these schemas.
  */
 export {
-  BatchView, BulkAccepted, BulkSubmission, CallbackSecretView, EventsQuery, EventTokenRequest, EventTokenView, IdParams, Identifier,
-  JobInput, JobList, JobListQuery, JobOutputView, JobSubmission, JobView, Problem, RequestLimitsView, UploadView, WebhookDeliveryList,
-  WebhookDeliveryView, WebhookUrl,
+  BatchView, BulkAccepted, BulkSubmission, CallbackSecretView, EventsQuery, EventTokenRequest, EventTokenView,
+  Identifier, IdParams, JobInput, JobList, JobListQuery, JobOutputView, JobSubmission, JobView, Problem,
+  RequestLimitsView, TemplateCreate, TemplateList, TemplateName, TemplateUpdate, TemplateView, UploadView,
+  WebhookDeliveryList, WebhookDeliveryView, WebhookUrl,
 } from '@pixq/client/schemas';
 import { Problem } from '@pixq/client/schemas';
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);

@@ -31,6 +31,7 @@ export function jobView(job: Job & { outputs?: JobOutput[] }, signer: Signer) {
     batchId: job.batchId,
     metadata: job.metadata,
     webhookUrl: job.webhookUrl,
+    template: job.template,
     result: job.result,
     outputs: (job.outputs ?? []).map((o) => ({
       url: outputUrl(signer, job.vendorId, o),

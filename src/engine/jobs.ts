@@ -213,6 +213,7 @@ export class JobService {
       batch_id: batchId ?? null,
       metadata: spec.metadata ? JSON.stringify(spec.metadata) : null,
       webhook_url: spec.webhookUrl ?? null,
+      template: spec.template ?? null,
       created_at: now,
       updated_at: now,
     };

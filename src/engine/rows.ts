@@ -31,6 +31,7 @@ export function toJob(row: JobRow): Job {
     batchId: row.batch_id,
     metadata: parseJson(row.metadata),
     webhookUrl: row.webhook_url,
+    template: row.template,
     leaseOwner: row.lease_owner,
     cancelRequested: row.cancel_requested === 1,
     createdAt: row.created_at,

@@ -45,6 +45,7 @@ export interface Job {
   metadata: Record<string, unknown> | null;
   /** Where the job's own callback goes when it finishes (besides the vendor's endpoints). */
   webhookUrl: string | null;
+  template: string | null;
   leaseOwner: string | null;
   cancelRequested: boolean;
   createdAt: number;
@@ -68,6 +69,8 @@ export interface JobSpec {
   metadata?: Record<string, unknown>;
   /** A URL already checked against the SSRF rules, told when the job finishes. */
   webhookUrl?: string;
+  /** The template the submission named (its type and options are already in `type` and `options`). */
+  template?: string;
 }
 
 /** Published on every state change and progress update; `id` orders events and lets SSE clients resume. */

@@ -5,6 +5,7 @@ import * as sparseJobIndexes from './migrations/0002-sparse-job-indexes.js';
 import * as blobLedger from './migrations/0003-blob-ledger.js';
 import * as webhooks from './migrations/0004-webhooks.js';
 import * as jobWebhookUrl from './migrations/0005-job-webhook-url.js';
+import * as templates from './migrations/0007-templates.js';
 
 const MIGRATIONS = {
   '0001-initial': initial,
@@ -12,6 +13,7 @@ const MIGRATIONS = {
   '0003-blob-ledger': blobLedger,
   '0004-webhooks': webhooks,
   '0005-job-webhook-url': jobWebhookUrl,
+  '0007-templates': templates,
 };
 
 export const LATEST_MIGRATION = Object.keys(MIGRATIONS).at(-1)!;

@@ -54,6 +54,8 @@ export interface JobsTable {
   metadata: string | null;
   /** Where this job's own one-off callback goes when it finishes (checked against the SSRF rules). */
   webhook_url: string | null;
+  /** The template a job was submitted by, if any; `type` and `options` are already resolved from it. */
+  template: string | null;
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
@@ -200,6 +202,17 @@ export interface WebhookDeliveriesTable {
   finished_at: number | null;
 }
 
+/** A vendor's job template; its name is unique per vendor (the primary key). */
+export interface TemplatesTable {
+  vendor_id: string;
+  name: string;
+  type: string;
+  /** JSON object: the options as the vendor gave them (defaults are applied when a job is submitted). */
+  options: string;
+  created_at: number;
+  updated_at: number;
+}
+
 /** A stored blob the sweep may delete once nothing refers to it (see src/engine/blobs.ts). */
 export interface BlobsTable {
   key: string;
@@ -221,6 +234,7 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_callback_secrets: WebhookCallbackSecretsTable;
   blobs: BlobsTable;
+  templates: TemplatesTable;
 }
 
 export type JobRow = Selectable<JobsTable>;
@@ -250,3 +264,4 @@ export type UploadRow = Selectable<UploadsTable>;
 export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
 export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;
 export type WebhookCallbackSecretRow = Selectable<WebhookCallbackSecretsTable>;
+export type TemplateRow = Selectable<TemplatesTable>;

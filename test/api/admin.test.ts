@@ -242,6 +242,8 @@ describeEachStore('admin, stats, health and documentation', (target) => {
       '/v1/webhooks/callback-secret': ['get'],
       '/v1/webhooks/callback-secret/rotate': ['post'],
       '/v1/jobs/{id}/deliveries': ['get'],
+      '/v1/templates': ['get', 'post'],
+      '/v1/templates/{name}': ['delete', 'get', 'put'],
     };
     expect(Object.fromEntries(Object.entries(doc.paths).map(([p, ops]) => [p, Object.keys(ops as object).sort()]))).toEqual(expected);
 

@@ -31,6 +31,7 @@ const COLUMNS = [
   'batch_id',
   'metadata',
   'webhook_url',
+  'template',
   'created_at',
   'updated_at',
 ] as const satisfies readonly (keyof NewJobRow)[];
