@@ -34,7 +34,8 @@ describeEachStore('migration 0005-job-webhook-url on a store with deliveries', (
       .execute();
     const delivery = { vendor_id: 'v1', event_type: 'job.succeeded' as const, job_id: 'j1', state: 'pending' as const, attempts: 2, next_attempt_at: now, last_status: 503, created_at: now };
     await store.db.insertInto('webhook_deliveries').values({ id: 'e1.7', endpoint_id: 'e1', ...delivery } as never).execute();
-    expect(await migrate(store)).toEqual(['0005-job-webhook-url']);
+    // The later migrations follow it; 0005 is the first one this store was missing.
+    expect((await migrate(store))[0]).toBe('0005-job-webhook-url');
   });
   afterAll(async () => {
     await store?.close();
