@@ -181,11 +181,13 @@ async function metadataPlan(store: Parameters<typeof transaction>[0], vendorId: 
 }
 
 async function call(base: string, key: string, method: string, url: string, json?: unknown): Promise<any> {
-  const res = await fetch(base + url, {
+  const send = () => fetch(base + url, {
     method,
     headers: { authorization: `Bearer ${key}`, ...(json !== undefined && { 'content-type': 'application/json' }) },
     body: json === undefined ? undefined : JSON.stringify(json),
   });
+  // A kept-alive connection the server closed while the store was filling fails once; a new one is opened.
+  const res = await send().catch(send);
   const body = await res.json();
   if (!res.ok) throw new Error(`${method} ${url}: ${res.status} ${JSON.stringify(body)}`);
   return body;
