@@ -5,6 +5,7 @@ import * as sparseJobIndexes from './migrations/0002-sparse-job-indexes.js';
 import * as blobLedger from './migrations/0003-blob-ledger.js';
 import * as webhooks from './migrations/0004-webhooks.js';
 import * as jobWebhookUrl from './migrations/0005-job-webhook-url.js';
+import * as jobMetadata from './migrations/0006-job-metadata.js';
 import * as templates from './migrations/0007-templates.js';
 
 const MIGRATIONS = {
@@ -13,6 +14,7 @@ const MIGRATIONS = {
   '0003-blob-ledger': blobLedger,
   '0004-webhooks': webhooks,
   '0005-job-webhook-url': jobWebhookUrl,
+  '0006-job-metadata': jobMetadata,
   '0007-templates': templates,
 };
 
