@@ -2,8 +2,27 @@ import { PixqApiError } from './errors.js';
 import { delay, eventSourceTransport, fetchTransport, follow, linked, query, type EventTransport } from './live.js';
 import {
   FINISHED_STATES,
+  type ApiKey,
+  type ApiKeyList,
   type Batch,
   type BulkAccepted,
+  type BulkActionResult,
+  type JobCount,
+  type JobFilter,
+  type JobList,
+  type JobType,
+  type JobTypeList,
+  type JobTypeSettings,
+  type KeyIssued,
+  type StatsSeries,
+  type StatsSeriesQuery,
+  type Vendor,
+  type VendorCreate,
+  type VendorCreated,
+  type VendorList,
+  type VendorSettings,
+  type WhoAmI,
+  type WorkerList,
   type EventsFilter,
   type EventToken,
   type EventTokenRequest,
@@ -149,10 +168,34 @@ export class PixqClient {
   async *jobs(filter: Omit<JobListQuery, 'cursor'> = {}): AsyncGenerator<Job> {
     let cursor: string | undefined;
     do {
-      const page = await this.request<{ jobs: Job[]; nextCursor: string | null }>('GET', `/v1/jobs${query({ ...filter, cursor })}`);
+      const page = await this.listJobs({ ...filter, cursor });
       yield* page.jobs;
       cursor = page.nextCursor ?? undefined;
     } while (cursor);
+  }
+
+  /**
+   * One page of jobs matching the filter, newest first; pass `nextCursor` back as `cursor` for the next.
+   * `metadata: ['recordId=42']` matches top-level metadata values (see METADATA_INDEX); the admin key lists
+   * every vendor's jobs, or one vendor's with `vendorId`.
+   */
+  listJobs(filter: JobListQuery = {}): Promise<JobList> {
+    return this.request('GET', `/v1/jobs${query(filter)}`);
+  }
+
+  /** How many jobs match the filter. */
+  countJobs(filter: JobFilter = {}): Promise<JobCount> {
+    return this.request('GET', `/v1/jobs/count${query(filter)}`);
+  }
+
+  /** Cancels the queued, delayed and running jobs matching the filter (up to MAX_BULK_ACTION per call). */
+  cancelMatching(filter: JobFilter = {}): Promise<BulkActionResult> {
+    return this.json('POST', '/v1/jobs/cancel', filter);
+  }
+
+  /** Queues again the failed and cancelled jobs matching the filter (up to MAX_BULK_ACTION per call). */
+  retryMatching(filter: JobFilter = {}): Promise<BulkActionResult> {
+    return this.json('POST', '/v1/jobs/retry', filter);
   }
 
   cancel(id: string): Promise<Job> {
@@ -166,6 +209,76 @@ export class PixqClient {
   /** Statistics: counts by state, wait/run percentiles, throughput. */
   stats(windowMinutes?: number): Promise<Record<string, unknown>> {
     return this.request('GET', `/v1/stats${query({ windowMinutes })}`);
+  }
+
+  /** Per-minute finished and failed counts with wait and run percentiles, oldest minute first. */
+  statsSeries(opts: StatsSeriesQuery = {}): Promise<StatsSeries> {
+    return this.request('GET', `/v1/stats/series${query(opts)}`);
+  }
+
+  /** Who the key belongs to: a vendor (its id and name) or the operator (admin key). */
+  whoami(): Promise<WhoAmI> {
+    return this.request('GET', '/v1/whoami');
+  }
+
+  /** Admin: every vendor. */
+  vendors(): Promise<VendorList> {
+    return this.request('GET', '/v1/vendors');
+  }
+
+  /** Admin: one vendor. */
+  vendor(id: string): Promise<Vendor> {
+    return this.request('GET', `/v1/vendors/${encodeURIComponent(id)}`);
+  }
+
+  /** Admin: a new vendor and its first API key (shown only in this answer). */
+  createVendor(body: VendorCreate): Promise<VendorCreated> {
+    return this.json('POST', '/v1/vendors', body);
+  }
+
+  /** Admin: change a vendor's weight, caps, quotas, rate limits or status. */
+  updateVendor(id: string, body: VendorSettings): Promise<Vendor> {
+    return this.json('PATCH', `/v1/vendors/${encodeURIComponent(id)}`, body);
+  }
+
+  /** Admin: a vendor's keys (prefixes only). */
+  vendorKeys(vendorId: string): Promise<ApiKeyList> {
+    return this.request('GET', `/v1/vendors/${encodeURIComponent(vendorId)}/keys`);
+  }
+
+  /** Admin: another key for a vendor (shown only in this answer). */
+  issueKey(vendorId: string): Promise<KeyIssued> {
+    return this.request('POST', `/v1/vendors/${encodeURIComponent(vendorId)}/keys`);
+  }
+
+  /** Admin: revoke one of a vendor's keys. */
+  revokeKey(vendorId: string, keyId: string): Promise<ApiKey> {
+    return this.request('DELETE', `/v1/vendors/${encodeURIComponent(vendorId)}/keys/${encodeURIComponent(keyId)}`);
+  }
+
+  /** Admin: job types with stored settings, and every type the server offers. */
+  jobTypes(): Promise<JobTypeList> {
+    return this.request('GET', '/v1/job-types');
+  }
+
+  /** Admin: pause or resume a type, set its global cap or rate limit. */
+  configureJobType(type: string, body: JobTypeSettings): Promise<JobType> {
+    return this.json('PUT', `/v1/job-types/${encodeURIComponent(type)}`, body);
+  }
+
+  /** Admin: stop claiming jobs of this type (queued ones wait). */
+  pauseType(type: string): Promise<JobType> {
+    return this.request('POST', `/v1/job-types/${encodeURIComponent(type)}/pause`);
+  }
+
+  /** Admin: claim jobs of this type again. */
+  resumeType(type: string): Promise<JobType> {
+    return this.request('POST', `/v1/job-types/${encodeURIComponent(type)}/resume`);
+  }
+
+  /** Admin: workers that reported recently, with their slots and running jobs. */
+  workers(): Promise<WorkerList> {
+    return this.request('GET', '/v1/workers');
   }
 
   /** The calling vendor, its rate limits and the request limits (files per bulk request, bytes per file). */

@@ -2,5 +2,9 @@
 export { PixqClient } from './client.js';
 export type { BulkFiles, EventsOptions, FileInput, PixqClientOptions, RetryOptions, SubmitSpec, VendorStatus, WaitBatchOptions, WaitOptions } from './client.js';
 export { PixqApiError } from './errors.js';
-export { FINISHED_STATES, JOB_STATES } from './schemas.js';
-export type { Batch, BulkAccepted, EventsFilter, EventToken, EventTokenRequest, Job, JobEvent, JobListQuery, JobState, JobSubmission, Problem, RequestLimits, Upload } from './schemas.js';
+export { FINISHED_STATES, JOB_STATES, MAX_BULK_ACTION, MAX_SERIES_MINUTES, METADATA_INDEX } from './schemas.js';
+export type {
+  ApiKey, ApiKeyList, Batch, BulkAccepted, BulkActionResult, EventsFilter, EventToken, EventTokenRequest, Job, JobCount, JobEvent, JobFilter,
+  JobList, JobListQuery, JobState, JobSubmission, JobType, JobTypeList, JobTypeSettings, KeyIssued, Problem, RequestLimits, StatsSeries,
+  StatsSeriesQuery, Upload, Vendor, VendorCreate, VendorCreated, VendorList, VendorSettings, WhoAmI, Worker, WorkerList,
+} from './schemas.js';

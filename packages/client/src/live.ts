@@ -206,7 +206,8 @@ export function eventSourceTransport(baseUrl: string, token: (filter: EventsFilt
   };
 }
 
-export function query(params: Record<string, string | number | undefined>): string {
-  const entries = Object.entries(params).filter((e): e is [string, string | number] => e[1] !== undefined);
-  return entries.length ? `?${new URLSearchParams(entries.map(([k, v]) => [k, String(v)])).toString()}` : '';
+/** A query string; an array value repeats its parameter (`metadata=a=1&metadata=b=2`). */
+export function query(params: Record<string, string | number | readonly string[] | undefined>): string {
+  const pairs = Object.entries(params).flatMap(([k, v]) => (v === undefined ? [] : [v].flat().map((item) => [k, String(item)])));
+  return pairs.length ? `?${new URLSearchParams(pairs).toString()}` : '';
 }

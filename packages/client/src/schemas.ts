@@ -31,7 +31,8 @@ export type JobState = (typeof JOB_STATES)[number];
  * letters, digits, dots, dashes or underscores; limiting input to those keeps control characters (a NUL
  * byte is a 500 from PostgreSQL) and other junk out of the store queries.
  */
-export const Identifier = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._-]+$' });
+const IDENTIFIER = { minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._-]+$' } as const;
+export const Identifier = Type.String(IDENTIFIER);
 
 export const Problem = Type.Object(
   {
@@ -109,19 +110,85 @@ export type Job = Static<typeof JobView>;
 export const JobList = Type.Object({ jobs: Type.Array(JobView), nextCursor: Nullable(Type.String()) });
 export type JobList = Static<typeof JobList>;
 
+/**
+ * What the metadata index holds, and so what a `metadata=key=value` filter can find: top-level string, number
+ * and boolean values (compared as strings: `{"page": 3}` matches `page=3`), with keys of at most `maxKeyLength`
+ * and values of at most `maxValueLength` characters. Longer values, nested objects, arrays and nulls are stored
+ * with the job but not indexed, so no filter finds them. A filter names at most `maxFilters` pairs.
+ */
+export const METADATA_INDEX = { maxKeyLength: 64, maxValueLength: 256, maxFilters: 8 } as const;
+
+const MetadataFilter = Type.Array(
+  Type.String({
+    minLength: 2,
+    maxLength: METADATA_INDEX.maxKeyLength + 1 + METADATA_INDEX.maxValueLength,
+    pattern: `^[^=]{1,${METADATA_INDEX.maxKeyLength}}=[\\s\\S]{0,${METADATA_INDEX.maxValueLength}}$`,
+    description: 'key=value (the first "=" separates them)',
+  }),
+  { maxItems: METADATA_INDEX.maxFilters, description: 'Jobs whose top-level metadata has every one of these key=value pairs.' },
+);
+
+/** The fields that select jobs: the list, the count and the bulk actions take the same ones. */
+const jobFilterFields = {
+  state: Type.Optional(JobStateSchema),
+  type: Type.Optional(Identifier),
+  batchId: Type.Optional(Identifier),
+  createdAfter: Type.Optional(Type.String({ format: 'date-time' })),
+  createdBefore: Type.Optional(Type.String({ format: 'date-time' })),
+  metadata: Type.Optional(MetadataFilter),
+  vendorId: Type.Optional(Type.String({ ...IDENTIFIER, description: 'Admin key only: one vendor\'s jobs (default: every vendor\'s).' })),
+};
+
+export const JobFilter = Type.Object(jobFilterFields, { additionalProperties: false });
+export type JobFilter = Static<typeof JobFilter>;
+
 export const JobListQuery = Type.Object(
   {
-    state: Type.Optional(JobStateSchema),
-    type: Type.Optional(Identifier),
-    batchId: Type.Optional(Identifier),
-    createdAfter: Type.Optional(Type.String({ format: 'date-time' })),
-    createdBefore: Type.Optional(Type.String({ format: 'date-time' })),
+    ...jobFilterFields,
     cursor: Type.Optional(Identifier),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
   },
   { additionalProperties: false },
 );
 export type JobListQuery = Static<typeof JobListQuery>;
+
+export const JobCount = Type.Object({ count: Type.Integer() });
+export type JobCount = Static<typeof JobCount>;
+
+/** The most jobs one bulk cancel or retry changes; `more` in its answer says whether matching jobs remain. */
+export const MAX_BULK_ACTION = 10_000;
+
+export const BulkActionResult = Type.Object({
+  matched: Type.Integer({ description: `Jobs the filter selected in a state the action applies to (at most ${MAX_BULK_ACTION}).` }),
+  changed: Type.Integer({ description: 'Of those, the jobs cancelled (or flagged, when running) or queued again.' }),
+  more: Type.Boolean({ description: 'More matching jobs remain: call again to act on the next ones.' }),
+});
+export type BulkActionResult = Static<typeof BulkActionResult>;
+
+/** The longest span the per-minute series covers. */
+export const MAX_SERIES_MINUTES = 1440;
+
+export const StatsSeriesQuery = Type.Object(
+  { minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_SERIES_MINUTES, default: 60 })) },
+  { additionalProperties: false },
+);
+export type StatsSeriesQuery = Static<typeof StatsSeriesQuery>;
+
+const MedianP95 = Type.Object({ p50: Type.Union([Type.Number(), Type.Null()]), p95: Type.Union([Type.Number(), Type.Null()]) });
+
+export const StatsSeries = Type.Object({
+  buckets: Type.Array(
+    Type.Object({
+      at: Type.String({ format: 'date-time', description: 'Start of the minute.' }),
+      finished: Type.Integer({ description: 'Jobs that finished in this minute (succeeded, failed or cancelled).' }),
+      failed: Type.Integer(),
+      waitMs: MedianP95,
+      runMs: MedianP95,
+    }),
+    { description: 'One per minute, oldest first, the current minute last.' },
+  ),
+});
+export type StatsSeries = Static<typeof StatsSeries>;
 
 export const IdParams = Type.Object({ id: Identifier });
 
@@ -197,3 +264,109 @@ export const RequestLimitsView = Type.Object({
   maxUploadBytes: Type.Integer({ description: 'Bytes per file.' }),
 });
 export type RequestLimits = Static<typeof RequestLimitsView>;
+
+const Rate = Type.Object({ limit: Type.Integer({ minimum: 1 }), windowMs: Type.Integer({ minimum: 1000 }) }, { additionalProperties: false });
+export const RateLimitsSetting = Type.Object(
+  {
+    requests: Type.Optional(Rate),
+    image: Type.Optional(Rate),
+    removeBackground: Type.Optional(Rate),
+    bulk: Type.Optional(Rate),
+  },
+  { additionalProperties: false },
+);
+
+export const VendorSettingsBody = Type.Object(
+  {
+    weight: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1000 })),
+    maxRunning: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()])),
+    maxQueued: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()])),
+    status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('suspended')])),
+    rateLimits: Type.Optional(Type.Union([RateLimitsSetting, Type.Null()])),
+  },
+  { additionalProperties: false },
+);
+export type VendorSettings = Static<typeof VendorSettingsBody>;
+
+export const VendorCreateBody = Type.Composite([
+  Type.Object({ name: Type.String({ minLength: 1, maxLength: 64 }) }),
+  VendorSettingsBody,
+], { additionalProperties: false });
+export type VendorCreate = Static<typeof VendorCreateBody>;
+
+export const VendorView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  weight: Type.Number(),
+  maxRunning: Type.Union([Type.Integer(), Type.Null()]),
+  maxQueued: Type.Union([Type.Integer(), Type.Null()]),
+  status: Type.String(),
+  rateLimits: Type.Union([FreeObject, Type.Null()]),
+  createdAt: IsoTime,
+});
+export type Vendor = Static<typeof VendorView>;
+
+export const VendorList = Type.Object({ vendors: Type.Array(VendorView) });
+export type VendorList = Static<typeof VendorList>;
+
+export const VendorCreated = Type.Object({ vendor: VendorView, apiKey: Type.String({ description: 'Shown once.' }) });
+export type VendorCreated = Static<typeof VendorCreated>;
+
+export const ApiKeyView = Type.Object({
+  id: Type.String(),
+  prefix: Type.String(),
+  createdAt: IsoTime,
+  revokedAt: Nullable(IsoTime),
+});
+export type ApiKey = Static<typeof ApiKeyView>;
+
+export const ApiKeyList = Type.Object({ keys: Type.Array(ApiKeyView) });
+export type ApiKeyList = Static<typeof ApiKeyList>;
+
+export const KeyIssued = Type.Object({ id: Type.String(), apiKey: Type.String({ description: 'Shown once.' }) });
+export type KeyIssued = Static<typeof KeyIssued>;
+
+export const JobTypeSettingsBody = Type.Object(
+  {
+    paused: Type.Optional(Type.Boolean()),
+    maxRunning: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()])),
+    rateLimit: Type.Optional(Type.Union([Rate, Type.Null()])),
+  },
+  { additionalProperties: false },
+);
+export type JobTypeSettings = Static<typeof JobTypeSettingsBody>;
+
+export const JobTypeView = Type.Object({
+  type: Type.String(),
+  paused: Type.Boolean(),
+  maxRunning: Type.Union([Type.Integer(), Type.Null()]),
+  rateLimit: Type.Union([Type.Object({ limit: Type.Integer(), windowMs: Type.Integer() }), Type.Null()]),
+});
+export type JobType = Static<typeof JobTypeView>;
+
+export const JobTypeList = Type.Object({
+  types: Type.Array(JobTypeView, { description: 'Types with stored settings.' }),
+  available: Type.Array(Type.String(), { description: 'Every type this server offers.' }),
+});
+export type JobTypeList = Static<typeof JobTypeList>;
+
+export const WorkerView = Type.Object({
+  id: Type.String(),
+  host: Type.String(),
+  pid: Type.Integer(),
+  startedAt: IsoTime,
+  heartbeatAt: IsoTime,
+  running: Type.Integer(),
+  slots: Type.Record(Type.String(), Type.Integer()),
+  stopping: Type.Boolean(),
+});
+export type Worker = Static<typeof WorkerView>;
+
+export const WorkerList = Type.Object({ workers: Type.Array(WorkerView) });
+export type WorkerList = Static<typeof WorkerList>;
+
+export const WhoAmI = Type.Union([
+  Type.Object({ kind: Type.Literal('vendor'), vendor: Type.Object({ id: Type.String(), name: Type.String() }) }),
+  Type.Object({ kind: Type.Literal('admin') }),
+]);
+export type WhoAmI = Static<typeof WhoAmI>;

@@ -1,7 +1,10 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { ApiKeyView, IdParams, Identifier, JobTypeSettingsBody, problemResponses, VendorCreateBody, VendorSettingsBody, VendorView } from '../schemas.js';
+import {
+  ApiKeyList, ApiKeyView, IdParams, Identifier, JobTypeList, JobTypeSettingsBody, JobTypeView, KeyIssued, problemResponses, VendorCreateBody,
+  VendorCreated, VendorList, VendorSettingsBody, VendorView, WorkerList,
+} from '../schemas.js';
 import { apiKeyView, vendorView } from '../views.js';
 import type { ApiDeps } from '../deps.js';
 import { processorFor } from '../intake.js';
@@ -18,7 +21,7 @@ export const adminRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
 
   api.post('/v1/vendors', {
     config,
-    schema: { tags: ['admin'], summary: 'Create a vendor and its first API key (shown once)', body: VendorCreateBody, response: { 201: Type.Object({ vendor: VendorView, apiKey: Type.String() }), ...problems } },
+    schema: { tags: ['admin'], summary: 'Create a vendor and its first API key (shown once)', body: VendorCreateBody, response: { 201: VendorCreated, ...problems } },
   }, async (request, reply) => {
     const { name, ...settings } = request.body;
     const vendor = await engine.vendors.create(name, settings);
@@ -26,7 +29,7 @@ export const adminRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
     return reply.code(201).send({ vendor: vendorView(vendor), apiKey: key });
   });
 
-  api.get('/v1/vendors', { config, schema: { tags: ['admin'], summary: 'List vendors', response: { 200: Type.Object({ vendors: Type.Array(VendorView) }) } } },
+  api.get('/v1/vendors', { config, schema: { tags: ['admin'], summary: 'List vendors', response: { 200: VendorList } } },
     async () => ({ vendors: (await engine.vendors.list()).map(vendorView) }));
 
   api.get('/v1/vendors/:id', { config, schema: { tags: ['admin'], summary: 'Get a vendor', params: IdParams, response: { 200: VendorView, ...problems } } },
@@ -39,32 +42,32 @@ export const adminRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
 
   api.post('/v1/vendors/:id/keys', {
     config,
-    schema: { tags: ['admin'], summary: 'Issue another API key (shown once)', params: IdParams, response: { 201: Type.Object({ id: Type.String(), apiKey: Type.String() }), ...problems } },
+    schema: { tags: ['admin'], summary: 'Issue another API key (shown once)', params: IdParams, response: { 201: KeyIssued, ...problems } },
   }, async (request, reply) => {
     const issued = await engine.apiKeys.issue(request.params.id);
     return reply.code(201).send({ id: issued.id, apiKey: issued.key });
   });
 
-  api.get('/v1/vendors/:id/keys', { config, schema: { tags: ['admin'], summary: 'List a vendor’s keys', params: IdParams, response: { 200: Type.Object({ keys: Type.Array(ApiKeyView) }) } } },
+  api.get('/v1/vendors/:id/keys', { config, schema: { tags: ['admin'], summary: 'List a vendor’s keys', params: IdParams, response: { 200: ApiKeyList } } },
     async (request) => ({ keys: (await engine.apiKeys.list(request.params.id)).map(apiKeyView) }));
 
   api.delete('/v1/vendors/:id/keys/:keyId', { config, schema: { tags: ['admin'], summary: 'Revoke a key', params: KeyParams, response: { 200: ApiKeyView, ...problems } } },
     async (request) => apiKeyView(await engine.apiKeys.revoke(request.params.id, request.params.keyId)));
 
-  api.get('/v1/job-types', { config, schema: { tags: ['admin'], summary: 'Job types with their pause flag and global limits' } },
+  api.get('/v1/job-types', { config, schema: { tags: ['admin'], summary: 'Job types with their pause flag and global limits', response: { 200: JobTypeList } } },
     async () => ({ types: await engine.registry.types(), available: [...deps.processors.keys()] }));
 
   // A type this build does not offer is refused: a typo ("transfrom") would otherwise store settings that
   // never apply while the operator believes the real type is paused.
-  api.put('/v1/job-types/:type', { config, schema: { tags: ['admin'], summary: 'Pause/resume a job type, set its global cap or rate limit', params: TypeParams, body: JobTypeSettingsBody } },
+  api.put('/v1/job-types/:type', { config, schema: { tags: ['admin'], summary: 'Pause/resume a job type, set its global cap or rate limit', params: TypeParams, body: JobTypeSettingsBody, response: { 200: JobTypeView, ...problems } } },
     async (request) => engine.registry.configureType(processorFor(deps, request.params.type).type, request.body));
 
   for (const action of ['pause', 'resume'] as const) {
-    api.post(`/v1/job-types/:type/${action}`, { config, schema: { tags: ['admin'], summary: `${action} a job type`, params: TypeParams } },
+    api.post(`/v1/job-types/:type/${action}`, { config, schema: { tags: ['admin'], summary: `${action} a job type`, params: TypeParams, response: { 200: JobTypeView, ...problems } } },
       async (request) => engine.registry.configureType(processorFor(deps, request.params.type).type, { paused: action === 'pause' }));
   }
 
-  api.get('/v1/workers', { config, schema: { tags: ['admin'], summary: 'Worker health' } }, async () => ({
+  api.get('/v1/workers', { config, schema: { tags: ['admin'], summary: 'Worker health', response: { 200: WorkerList } } }, async () => ({
     workers: (await engine.registry.workers()).map((w) => ({
       ...w,
       startedAt: new Date(w.startedAt).toISOString(),
