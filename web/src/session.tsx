@@ -1,9 +1,10 @@
-import { PixqClient } from '@pixq/client';
+import { PixqClient, type WhoAmI } from '@pixq/client';
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
 import { navigate } from 'wouter/use-browser-location';
 import { SignInPage } from './pages/SignIn';
 
-export type Who = { kind: 'vendor'; vendor: { id: string; name: string } } | { kind: 'admin' };
+/** Whose key is signed in: a vendor's (its id and name) or the operator's. */
+export type Who = WhoAmI;
 
 export interface Session {
   client: PixqClient;
