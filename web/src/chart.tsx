@@ -11,7 +11,7 @@ export interface ChartSeries {
 const HEIGHT = 200;
 
 /** A line chart over time (`times` in ms) with uPlot, as wide as its container. */
-export function TimeChart({ title, unit, times, series }: { title: string; unit: string; times: number[]; series: ChartSeries[] }) {
+export function TimeChart({ title, times, series }: { title: string; times: number[]; series: ChartSeries[] }) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot>(undefined);
   const labels = series.map((s) => s.label).join('|');
@@ -21,9 +21,11 @@ export function TimeChart({ title, unit, times, series }: { title: string; unit:
     const chart = new uPlot({
       width: element.clientWidth,
       height: HEIGHT,
+      // The legend names the lines; values at the cursor would read "–" until one hovers.
+      legend: { live: false },
       series: [
         {},
-        ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, spanGaps: true, value: (_u: uPlot, v: number | null) => (v === null ? '–' : `${round(v)} ${unit}`) })),
+        ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, spanGaps: true })),
       ],
       axes: [{}, { size: 56, values: (_u, ticks) => ticks.map((t) => `${round(t)}`) }],
       scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
@@ -36,7 +38,7 @@ export function TimeChart({ title, unit, times, series }: { title: string; unit:
       chart.destroy();
     };
     // The chart is built once per set of series; new values go through setData below.
-  }, [labels, unit]);
+  }, [labels]);
 
   useEffect(() => {
     plot.current?.setData([times.map((t) => t / 1000), ...series.map((s) => s.values)] as uPlot.AlignedData);

@@ -127,8 +127,8 @@ function Charts({ series }: { series: StatsSeries }) {
   }, [series]);
   return (
     <div className="grid">
-      <TimeChart title="Jobs finished per minute" unit="jobs" times={charts.times} series={charts.throughput} />
-      <TimeChart title="Wait and run time (ms)" unit="ms" times={charts.times} series={charts.latency} />
+      <TimeChart title="Jobs finished per minute" times={charts.times} series={charts.throughput} />
+      <TimeChart title="Wait and run time (ms)" times={charts.times} series={charts.latency} />
     </div>
   );
 }
@@ -157,7 +157,7 @@ function Workers({ workers, now }: { workers: Worker[]; now: number }) {
                 return (
                   <tr key={w.id}>
                     <th scope="row">{w.host} (pid {w.pid}){w.stopping && ' stopping'}</th>
-                    <td>{Object.entries(w.slots).map(([type, n]) => `${type} ${n}`).join(', ')}</td>
+                    <td className="wrap">{Object.entries(w.slots).map(([type, n]) => `${type} ${n}`).join(', ')}</td>
                     <td className="num">{w.running}</td>
                     <td className={stale ? 'stale' : undefined}>
                       {ago(age)}{stale && ' (stale)'}
