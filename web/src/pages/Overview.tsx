@@ -119,7 +119,7 @@ function Charts({ series }: { series: StatsSeries }) {
   return (
     <div className="grid">
       <TimeChart title="Jobs finished per minute" times={charts.times} series={charts.throughput} />
-      <TimeChart title="Wait and run time (ms)" times={charts.times} series={charts.latency} />
+      <TimeChart title="Wait and run time (ms)" times={charts.times} series={charts.latency} points />
     </div>
   );
 }
