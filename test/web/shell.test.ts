@@ -78,6 +78,8 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the dashboard in Chromium', () => {
     for (const id of theirs) await waitForJob(api, other.key, id, ['succeeded']);
 
     const page = await open();
+    const eventStreams: string[] = [];
+    page.on('request', (r) => new URL(r.url()).pathname === '/v1/events' && eventStreams.push(r.headers().authorization ?? ''));
     await signIn(page, mine.key);
     const nav = page.getByRole('navigation', { name: 'Main' });
     await expect.poll(() => nav.getByRole('link').allTextContents()).toEqual(['Overview', 'Jobs', 'Upload']);
@@ -93,6 +95,9 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the dashboard in Chromium', () => {
     // The key lives in this tab's sessionStorage only.
     expect(await page.evaluate('[Object.values(sessionStorage), localStorage.length, document.cookie]')).toEqual([[mine.key], 0, '']);
     await shoot(page, 'overview-vendor');
+    // The counts follow the vendor's live events, the key in a header (never in a URL).
+    expect(eventStreams.length).toBeGreaterThanOrEqual(1);
+    expect(eventStreams[0]).toBe(`Bearer ${mine.key}`);
 
     // Reachable by keyboard: Tab to the Jobs link, Enter follows it.
     await page.getByRole('link', { name: 'Overview' }).focus();
@@ -110,6 +115,14 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the dashboard in Chromium', () => {
 
     await page.getByRole('button', { name: 'Sign out' }).click();
     await expect.poll(() => page.getByLabel('API key').count()).toBe(1);
+    expect(await page.evaluate('sessionStorage.length')).toBe(0);
+
+    // A key revoked while signed in: the next refresh is refused, and the tab is signed out.
+    await signIn(page, other.key);
+    await expect.poll(() => page.getByRole('heading', { name: 'Overview' }).count()).toBe(1);
+    const keyId = (await api.call('GET', `/v1/vendors/${other.id}/keys`, { key: ADMIN_KEY })).body.keys[0].id;
+    expect((await api.call('DELETE', `/v1/vendors/${other.id}/keys/${keyId}`, { key: ADMIN_KEY })).status).toBe(200);
+    await expect.poll(() => page.getByRole('status').textContent(), { timeout: 30_000 }).toMatch(/no longer accepts this key/);
     expect(await page.evaluate('sessionStorage.length')).toBe(0);
     await page.close();
   });
