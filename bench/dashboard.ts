@@ -174,18 +174,21 @@ function pickState(i: number): JobState {
 
 async function metadataPlan(store: Parameters<typeof transaction>[0], vendorId: string): Promise<string> {
   const explain = store.dialect === 'postgres' ? sql`explain` : sql`explain query plan`;
-  const { rows: plan } = await sql<Record<string, unknown>>`${explain} select jobs.* from job_metadata m join jobs on jobs.id = m.job_id
-    where m.key = ${'recordId'} and m.value = ${'rec-40'} and m.vendor_id = ${vendorId} and jobs.vendor_id = ${vendorId}
-    order by m.job_id desc limit 21`.execute(store.db);
+  // The statement selectJobPage runs, with bound parameters (SQLite plans literals differently).
+  const { rows: plan } = await sql<Record<string, unknown>>`${explain} select jobs.* from job_metadata m cross join jobs
+    where m.key = ${'recordId'} and m.value = ${'rec-40'} and m.vendor_id = ${vendorId} and jobs.id = m.job_id
+    order by m.job_id desc limit ${21}`.execute(store.db);
   return plan.map((r) => `  ${String(r['QUERY PLAN'] ?? r.detail)}`).join('\n');
 }
 
 async function call(base: string, key: string, method: string, url: string, json?: unknown): Promise<any> {
-  const res = await fetch(base + url, {
+  const send = () => fetch(base + url, {
     method,
     headers: { authorization: `Bearer ${key}`, ...(json !== undefined && { 'content-type': 'application/json' }) },
     body: json === undefined ? undefined : JSON.stringify(json),
   });
+  // A kept-alive connection the server closed while the store was filling fails once; a new one is opened.
+  const res = await send().catch(send);
   const body = await res.json();
   if (!res.ok) throw new Error(`${method} ${url}: ${res.status} ${JSON.stringify(body)}`);
   return body;
