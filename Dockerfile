@@ -17,6 +17,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends python3 make g+
 ENV ONNXRUNTIME_NODE_INSTALL=skip
 COPY package.json package-lock.json ./
 COPY packages/client/package.json packages/client/package.json
+COPY web/package.json web/package.json
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm rebuild better-sqlite3
 
 # 3. The image: no compilers, no dev dependencies, not root.
@@ -26,6 +27,7 @@ ENV NODE_ENV=production PIXQ_DATA_DIR=/data PORT=8080 ONNXRUNTIME_NODE_INSTALL=s
 COPY --from=deps /app/node_modules node_modules
 COPY --from=build /app/dist dist
 COPY --from=build /app/packages/client/dist packages/client/dist
+COPY --from=build /app/web/dist web/dist
 COPY package.json LICENSE README.md ./
 COPY packages/client/package.json packages/client/package.json
 COPY bin bin

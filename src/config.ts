@@ -84,6 +84,8 @@ export interface Config {
   compatAnonymousVendor: string | undefined;
   /** How long a synchronous answer (rembg's /api/remove) waits for its job before answering 504. */
   syncWaitMs: number;
+  /** Serve the web dashboard (web/dist) at `/`. */
+  dashboard: boolean;
 }
 
 /** A remote rembg server (`rembg s`) and how many calls this process may have in flight on it. */
@@ -405,5 +407,6 @@ export function loadConfig(env: Env = process.env): Config {
     compat: parseCompat('PIXQ_COMPAT', read(env, 'PIXQ_COMPAT') ?? 'all'),
     compatAnonymousVendor: vendorName(env, 'PIXQ_COMPAT_ANONYMOUS_VENDOR'),
     syncWaitMs: integer(env, 'PIXQ_SYNC_WAIT_MS', 60_000, 1, 3_600_000),
+    dashboard: flag(env, 'PIXQ_DASHBOARD', true),
   };
 }

@@ -7,6 +7,7 @@ import { loadSigningSecret } from '../blobs/index.js';
 import type { Services } from '../services.js';
 import { declarePublic, registerAccessControl, registerCallerResolution, requireDeclaredAccess } from './auth.js';
 import { registerCors } from './cors.js';
+import { dashboardRoutes } from './dashboard.js';
 import type { ApiDeps } from './deps.js';
 import { eventTokenKey } from './event-tokens.js';
 import { registerCompat } from './compat/index.js';
@@ -91,5 +92,6 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   await app.register(webhookRoutes(deps));
   await app.register(templateRoutes(deps));
   await registerCompat(app, deps);
+  if (config.dashboard) await app.register(dashboardRoutes());
   return app;
 }
