@@ -84,15 +84,40 @@ export function processorFor(deps: IntakeDeps, type: string): Processor {
 
 const MAX_METADATA_BYTES = 8192;
 
+/**
+ * The one check of a job type and its options, for submissions and for templates alike: a known type and
+ * options its processor accepts, returned with defaults applied (into `rawOptions` itself, see parseOptions).
+ */
+export function checkedWork(deps: IntakeDeps, type: string, rawOptions: Record<string, unknown>) {
+  const processor = processorFor(deps, type);
+  return { processor, options: parseOptions(processor, rawOptions) as Record<string, unknown> };
+}
+
+/**
+ * The type and options a submission asks for: its own `type`, or its template's with the submission's options
+ * laid over them (top-level keys replace the template's whole; nested objects are not merged).
+ */
+async function requestedWork(deps: IntakeDeps, vendorId: string, body: JobSubmission) {
+  if ((body.type === undefined) === (body.template === undefined)) {
+    throw validationFailed('a submission names exactly one of "type" and "template"');
+  }
+  if (body.type !== undefined) return { type: body.type, options: body.options ?? {} };
+  const template = await deps.engine.templates.find(vendorId, body.template!);
+  if (!template) {
+    throw new PixqError('unknown_template', `no template named "${body.template}"; GET /v1/templates lists yours and the built-in ones`, { status: 400 });
+  }
+  return { type: template.type, options: { ...template.options, ...body.options } };
+}
+
 /** Turns a validated submission into a job spec: known type, valid options, an input the vendor may use. */
 export async function toJobSpec(deps: IntakeDeps, vendorId: string, body: JobSubmission, idempotencyKey?: string): Promise<JobSpec> {
-  const processor = processorFor(deps, body.type);
-  const options = parseOptions(processor, body.options ?? {}) as Record<string, unknown>;
+  const requested = await requestedWork(deps, vendorId, body);
+  const { processor, options } = checkedWork(deps, requested.type, requested.options);
   if (body.metadata && Buffer.byteLength(JSON.stringify(body.metadata), 'utf8') > MAX_METADATA_BYTES) {
     throw validationFailed(`metadata must be at most ${MAX_METADATA_BYTES} bytes of JSON`);
   }
   return {
-    type: body.type,
+    type: processor.type,
     options,
     ...(await resolveInput(deps, vendorId, processor, body.input)),
     priority: body.priority,

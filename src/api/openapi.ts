@@ -1,22 +1,25 @@
 import type { FastifySchema } from 'fastify';
 import { Type, type TSchema } from '@sinclair/typebox';
 import type { Processor } from '../processors/index.js';
-import { BulkSubmission, JobSubmission } from './schemas.js';
+import { BulkSubmission, JobSubmission, TemplateName } from './schemas.js';
 
 /**
- * What /openapi.json says a submission is: one variant per job type, discriminated by `type`, each with that
- * processor's own options schema. Built from the processor registry, so a new job type documents itself.
- * Only the document changes: requests are still checked against the free `options` object and then by the
- * processor's compiled schema (parseOptions), whose messages name the offending option.
+ * What /openapi.json says a submission is: by type, one variant per job type, discriminated by `type`, each
+ * with that processor's own options schema; or by template, naming `template` instead of `type`, its options
+ * free (what they may be depends on the template). Built from the processor registry, so a new job type
+ * documents itself. Only the document changes: requests are still checked against the free `options` object
+ * and then by the processor's compiled schema (parseOptions), whose messages name the offending option.
  */
 export function documentedSubmission(processors: Map<string, Processor>): TSchema {
-  const variants = [...processors.values()].map((p) =>
+  const { type: _type, template: _template, ...common } = JobSubmission.properties;
+  const byType = [...processors.values()].map((p) =>
     Type.Object(
-      { ...JobSubmission.properties, type: Type.Literal(p.type), options: Type.Optional(p.optionsSchema) },
+      { ...common, type: Type.Literal(p.type), options: Type.Optional(p.optionsSchema) },
       { additionalProperties: false, title: `${p.type} job` },
     ),
   );
-  return { oneOf: variants, discriminator: { propertyName: 'type' } } as unknown as TSchema;
+  const byTemplate = Type.Object({ ...common, template: TemplateName }, { additionalProperties: false, title: 'job by template' });
+  return { oneOf: [{ oneOf: byType, discriminator: { propertyName: 'type' } }, byTemplate] } as unknown as TSchema;
 }
 
 /** @fastify/swagger's `transform`: routes taking JobSubmission or BulkSubmission bodies get the documented variants. */

@@ -12,7 +12,8 @@ export {
   ApiKeyList, ApiKeyView, BatchView, BulkAccepted, BulkActionResult, BulkSubmission, EventsQuery, EventTokenRequest, EventTokenView,
   IdParams, Identifier, JobCount, JobFilter, JobInput, JobList, JobListQuery, JobOutputView, JobSubmission, JobTypeList,
   JobTypeSettingsBody, JobTypeView, JobView, KeyIssued, Problem, RateLimitsSetting, RequestLimitsView, StatsSeries, StatsSeriesQuery,
-  UploadView, VendorCreateBody, VendorCreated, VendorList, VendorSettingsBody, VendorView, WhoAmI, WorkerList,
+  TemplateCreate, TemplateList, TemplateName, TemplateUpdate, TemplateView, UploadView, VendorCreateBody, VendorCreated, VendorList,
+  VendorSettingsBody, VendorView, WhoAmI, WorkerList,
 } from '@pixq/client/schemas';
 import { Problem } from '@pixq/client/schemas';
 

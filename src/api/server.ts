@@ -22,6 +22,7 @@ import { jobRoutes } from './routes/jobs.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { statusRoutes } from './routes/status.js';
 import { submissionRoutes } from './routes/submissions.js';
+import { templateRoutes } from './routes/templates.js';
 import { webhookRoutes } from './routes/webhooks.js';
 
 const JSON_BODY_LIMIT = 1024 * 1024;
@@ -89,6 +90,7 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   await app.register(statusRoutes(deps));
   await app.register(metricsRoutes(deps));
   await app.register(webhookRoutes(deps));
+  await app.register(templateRoutes(deps));
   await registerCompat(app, deps);
   if (config.dashboard) await app.register(dashboardRoutes());
   return app;

@@ -14,6 +14,7 @@ import { RateLimitService } from './rate-limits.js';
 import { UploadService } from './uploads.js';
 import { RegistryService } from './registry.js';
 import { collectStats, type Stats } from './stats.js';
+import { TemplateService } from './templates.js';
 import { VendorService } from './vendors.js';
 import { WebhookService, type WebhookSettings } from './webhooks.js';
 import { WorkService } from './work.js';
@@ -29,6 +30,7 @@ export type { ApiKeyInfo } from './api-keys.js';
 export type { Outcome } from './work.js';
 export type { RateLimitRule, RateLimitOutcome } from './rate-limits.js';
 export type { Upload } from './uploads.js';
+export type { Template, TemplateSettings } from './templates.js';
 export type { WebhookEndpoint, WebhookDelivery, EndpointTarget, AttemptResult, WebhookEventType } from './webhooks.js';
 export { WEBHOOK_EVENT_TYPES } from './webhooks.js';
 export { backoffDelay } from './backoff.js';
@@ -48,6 +50,7 @@ export class Engine {
   readonly uploads: UploadService;
   readonly webhooks: WebhookService;
   readonly blobs: BlobLedgerService;
+  readonly templates: TemplateService;
 
   private readonly ctx: EngineContext;
 
@@ -67,6 +70,7 @@ export class Engine {
     this.rateLimits = new RateLimitService(this.ctx);
     this.uploads = new UploadService(this.ctx, this.blobs);
     this.webhooks = new WebhookService(this.ctx, options.webhooks ?? DEFAULT_WEBHOOK_SETTINGS);
+    this.templates = new TemplateService(this.ctx);
   }
 
   get options(): EngineOptions {

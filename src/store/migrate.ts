@@ -4,12 +4,14 @@ import * as initial from './migrations/0001-initial.js';
 import * as sparseJobIndexes from './migrations/0002-sparse-job-indexes.js';
 import * as blobLedger from './migrations/0003-blob-ledger.js';
 import * as webhooks from './migrations/0004-webhooks.js';
+import * as templates from './migrations/0007-templates.js';
 
 const MIGRATIONS = {
   '0001-initial': initial,
   '0002-sparse-job-indexes': sparseJobIndexes,
   '0003-blob-ledger': blobLedger,
   '0004-webhooks': webhooks,
+  '0007-templates': templates,
 };
 
 export const LATEST_MIGRATION = Object.keys(MIGRATIONS).at(-1)!;

@@ -183,6 +183,17 @@ export interface WebhookDeliveriesTable {
   finished_at: number | null;
 }
 
+/** A vendor's job template; its name is unique per vendor (the primary key). */
+export interface TemplatesTable {
+  vendor_id: string;
+  name: string;
+  type: string;
+  /** JSON object: the options as the vendor gave them (defaults are applied when a job is submitted). */
+  options: string;
+  created_at: number;
+  updated_at: number;
+}
+
 /** A stored blob the sweep may delete once nothing refers to it (see src/engine/blobs.ts). */
 export interface BlobsTable {
   key: string;
@@ -203,6 +214,7 @@ export interface Database {
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   blobs: BlobsTable;
+  templates: TemplatesTable;
 }
 
 export type JobRow = Selectable<JobsTable>;
@@ -231,3 +243,4 @@ export type ApiKeyRow = Selectable<ApiKeysTable>;
 export type UploadRow = Selectable<UploadsTable>;
 export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
 export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;
+export type TemplateRow = Selectable<TemplatesTable>;

@@ -239,6 +239,8 @@ describeEachStore('admin, stats, health and documentation', (target) => {
       '/v1/webhooks/{id}/rotate-secret': ['post'],
       '/v1/webhooks/{id}/deliveries': ['get'],
       '/v1/webhooks/{id}/deliveries/{deliveryId}/replay': ['post'],
+      '/v1/templates': ['get', 'post'],
+      '/v1/templates/{name}': ['delete', 'get', 'put'],
     };
     expect(Object.fromEntries(Object.entries(doc.paths).map(([p, ops]) => [p, Object.keys(ops as object).sort()]))).toEqual(expected);
 

@@ -4,10 +4,20 @@ import { useApi } from '../support/api.js';
 
 const api = useApi(sqliteTarget);
 
-it("documents each job type's own options schema, discriminated by type, for single and bulk submissions", async () => {
+it("documents each job type's own options schema, discriminated by type, or a template's name, for single and bulk submissions", async () => {
   const doc = (await api().call('GET', '/openapi.json')).body;
-  const single = doc.paths['/v1/jobs'].post.requestBody.content['application/json'].schema;
-  const bulk = doc.paths['/v1/jobs/bulk'].post.requestBody.content['application/json'].schema.properties.jobs.items;
+  const documented = (schema: any) => {
+    expect(schema.oneOf).toHaveLength(2);
+    const [byType, byTemplate] = schema.oneOf;
+    // By template: `template` instead of `type`, the options free (they depend on the template).
+    expect(byTemplate.required).toContain('template');
+    expect(byTemplate.properties.type).toBeUndefined();
+    expect(byTemplate.additionalProperties).toBe(false);
+    expect(byType.oneOf.every((v: any) => v.properties.template === undefined && v.required.includes('type'))).toBe(true);
+    return byType;
+  };
+  const single = documented(doc.paths['/v1/jobs'].post.requestBody.content['application/json'].schema);
+  const bulk = documented(doc.paths['/v1/jobs/bulk'].post.requestBody.content['application/json'].schema.properties.jobs.items);
   const processors = [...api().services.processors.values()];
   expect(processors.map((p) => p.type)).toContain('remove-background');
   for (const submission of [single, bulk]) {

@@ -31,6 +31,10 @@ import {
   type JobListQuery,
   type JobSubmission,
   type RequestLimits,
+  type Template,
+  type TemplateCreate,
+  type TemplateList,
+  type TemplateUpdate,
   type Upload,
 } from './schemas.js';
 
@@ -97,11 +101,8 @@ export type SubmitSpec = JobSubmission & {
   idempotencyKey?: string;
 };
 
-export interface BulkFiles {
-  files: FileInput[];
-  type: string;
-  options?: Record<string, unknown>;
-}
+/** Files sharing one job type, or one template, and options. */
+export type BulkFiles = { files: FileInput[]; options?: Record<string, unknown> } & ({ type: string } | { template: string });
 
 export interface VendorStatus {
   vendor: { id: string; name: string; [key: string]: unknown };
@@ -144,9 +145,33 @@ export class PixqClient {
   /** Submits many jobs in one transaction: specs as JSON, or files sharing a type and options (multipart). */
   async submitBulk(jobs: JobSubmission[] | BulkFiles): Promise<BulkAccepted> {
     if (Array.isArray(jobs)) return this.json('POST', '/v1/jobs/bulk', { jobs });
-    const form = formOf({ type: jobs.type, options: jobs.options });
-    for (const file of jobs.files) form.append('image', ...fileEntry(file));
+    const { files, ...fields } = jobs;
+    const form = formOf(fields);
+    for (const file of files) form.append('image', ...fileEntry(file));
     return this.request('POST', '/v1/jobs/bulk', { body: form });
+  }
+
+  /** The vendor's templates and the built-in ones. */
+  templates(): Promise<TemplateList> {
+    return this.request('GET', '/v1/templates');
+  }
+
+  template(name: string): Promise<Template> {
+    return this.request('GET', `/v1/templates/${encodeURIComponent(name)}`);
+  }
+
+  /** Stores a named job setting; refused unless a submission with that type and those options would be accepted. */
+  createTemplate(template: TemplateCreate): Promise<Template> {
+    return this.json('POST', '/v1/templates', template);
+  }
+
+  /** Changes a template's type or options (`options` replaces the stored ones whole). */
+  updateTemplate(name: string, changes: TemplateUpdate): Promise<Template> {
+    return this.json('PUT', `/v1/templates/${encodeURIComponent(name)}`, changes);
+  }
+
+  async deleteTemplate(name: string): Promise<void> {
+    await this.send(`/v1/templates/${encodeURIComponent(name)}`, { method: 'DELETE' });
   }
 
   /** Uploads an image once, for use as `input: {uploadId}` in several jobs. */
@@ -462,7 +487,7 @@ function estimated(base: Batch, since: Map<string, string>): Batch {
   return { ...base, counts, percent };
 }
 
-function formOf(fields: { type: string; options?: Record<string, unknown>; [key: string]: unknown }): FormData {
+function formOf(fields: Record<string, unknown>): FormData {
   const form = new FormData();
   for (const [name, value] of Object.entries(fields)) {
     if (value === undefined) continue;

@@ -6,5 +6,6 @@ export { FINISHED_STATES, JOB_STATES, MAX_BULK_ACTION, MAX_SERIES_MINUTES, METAD
 export type {
   ApiKey, ApiKeyList, Batch, BulkAccepted, BulkActionResult, EventsFilter, EventToken, EventTokenRequest, Job, JobCount, JobEvent, JobFilter,
   JobList, JobListQuery, JobState, JobSubmission, JobType, JobTypeList, JobTypeSettings, KeyIssued, Problem, RequestLimits, StatsSeries,
-  StatsSeriesQuery, Upload, Vendor, VendorCreate, VendorCreated, VendorList, VendorSettings, WhoAmI, Worker, WorkerList,
+  StatsSeriesQuery, Template, TemplateCreate, TemplateList, TemplateUpdate, Upload, Vendor, VendorCreate, VendorCreated, VendorList,
+  VendorSettings, WhoAmI, Worker, WorkerList,
 } from './schemas.js';

@@ -52,9 +52,16 @@ export const JobInput = Type.Union([
   Type.Object({ uploadId: Identifier }, { additionalProperties: false }),
 ]);
 
+export const TemplateName = Type.String({
+  ...Identifier,
+  description: "A template's name instead of `type`: its type and options, with the submission's `options` laid over them (top-level keys replaced whole).",
+});
+
+/** A submission names exactly one of `type` and `template` (the server refuses neither or both with a 400). */
 export const JobSubmission = Type.Object(
   {
-    type: Type.String({ minLength: 1, maxLength: 64 }),
+    type: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    template: Type.Optional(TemplateName),
     input: Type.Optional(JobInput),
     options: Type.Optional(FreeObject),
     priority: Type.Optional(Type.Integer({ minimum: JOB_LIMITS.priority.min, maximum: JOB_LIMITS.priority.max, description: 'Higher runs first.' })),
@@ -70,6 +77,35 @@ export const BulkSubmission = Type.Object(
   { jobs: Type.Array(JobSubmission, { minItems: 1 }) },
   { additionalProperties: false },
 );
+
+/**
+ * A named, reusable job setting kept on the server: the vendor's own, or a built-in one (`builtIn`, which
+ * nobody can change; its times are null).
+ */
+export const TemplateView = Type.Object({
+  name: Type.String(),
+  type: Type.String(),
+  options: FreeObject,
+  builtIn: Type.Boolean(),
+  createdAt: Nullable(IsoTime),
+  updatedAt: Nullable(IsoTime),
+});
+export type Template = Static<typeof TemplateView>;
+
+export const TemplateList = Type.Object({ templates: Type.Array(TemplateView) });
+export type TemplateList = Static<typeof TemplateList>;
+
+export const TemplateCreate = Type.Object(
+  { name: Identifier, type: Type.String({ minLength: 1, maxLength: 64 }), options: Type.Optional(FreeObject) },
+  { additionalProperties: false },
+);
+export type TemplateCreate = Static<typeof TemplateCreate>;
+
+export const TemplateUpdate = Type.Object(
+  { type: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })), options: Type.Optional(FreeObject) },
+  { additionalProperties: false, minProperties: 1, description: '`options` replaces the stored options whole.' },
+);
+export type TemplateUpdate = Static<typeof TemplateUpdate>;
 
 export const BulkAccepted = Type.Object({ batchId: Type.String(), jobIds: Type.Array(Type.String()), count: Type.Integer() });
 export type BulkAccepted = Static<typeof BulkAccepted>;
