@@ -145,6 +145,21 @@ async function tokenCaller(engine: Engine, token: string, key: Buffer): Promise<
   return { kind: 'vendor', vendor, eventScope: { jobId: claims.jobId, batchId: claims.batchId } };
 }
 
+/**
+ * Whose jobs a request may see and change: a vendor's key only its own (naming another vendor is 403, and
+ * another vendor's job stays a 404 because every query is scoped by this id); the admin key every vendor's,
+ * or only those of the vendor it names.
+ */
+export function jobScope(request: FastifyRequest, vendorId?: string): string | undefined {
+  const caller = request.caller;
+  if (caller.kind === 'admin') return vendorId;
+  const own = vendorOf(request).id;
+  if (vendorId !== undefined && vendorId !== own) {
+    throw new PixqError('forbidden', 'only the admin key may name a vendor (vendorId)', { status: 403 });
+  }
+  return own;
+}
+
 /** The calling vendor; routes with access `vendor` always have one. */
 export function vendorOf(request: FastifyRequest): Vendor {
   if (request.caller.kind !== 'vendor') throw unauthorized();

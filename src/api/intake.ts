@@ -7,7 +7,7 @@ import type { Engine, JobSpec, Upload } from '../engine/index.js';
 import { PixqError, validationFailed } from '../errors.js';
 import { checkUrlTarget, sniffImage } from '../intake/index.js';
 import { parseOptions, type Processor } from '../processors/index.js';
-import type { RateLimiter } from './rate-limit.js';
+import type { Budget, RateLimiter } from './rate-limit.js';
 import type { JobSubmission } from './schemas.js';
 
 export interface IntakeDeps {
@@ -147,7 +147,30 @@ async function resolveInput(deps: IntakeDeps, vendorId: string, processor: Proce
  * such job, or per such step of a pipeline.
  */
 export function chargeRemovals(limiter: RateLimiter, request: FastifyRequest, reply: FastifyReply, jobs: Pick<JobSpec, 'type' | 'options'>[]) {
-  return limiter.charge(request, reply, [['removeBackground', jobs.reduce((sum, job) => sum + removeBackgroundCost(job), 0)]]);
+  return limiter.charge(request, reply, [removals(jobs)]);
+}
+
+/**
+ * Spends what queueing jobs again spends. A vendor's request has spent its route's budget (`image` for one
+ * retry, `bulk` for a bulk one) already and pays for the removals. The admin key has no budgets: each vendor
+ * whose jobs it retries pays the route's budget and its removals, as if it had retried them itself.
+ */
+export async function chargeRetries(
+  deps: IntakeDeps & { limiter: RateLimiter },
+  request: FastifyRequest,
+  reply: FastifyReply,
+  jobs: (Pick<JobSpec, 'type' | 'options'> & { vendorId: string })[],
+  routeBudget: Budget,
+) {
+  if (request.caller.kind === 'vendor') return chargeRemovals(deps.limiter, request, reply, jobs);
+  for (const vendorId of new Set(jobs.map((j) => j.vendorId))) {
+    const payer = await deps.engine.vendors.get(vendorId);
+    await deps.limiter.charge(request, reply, [[routeBudget, 1], removals(jobs.filter((j) => j.vendorId === vendorId))], payer);
+  }
+}
+
+function removals(jobs: Pick<JobSpec, 'type' | 'options'>[]): [Budget, number] {
+  return ['removeBackground', jobs.reduce((sum, job) => sum + removeBackgroundCost(job), 0)];
 }
 
 function removeBackgroundCost(spec: Pick<JobSpec, 'type' | 'options'>): number {

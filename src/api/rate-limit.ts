@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config, RateLimit } from '../config.js';
-import type { Engine, RateLimitOutcome } from '../engine/index.js';
+import type { Engine, RateLimitOutcome, Vendor } from '../engine/index.js';
 import { PixqError, storeFault } from '../errors.js';
 
 /** The budgets a request can spend. `requests` is every vendor request; the others follow the old system. */
@@ -62,12 +62,15 @@ export class RateLimiter {
     if (request.caller.kind === 'anonymous') await this.charge(request, reply, [['anonymous', 1]]);
   }
 
-  /** Spends `cost` from each budget, all or none; throws 429 when any is exhausted. */
-  async charge(request: FastifyRequest, reply: FastifyReply, charges: [Budget, number][]) {
-    const subject = request.caller.kind === 'vendor' ? `vendor:${request.caller.vendor.id}` : `ip:${request.ip}`;
+  /**
+   * Spends `cost` from each budget, all or none; throws 429 when any is exhausted. The budgets are the calling
+   * vendor's, or `payer`'s when the admin acts on that vendor's jobs.
+   */
+  async charge(request: FastifyRequest, reply: FastifyReply, charges: [Budget, number][], payer = callerVendor(request)) {
+    const subject = payer ? `vendor:${payer.id}` : `ip:${request.ip}`;
     const wanted = charges
       .filter(([, cost]) => cost > 0)
-      .map(([budget, cost]) => ({ rule: { name: POLICY_NAMES[budget], ...this.rule(request, budget) }, cost }));
+      .map(([budget, cost]) => ({ rule: { name: POLICY_NAMES[budget], ...this.rule(payer, budget) }, cost }));
     if (wanted.length === 0) return;
     const outcomes = await this.engine.rateLimits.consume(subject, wanted);
     const refused = outcomes.find((o) => !o.allowed);
@@ -83,10 +86,13 @@ export class RateLimiter {
     }
   }
 
-  private rule(request: FastifyRequest, budget: Budget): RateLimit {
-    const own = request.caller.kind === 'vendor' ? request.caller.vendor.rateLimits?.[budget] : undefined;
-    return own ?? this.defaults[budget];
+  private rule(payer: Vendor | undefined, budget: Budget): RateLimit {
+    return payer?.rateLimits?.[budget] ?? this.defaults[budget];
   }
+}
+
+function callerVendor(request: FastifyRequest): Vendor | undefined {
+  return request.caller.kind === 'vendor' ? request.caller.vendor : undefined;
 }
 
 function readOnly(request: FastifyRequest) {

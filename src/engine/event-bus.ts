@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import type { Store } from '../store/index.js';
-import { selectAllEventsAfter, selectLastEventId } from '../store/sql/events.js';
+import { selectEventsAfter, selectLastEventId } from '../store/sql/events.js';
 import { backoffDelay } from './backoff.js';
 import { fromStoredEvent } from './rows.js';
 import { SeenIds } from './seen-ids.js';
@@ -178,7 +178,7 @@ class PostgresEventBus extends LocalEventBus {
     let after = Math.max(this.floor, this.seen.newest - CATCH_UP_OVERLAP);
     let delivered = 0;
     for (;;) {
-      const rows = await selectAllEventsAfter(this.store.db, after, CATCH_UP_PAGE);
+      const rows = await selectEventsAfter(this.store.db, { afterId: after, limit: CATCH_UP_PAGE });
       for (const row of rows) if (this.deliver(fromStoredEvent(row))) delivered++;
       if (rows.length < CATCH_UP_PAGE) return delivered;
       after = Number(rows[rows.length - 1].id);

@@ -13,7 +13,7 @@ import { MaintenanceService } from './maintenance.js';
 import { RateLimitService } from './rate-limits.js';
 import { UploadService } from './uploads.js';
 import { RegistryService } from './registry.js';
-import { collectStats, type Stats } from './stats.js';
+import { collectSeries, collectStats, type SeriesBucket, type Stats } from './stats.js';
 import { TemplateService } from './templates.js';
 import { VendorService } from './vendors.js';
 import { WebhookService, type WebhookSettings } from './webhooks.js';
@@ -22,10 +22,10 @@ import { WorkService } from './work.js';
 export type * from './types.js';
 export type { EventBus } from './event-bus.js';
 export type { EngineOptions } from './context.js';
-export type { JobFilter, JobPage, BatchSummary } from './jobs.js';
+export type { BulkAction, JobFilter, JobPage, JobTarget, BatchSummary } from './jobs.js';
 export type { VendorSettings } from './vendors.js';
 export type { WorkerHealth, JobTypeStatus } from './registry.js';
-export type { Stats, Percentiles } from './stats.js';
+export type { Stats, Percentiles, SeriesBucket } from './stats.js';
 export type { ApiKeyInfo } from './api-keys.js';
 export type { Outcome } from './work.js';
 export type { RateLimitRule, RateLimitOutcome } from './rate-limits.js';
@@ -89,6 +89,11 @@ export class Engine {
 
   stats(windowMs: number, vendorId?: string): Promise<Stats> {
     return collectStats(this.ctx, windowMs, vendorId);
+  }
+
+  /** Per-minute finished and failed counts with wait/run percentiles over the last `minutes` minutes. */
+  statsSeries(minutes: number, vendorId?: string): Promise<SeriesBucket[]> {
+    return collectSeries(this.ctx, minutes, vendorId);
   }
 
   async close(): Promise<void> {

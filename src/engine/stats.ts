@@ -1,4 +1,4 @@
-import { countJobsByState, selectRecentTimings } from '../store/sql/job-stats.js';
+import { countFinishedByMinute, countJobsByState, selectRecentTimings } from '../store/sql/job-stats.js';
 import type { EngineContext } from './context.js';
 import type { JobState } from './types.js';
 
@@ -69,4 +69,42 @@ export async function collectStats(ctx: EngineContext, windowMs: number, vendorI
       runMs: percentiles(started.map((t) => t.finished_at! - t.started_at!)),
     },
   };
+}
+
+export interface SeriesBucket {
+  /** Start of the minute, epoch milliseconds. */
+  at: number;
+  finished: number;
+  failed: number;
+  waitMs: Pick<Percentiles, 'p50' | 'p95'>;
+  runMs: Pick<Percentiles, 'p50' | 'p95'>;
+}
+
+const MINUTE_MS = 60_000;
+// The newest finished jobs of the span whose timings make the percentiles: older minutes of a busy day get
+// exact counts and null percentiles rather than a read of every job the day finished.
+const SERIES_SAMPLE_LIMIT = 50_000;
+
+/** Per-minute counts and wait/run percentiles of the last `minutes` minutes, the current one last. */
+export async function collectSeries(ctx: EngineContext, minutes: number, vendorId?: string): Promise<SeriesBucket[]> {
+  const firstMinute = Math.floor(ctx.now() / MINUTE_MS) - minutes + 1;
+  const since = firstMinute * MINUTE_MS;
+  const [counts, timings] = await Promise.all([
+    ctx.read((db) => countFinishedByMinute(db, since, vendorId)),
+    ctx.read((db) => selectRecentTimings(db, since, SERIES_SAMPLE_LIMIT, vendorId)),
+  ]);
+  const buckets = Array.from({ length: minutes }, (_, i) => ({ finished: 0, failed: 0, waits: [] as number[], runs: [] as number[] }));
+  const bucketOf = (minute: number) => buckets[minute - firstMinute];
+  for (const c of counts) Object.assign(bucketOf(c.minute) ?? {}, { finished: c.finished, failed: c.failed });
+  for (const t of timings) {
+    const bucket = bucketOf(Math.floor(t.finished_at! / MINUTE_MS));
+    if (!bucket || t.started_at === null) continue;
+    bucket.waits.push(t.started_at - t.created_at);
+    bucket.runs.push(t.finished_at! - t.started_at);
+  }
+  return buckets.map((b, i) => {
+    const wait = percentiles(b.waits);
+    const run = percentiles(b.runs);
+    return { at: (firstMinute + i) * MINUTE_MS, finished: b.finished, failed: b.failed, waitMs: { p50: wait.p50, p95: wait.p95 }, runMs: { p50: run.p50, p95: run.p95 } };
+  });
 }

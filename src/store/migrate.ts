@@ -4,6 +4,7 @@ import * as initial from './migrations/0001-initial.js';
 import * as sparseJobIndexes from './migrations/0002-sparse-job-indexes.js';
 import * as blobLedger from './migrations/0003-blob-ledger.js';
 import * as webhooks from './migrations/0004-webhooks.js';
+import * as jobMetadata from './migrations/0006-job-metadata.js';
 import * as templates from './migrations/0007-templates.js';
 
 const MIGRATIONS = {
@@ -11,6 +12,7 @@ const MIGRATIONS = {
   '0002-sparse-job-indexes': sparseJobIndexes,
   '0003-blob-ledger': blobLedger,
   '0004-webhooks': webhooks,
+  '0006-job-metadata': jobMetadata,
   '0007-templates': templates,
 };
 

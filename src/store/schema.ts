@@ -58,6 +58,15 @@ export interface JobsTable {
   updated_at: number;
 }
 
+/** One indexed top-level metadata value of a job (see sql/job-metadata.ts for which values are). */
+export interface JobMetadataTable {
+  key: string;
+  /** The value as a string: numbers and booleans as JSON writes them. */
+  value: string;
+  vendor_id: string;
+  job_id: string;
+}
+
 export interface JobOutputsTable {
   job_id: string;
   idx: number;
@@ -204,6 +213,7 @@ export interface Database {
   vendors: VendorsTable;
   jobs: JobsTable;
   job_outputs: JobOutputsTable;
+  job_metadata: JobMetadataTable;
   job_types: JobTypesTable;
   scheduler: SchedulerTable;
   events: EventsTable;
@@ -237,6 +247,7 @@ export type JobEventRow = Pick<
 export type VendorRow = Selectable<VendorsTable>;
 export type EventRow = Selectable<EventsTable>;
 export type JobOutputRow = Selectable<JobOutputsTable>;
+export type JobMetadataRow = Selectable<JobMetadataTable>;
 export type JobTypeRow = Selectable<JobTypesTable>;
 export type WorkerRow = Selectable<WorkersTable>;
 export type ApiKeyRow = Selectable<ApiKeysTable>;

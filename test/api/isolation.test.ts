@@ -74,6 +74,12 @@ describeEachStore('vendor isolation and access control', (target) => {
     expect((await asB('GET', `/v1/jobs?batchId=${owned.batch}`)).body.jobs).toEqual([]);
     expect((await asB('GET', '/v1/jobs?limit=100')).body.jobs).toEqual([]);
     expect((await asB('GET', '/v1/stats')).body.totals).toEqual({});
+    expect((await asB('GET', `/v1/jobs/count?batchId=${owned.batch}`)).body).toEqual({ count: 0 });
+    // Bulk actions are scoped the same way: B's cancel and retry find none of A's jobs, and naming A is refused.
+    expect((await asB('POST', '/v1/jobs/cancel', {})).body).toMatchObject({ matched: 0, changed: 0 });
+    expect((await asB('POST', '/v1/jobs/retry', {})).body).toMatchObject({ matched: 0, changed: 0 });
+    expectProblem(await asB('GET', `/v1/jobs?vendorId=${a.id}`), 403, 'forbidden');
+    expectProblem(await asB('POST', '/v1/jobs/cancel', { vendorId: a.id }), 403, 'forbidden');
     // The owner, of course, gets all of it.
     expect((await api().call('GET', `/v1/jobs/${owned.done}/output`, { key: a.key })).status).toBe(200);
     expect((await api().call('GET', `/v1/batches/${owned.batch}`, { key: a.key })).status).toBe(200);
@@ -121,7 +127,8 @@ describeEachStore('vendor isolation and access control', (target) => {
   });
 
   it('answers 403 to the admin key on routes that act as a vendor', async () => {
-    for (const [method, path] of [['POST', '/v1/jobs'], ['GET', '/v1/jobs'], ['POST', '/v1/uploads'], ['GET', '/v1/events'], ['GET', '/v1/vendors/me']]) {
+    // Reading, listing, cancelling and retrying jobs and following events are open to the admin (admin-scope.test.ts).
+    for (const [method, path] of [['POST', '/v1/jobs'], ['POST', '/v1/jobs/bulk'], ['POST', '/v1/uploads'], ['POST', '/v1/events/tokens'], ['GET', '/v1/vendors/me']]) {
       expectProblem(await api().call(method, path, { key: ADMIN_KEY, json: method === 'POST' ? { type: 'noop' } : undefined }), 403, 'forbidden');
     }
   });

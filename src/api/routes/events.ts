@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { SeenIds, type JobEvent } from '../../engine/index.js';
-import { vendorOf, type EventScope } from '../auth.js';
+import { jobScope, vendorOf, type EventScope } from '../auth.js';
 import type { ApiDeps } from '../deps.js';
 import { eventTokenKey, signEventToken } from '../event-tokens.js';
 import { EventsQuery, EventTokenRequest, EventTokenView, problemResponses } from '../schemas.js';
@@ -9,9 +9,11 @@ import { PixqError, validationFailed } from '../../errors.js';
 import { OpenStreams } from '../open-streams.js';
 
 const REPLAY_LIMIT = 1000;
+// The admin key's streams are counted under this name (vendor ids are ULIDs, never this).
+const ADMIN_STREAMS = 'admin';
 
 /**
- * Server-Sent Events of the caller's own job updates. A reconnecting client sends `Last-Event-ID` and gets
+ * Server-Sent Events of the caller's own job updates (the admin key: every vendor's). A reconnecting client sends `Last-Event-ID` and gets
  * what it missed from the events table, then live events from the bus (NOTIFY-fed on PostgreSQL, so events
  * from every process arrive). A comment line every heartbeat keeps proxies from closing an idle stream.
  */
@@ -44,19 +46,20 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
   });
 
   api.get('/v1/events', {
-    config: { access: 'vendor', eventTokens: true },
+    config: { access: 'any', eventTokens: true },
     schema: {
       tags: ['events'],
-      summary: 'Live job updates (text/event-stream); authenticate with a key, or with ?token= from POST /v1/events/tokens',
+      summary: 'Live job updates (text/event-stream); authenticate with a key, or with ?token= from POST /v1/events/tokens; the admin key follows every vendor\'s',
       querystring: EventsQuery,
     },
   }, async (request, reply) => {
-    const vendor = vendorOf(request);
+    // Undefined for the admin: every vendor's events.
+    const vendorId = jobScope(request);
     const { jobId, batchId } = scoped(request.query, request.caller.kind === 'vendor' ? request.caller.eventScope : undefined);
-    if (jobId) await deps.engine.jobs.get(jobId, vendor.id); // 404 for a job that is not the caller's
-    if (batchId) await deps.engine.jobs.batch(batchId, vendor.id);
+    if (jobId) await deps.engine.jobs.get(jobId, vendorId); // 404 for a job that is not the caller's
+    if (batchId) await deps.engine.jobs.batch(batchId, vendorId);
     const matches = (e: JobEvent) =>
-      e.vendorId === vendor.id && (!jobId || e.jobId === jobId) && (!batchId || e.batchId === batchId);
+      (vendorId === undefined || e.vendorId === vendorId) && (!jobId || e.jobId === jobId) && (!batchId || e.batchId === batchId);
 
     // Subscribe before replaying so nothing falls between the two; the seen ids drop what replay sent. Live
     // events can arrive out of id order (concurrent commits on PostgreSQL), so repeats are found by id, not
@@ -66,7 +69,7 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
     const seen = new SeenIds();
     let live = false;
     // Counted from here on, with no await before the stream opens, so concurrent requests cannot pass the limit.
-    open.add(vendor.id, reply.raw);
+    open.add(vendorId ?? ADMIN_STREAMS, reply.raw);
     // Nothing is written once the stream has been ended (at shutdown) but has not closed yet.
     const write = (text: string) => reply.raw.writableEnded || reply.raw.write(text);
     const send = (e: JobEvent) => {
@@ -87,7 +90,7 @@ export const eventRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
     try {
       // In pages, so a client that missed more than one page still gets every event in order.
       for (let afterId = resumeAfter, page = REPLAY_LIMIT; afterId > 0 && page === REPLAY_LIMIT; ) {
-        const filter = { vendorId: vendor.id, afterId, jobId, batchId, limit: REPLAY_LIMIT };
+        const filter = { vendorId, afterId, jobId, batchId, limit: REPLAY_LIMIT };
         const missed = await deps.engine.jobs.eventsAfter(filter);
         missed.forEach(send);
         page = missed.length;

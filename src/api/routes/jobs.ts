@@ -1,26 +1,31 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
-import type { JobState } from '../../engine/index.js';
+import { Type, type Static } from '@sinclair/typebox';
+import { MAX_BULK_ACTION } from '@pixq/client/schemas';
+import type { BulkAction, JobFilter as Filter } from '../../engine/index.js';
 import { PixqError } from '../../errors.js';
-import { vendorOf } from '../auth.js';
-import { chargeRemovals } from '../intake.js';
+import { jobScope } from '../auth.js';
+import { chargeRetries } from '../intake.js';
 import type { Budget } from '../rate-limit.js';
 import { readMultipart } from '../multipart.js';
 import { submitJobs } from '../submit.js';
-import { IdParams, JobList, JobListQuery, JobSubmission, JobView, problemResponses } from '../schemas.js';
+import { BulkActionResult, IdParams, JobCount, JobFilter, JobList, JobListQuery, JobSubmission, JobView, problemResponses } from '../schemas.js';
 import { jobView } from '../views.js';
 import type { ApiDeps } from '../deps.js';
 
 const problems = problemResponses(400, 401, 404, 429);
 const IdempotencyHeaders = Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) });
 
-/** Submitting, reading, listing, cancelling and retrying one vendor's jobs. */
+/**
+ * Submitting, reading, listing, cancelling and retrying jobs: a vendor's key its own, the admin key any
+ * vendor's (see `jobScope`). Only a vendor submits.
+ */
 export const jobRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
-  const config = { access: 'vendor' as const };
+  const config = { access: 'any' as const };
   // A retry queues a job again: it spends what submitting that job spends.
-  const submission = { ...config, budgets: ['image'] as Budget[] };
+  const submission = { access: 'vendor' as const, budgets: ['image'] as Budget[] };
+  const retry = { ...config, budgets: ['image'] as Budget[] };
 
   api.post('/v1/jobs', {
     config: submission,
@@ -44,42 +49,73 @@ export const jobRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
 
   api.get('/v1/jobs', {
     config,
-    schema: { tags: ['jobs'], summary: 'List your jobs, newest first', querystring: JobListQuery, response: { 200: JobList, ...problems } },
+    schema: {
+      tags: ['jobs'],
+      summary: 'List jobs matching a filter, newest first (admin key: every vendor\'s, or one vendor\'s with vendorId)',
+      querystring: JobListQuery,
+      response: { 200: JobList, ...problems, ...problemResponses(403) },
+    },
   }, async (request) => {
-    const q = request.query;
-    const page = await deps.engine.jobs.list(
-      vendorOf(request).id,
-      { state: q.state as JobState | undefined, type: q.type, batchId: q.batchId, createdAfter: time(q.createdAfter), createdBefore: time(q.createdBefore) },
-      q.limit ?? 20,
-      q.cursor,
-    );
+    const { cursor, limit = 20, ...filter } = request.query;
+    const page = await deps.engine.jobs.list(jobScope(request, filter.vendorId), filterOf(filter), limit, cursor);
     return { jobs: page.jobs.map((j) => jobView(j, deps.signer)), nextCursor: page.nextCursor };
+  });
+
+  api.get('/v1/jobs/count', {
+    config,
+    schema: { tags: ['jobs'], summary: 'How many jobs match a filter (the list\'s)', querystring: JobFilter, response: { 200: JobCount, ...problems, ...problemResponses(403) } },
+  }, async (request) => ({ count: await deps.engine.jobs.count(jobScope(request, request.query.vendorId), filterOf(request.query)) }));
+
+  const bulk = (action: BulkAction, summary: string) => ({
+    config: action === 'retry' ? { ...config, budgets: ['bulk'] as Budget[] } : config,
+    schema: {
+      tags: ['jobs'],
+      summary,
+      description: `At most ${MAX_BULK_ACTION} jobs per call, newest first; \`more\` says whether matching jobs remain. Each job changes as its single ${action} would (events, webhooks), a chunk of jobs per transaction.`,
+      body: JobFilter,
+      response: { 200: BulkActionResult, ...problems, ...problemResponses(403) },
+    },
+  });
+
+  api.post('/v1/jobs/cancel', bulk('cancel', 'Cancel the queued, delayed and running jobs matching a filter'), async (request) => {
+    const scope = jobScope(request, request.body.vendorId);
+    const { jobs, more } = await deps.engine.jobs.actionable('cancel', scope, filterOf(request.body), MAX_BULK_ACTION);
+    const changed = await deps.engine.jobs.actOnAll('cancel', jobs.map((j) => j.id), scope);
+    return { matched: jobs.length, changed, more };
+  });
+
+  api.post('/v1/jobs/retry', bulk('retry', 'Queue again the failed and cancelled jobs matching a filter'), async (request, reply) => {
+    const scope = jobScope(request, request.body.vendorId);
+    const { jobs, more } = await deps.engine.jobs.actionable('retry', scope, filterOf(request.body), MAX_BULK_ACTION);
+    await chargeRetries(deps, request, reply, jobs, 'bulk');
+    const changed = await deps.engine.jobs.actOnAll('retry', jobs.map((j) => j.id), scope);
+    return { matched: jobs.length, changed, more };
   });
 
   api.get('/v1/jobs/:id', {
     config,
     schema: { tags: ['jobs'], summary: 'Get a job', params: IdParams, response: { 200: JobView, ...problems } },
-  }, async (request) => jobView(await deps.engine.jobs.get(request.params.id, vendorOf(request).id), deps.signer));
+  }, async (request) => jobView(await deps.engine.jobs.get(request.params.id, jobScope(request)), deps.signer));
 
   api.post('/v1/jobs/:id/cancel', {
     config,
     schema: { tags: ['jobs'], summary: 'Cancel a job', params: IdParams, response: { 200: JobView, ...problems, ...problemResponses(409) } },
-  }, async (request) => jobView(await deps.engine.jobs.cancel(request.params.id, vendorOf(request).id), deps.signer));
+  }, async (request) => jobView(await deps.engine.jobs.cancel(request.params.id, jobScope(request)), deps.signer));
 
   api.post('/v1/jobs/:id/retry', {
-    config: submission,
+    config: retry,
     schema: { tags: ['jobs'], summary: 'Queue a failed or cancelled job again', params: IdParams, response: { 200: JobView, ...problems, ...problemResponses(403, 409) } },
   }, async (request, reply) => {
-    const vendorId = vendorOf(request).id;
-    await chargeRemovals(deps.limiter, request, reply, [await deps.engine.jobs.get(request.params.id, vendorId)]);
-    return jobView(await deps.engine.jobs.retry(request.params.id, vendorId), deps.signer);
+    const scope = jobScope(request);
+    await chargeRetries(deps, request, reply, [await deps.engine.jobs.get(request.params.id, scope)], 'image');
+    return jobView(await deps.engine.jobs.retry(request.params.id, scope), deps.signer);
   });
 
   api.get('/v1/jobs/:id/output', {
     config,
     schema: { tags: ['jobs'], summary: 'Download the first output image', params: IdParams },
   }, async (request, reply) => {
-    const job = await deps.engine.jobs.get(request.params.id, vendorOf(request).id);
+    const job = await deps.engine.jobs.get(request.params.id, jobScope(request));
     const output = job.outputs[0];
     if (!output) throw new PixqError('not_found', `job ${job.id} has no output (state ${job.state})`, { status: 404 });
     return reply
@@ -89,6 +125,18 @@ export const jobRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
       .send(deps.blobs.stream(output.blob));
   });
 };
+
+/** The engine's filter for the wire's: times as epoch milliseconds, `key=value` split at the first `=`. */
+function filterOf(q: Static<typeof JobFilter>): Filter {
+  return {
+    state: q.state,
+    type: q.type,
+    batchId: q.batchId,
+    createdAfter: time(q.createdAfter),
+    createdBefore: time(q.createdBefore),
+    metadata: q.metadata?.map((pair) => ({ key: pair.slice(0, pair.indexOf('=')), value: pair.slice(pair.indexOf('=') + 1) })),
+  };
+}
 
 function time(iso: string | undefined): number | undefined {
   return iso === undefined ? undefined : Date.parse(iso);

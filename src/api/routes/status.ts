@@ -2,7 +2,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { verifyBlobUrl } from '../../blobs/index.js';
-import { vendorOf } from '../auth.js';
+import { jobScope, vendorOf } from '../auth.js';
+import { problemResponses, StatsSeries, StatsSeriesQuery, WhoAmI } from '../schemas.js';
 import { problem, sendProblem } from '../problems.js';
 import { vendorView } from '../views.js';
 import type { ApiDeps } from '../deps.js';
@@ -21,8 +22,30 @@ export const statusRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =
     schema: { tags: ['stats'], summary: 'Job counts, wait/run percentiles, throughput (admin: all vendors)', querystring: StatsQuery },
   }, async (request) => {
     const windowMs = (request.query.windowMinutes ?? 15) * 60_000;
-    const vendorId = request.caller.kind === 'vendor' ? request.caller.vendor.id : undefined;
-    return engine.stats(windowMs, vendorId);
+    return engine.stats(windowMs, jobScope(request));
+  });
+
+  api.get('/v1/stats/series', {
+    config: { access: 'any' },
+    schema: {
+      tags: ['stats'],
+      summary: 'Per-minute finished and failed counts with wait/run percentiles, for charts (admin: all vendors)',
+      description: 'Counts are exact; percentiles come from the newest 50,000 jobs finished in the span (null for a minute without any).',
+      querystring: StatsSeriesQuery,
+      response: { 200: StatsSeries, ...problemResponses(400, 401) },
+    },
+  }, async (request) => {
+    const buckets = await engine.statsSeries(request.query.minutes ?? 60, jobScope(request));
+    return { buckets: buckets.map((b) => ({ ...b, at: new Date(b.at).toISOString() })) };
+  });
+
+  api.get('/v1/whoami', {
+    config: { access: 'any' },
+    schema: { tags: ['stats'], summary: 'Whose key this is: a vendor (id and name) or the admin', response: { 200: WhoAmI, ...problemResponses(401) } },
+  }, async (request) => {
+    if (request.caller.kind === 'admin') return { kind: 'admin' as const };
+    const { id, name } = vendorOf(request);
+    return { kind: 'vendor' as const, vendor: { id, name } };
   });
 
   api.get('/v1/vendors/me', {

@@ -1,9 +1,10 @@
 import type { Tx } from '../transaction.js';
 import { FINISHED_STATES } from '../schema.js';
 import { blobInUse } from './blobs.js';
+import { deleteJobMetadata } from './job-metadata.js';
 
 /**
- * Deletes up to `limit` jobs that finished before `before`, with their outputs, and returns the
+ * Deletes up to `limit` jobs that finished before `before`, with their outputs and metadata index entries, and returns the
  * blob keys no remaining job or upload refers to any more (for the blob ledger).
  */
 export async function deleteFinishedJobs(tx: Tx, before: number, limit: number) {
@@ -19,6 +20,7 @@ export async function deleteFinishedJobs(tx: Tx, before: number, limit: number) 
   const outputs = await tx.selectFrom('job_outputs').select('blob').where('job_id', 'in', ids).execute();
   const candidates = new Set([...jobs.map((j) => j.input_blob), ...outputs.map((o) => o.blob)].filter(isString));
   await tx.deleteFrom('job_outputs').where('job_id', 'in', ids).execute();
+  await deleteJobMetadata(tx, ids);
   await tx.deleteFrom('jobs').where('id', 'in', ids).execute();
   const orphanBlobs: string[] = [];
   for (const blob of candidates) {

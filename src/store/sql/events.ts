@@ -39,22 +39,21 @@ export async function insertEvents(tx: Tx, dialect: Dialect, events: StoredEvent
 }
 
 export interface EventFilter {
-  vendorId: string;
+  /** One vendor's events; every vendor's when absent (the admin's stream). */
+  vendorId?: string;
   afterId: number;
   jobId?: string;
   batchId?: string;
   limit: number;
 }
 
-/** A vendor's events after `afterId`, oldest first, optionally for one job or batch. */
+/**
+ * A vendor's (or every vendor's) events after `afterId`, oldest first, optionally for one job or batch: what a
+ * reconnecting stream missed, or, for all vendors, what the PostgreSQL event bus missed while LISTEN was down.
+ */
 export async function selectEventsAfter(tx: Tx, filter: EventFilter) {
-  let query = tx
-    .selectFrom('events')
-    .selectAll()
-    .where('vendor_id', '=', filter.vendorId)
-    .where('id', '>', filter.afterId)
-    .orderBy('id')
-    .limit(filter.limit);
+  let query = tx.selectFrom('events').selectAll().where('id', '>', filter.afterId).orderBy('id').limit(filter.limit);
+  if (filter.vendorId !== undefined) query = query.where('vendor_id', '=', filter.vendorId);
   if (filter.jobId !== undefined) query = query.where('job_id', '=', filter.jobId);
   if (filter.batchId !== undefined) query = query.where('batch_id', '=', filter.batchId);
   return query.execute();
@@ -76,14 +75,6 @@ export async function deleteEventsBefore(tx: Tx, before: number): Promise<number
   if (firstRecent) query = query.where('id', '<', firstRecent.id);
   const result = await query.executeTakeFirst();
   return Number(result.numDeletedRows);
-}
-
-/**
- * Every vendor's events after `afterId`, oldest first: what the PostgreSQL event bus missed while its
- * LISTEN connection was down, read back so live subscribers in this process still see each event.
- */
-export async function selectAllEventsAfter(tx: Tx, afterId: number, limit: number) {
-  return tx.selectFrom('events').selectAll().where('id', '>', afterId).orderBy('id').limit(limit).execute();
 }
 
 /** The newest event id, or 0: where the event bus starts counting what it has seen. */

@@ -1,5 +1,6 @@
 import { CompiledQuery, type Insertable } from 'kysely';
 import type { Dialect } from '../connect.js';
+import { insertJobMetadata } from './job-metadata.js';
 import { valueRows } from './placeholders.js';
 import { selectJobByIdempotencyKey } from './read-jobs.js';
 import type { Tx } from '../transaction.js';
@@ -38,7 +39,7 @@ const ON_CONFLICT = 'on conflict (vendor_id, idempotency_key) where idempotency_
 
 /**
  * Inserts jobs; a job whose (vendor, idempotency key) already exists is not inserted and the existing row
- * is returned in its place. Rows come back in the order given. Every submission runs this, so the
+ * is returned in its place; a new job's metadata is indexed with it. Rows come back in the order given. Every submission runs this, so the
  * statement is written by hand: building a 21-column insert with the query builder cost more than running it.
  */
 export async function insertJobs(tx: Tx, dialect: Dialect, jobs: NewJobRow[]): Promise<{ rows: JobRow[]; created: boolean[] }> {
@@ -50,6 +51,7 @@ export async function insertJobs(tx: Tx, dialect: Dialect, jobs: NewJobRow[]): P
     const { rows } = await tx.executeQuery<JobRow>(CompiledQuery.raw(text, parameters));
     for (const row of rows) inserted.set(row.id, row);
   }
+  await insertJobMetadata(tx, dialect, [...inserted.values()]);
   const rows: JobRow[] = [];
   const created: boolean[] = [];
   for (const job of jobs) {

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Tx } from '../transaction.js';
 import { FINISHED_STATES } from '../schema.js';
 
@@ -23,4 +24,18 @@ export async function selectRecentTimings(tx: Tx, since: number, limit: number, 
     .limit(limit);
   if (vendorId !== undefined) query = query.where('vendor_id', '=', vendorId);
   return query.execute();
+}
+
+/**
+ * Jobs finished since `since` (a minute boundary), counted per minute of `finished_at` (minutes since the
+ * epoch), with how many of them failed: exact counts for the series, whatever the timing sample holds.
+ */
+export async function countFinishedByMinute(tx: Tx, since: number, vendorId?: string) {
+  const vendor = vendorId === undefined ? sql`` : sql`and vendor_id = ${vendorId}`;
+  const { rows } = await sql<{ minute: number | string; finished: number | string; failed: number | string }>`
+    select finished_at / 60000 as minute, count(*) as finished, sum(case when state = 'failed' then 1 else 0 end) as failed
+    from jobs
+    where finished_at >= ${since} and state in (${sql.join(FINISHED_STATES)}) ${vendor}
+    group by finished_at / 60000`.execute(tx);
+  return rows.map((r) => ({ minute: Number(r.minute), finished: Number(r.finished), failed: Number(r.failed) }));
 }
