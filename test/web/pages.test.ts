@@ -124,7 +124,6 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard pages in Chromium against a
     photos.forEach(({ name }, i) => expect(Buffer.from(entries[name.replace('.jpg', '.png')])).toEqual(outputs[i]));
 
     await screenshot(tab, 'upload');
-    await tab.screenshot({ path: path.resolve('docs/images/dashboard-upload.png') });
     uploadedJobId = ids[0];
 
     await row(photos[0].name).locator('.job-link').click();
@@ -157,8 +156,13 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard pages in Chromium against a
 
   it('retries every failed job matching a filter after showing how many match, and shows them queued again', async () => {
     const failing = await Promise.all(['a', 'b'].map((n) => submit(vendor.key, { type: 'transform', input: { url: missing.url(n) }, maxAttempts: 1, metadata: { run: 'retry-test' } })));
-    for (const id of failing) expect((await waitForJob(api, vendor.key, id, ['failed'])).error.code).toBeTruthy();
-    const tab = await signedIn(vendor.key, '/jobs?state=failed&metadata=run%3Dretry-test');
+    const codes = [];
+    for (const id of failing) codes.push((await waitForJob(api, vendor.key, id, ['failed'])).error.code as string);
+    // The detail names the failed attempt's code and message.
+    const tab = await signedIn(vendor.key, `/jobs/${failing[0]}`);
+    await tab.locator('.attempts td', { hasText: codes[0] }).waitFor();
+    await screenshot(tab, 'job-detail-failed');
+    await tab.goto(`${api.base}/jobs?state=failed&metadata=run%3Dretry-test`);
     await waitUntil(async () => (await tab.locator('.jobs-table tbody tr').count()) === 2, 20_000, 'the two failed jobs');
     // Held as queued once retried: the words on screen cannot race the worker.
     await admin('pause', 'transform');
@@ -170,6 +174,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard pages in Chromium against a
       await tab.getByText('matched 2, changed 2').waitFor();
       for (const id of failing) await tab.locator(`tr[data-job="${id}"] .state`, { hasText: 'queued' }).waitFor();
       for (const id of failing) expect((await api.call('GET', `/v1/jobs/${id}`, { key: vendor.key })).body.state).toBe('queued');
+      await screenshot(tab, 'jobs-retried');
     } finally {
       await admin('resume', 'transform');
     }

@@ -40,8 +40,8 @@ export function JobDetailPage({ id }: { id: string }) {
       <h1>Job {job.id}</h1>
       {error && <p className="error" role="alert">{error}</p>}
       <div className="row-actions">
-        {canCancel(job) && <button type="button" onClick={() => act(() => client.cancel(id))}>Cancel</button>}
-        {canRetry(job) && <button type="button" onClick={() => act(() => read(() => client.retry(id), (j) => [j]))}>Retry</button>}
+        {canCancel(job) && <button type="button" className="danger" onClick={() => act(() => client.cancel(id))}>Cancel</button>}
+        {canRetry(job) && <button type="button" className="secondary" onClick={() => act(() => read(() => client.retry(id), (j) => [j]))}>Retry</button>}
       </div>
       <dl className="job-summary">
         <dt>State</dt><dd><StateWord state={job.state} /></dd>
@@ -72,7 +72,7 @@ export function JobDetailPage({ id }: { id: string }) {
       </div>
 
       <h2>Attempts</h2>
-      <table className="attempts">
+      {(job.error || failures.length > 0) && <table className="attempts">
         <thead><tr><th>Attempt</th><th>State</th><th>Error code</th><th>Message</th></tr></thead>
         <tbody>
           {failures.map((e) => (
@@ -82,7 +82,7 @@ export function JobDetailPage({ id }: { id: string }) {
             <tr><td>{job.attempts}</td><td>{job.state}</td><td>{job.error.code}</td><td>{job.error.message}</td></tr>
           )}
         </tbody>
-      </table>
+      </table>}
       {!job.error && failures.length === 0 && <p className="empty">No attempt has failed.</p>}
 
       <h2>Timeline</h2>

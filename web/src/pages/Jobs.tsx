@@ -99,8 +99,8 @@ export function JobsPage() {
                 <td className="metadata">{job.metadata ? Object.entries(job.metadata).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ') : ''}</td>
                 <td>
                   <div className="row-actions">
-                    {canCancel(job) && <button type="button" onClick={() => act(() => client.cancel(job.id))}>Cancel</button>}
-                    {canRetry(job) && <button type="button" onClick={() => act(() => client.retry(job.id))}>Retry</button>}
+                    {canCancel(job) && <button type="button" className="danger" onClick={() => act(() => client.cancel(job.id))}>Cancel</button>}
+                    {canRetry(job) && <button type="button" className="secondary" onClick={() => act(() => client.retry(job.id))}>Retry</button>}
                   </div>
                 </td>
               </tr>
@@ -110,8 +110,8 @@ export function JobsPage() {
       </div>
       {page && page.ids.length === 0 && <p className="empty">No jobs match.</p>}
       <nav className="pager">
-        <button type="button" disabled={cursors.length === 1} onClick={() => setCursors((c) => c.slice(0, -1))}>Previous</button>
-        <button type="button" disabled={!page?.nextCursor} onClick={() => page?.nextCursor && setCursors((c) => [...c, page.nextCursor!])}>Next</button>
+        <button type="button" className="secondary" disabled={cursors.length === 1} onClick={() => setCursors((c) => c.slice(0, -1))}>Previous</button>
+        <button type="button" className="secondary" disabled={!page?.nextCursor} onClick={() => page?.nextCursor && setCursors((c) => [...c, page.nextCursor!])}>Next</button>
       </nav>
     </section>
   );
@@ -142,7 +142,7 @@ function FilterForm({ params, onApply }: { params: URLSearchParams; onApply: (ne
       <label>To <input type="date" value={draft.to} onChange={set('to')} /></label>
       <label>Metadata <input value={draft.metadata} onChange={set('metadata')} placeholder="recordId=123, shop=eu" /></label>
       <button type="submit">Filter</button>
-      <button type="button" onClick={() => onApply(new URLSearchParams())}>Clear</button>
+      <button type="button" className="secondary" onClick={() => onApply(new URLSearchParams())}>Clear</button>
     </form>
   );
 }
@@ -189,13 +189,13 @@ function MatchingActions({ filter, onDone }: { filter: JobFilter; onDone: () => 
 
   return (
     <div className="matching-actions">
-      <button type="button" onClick={() => ask('cancel')}>Cancel all matching</button>
-      <button type="button" onClick={() => ask('retry')}>Retry all matching</button>
+      <button type="button" className="danger" onClick={() => ask('cancel')}>Cancel all matching</button>
+      <button type="button" className="secondary" onClick={() => ask('retry')}>Retry all matching</button>
       {asking && (
         <div className="confirm" role="alertdialog" aria-label="Confirm">
           <span>{asking.count} {asking.count === 1 ? 'job matches' : 'jobs match'} this filter. {asking.action === 'cancel' ? 'Cancel' : 'Retry'} every one that can be?</span>
           <button type="button" onClick={confirm}>Confirm</button>
-          <button type="button" onClick={() => setAsking(undefined)}>Back</button>
+          <button type="button" className="secondary" onClick={() => setAsking(undefined)}>Back</button>
         </div>
       )}
       {outcome && <span className="outcome" role="status">{outcome}</span>}
