@@ -194,6 +194,9 @@ describeEachStore('admin, stats, health and documentation', (target) => {
     const expected: Record<string, string[]> = {
       '/v1/jobs': ['get', 'post'],
       '/v1/jobs/bulk': ['post'],
+      '/v1/jobs/count': ['get'],
+      '/v1/jobs/cancel': ['post'],
+      '/v1/jobs/retry': ['post'],
       '/v1/jobs/{id}': ['get'],
       '/v1/jobs/{id}/cancel': ['post'],
       '/v1/jobs/{id}/retry': ['post'],
@@ -203,6 +206,8 @@ describeEachStore('admin, stats, health and documentation', (target) => {
       '/v1/events': ['get'],
       '/v1/events/tokens': ['post'],
       '/v1/stats': ['get'],
+      '/v1/stats/series': ['get'],
+      '/v1/whoami': ['get'],
       '/v1/vendors/me': ['get'],
       '/v1/vendors': ['get', 'post'],
       '/v1/vendors/{id}': ['get', 'patch'],

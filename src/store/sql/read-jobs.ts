@@ -27,6 +27,8 @@ export interface JobPageQuery extends JobFilterQuery {
  * starts from the metadata index (key, value, vendor, job id): its entries for the first pair are already in
  * newest-first job order, so a page reads only as many entries as it needs (also when a value is common), and
  * each further pair is one primary-key probe per job. Without one it reads jobs by (vendor, id) or by id.
+ * CROSS JOIN keeps SQLite to that order: with bound parameters and no statistics it would otherwise read all
+ * of the vendor's jobs by jobs_by_vendor and sort them (PostgreSQL plans a cross join with a WHERE as a join).
  */
 function filtered(q: JobFilterQuery & { beforeId?: string }) {
   const [first, ...more] = q.metadata ?? [];
@@ -47,7 +49,8 @@ function filtered(q: JobFilterQuery & { beforeId?: string }) {
   if (q.createdAfter !== undefined) where.push(sql`jobs.created_at > ${q.createdAfter}`);
   if (q.createdBefore !== undefined) where.push(sql`jobs.created_at < ${q.createdBefore}`);
   if (q.beforeId !== undefined) where.push(sql`${id} < ${q.beforeId}`);
-  const from = first ? sql`job_metadata m join jobs on jobs.id = m.job_id` : sql`jobs`;
+  if (first) where.push(sql`jobs.id = m.job_id`);
+  const from = first ? sql`job_metadata m cross join jobs` : sql`jobs`;
   return { from, where: where.length > 0 ? sql`where ${sql.join(where, sql` and `)}` : sql``, id };
 }
 
