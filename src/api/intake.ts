@@ -124,6 +124,7 @@ export async function toJobSpec(deps: IntakeDeps, vendorId: string, body: JobSub
     maxAttempts: body.maxAttempts,
     timeoutMs: body.timeoutMs,
     metadata: body.metadata,
+    template: body.template,
     idempotencyKey,
   };
 }

@@ -30,6 +30,7 @@ export function jobView(job: Job & { outputs?: JobOutput[] }, signer: Signer) {
     finishedAt: iso(job.finishedAt),
     batchId: job.batchId,
     metadata: job.metadata,
+    template: job.template,
     result: job.result,
     outputs: (job.outputs ?? []).map((o) => ({
       url: outputUrl(signer, job.vendorId, o),

@@ -301,6 +301,7 @@ export class JobService {
       idempotency_key: spec.idempotencyKey ?? null,
       batch_id: batchId ?? null,
       metadata: spec.metadata ? JSON.stringify(spec.metadata) : null,
+      template: spec.template ?? null,
       created_at: now,
       updated_at: now,
     };

@@ -30,6 +30,7 @@ export function toJob(row: JobRow): Job {
     idempotencyKey: row.idempotency_key,
     batchId: row.batch_id,
     metadata: parseJson(row.metadata),
+    template: row.template,
     leaseOwner: row.lease_owner,
     cancelRequested: row.cancel_requested === 1,
     createdAt: row.created_at,

@@ -43,6 +43,7 @@ export interface Job {
   idempotencyKey: string | null;
   batchId: string | null;
   metadata: Record<string, unknown> | null;
+  template: string | null;
   leaseOwner: string | null;
   cancelRequested: boolean;
   createdAt: number;
@@ -64,6 +65,8 @@ export interface JobSpec {
   delayMs?: number;
   idempotencyKey?: string;
   metadata?: Record<string, unknown>;
+  /** The template the submission named (its type and options are already in `type` and `options`). */
+  template?: string;
 }
 
 /** Published on every state change and progress update; `id` orders events and lets SSE clients resume. */

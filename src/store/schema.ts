@@ -52,6 +52,8 @@ export interface JobsTable {
   idempotency_key: string | null;
   batch_id: string | null;
   metadata: string | null;
+  /** The template a job was submitted by, if any; `type` and `options` are already resolved from it. */
+  template: string | null;
   created_at: number;
   started_at: number | null;
   finished_at: number | null;

@@ -158,7 +158,8 @@ describeEachStore('job templates', (target) => {
     const uploadId = await upload(key);
     const plain = await api.call('POST', '/v1/jobs', { key, json: { template: 'small-png', input: { uploadId }, metadata: { sku: 'A1' } } });
     expect(plain.status, JSON.stringify(plain.body)).toBe(202);
-    expect(plain.body).toMatchObject({ type: 'transform', metadata: { sku: 'A1' } });
+    expect(plain.body).toMatchObject({ type: 'transform', template: 'small-png', metadata: { sku: 'A1' } });
+    expect((await api.call('GET', `/v1/jobs/${plain.body.id}`, { key })).body.template).toBe('small-png');
     expect((await stored(plain.body.id, vendorId)).options).toEqual({ resize: { width: 100, height: 100, fit: 'inside' }, format: 'png' });
 
     // `resize` is replaced whole (its height is gone, its fit back to the default), `format` kept, `rotate` added.
@@ -173,7 +174,9 @@ describeEachStore('job templates', (target) => {
     expect((await stored(multipart.body.id, vendorId))).toMatchObject({ type: 'transform', options: { format: 'webp', resize: { width: 100 } } });
 
     const builtIn = await api.call('POST', '/v1/jobs', { key, json: { template: 'thumbnail-400', input: { uploadId } } });
-    expect((await stored(builtIn.body.id, vendorId))).toMatchObject({ type: 'transform', options: { resize: { width: 400, height: 400, fit: 'inside' } } });
+    expect((await stored(builtIn.body.id, vendorId))).toMatchObject({ type: 'transform', template: 'thumbnail-400', options: { resize: { width: 400, height: 400, fit: 'inside' } } });
+    const typed = await api.call('POST', '/v1/jobs', { key, json: { ...small, input: { uploadId } } });
+    expect(typed.body.template).toBeNull();
   });
 
   it('refuses a submission naming both or neither of type and template, an unknown template, or options that break the template', async () => {
@@ -264,6 +267,7 @@ describeEachStore('job templates', (target) => {
         expect(res.status, JSON.stringify(res.body)).toBe(202);
         const job = await waitForJob(worked, key, res.body.id, ['succeeded', 'failed']);
         expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
+        expect(job.template).toBe('thumbnail-400');
         const output = await worked.call('GET', `/v1/jobs/${job.id}/output`, { key });
         const meta = await sharp(output.raw).metadata();
         expect(Math.max(meta.width!, meta.height!)).toBe(400);

@@ -135,6 +135,7 @@ export const JobView = Type.Object(
     finishedAt: Nullable(IsoTime),
     batchId: Nullable(Type.String()),
     metadata: Type.Union([FreeObject, Type.Null()]),
+    template: Type.Union([Type.String({ description: 'The template the job was submitted by; its type and options are resolved.' }), Type.Null()]),
     result: Type.Union([FreeObject, Type.Null()]),
     outputs: Type.Array(JobOutputView),
     error: JobErrorView,

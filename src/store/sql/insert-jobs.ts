@@ -31,6 +31,7 @@ const COLUMNS = [
   'idempotency_key',
   'batch_id',
   'metadata',
+  'template',
   'created_at',
   'updated_at',
 ] as const satisfies readonly (keyof NewJobRow)[];
