@@ -1,4 +1,5 @@
 import { beforeAll, expect, it } from 'vitest';
+import { DASHBOARD_PATHS } from '../../src/api/dashboard.js';
 import { describeEachStore } from '../support/stores.js';
 import { ADMIN_KEY, expectProblem, imageForm, jpeg, openSse, useApi, waitForJob } from '../support/api.js';
 
@@ -150,7 +151,9 @@ describeEachStore('vendor isolation and access control', (target) => {
     const hidden = api().app.routeAccess;
     expect(hidden.filter((r) => r.access === undefined)).toEqual([]);
     const publicRoutes = [...new Set(hidden.filter((r) => r.access === 'public').map((r) => r.url))].sort();
-    expect(publicRoutes.filter((url) => !url.startsWith('/docs'))).toEqual(['/health', '/healthz', '/openapi.json', '/readyz', '/v1/blobs/:key']);
+    // The dashboard's page and files are public too: they hold no data, the page asks for a key.
+    const expected = ['/health', '/healthz', '/openapi.json', '/readyz', '/v1/blobs/:key', ...DASHBOARD_PATHS, '/assets/*'];
+    expect(publicRoutes.filter((url) => !url.startsWith('/docs'))).toEqual(expected.sort());
     for (const r of hidden.filter((h) => h.access !== 'public' && h.method !== 'HEAD')) {
       const path = r.url.replace(/:(\w+)/g, (_, name: string) => (name === 'key' ? '0'.repeat(64) : owned.queued));
       expectProblem(await api().call(r.method, path, { json: ['POST', 'PUT', 'PATCH'].includes(r.method) ? {} : undefined }), 401, 'unauthorized');

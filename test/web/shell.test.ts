@@ -42,12 +42,12 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the dashboard in Chromium', () => {
     await page.getByRole('button', { name: 'Sign in' }).click();
   };
   const shoot = (page: Page, name: string) => page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
-  const submitTransform = async (key: string) => {
+  const submitTransform = async (key: string, server = api) => {
     const form = new FormData();
     form.append('type', 'transform');
-    form.append('options', JSON.stringify({ format: 'png', width: 32 }));
+    form.append('options', JSON.stringify({ format: 'png' }));
     form.append('image', new Blob([await jpeg(64, 48)], { type: 'image/jpeg' }), 'p.jpg');
-    const res = await api.call('POST', '/v1/jobs', { key, form });
+    const res = await server.call('POST', '/v1/jobs', { key, form });
     expect(res.status, JSON.stringify(res.body)).toBe(202);
     return res.body.id as string;
   };
@@ -78,6 +78,8 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the dashboard in Chromium', () => {
     for (const id of theirs) await waitForJob(api, other.key, id, ['succeeded']);
 
     const page = await open();
+    const eventStreams: string[] = [];
+    page.on('request', (r) => new URL(r.url()).pathname === '/v1/events' && eventStreams.push(r.headers().authorization ?? ''));
     await signIn(page, mine.key);
     const nav = page.getByRole('navigation', { name: 'Main' });
     await expect.poll(() => nav.getByRole('link').allTextContents()).toEqual(['Overview', 'Jobs', 'Upload']);
@@ -93,6 +95,9 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the dashboard in Chromium', () => {
     // The key lives in this tab's sessionStorage only.
     expect(await page.evaluate('[Object.values(sessionStorage), localStorage.length, document.cookie]')).toEqual([[mine.key], 0, '']);
     await shoot(page, 'overview-vendor');
+    // The counts follow the vendor's live events, the key in a header (never in a URL).
+    expect(eventStreams.length).toBeGreaterThanOrEqual(1);
+    expect(eventStreams[0]).toBe(`Bearer ${mine.key}`);
 
     // Reachable by keyboard: Tab to the Jobs link, Enter follows it.
     await page.getByRole('link', { name: 'Overview' }).focus();
@@ -110,6 +115,14 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the dashboard in Chromium', () => {
 
     await page.getByRole('button', { name: 'Sign out' }).click();
     await expect.poll(() => page.getByLabel('API key').count()).toBe(1);
+    expect(await page.evaluate('sessionStorage.length')).toBe(0);
+
+    // A key revoked while signed in: the next refresh is refused, and the tab is signed out.
+    await signIn(page, other.key);
+    await expect.poll(() => page.getByRole('heading', { name: 'Overview' }).count()).toBe(1);
+    const keyId = (await api.call('GET', `/v1/vendors/${other.id}/keys`, { key: ADMIN_KEY })).body.keys[0].id;
+    expect((await api.call('DELETE', `/v1/vendors/${other.id}/keys/${keyId}`, { key: ADMIN_KEY })).status).toBe(200);
+    await expect.poll(() => page.getByRole('status').textContent(), { timeout: 30_000 }).toMatch(/no longer accepts this key/);
     expect(await page.evaluate('sessionStorage.length')).toBe(0);
     await page.close();
   });
@@ -154,6 +167,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the dashboard in Chromium', () => {
     await expect.poll(() => page.getByRole('status').filter({ hasText: 'Saved.' }).count()).toBe(1);
     const vendor = (await api.call('GET', `/v1/vendors/${me.body.vendor.id}`, { key: ADMIN_KEY })).body;
     expect(vendor.weight).toBe(3);
+    await shoot(page, 'vendor-edit');
 
     // Shown once: after leaving the page the key is nowhere on it.
     await page.getByRole('link', { name: 'Overview' }).click();
@@ -170,7 +184,9 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the dashboard in Chromium', () => {
     const workers = page.getByRole('table', { name: 'Workers' });
     await expect.poll(() => workers.getByRole('row').count()).toBeGreaterThanOrEqual(2);
     expect(await workers.textContent()).toMatch(/noop \d+/);
-    expect(await page.getByRole('table', { name: 'By vendor' }).getByRole('rowheader').count()).toBeGreaterThanOrEqual(2);
+    const vendorRows = await page.getByRole('table', { name: 'By vendor' }).getByRole('rowheader').allTextContents();
+    expect(vendorRows.length).toBeGreaterThanOrEqual(2);
+    expect(vendorRows.filter((name) => /^[0-9A-Z]{26}$/.test(name))).toEqual([]); // names, not ids
     expect(await page.getByRole('img', { name: /chart$/ }).count()).toBe(2);
     await shoot(page, 'overview-admin');
 
@@ -180,5 +196,33 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the dashboard in Chromium', () => {
     await shoot(page, 'overview-375');
     await page.close();
     expect(problems).toEqual([]);
+  });
+
+  /** The README's picture (PIXQ_DOCS_SCREENSHOT=1): a fresh server with a working day in small. */
+  it.runIf(process.env.PIXQ_DOCS_SCREENSHOT)('takes the overview for docs/images', async () => {
+    const fresh = await startApi(sqliteTarget);
+    try {
+      await fresh.startWorker();
+      for (const [name, count] of [['acme-shoes', 14], ['northwind-photo', 9], ['idcards-eu', 5]] as const) {
+        const { key } = await fresh.vendor(name);
+        const jobs = await Promise.all(Array.from({ length: count }, (_, i) =>
+          fresh.call('POST', '/v1/jobs', { key, json: { type: 'noop', options: { ms: 20 + ((i * 37) % 180) } } })));
+        for (const res of jobs) await waitForJob(fresh, key, res.body.id, ['succeeded']);
+        for (let i = 0; i < count / 3; i++) await waitForJob(fresh, key, await submitTransform(key, fresh), ['succeeded']);
+        const long = await fresh.call('POST', '/v1/jobs', { key, json: { type: 'noop', options: { ms: 600_000 } } });
+        if (name === 'idcards-eu') await waitForJob(fresh, key, long.body.id, ['running']).then(() => fresh.call('POST', `/v1/jobs/${long.body.id}/cancel`, { key }));
+      }
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await page.goto(`${fresh.base}/`);
+      await signIn(page, ADMIN_KEY);
+      await expect.poll(async () => Number(await page.locator('[data-state="running"]').textContent())).toBe(2);
+      // The worker reports its running jobs with its next heartbeat; the page shows it at its next refresh.
+      const workerRunning = page.getByRole('table', { name: 'Workers' }).getByRole('cell').nth(1);
+      await expect.poll(() => workerRunning.textContent(), { timeout: 40_000 }).toBe('2');
+      await page.screenshot({ path: path.join(import.meta.dirname, '../../docs/images/dashboard-overview.png'), fullPage: true });
+      await page.close();
+    } finally {
+      await fresh.close();
+    }
   });
 });

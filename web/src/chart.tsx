@@ -10,8 +10,11 @@ export interface ChartSeries {
 
 const HEIGHT = 200;
 
-/** A line chart over time (`times` in ms) with uPlot, as wide as its container. */
-export function TimeChart({ title, unit, times, series }: { title: string; unit: string; times: number[]; series: ChartSeries[] }) {
+/**
+ * A line chart over time (`times` in ms) with uPlot, as wide as its container; `points` marks each value, for
+ * sparse series (a minute with one job between empty ones draws no line).
+ */
+export function TimeChart({ title, times, series, points = false }: { title: string; times: number[]; series: ChartSeries[]; points?: boolean }) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot>(undefined);
   const labels = series.map((s) => s.label).join('|');
@@ -21,9 +24,11 @@ export function TimeChart({ title, unit, times, series }: { title: string; unit:
     const chart = new uPlot({
       width: element.clientWidth,
       height: HEIGHT,
+      // The legend names the lines; values at the cursor would read "–" until one hovers.
+      legend: { live: false },
       series: [
         {},
-        ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, spanGaps: true, value: (_u: uPlot, v: number | null) => (v === null ? '–' : `${round(v)} ${unit}`) })),
+        ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, spanGaps: true, points: { show: points, size: 5, fill: s.color } })),
       ],
       axes: [{}, { size: 56, values: (_u, ticks) => ticks.map((t) => `${round(t)}`) }],
       scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
@@ -36,7 +41,7 @@ export function TimeChart({ title, unit, times, series }: { title: string; unit:
       chart.destroy();
     };
     // The chart is built once per set of series; new values go through setData below.
-  }, [labels, unit]);
+  }, [labels, points]);
 
   useEffect(() => {
     plot.current?.setData([times.map((t) => t / 1000), ...series.map((s) => s.values)] as uPlot.AlignedData);
@@ -51,5 +56,5 @@ export function TimeChart({ title, unit, times, series }: { title: string; unit:
 }
 
 function round(v: number): string {
-  return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : String(Math.round(v * 100) / 100);
+  return v >= 10 || Number.isInteger(v) ? v.toFixed(0) : String(Math.round(v * 100) / 100);
 }

@@ -16,10 +16,9 @@ export function parseRate(text: string): Rate | null {
   return { limit: Number(match[1]), windowMs };
 }
 
-/** The largest unit that divides the window evenly: {100, 900000} -> `100/15m`. */
+/** In the largest unit that divides the window evenly: {100, 900000} -> `100/15m`, {50, 60000} -> `50/1m`. */
 export function formatRate(rate: Rate | null | undefined): string {
   if (!rate) return '';
   const [unit, ms] = Object.entries(UNITS).reverse().find(([, ms]) => rate.windowMs % ms === 0) ?? ['s', 1000];
-  const n = rate.windowMs / ms;
-  return `${rate.limit}/${n === 1 ? '' : n}${unit}`;
+  return `${rate.limit}/${rate.windowMs / ms}${unit}`;
 }

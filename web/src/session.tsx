@@ -17,41 +17,66 @@ const KEY_ITEM = 'pixq.apiKey';
 
 const SessionContext = createContext<Session | undefined>(undefined);
 
-/** A client for this origin's API with `apiKey`; live events stream over fetch, so the key stays in a header. */
-const clientFor = (apiKey: string) => new PixqClient({ baseUrl: location.origin, apiKey, liveTransport: 'fetch' });
-
-/** Checks `apiKey` with whoami(): the signed-in session, or the server's refusal as an error. */
-async function open(apiKey: string): Promise<{ client: PixqClient; who: Who }> {
-  const client = clientFor(apiKey);
-  return { client, who: await client.whoami() };
+/**
+ * Checks `apiKey` with whoami(): the signed-in session, or the server's refusal as an error. The client is for
+ * this origin's API; live events stream over fetch, so the key stays in a header. Once signed in, a 401 on
+ * any call (the key was revoked, the vendor deleted) tells `refused` with that client.
+ */
+async function open(apiKey: string, refused: (client: PixqClient) => void): Promise<{ client: PixqClient; who: Who }> {
+  let accepted = false;
+  const client: PixqClient = new PixqClient({
+    baseUrl: location.origin,
+    apiKey,
+    liveTransport: 'fetch',
+    fetch: async (input, init) => {
+      const res = await fetch(input, init);
+      if (res.status === 401 && accepted) refused(client);
+      return res;
+    },
+  });
+  const who = await client.whoami();
+  accepted = true;
+  return { client, who };
 }
 
-type State = { status: 'checking' } | { status: 'signed-out' } | { status: 'signed-in'; client: PixqClient; who: Who };
+type State =
+  | { status: 'checking' }
+  | { status: 'signed-out'; notice?: string }
+  | { status: 'signed-in'; client: PixqClient; who: Who };
 
 /**
  * Holds the signed-in client: the sign-in page until a key is accepted, then `children`. A key kept from
- * earlier in this tab is checked again on load (it may have been revoked since).
+ * earlier in this tab is checked again on load, and a key refused later signs the tab out.
  */
 export function SessionProvider({ children }: { children: ReactNode }) {
   const [state, setState] = useState<State>(() => (sessionStorage.getItem(KEY_ITEM) ? { status: 'checking' } : { status: 'signed-out' }));
 
+  const refused = useCallback((client: PixqClient) => {
+    // Only the current session's client: a late answer to a session already left changes nothing.
+    setState((current) => {
+      if (current.status !== 'signed-in' || current.client !== client) return current;
+      sessionStorage.removeItem(KEY_ITEM);
+      return { status: 'signed-out', notice: 'The server no longer accepts this key. Sign in again.' };
+    });
+  }, []);
+
   useEffect(() => {
     const kept = sessionStorage.getItem(KEY_ITEM);
     if (!kept) return;
-    open(kept).then(
+    open(kept, refused).then(
       (session) => setState({ status: 'signed-in', ...session }),
       () => {
         sessionStorage.removeItem(KEY_ITEM);
         setState({ status: 'signed-out' });
       },
     );
-  }, []);
+  }, [refused]);
 
   const signIn = useCallback(async (apiKey: string) => {
-    const session = await open(apiKey);
+    const session = await open(apiKey, refused);
     sessionStorage.setItem(KEY_ITEM, apiKey);
     setState({ status: 'signed-in', ...session });
-  }, []);
+  }, [refused]);
 
   const signOut = useCallback(() => {
     sessionStorage.removeItem(KEY_ITEM);
@@ -65,7 +90,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
   );
 
   if (state.status === 'checking') return <p className="loading">Checking your key…</p>;
-  if (!session) return <SignInPage signIn={signIn} />;
+  if (!session) return <SignInPage signIn={signIn} notice={state.status === 'signed-out' ? state.notice : undefined} />;
   return <SessionContext.Provider value={session}>{children}</SessionContext.Provider>;
 }
 

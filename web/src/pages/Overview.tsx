@@ -4,6 +4,7 @@ import { TimeChart } from '../chart';
 import { errorText } from '../errors';
 import { useRefresh } from '../live';
 import { useSession } from '../session';
+import { Table } from '../table';
 
 type Counts = Partial<Record<JobState, number>>;
 
@@ -85,24 +86,14 @@ function CountsTable({ title, first, rows }: { title: string; first: string; row
       {rows.length === 0 ? (
         <p className="hint">No jobs yet.</p>
       ) : (
-        <div className="table-wrap">
-          <table aria-label={title}>
-            <thead>
-              <tr>
-                <th scope="col">{first}</th>
-                {JOB_STATES.map((s) => <th key={s} scope="col" className="num">{s}</th>)}
-              </tr>
-            </thead>
-            <tbody>
-              {rows.sort(([a], [b]) => a.localeCompare(b)).map(([name, counts]) => (
-                <tr key={name}>
-                  <th scope="row">{name}</th>
-                  {JOB_STATES.map((s) => <td key={s} className="num">{counts[s] ?? 0}</td>)}
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table label={title} columns={[first, ...JOB_STATES.map((label) => ({ label, numeric: true }))]}>
+          {rows.sort(([a], [b]) => a.localeCompare(b)).map(([name, counts]) => (
+            <tr key={name}>
+              <th scope="row">{name}</th>
+              {JOB_STATES.map((s) => <td key={s} className="num">{counts[s] ?? 0}</td>)}
+            </tr>
+          ))}
+        </Table>
       )}
     </section>
   );
@@ -127,8 +118,8 @@ function Charts({ series }: { series: StatsSeries }) {
   }, [series]);
   return (
     <div className="grid">
-      <TimeChart title="Jobs finished per minute" unit="jobs" times={charts.times} series={charts.throughput} />
-      <TimeChart title="Wait and run time (ms)" unit="ms" times={charts.times} series={charts.latency} />
+      <TimeChart title="Jobs finished per minute" times={charts.times} series={charts.throughput} />
+      <TimeChart title="Wait and run time (ms)" times={charts.times} series={charts.latency} points />
     </div>
   );
 }
@@ -140,34 +131,22 @@ function Workers({ workers, now }: { workers: Worker[]; now: number }) {
       {workers.length === 0 ? (
         <p className="hint">No worker has reported recently.</p>
       ) : (
-        <div className="table-wrap">
-          <table aria-label="Workers">
-            <thead>
-              <tr>
-                <th scope="col">Worker</th>
-                <th scope="col">Slots per type</th>
-                <th scope="col" className="num">Running</th>
-                <th scope="col">Last heartbeat</th>
+        <Table label="Workers" columns={['Worker', 'Slots per type', { label: 'Running', numeric: true }, 'Last heartbeat']}>
+          {workers.map((w) => {
+            const age = now - Date.parse(w.heartbeatAt);
+            const stale = age > STALE_MS;
+            return (
+              <tr key={w.id}>
+                <th scope="row">{w.host} (pid {w.pid}){w.stopping && ' stopping'}</th>
+                <td className="wrap">{Object.entries(w.slots).map(([type, n]) => `${type} ${n}`).join(', ')}</td>
+                <td className="num">{w.running}</td>
+                <td className={stale ? 'stale' : undefined}>
+                  {ago(age)}{stale && ' (stale)'}
+                </td>
               </tr>
-            </thead>
-            <tbody>
-              {workers.map((w) => {
-                const age = now - Date.parse(w.heartbeatAt);
-                const stale = age > STALE_MS;
-                return (
-                  <tr key={w.id}>
-                    <th scope="row">{w.host} (pid {w.pid}){w.stopping && ' stopping'}</th>
-                    <td>{Object.entries(w.slots).map(([type, n]) => `${type} ${n}`).join(', ')}</td>
-                    <td className="num">{w.running}</td>
-                    <td className={stale ? 'stale' : undefined}>
-                      {ago(age)}{stale && ' (stale)'}
-                    </td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
+            );
+          })}
+        </Table>
       )}
     </section>
   );

@@ -2,7 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { errorText } from '../errors';
 
 /** Asks for a vendor or admin key; a refused key shows the server's own explanation. */
-export function SignInPage({ signIn }: { signIn(apiKey: string): Promise<void> }) {
+export function SignInPage({ signIn, notice }: { signIn(apiKey: string): Promise<void>; notice?: string }) {
   const [apiKey, setApiKey] = useState('');
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
@@ -22,6 +22,7 @@ export function SignInPage({ signIn }: { signIn(apiKey: string): Promise<void> }
   return (
     <main className="sign-in">
       <h1>pixq</h1>
+      {notice && <p role="status" className="notice">{notice}</p>}
       <form onSubmit={submit} className="card">
         <label htmlFor="api-key">API key</label>
         <input id="api-key" type="password" autoComplete="off" required value={apiKey} onChange={(e) => setApiKey(e.target.value)} />

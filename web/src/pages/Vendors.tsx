@@ -3,6 +3,7 @@ import { useCallback, useEffect, useState, type FormEvent, type ReactNode } from
 import { errorText } from '../errors';
 import { formatRate, parseRate, type Rate } from '../rates';
 import { useSession } from '../session';
+import { Table } from '../table';
 
 /** The per-vendor rate limits an operator may override (VendorSettings.rateLimits), with their labels. */
 const RATE_KINDS = [
@@ -11,6 +12,9 @@ const RATE_KINDS = [
   ['removeBackground', 'Background removal rate'],
   ['bulk', 'Bulk rate'],
 ] as const;
+
+/** The heading of a column of buttons. */
+const ACTIONS = { label: 'Actions', hidden: true };
 
 /** Runs an admin action, turning its refusal into the message shown next to it. */
 function useAction() {
@@ -59,34 +63,20 @@ export function VendorsPage() {
       <section>
         <h2>All vendors</h2>
         {vendors && (
-          <div className="table-wrap">
-            <table aria-label="Vendors">
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Status</th>
-                  <th scope="col" className="num">Weight</th>
-                  <th scope="col" className="num">Running cap</th>
-                  <th scope="col" className="num">Backlog quota</th>
-                  <th scope="col"><span className="visually-hidden">Actions</span></th>
-                </tr>
-              </thead>
-              <tbody>
-                {vendors.map((v) => (
-                  <tr key={v.id}>
-                    <th scope="row">{v.name}</th>
-                    <td className={`state-${v.status}`}>{v.status}</td>
-                    <td className="num">{v.weight}</td>
-                    <td className="num">{v.maxRunning ?? '–'}</td>
-                    <td className="num">{v.maxQueued ?? '–'}</td>
-                    <td>
-                      <button type="button" className="secondary" aria-label={`Edit ${v.name}`} onClick={() => setSelected(v.id)}>Edit</button>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table label="Vendors" columns={['Name', 'Status', ...['Weight', 'Running cap', 'Backlog quota'].map((label) => ({ label, numeric: true })), ACTIONS]}>
+            {vendors.map((v) => (
+              <tr key={v.id}>
+                <th scope="row">{v.name}</th>
+                <td className={`state-${v.status}`}>{v.status}</td>
+                <td className="num">{v.weight}</td>
+                <td className="num">{v.maxRunning ?? '–'}</td>
+                <td className="num">{v.maxQueued ?? '–'}</td>
+                <td>
+                  <button type="button" className="secondary" aria-label={`Edit ${v.name}`} onClick={() => setSelected(v.id)}>Edit</button>
+                </td>
+              </tr>
+            ))}
+          </Table>
         )}
       </section>
       {vendor && <VendorEditor key={vendor.id} vendor={vendor} onSaved={reload} />}
@@ -212,30 +202,23 @@ function Keys({ vendor }: { vendor: Vendor }) {
     <>
       <h3>API keys</h3>
       {keys && (
-        <div className="table-wrap">
-          <table aria-label={`API keys of ${vendor.name}`}>
-            <thead>
-              <tr><th scope="col">Key</th><th scope="col">Created</th><th scope="col">Revoked</th><th scope="col"><span className="visually-hidden">Actions</span></th></tr>
-            </thead>
-            <tbody>
-              {keys.map((k) => (
-                <tr key={k.id}>
-                  <th scope="row"><code>{k.prefix}…</code></th>
-                  <td>{new Date(k.createdAt).toLocaleString()}</td>
-                  <td>{k.revokedAt ? new Date(k.revokedAt).toLocaleString() : '–'}</td>
-                  <td>
-                    {!k.revokedAt && (
-                      <button type="button" className="danger" disabled={busy} aria-label={`Revoke key ${k.prefix}`}
-                        onClick={() => run(async () => { await client.revokeKey(vendor.id, k.id); await reload(); })}>
-                        Revoke
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table label={`API keys of ${vendor.name}`} columns={['Key', 'Created', 'Revoked', ACTIONS]}>
+          {keys.map((k) => (
+            <tr key={k.id}>
+              <th scope="row"><code>{k.prefix}…</code></th>
+              <td>{new Date(k.createdAt).toLocaleString()}</td>
+              <td>{k.revokedAt ? new Date(k.revokedAt).toLocaleString() : '–'}</td>
+              <td>
+                {!k.revokedAt && (
+                  <button type="button" className="danger" disabled={busy} aria-label={`Revoke key ${k.prefix}`}
+                    onClick={() => run(async () => { await client.revokeKey(vendor.id, k.id); await reload(); })}>
+                    Revoke
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </Table>
       )}
       <p>
         <button type="button" className="secondary" disabled={busy}
@@ -263,26 +246,13 @@ function JobTypes() {
     <section>
       <h2>Job types</h2>
       {message}
-      <div className="table-wrap">
-        <table aria-label="Job types">
-          <thead>
-            <tr>
-              <th scope="col">Type</th>
-              <th scope="col">State</th>
-              <th scope="col">Global running cap</th>
-              <th scope="col">Global rate limit</th>
-              <th scope="col"><span className="visually-hidden">Actions</span></th>
-            </tr>
-          </thead>
-          <tbody>
-            {types.map((type) => (
-              <JobTypeRow key={type} type={type} paused={settings.get(type)?.paused ?? false}
-                maxRunning={settings.get(type)?.maxRunning ?? null} rateLimit={settings.get(type)?.rateLimit ?? null}
-                busy={busy} run={(action) => run(async () => { await action(); await reload(); })} />
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <Table label="Job types" columns={['Type', 'State', 'Global running cap', 'Global rate limit', ACTIONS]}>
+        {types.map((type) => (
+          <JobTypeRow key={type} type={type} paused={settings.get(type)?.paused ?? false}
+            maxRunning={settings.get(type)?.maxRunning ?? null} rateLimit={settings.get(type)?.rateLimit ?? null}
+            busy={busy} run={(action) => run(async () => { await action(); await reload(); })} />
+        ))}
+      </Table>
       <p className="hint">A paused type's jobs stay queued until it is resumed. Limits apply to all vendors together.</p>
     </section>
   );
