@@ -71,6 +71,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard pages in Chromium against a
     await tab.getByRole('navigation', { name: 'Main' }).waitFor();
     return tab;
   }
+  const jobRows = (tab: Page) => tab.getByRole('table', { name: 'Jobs' }).locator('tbody tr');
   const screenshot = (tab: Page, name: string) => tab.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
 
   beforeAll(async () => {
@@ -114,6 +115,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard pages in Chromium against a
 
     const ids = await Promise.all(photos.map(async ({ name }) => (await row(name).locator('.job-link').textContent())!));
     const outputs = await Promise.all(ids.map((id) => outputOf(vendor.key, id)));
+    for (const id of ids) expect((await api.call('GET', `/v1/jobs/${id}`, { key: vendor.key })).body).toMatchObject({ type: 'remove-background', template: 'product-cutout-white' });
     const [one] = await Promise.all([tab.waitForEvent('download'), row(photos[0].name).getByRole('link', { name: 'Download' }).click()]);
     expect(one.suggestedFilename()).toBe('product-1.png');
     expect(fs.readFileSync(await one.path())).toEqual(outputs[0]);
@@ -143,7 +145,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard pages in Chromium against a
     await tab.getByLabel('Metadata').fill('recordId=123');
     await tab.getByRole('button', { name: 'Filter' }).click();
     await tab.waitForURL((url) => url.searchParams.get('metadata') === 'recordId=123');
-    const rows = tab.locator('.jobs-table tbody tr');
+    const rows = jobRows(tab);
     await waitUntil(async () => (await rows.count()) === shown.length, 20_000, 'the filtered list');
     expect((await rows.evaluateAll((trs) => trs.map((tr) => (tr as unknown as { dataset: { job: string } }).dataset.job))).sort()).toEqual([...shown].sort());
 
@@ -160,10 +162,10 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard pages in Chromium against a
     for (const id of failing) codes.push((await waitForJob(api, vendor.key, id, ['failed'])).error.code as string);
     // The detail names the failed attempt's code and message.
     const tab = await signedIn(vendor.key, `/jobs/${failing[0]}`);
-    await tab.locator('.attempts td', { hasText: codes[0] }).waitFor();
+    await tab.getByRole('table', { name: 'Attempts' }).getByRole('cell', { name: codes[0] }).waitFor();
     await screenshot(tab, 'job-detail-failed');
     await tab.goto(`${api.base}/jobs?state=failed&metadata=run%3Dretry-test`);
-    await waitUntil(async () => (await tab.locator('.jobs-table tbody tr').count()) === 2, 20_000, 'the two failed jobs');
+    await waitUntil(async () => (await jobRows(tab).count()) === 2, 20_000, 'the two failed jobs');
     // Held as queued once retried: the words on screen cannot race the worker.
     await admin('pause', 'transform');
     try {
@@ -183,8 +185,8 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard pages in Chromium against a
 
   it("never shows a vendor another vendor's jobs or images", async () => {
     const tab = await signedIn(other.key, '/jobs');
-    await tab.locator('.jobs-table tbody tr').first().waitFor();
-    const listed = await tab.locator('.jobs-table tbody tr').evaluateAll((trs) => trs.map((tr) => (tr as unknown as { dataset: { job: string } }).dataset.job));
+    await jobRows(tab).first().waitFor();
+    const listed = await jobRows(tab).evaluateAll((trs) => trs.map((tr) => (tr as unknown as { dataset: { job: string } }).dataset.job));
     const own = (await api.call('GET', '/v1/jobs', { key: other.key })).body.jobs.map((j: { id: string }) => j.id);
     expect(listed.sort()).toEqual(own.sort());
     expect(listed).not.toContain(uploadedJobId);

@@ -4,6 +4,7 @@ import { Link } from 'wouter';
 import { useSession } from '../session';
 import { useLiveJobs } from '../components/live-jobs';
 import { errorText } from '../errors';
+import { Table } from '../table';
 import { JsonBlock, ProgressBar, StateWord, canCancel, canRetry, outputHref, outputName } from '../components/JobBits';
 
 /**
@@ -46,6 +47,7 @@ export function JobDetailPage({ id }: { id: string }) {
       <dl className="job-summary">
         <dt>State</dt><dd><StateWord state={job.state} /></dd>
         <dt>Type</dt><dd>{job.type}</dd>
+        <dt>Template</dt><dd>{job.template ?? '—'}</dd>
         <dt>Progress</dt><dd><ProgressBar progress={job.progress} />{job.progress.message && ` ${job.progress.message}`}</dd>
         <dt>Attempts</dt><dd>{job.attempts} of {job.maxAttempts}</dd>
         <dt>Priority</dt><dd>{job.priority}</dd>
@@ -72,17 +74,16 @@ export function JobDetailPage({ id }: { id: string }) {
       </div>
 
       <h2>Attempts</h2>
-      {(job.error || failures.length > 0) && <table className="attempts">
-        <thead><tr><th>Attempt</th><th>State</th><th>Error code</th><th>Message</th></tr></thead>
-        <tbody>
+      {(job.error || failures.length > 0) && (
+        <Table label="Attempts" columns={['Attempt', 'State', 'Error code', 'Message']}>
           {failures.map((e) => (
             <tr key={e.id}><td>{e.attempts}</td><td>{e.state}</td><td>{e.error!.code}</td><td>{e.error!.message}</td></tr>
           ))}
           {job.error && !failures.some((e) => e.attempts === job.attempts) && (
             <tr><td>{job.attempts}</td><td>{job.state}</td><td>{job.error.code}</td><td>{job.error.message}</td></tr>
           )}
-        </tbody>
-      </table>}
+        </Table>
+      )}
       {!job.error && failures.length === 0 && <p className="empty">No attempt has failed.</p>}
 
       <h2>Timeline</h2>

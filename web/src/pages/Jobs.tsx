@@ -4,6 +4,7 @@ import { Link, useSearchParams } from 'wouter';
 import { useSession } from '../session';
 import { useLiveJobs } from '../components/live-jobs';
 import { errorText } from '../errors';
+import { Table } from '../table';
 import { ProgressBar, StateWord, canCancel, canRetry } from '../components/JobBits';
 
 const PAGE_SIZE = 20;
@@ -81,33 +82,26 @@ export function JobsPage() {
       <FilterForm params={params} onApply={(next) => setParams(next)} />
       <MatchingActions filter={filter} onDone={load} />
       {error && <p className="error" role="alert">{error}</p>}
-      <div className="table-wrap">
-        <table className="jobs-table">
-          <thead>
-            <tr><th>Job</th><th>Type</th><th>State</th><th>Progress</th><th>Attempts</th><th>Created</th><th>Batch</th><th>Metadata</th><th /></tr>
-          </thead>
-          <tbody>
-            {page?.ids.map((id) => jobs.get(id)).filter((job): job is Job => job !== undefined).map((job) => (
-              <tr key={job.id} data-job={job.id}>
-                <td><Link href={`/jobs/${job.id}`}>{job.id}</Link></td>
-                <td>{job.type}</td>
-                <td><StateWord state={job.state} /></td>
-                <td><ProgressBar progress={job.progress} /></td>
-                <td>{job.attempts}/{job.maxAttempts}</td>
-                <td>{new Date(job.createdAt).toLocaleString()}</td>
-                <td>{job.batchId ?? ''}</td>
-                <td className="metadata">{job.metadata ? Object.entries(job.metadata).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ') : ''}</td>
-                <td>
-                  <div className="row-actions">
-                    {canCancel(job) && <button type="button" className="danger" onClick={() => act(() => client.cancel(job.id))}>Cancel</button>}
-                    {canRetry(job) && <button type="button" className="secondary" onClick={() => act(() => client.retry(job.id))}>Retry</button>}
-                  </div>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <Table label="Jobs" columns={['Job', 'Type', 'State', 'Progress', 'Attempts', 'Created', 'Batch', 'Metadata', { label: 'Actions', hidden: true }]}>
+        {page?.ids.map((id) => jobs.get(id)).filter((job): job is Job => job !== undefined).map((job) => (
+          <tr key={job.id} data-job={job.id}>
+            <td><Link href={`/jobs/${job.id}`}>{job.id}</Link></td>
+            <td>{job.type}</td>
+            <td><StateWord state={job.state} /></td>
+            <td><ProgressBar progress={job.progress} /></td>
+            <td>{job.attempts}/{job.maxAttempts}</td>
+            <td>{new Date(job.createdAt).toLocaleString()}</td>
+            <td>{job.batchId ?? ''}</td>
+            <td className="metadata">{job.metadata ? Object.entries(job.metadata).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ') : ''}</td>
+            <td>
+              <div className="row-actions">
+                {canCancel(job) && <button type="button" className="danger" onClick={() => act(() => client.cancel(job.id))}>Cancel</button>}
+                {canRetry(job) && <button type="button" className="secondary" onClick={() => act(() => client.retry(job.id))}>Retry</button>}
+              </div>
+            </td>
+          </tr>
+        ))}
+      </Table>
       {page && page.ids.length === 0 && <p className="empty">No jobs match.</p>}
       <nav className="pager">
         <button type="button" className="secondary" disabled={cursors.length === 1} onClick={() => setCursors((c) => c.slice(0, -1))}>Previous</button>
