@@ -6,7 +6,7 @@ import { unzipSync } from 'fflate';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_KEY, startApi, waitForJob, type ApiHarness } from '../support/api.js';
+import { ADMIN_KEY, jpeg, startApi, waitForJob, type ApiHarness } from '../support/api.js';
 import { waitUntil } from '../support/processes.js';
 import { sqliteTarget, tempDir } from '../support/stores.js';
 import { syntheticScene } from '../support/synthetic.js';
@@ -46,7 +46,6 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard pages in Chromium against a
   let missing: Awaited<ReturnType<typeof missingImages>>;
   let vendor: { id: string; key: string };
   let other: { id: string; key: string };
-  let uploadedJobId: string;
 
   const admin = (action: 'pause' | 'resume', type: string) =>
     api.call('POST', `/v1/job-types/${type}/${action}`, { key: ADMIN_KEY }).then((res) => expect(res.status).toBe(200));
@@ -126,10 +125,9 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard pages in Chromium against a
     photos.forEach(({ name }, i) => expect(Buffer.from(entries[name.replace('.jpg', '.png')])).toEqual(outputs[i]));
 
     await screenshot(tab, 'upload');
-    uploadedJobId = ids[0];
 
     await row(photos[0].name).locator('.job-link').click();
-    await tab.waitForURL(`${api.base}/jobs/${uploadedJobId}`);
+    await tab.waitForURL(`${api.base}/jobs/${ids[0]}`);
     const image = tab.locator('.checkerboard img').first();
     await waitUntil(async () => (await image.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)) > 0, 20_000, 'the output image to load');
     await expect(tab.locator('.job-summary .state').textContent()).resolves.toBe('succeeded');
@@ -184,14 +182,25 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard pages in Chromium against a
   });
 
   it("never shows a vendor another vendor's jobs or images", async () => {
+    const form = new FormData();
+    form.append('type', 'transform');
+    form.append('options', JSON.stringify({ format: 'png' }));
+    form.append('image', new Blob([await jpeg(64, 48)], { type: 'image/jpeg' }), 'p.jpg');
+    const submitted = await api.call('POST', '/v1/jobs', { key: vendor.key, form });
+    expect(submitted.status).toBe(202);
+    const theirs = submitted.body.id as string;
+    await waitForJob(api, vendor.key, theirs, ['succeeded']);
+    await submit(other.key, { type: 'noop' });
     const tab = await signedIn(other.key, '/jobs');
     await jobRows(tab).first().waitFor();
     const listed = await jobRows(tab).evaluateAll((trs) => trs.map((tr) => (tr as unknown as { dataset: { job: string } }).dataset.job));
     const own = (await api.call('GET', '/v1/jobs', { key: other.key })).body.jobs.map((j: { id: string }) => j.id);
     expect(listed.sort()).toEqual(own.sort());
-    expect(listed).not.toContain(uploadedJobId);
+    expect(listed).not.toContain(theirs);
+    await tab.setViewportSize({ width: 375, height: 800 });
+    await screenshot(tab, 'jobs-375px');
 
-    await tab.goto(`${api.base}/jobs/${uploadedJobId}`);
+    await tab.goto(`${api.base}/jobs/${theirs}`);
     await tab.getByRole('alert').filter({ hasText: /not found/i }).waitFor();
     expect(await tab.locator('img').count()).toBe(0);
     await tab.close();
