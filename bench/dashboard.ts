@@ -176,7 +176,7 @@ async function metadataPlan(store: Parameters<typeof transaction>[0], vendorId: 
   const explain = store.dialect === 'postgres' ? sql`explain` : sql`explain query plan`;
   // The statement selectJobPage runs, with bound parameters (SQLite plans literals differently).
   const { rows: plan } = await sql<Record<string, unknown>>`${explain} select jobs.* from job_metadata m cross join jobs
-    where m.key = ${'recordId'} and m.value = ${'rec-40'} and m.vendor_id = ${vendorId} and jobs.id = m.job_id and jobs.vendor_id = ${vendorId}
+    where m.key = ${'recordId'} and m.value = ${'rec-40'} and m.vendor_id = ${vendorId} and jobs.id = m.job_id
     order by m.job_id desc limit ${21}`.execute(store.db);
   return plan.map((r) => `  ${String(r['QUERY PLAN'] ?? r.detail)}`).join('\n');
 }

@@ -30,7 +30,7 @@ export interface JobPageQuery extends JobFilterQuery {
  * CROSS JOIN keeps SQLite to that order: with bound parameters and no statistics it would otherwise read all
  * of the vendor's jobs by jobs_by_vendor and sort them (PostgreSQL plans a cross join with a WHERE as a join).
  */
-function filtered(q: JobFilterQuery & { beforeId?: string }) {
+function filtered(q: JobFilterQuery & { beforeId?: string }, needsJobs = true) {
   const [first, ...more] = q.metadata ?? [];
   const id = first ? sql.ref('m.job_id') : sql.ref('jobs.id');
   const where: RawBuilder<unknown>[] = [];
@@ -41,7 +41,8 @@ function filtered(q: JobFilterQuery & { beforeId?: string }) {
       where.push(sql`exists (select 1 from job_metadata m2 where m2.key = ${pair.key} and m2.value = ${pair.value} and m2.vendor_id = m.vendor_id and m2.job_id = m.job_id)`);
     }
   }
-  if (q.vendorId !== undefined) where.push(sql`jobs.vendor_id = ${q.vendorId}`);
+  const byIndexAlone = where.length;
+  if (q.vendorId !== undefined && !first) where.push(sql`jobs.vendor_id = ${q.vendorId}`);
   if (q.states) where.push(q.states.length === 0 ? sql`1 = 0` : sql`jobs.state in (${sql.join(q.states)})`);
   if (q.notCancelRequested) where.push(sql`jobs.cancel_requested = 0`);
   if (q.type !== undefined) where.push(sql`jobs.type = ${q.type}`);
@@ -49,8 +50,10 @@ function filtered(q: JobFilterQuery & { beforeId?: string }) {
   if (q.createdAfter !== undefined) where.push(sql`jobs.created_at > ${q.createdAfter}`);
   if (q.createdBefore !== undefined) where.push(sql`jobs.created_at < ${q.createdBefore}`);
   if (q.beforeId !== undefined) where.push(sql`${id} < ${q.beforeId}`);
-  if (first) where.push(sql`jobs.id = m.job_id`);
-  const from = first ? sql`job_metadata m cross join jobs` : sql`jobs`;
+  // A count that only the index's columns decide reads the index alone (an index-only scan on both stores).
+  const joined = first !== undefined && (needsJobs || where.length > byIndexAlone);
+  if (joined) where.push(sql`jobs.id = m.job_id`);
+  const from = !first ? sql`jobs` : joined ? sql`job_metadata m cross join jobs` : sql`job_metadata m`;
   return { from, where: where.length > 0 ? sql`where ${sql.join(where, sql` and `)}` : sql``, id };
 }
 
@@ -63,7 +66,7 @@ export async function selectJobPage(tx: Tx, q: JobPageQuery): Promise<JobRow[]> 
 
 /** How many jobs match the filter. */
 export async function countJobs(tx: Tx, q: JobFilterQuery): Promise<number> {
-  const { from, where } = filtered(q);
+  const { from, where } = filtered(q, false);
   const { rows } = await sql<{ n: number | string }>`select count(*) as n from ${from} ${where}`.execute(tx);
   return Number(rows[0].n);
 }
