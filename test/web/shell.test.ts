@@ -149,7 +149,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the dashboard in Chromium', () => {
     await page.close();
   });
 
-  it('lets the admin create a vendor, shows its key once, and edit its weight', async () => {
+  it('lets the admin create a vendor (its key shown once), edit, suspend, issue and revoke keys, and limit a type', async () => {
     const page = await open();
     await signIn(page, ADMIN_KEY);
     await page.getByRole('link', { name: 'Vendors' }).click();
@@ -167,7 +167,30 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the dashboard in Chromium', () => {
     await expect.poll(() => page.getByRole('status').filter({ hasText: 'Saved.' }).count()).toBe(1);
     const vendor = (await api.call('GET', `/v1/vendors/${me.body.vendor.id}`, { key: ADMIN_KEY })).body;
     expect(vendor.weight).toBe(3);
+
+    // Another key, shown once; the first revoked: it stops working, the new one works.
+    await page.getByRole('button', { name: 'Issue key' }).click();
+    const second = page.getByLabel(`New API key for ${name}`);
+    await expect.poll(() => second.count()).toBe(1);
+    const secondKey = (await second.textContent())!;
+    expect((await api.call('GET', '/v1/vendors/me', { key: secondKey })).status).toBe(200);
+    await page.getByRole('button', { name: `Revoke key ${apiKey.slice(0, 12)}` }).click(); // keys are listed by their first 12 characters
+    await expect.poll(async () => (await api.call('GET', '/v1/vendors/me', { key: apiKey })).status).toBe(401);
+    expect((await api.call('GET', '/v1/vendors/me', { key: secondKey })).status).toBe(200);
+
+    // Suspended, and a global running cap and rate limit for a type.
+    await page.getByRole('checkbox', { name: 'Suspended' }).check();
+    await page.getByRole('textbox', { name: 'Requests rate' }).fill('500/1m');
+    await page.getByRole('button', { name: 'Save vendor' }).click();
+    await expect.poll(async () => (await api.call('GET', `/v1/vendors/${me.body.vendor.id}`, { key: ADMIN_KEY })).body)
+      .toMatchObject({ status: 'suspended', rateLimits: { requests: { limit: 500, windowMs: 60_000 } } });
+    await page.getByRole('spinbutton', { name: 'Global running cap for transform' }).fill('3');
+    await page.getByRole('textbox', { name: 'Global rate limit for transform' }).fill('100/1h');
+    await page.getByRole('button', { name: 'Save limits for transform' }).click();
+    await expect.poll(async () => (await api.call('GET', '/v1/job-types', { key: ADMIN_KEY })).body.types)
+      .toContainEqual({ type: 'transform', paused: false, maxRunning: 3, rateLimit: { limit: 100, windowMs: 3_600_000 } });
     await shoot(page, 'vendor-edit');
+    await api.call('PUT', '/v1/job-types/transform', { key: ADMIN_KEY, json: { maxRunning: null, rateLimit: null } });
 
     // Shown once: after leaving the page the key is nowhere on it.
     await page.getByRole('link', { name: 'Overview' }).click();
