@@ -1,0 +1,208 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { unzipSync } from 'fflate';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { build } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN_KEY, jpeg, startApi, waitForJob, type ApiHarness } from '../support/api.js';
+import { waitUntil } from '../support/processes.js';
+import { sqliteTarget, tempDir } from '../support/stores.js';
+import { syntheticScene } from '../support/synthetic.js';
+import { tinyU2netLike } from '../support/tiny-onnx.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SCREENSHOTS = path.resolve('test-output/screenshots');
+
+/** A loopback server that answers 404 to everything: URL inputs that fail for certain, on the first attempt. */
+async function missingImages() {
+  const server = http.createServer((_req, res) => res.writeHead(404, { 'content-type': 'text/plain' }).end('no such image'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: (name: string) => `http://127.0.0.1:${(server.address() as AddressInfo).port}/${name}.jpg`, close: () => server.close() };
+}
+
+/** The state word each upload row shows, as the page changes it (a MutationObserver, so no state is missed). */
+function recordUploadStates(tab: Page) {
+  return tab.evaluate(() => {
+    const g = globalThis as unknown as { seen: Record<string, string[]>; document: any; MutationObserver: any };
+    g.seen = {};
+    const look = () => {
+      for (const row of g.document.querySelectorAll('.upload-file')) {
+        const name = row.getAttribute('data-file');
+        const word = row.querySelector('.state')?.textContent ?? '';
+        const seen = (g.seen[name] ??= []);
+        if (seen.at(-1) !== word) seen.push(word);
+      }
+    };
+    new g.MutationObserver(look).observe(g.document.body, { subtree: true, childList: true, characterData: true });
+    look();
+  });
+}
+
+describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard pages in Chromium against a real server', () => {
+  let browser: Browser;
+  let api: ApiHarness;
+  let missing: Awaited<ReturnType<typeof missingImages>>;
+  let vendor: { id: string; key: string };
+  let other: { id: string; key: string };
+
+  const admin = (action: 'pause' | 'resume', type: string) =>
+    api.call('POST', `/v1/job-types/${type}/${action}`, { key: ADMIN_KEY }).then((res) => expect(res.status).toBe(200));
+  const submit = async (key: string, body: Record<string, unknown>) => {
+    const res = await api.call('POST', '/v1/jobs', { key, json: body });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    return res.body.id as string;
+  };
+  const outputOf = async (key: string, id: string) => {
+    const res = await api.call('GET', `/v1/jobs/${id}/output`, { key });
+    expect(res.status).toBe(200);
+    return res.raw;
+  };
+
+  /** A tab signed in with `key` on the page at `href` (any page asks for the key first, then shows itself). */
+  async function signedIn(key: string, href: string): Promise<Page> {
+    const tab = await browser.newPage({ acceptDownloads: true, viewport: { width: 1280, height: 860 } });
+    tab.on('pageerror', (error) => console.error('page error:', error));
+    await tab.goto(api.base + href);
+    await tab.getByLabel('API key').fill(key);
+    await tab.getByRole('button', { name: 'Sign in' }).click();
+    await tab.getByRole('navigation', { name: 'Main' }).waitFor();
+    return tab;
+  }
+  const jobRows = (tab: Page) => tab.getByRole('table', { name: 'Jobs' }).locator('tbody tr');
+  const screenshot = (tab: Page, name: string) => tab.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+
+  beforeAll(async () => {
+    // The pages as they are now, not as the last `npm install` built them.
+    await build({ root: path.resolve('web'), logLevel: 'error' });
+    fs.mkdirSync(SCREENSHOTS, { recursive: true });
+    missing = await missingImages();
+    const modelsDir = tempDir();
+    fs.writeFileSync(path.join(modelsDir, 'u2netp.onnx'), tinyU2netLike());
+    api = await startApi(sqliteTarget, { PIXQ_URL_ALLOWLIST: '127.0.0.1', PIXQ_MODELS_DIR: modelsDir, PIXQ_MODEL_DOWNLOAD: 'false' });
+    await api.startWorker();
+    vendor = await api.vendor('acme-photos');
+    other = await api.vendor('other-shop');
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await api?.close();
+    missing?.close();
+  });
+
+  it('uploads three photos with product-cutout-white, follows each live to succeeded, downloads one and a zip of all', async () => {
+    const photos = await Promise.all([0, 1, 2].map(async (i) => ({ name: `product-${i + 1}.jpg`, mimeType: 'image/jpeg', buffer: (await syntheticScene(i, 400, 300)).image })));
+    // Paused, the jobs wait as queued until the test lets them run: both words are on screen for certain.
+    await admin('pause', 'remove-background');
+    const tab = await signedIn(vendor.key, '/upload');
+    await tab.getByLabel('Operation').selectOption('product-cutout-white');
+    // The preset's options with the suite's tiny stand-in model on top (a custom option overrides the template's):
+    // a real model takes 30 s and more per photo on this shared machine.
+    await tab.getByLabel('Options (JSON)').fill('{"model": "u2netp"}');
+    await tab.getByLabel('Images').setInputFiles(photos);
+    await recordUploadStates(tab);
+    await tab.getByRole('button', { name: 'Process' }).click();
+    const row = (name: string) => tab.locator(`.upload-file[data-file="${name}"]`);
+    for (const { name } of photos) await row(name).locator('.state', { hasText: 'queued' }).waitFor();
+    await admin('resume', 'remove-background');
+    for (const { name } of photos) await row(name).getByRole('link', { name: 'Download' }).waitFor({ timeout: 60_000 });
+
+    const seen = await tab.evaluate(() => (globalThis as unknown as { seen: Record<string, string[]> }).seen);
+    for (const { name } of photos) expect(seen[name].filter((w) => ['queued', 'running', 'succeeded'].includes(w))).toEqual(['queued', 'running', 'succeeded']);
+
+    const ids = await Promise.all(photos.map(async ({ name }) => (await row(name).locator('.job-link').textContent())!));
+    const outputs = await Promise.all(ids.map((id) => outputOf(vendor.key, id)));
+    for (const id of ids) expect((await api.call('GET', `/v1/jobs/${id}`, { key: vendor.key })).body).toMatchObject({ type: 'remove-background', template: 'product-cutout-white' });
+    const [one] = await Promise.all([tab.waitForEvent('download'), row(photos[0].name).getByRole('link', { name: 'Download' }).click()]);
+    expect(one.suggestedFilename()).toBe('product-1.png');
+    expect(fs.readFileSync(await one.path())).toEqual(outputs[0]);
+
+    const [zip] = await Promise.all([tab.waitForEvent('download'), tab.getByRole('button', { name: 'Download all' }).click()]);
+    const entries = unzipSync(fs.readFileSync(await zip.path()));
+    expect(Object.keys(entries).sort()).toEqual(['product-1.png', 'product-2.png', 'product-3.png']);
+    photos.forEach(({ name }, i) => expect(Buffer.from(entries[name.replace('.jpg', '.png')])).toEqual(outputs[i]));
+
+    await screenshot(tab, 'upload');
+
+    await row(photos[0].name).locator('.job-link').click();
+    await tab.waitForURL(`${api.base}/jobs/${ids[0]}`);
+    const image = tab.locator('.checkerboard img').first();
+    await waitUntil(async () => (await image.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)) > 0, 20_000, 'the output image to load');
+    await expect(tab.locator('.job-summary .state').textContent()).resolves.toBe('succeeded');
+    await screenshot(tab, 'job-detail');
+    await tab.close();
+  }, 120_000);
+
+  it('filters jobs by a metadata value (a linkable URL) and shows only the matching ones, live', async () => {
+    const shown = [await submit(vendor.key, { type: 'noop', metadata: { recordId: '123' } }), await submit(vendor.key, { type: 'noop', metadata: { recordId: 123, shop: 'eu' } })];
+    await submit(vendor.key, { type: 'noop', metadata: { recordId: '456' } });
+    await submit(other.key, { type: 'noop', metadata: { recordId: '123' } });
+    const tab = await signedIn(vendor.key, '/jobs');
+    await tab.getByLabel('Metadata').fill('recordId=123');
+    await tab.getByRole('button', { name: 'Filter' }).click();
+    await tab.waitForURL((url) => url.searchParams.get('metadata') === 'recordId=123');
+    const rows = jobRows(tab);
+    await waitUntil(async () => (await rows.count()) === shown.length, 20_000, 'the filtered list');
+    expect((await rows.evaluateAll((trs) => trs.map((tr) => (tr as unknown as { dataset: { job: string } }).dataset.job))).sort()).toEqual([...shown].sort());
+
+    // A job submitted now that matches appears without a reload.
+    const late = await submit(vendor.key, { type: 'noop', metadata: { recordId: '123' } });
+    await tab.locator(`tr[data-job="${late}"]`).waitFor();
+    await screenshot(tab, 'jobs');
+    await tab.close();
+  });
+
+  it('retries every failed job matching a filter after showing how many match, and shows them queued again', async () => {
+    const failing = await Promise.all(['a', 'b'].map((n) => submit(vendor.key, { type: 'transform', input: { url: missing.url(n) }, maxAttempts: 1, metadata: { run: 'retry-test' } })));
+    const codes = [];
+    for (const id of failing) codes.push((await waitForJob(api, vendor.key, id, ['failed'])).error.code as string);
+    // The detail names the failed attempt's code and message.
+    const tab = await signedIn(vendor.key, `/jobs/${failing[0]}`);
+    await tab.getByRole('table', { name: 'Attempts' }).getByRole('cell', { name: codes[0] }).waitFor();
+    await screenshot(tab, 'job-detail-failed');
+    await tab.goto(`${api.base}/jobs?state=failed&metadata=run%3Dretry-test`);
+    await waitUntil(async () => (await jobRows(tab).count()) === 2, 20_000, 'the two failed jobs');
+    // Held as queued once retried: the words on screen cannot race the worker.
+    await admin('pause', 'transform');
+    try {
+      await tab.goto(`${api.base}/jobs?metadata=run%3Dretry-test`);
+      await tab.getByRole('button', { name: 'Retry all matching' }).click();
+      await tab.getByText('2 jobs match this filter').waitFor();
+      await tab.getByRole('button', { name: 'Confirm' }).click();
+      await tab.getByText('matched 2, changed 2').waitFor();
+      for (const id of failing) await tab.locator(`tr[data-job="${id}"] .state`, { hasText: 'queued' }).waitFor();
+      for (const id of failing) expect((await api.call('GET', `/v1/jobs/${id}`, { key: vendor.key })).body.state).toBe('queued');
+      await screenshot(tab, 'jobs-retried');
+    } finally {
+      await admin('resume', 'transform');
+    }
+    await tab.close();
+  });
+
+  it("never shows a vendor another vendor's jobs or images", async () => {
+    const form = new FormData();
+    form.append('type', 'transform');
+    form.append('options', JSON.stringify({ format: 'png' }));
+    form.append('image', new Blob([await jpeg(64, 48)], { type: 'image/jpeg' }), 'p.jpg');
+    const submitted = await api.call('POST', '/v1/jobs', { key: vendor.key, form });
+    expect(submitted.status).toBe(202);
+    const theirs = submitted.body.id as string;
+    await waitForJob(api, vendor.key, theirs, ['succeeded']);
+    await submit(other.key, { type: 'noop' });
+    const tab = await signedIn(other.key, '/jobs');
+    await jobRows(tab).first().waitFor();
+    const listed = await jobRows(tab).evaluateAll((trs) => trs.map((tr) => (tr as unknown as { dataset: { job: string } }).dataset.job));
+    const own = (await api.call('GET', '/v1/jobs', { key: other.key })).body.jobs.map((j: { id: string }) => j.id);
+    expect(listed.sort()).toEqual(own.sort());
+    expect(listed).not.toContain(theirs);
+    await tab.setViewportSize({ width: 375, height: 800 });
+    await screenshot(tab, 'jobs-375px');
+
+    await tab.goto(`${api.base}/jobs/${theirs}`);
+    await tab.getByRole('alert').filter({ hasText: /not found/i }).waitFor();
+    expect(await tab.locator('img').count()).toBe(0);
+    await tab.close();
+  });
+});
