@@ -3,6 +3,7 @@ import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_KEY, jpeg, startApi, waitForJob, type ApiHarness } from '../support/api.js';
+import { buildDashboard } from '../support/dashboard.js';
 import { sqliteTarget } from '../support/stores.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -20,6 +21,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the dashboard in Chromium', () => {
   const problems: string[] = [];
 
   beforeAll(async () => {
+    await buildDashboard();
     fs.mkdirSync(SCREENSHOTS, { recursive: true });
     api = await startApi(sqliteTarget);
     await api.startWorker();
