@@ -80,10 +80,12 @@ export const RemoveBackgroundOptions = Type.Object(
 export type RemoveBackgroundOptions = Static<typeof RemoveBackgroundOptions>;
 
 export interface RemoveBackgroundProcessor extends Processor<typeof RemoveBackgroundOptions> {
-  /** Closes the loaded model sessions (their worker threads); for shutdown and tests. */
+  /** Closes the loaded model sessions (their child processes); for shutdown and tests. */
   close(): Promise<void>;
   /** Models whose sessions are loaded or loading now (released after PIXQ_MODEL_IDLE_MS unused). */
   readonly loadedModels: string[];
+  /** Process ids of the loaded sessions' child processes, which exit when their session is released. */
+  modelPids(): Promise<number[]>;
   /** The pool of PIXQ_REMBG_URLS; undefined when none is configured. */
   readonly rembg: RembgBackend | undefined;
 }
@@ -115,6 +117,7 @@ export function createRemoveBackground(config: Config): RemoveBackgroundProcesso
     get loadedModels() {
       return sessions.loaded;
     },
+    modelPids: () => sessions.pids(),
     rembg,
   };
 }

@@ -2,7 +2,8 @@ import { OnnxHost, type OnnxHostOptions } from './onnx-worker.js';
 
 /**
  * Lazily opened ONNX sessions, one per model, shared by all jobs of a process and closed after `idleMs`
- * without use (a 1024 px model holds several hundred MB).
+ * without use: each lives in a child process, which exits then and hands back all its memory (a 1024 px
+ * model's process peaks near 1 GB).
  */
 export interface SessionCacheOptions extends OnnxHostOptions {
   idleMs: number;
@@ -69,6 +70,12 @@ export class SessionCache {
     return [...this.entries.keys()];
   }
 
+  /** Process ids of the loaded sessions' child processes. */
+  async pids(): Promise<number[]> {
+    const hosts = await Promise.all([...this.entries.values()].map((e) => e.host.catch(() => undefined)));
+    return hosts.flatMap((host) => (host?.pid === undefined ? [] : [host.pid]));
+  }
+
   async closeAll(): Promise<void> {
     const entries = [...this.entries.values()];
     this.entries.clear();
@@ -89,11 +96,9 @@ export class SessionCache {
 
   private async release(key: string, entry: Entry): Promise<void> {
     if (this.entries.get(key) !== entry || entry.users > 0) return;
-    const host = await entry.host.catch(() => undefined);
-    // An abandoned run (its job was aborted) still occupies the worker; closing now would kill it mid-run.
-    if (host && host.busy > 0 && host.alive) return this.scheduleRelease(key, entry);
-    if (this.entries.get(key) !== entry || entry.users > 0) return;
+    // With no users left, a run still in the child is one whose job was aborted: it dies with the process.
     this.entries.delete(key);
+    const host = await entry.host.catch(() => undefined);
     await host?.close();
   }
 }
