@@ -150,7 +150,8 @@ export class OnnxHost {
   private readonly child: ChildProcess;
   private readonly pipe: Socket;
   private readonly reader: ByteReader;
-  private readonly exited: Promise<void>;
+  /** Settles when the child process has exited, whether closed or crashed. */
+  readonly exited: Promise<void>;
   private readonly queue: Job[] = [];
   private current: Job | undefined;
   private nextId = 1;

@@ -39,9 +39,11 @@ export class SessionCache {
       entry = { host: locate().then((file) => this.open(file)), users: 0 };
       this.entries.set(key, entry);
       const created = entry;
-      created.host.catch(() => {
+      const forget = () => {
         if (this.entries.get(key) === created) this.entries.delete(key);
-      });
+      };
+      // A process that dies while idle is forgotten too, so that the next job loads the model afresh.
+      created.host.then((host) => host.exited.then(forget), forget);
     }
     clearTimeout(entry.timer);
     entry.users++;
@@ -50,7 +52,7 @@ export class SessionCache {
       host = await entry.host;
       return { value: await work(host), cold };
     } finally {
-      // A crashed worker is dropped so that the next job loads the model afresh.
+      // A crashed process is dropped at once, so that the next job loads the model afresh.
       if (host && !host.alive && this.entries.get(key) === entry) this.entries.delete(key);
       entry.users--;
       if (entry.users === 0) this.scheduleRelease(key, entry);
