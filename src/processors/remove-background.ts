@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { Type, type Static, type TLiteral, type TUnion } from '@sinclair/typebox';
 import sharp, { type Sharp } from 'sharp';
 import type { Config, RemoveBackgroundBackend } from '../config.js';
@@ -90,6 +91,13 @@ export interface RemoveBackgroundProcessor extends Processor<typeof RemoveBackgr
   readonly rembg: RembgBackend | undefined;
 }
 
+/**
+ * Two jobs per process: one model session runs one inference at a time on all cores (PIXQ_ONNX_THREADS), and the
+ * second job's decode, resize, mask clean-up and encoding overlap it instead of following it (measured in
+ * docs/benchmarks.md). More slots would only queue for the session; a second session would double the memory.
+ */
+const DEFAULT_SLOTS = Math.min(2, os.availableParallelism());
+
 // Alpha at or above this counts as subject when cropping: it includes the soft edge, not the haze.
 const CROP_THRESHOLD = 16;
 
@@ -106,6 +114,7 @@ export function createRemoveBackground(config: Config): RemoveBackgroundProcesso
     type: 'remove-background',
     optionsSchema: optionsWithDefaultBackend(config.removeBackgroundBackend),
     needsInput: true,
+    concurrency: DEFAULT_SLOTS,
     validate: (options) => validate(options, rembg),
     run: (ctx) =>
       ctx.options.backend === 'rembg'
