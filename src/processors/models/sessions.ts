@@ -9,6 +9,8 @@ export interface SessionCacheOptions extends OnnxHostOptions {
   idleMs: number;
   /** Turns a model file onnxruntime refuses into the error jobs should see. */
   loadFailed?: (file: string, err: Error) => Error;
+  /** Called once an idle session's process has exited. */
+  released?: () => void;
 }
 
 interface Entry {
@@ -102,5 +104,6 @@ export class SessionCache {
     this.entries.delete(key);
     const host = await entry.host.catch(() => undefined);
     await host?.close();
+    this.opts.released?.();
   }
 }
