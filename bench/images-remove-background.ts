@@ -185,17 +185,17 @@ async function runPixq(dir: string, model: ModelName): Promise<SideResult> {
     });
     return output!;
   });
-  await untilModelProcessGone(process.pid);
+  await untilExited(await processor.modelPids());
   const releasedRssMb = readRssMb(process.pid);
   await processor.close();
   return { ...result, idleRssMb, releasedRssMb };
 }
 
-/** Waits until `pid` has no child processes left (the model's has exited after its idle time). */
-async function untilModelProcessGone(pid: number, timeoutMs = 120_000): Promise<void> {
+/** Waits until none of `pids` is running (a model's process exits after its idle time). */
+async function untilExited(pids: number[], timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (treePids(pid).length > 1) {
-    if (Date.now() > deadline) throw new Error(`the model process of ${pid} did not exit within ${timeoutMs} ms`);
+  while (pids.some((pid) => treePids(pid).length > 0)) {
+    if (Date.now() > deadline) throw new Error(`processes ${pids.join(', ')} did not exit within ${timeoutMs} ms`);
     await sleep(100);
   }
 }
@@ -304,7 +304,8 @@ async function runEndToEnd(dir: string, count: number): Promise<EndToEnd> {
     const batch = await client.waitBatch(batchId, { timeoutMs: 60 * 60_000 });
     const seconds = (performance.now() - started) / 1000;
     if (batch.counts.succeeded !== count) throw new Error(`batch ended with ${JSON.stringify(batch.counts)}`);
-    await untilModelProcessGone(pid, IDLE_MS + 120_000);
+    // The server's children are its model processes (it runs compiled, without a loader's helper process).
+    await untilExited(treePids(pid).slice(1), IDLE_MS + 120_000);
     const releaseSeconds = (performance.now() - started) / 1000 - seconds;
     const peakRssMb = peak.stop();
     await sleep(1000);
