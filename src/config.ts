@@ -312,7 +312,7 @@ export function parseCompat(name: string, raw: string): CompatApi[] {
   return [...new Set(names)] as CompatApi[];
 }
 
-const DEFAULT_CONCURRENCY = 'noop=4,transform=2,face-crop=2,remove-background=1,pipeline=1';
+const DEFAULT_CONCURRENCY = 'noop=4,transform=2,face-crop=2,pipeline=1';
 
 function vendorName(env: Env, name: string): string | undefined {
   const raw = read(env, name);

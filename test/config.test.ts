@@ -7,7 +7,8 @@ describe('configuration', () => {
     expect(config).toMatchObject({ port: 8080, leaseMs: 30_000, defaultMaxAttempts: 3, enableNoop: false, maxPixels: 40_000_000 });
     expect(config.rateLimits.image).toEqual({ limit: 50, windowMs: 15 * 60_000 });
     expect(config.rateLimits.removeBackground).toEqual({ limit: 30, windowMs: 3_600_000 });
-    expect(config.workerConcurrency['remove-background']).toBe(1);
+    // remove-background declares its own slots (by the core count); the configuration leaves them to it.
+    expect(config.workerConcurrency['remove-background']).toBeUndefined();
     expect(config.anthropic).toEqual({ apiKey: undefined, baseUrl: undefined, model: 'claude-sonnet-4-5' });
     expect(config).toMatchObject({ maxStreamsPerVendor: 20, requestTimeoutMs: 300_000, bodyIdleTimeoutMs: 30_000 });
   });

@@ -16,7 +16,7 @@ const IDLE_MS = 5_000;
  * (`node bin/pixq.js`), built first so it matches the source.
  */
 export async function idleRss(databaseUrl?: string): Promise<number> {
-  execFileSync(process.execPath, [path.join(REPO, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: REPO });
+  buildCli();
   const child = spawnCli(databaseUrl);
   const ready = await untilRunning(child);
   if (!ready.ok) throw new Error(`\`pixq start\` did not come up (${ready.reason})`);
@@ -26,7 +26,13 @@ export async function idleRss(databaseUrl?: string): Promise<number> {
   return mb;
 }
 
-function spawnCli(databaseUrl?: string): ChildProcess {
+/** Compiles the server to dist/, so that `node bin/pixq.js` runs the current source. */
+export function buildCli(): void {
+  execFileSync(process.execPath, [path.join(REPO, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: REPO });
+}
+
+/** `node bin/pixq.js start` on an empty data dir (SQLite unless `databaseUrl`), `overrides` added to its env. */
+export function spawnCli(databaseUrl?: string, overrides: NodeJS.ProcessEnv = {}): ChildProcess {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     PIXQ_DATA_DIR: tempDir('pixq-rss-'),
@@ -36,6 +42,7 @@ function spawnCli(databaseUrl?: string): ChildProcess {
     PIXQ_LOG_LEVEL: 'info',
     // A benchmark must not fetch models from the network.
     PIXQ_MODEL_DOWNLOAD: '0',
+    ...overrides,
   };
   delete env.DATABASE_URL;
   if (databaseUrl) env.DATABASE_URL = databaseUrl;
@@ -46,10 +53,10 @@ function spawnCli(databaseUrl?: string): ChildProcess {
 }
 
 /** Resolves once the process logs "pixq running", or with the reason it did not. */
-function untilRunning(child: ChildProcess): Promise<{ ok: true } | { ok: false; reason: string }> {
+export function untilRunning(child: ChildProcess, timeoutMs = READY_TIMEOUT_MS): Promise<{ ok: true } | { ok: false; reason: string }> {
   return new Promise((resolve) => {
     let stderr = '';
-    const timer = setTimeout(() => resolve({ ok: false, reason: 'timed out' }), READY_TIMEOUT_MS);
+    const timer = setTimeout(() => resolve({ ok: false, reason: 'timed out' }), timeoutMs);
     child.stdout!.on('data', (chunk: Buffer) => {
       if (chunk.toString().includes('"pixq running"')) {
         clearTimeout(timer);
@@ -69,6 +76,56 @@ export function readRssMb(pid: number): number {
   const kb = Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1]);
   if (!Number.isFinite(kb)) throw new Error(`no VmRSS for pid ${pid}`);
   return kb / 1024;
+}
+
+/** The processes of the tree under `pid`, itself included. */
+export function treePids(pid: number): number[] {
+  try {
+    const tasks = fs.readdirSync(`/proc/${pid}/task`);
+    const children = tasks.flatMap((task) => fs.readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(' ').filter(Boolean));
+    return [pid, ...children.flatMap((child) => treePids(Number(child)))];
+  } catch {
+    return [];
+  }
+}
+
+/** Resident memory of `pid` and all its descendants, in MB; 0 once it has exited. */
+export function treeRssMb(pid: number): number {
+  let total = 0;
+  for (const member of treePids(pid)) {
+    try {
+      total += readRssMb(member);
+    } catch {
+      // exited since it was listed
+    }
+  }
+  return total;
+}
+
+/** User plus system CPU milliseconds used so far by `pid` and its live descendants (Linux clock ticks of 10 ms). */
+export function treeCpuMs(pid: number): number {
+  let total = 0;
+  for (const member of treePids(pid)) {
+    try {
+      const fields = fs.readFileSync(`/proc/${member}/stat`, 'utf8').split(') ')[1].split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) * 10;
+    } catch {
+      // exited since it was listed
+    }
+  }
+  return total;
+}
+
+/** Samples the tree's RSS every `everyMs` until stopped; `stop()` answers the highest sum seen, in MB. */
+export function watchTreePeak(pid: number, everyMs = 50): { stop: () => number } {
+  let peak = treeRssMb(pid);
+  const timer = setInterval(() => (peak = Math.max(peak, treeRssMb(pid))), everyMs);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return Math.max(peak, treeRssMb(pid));
+    },
+  };
 }
 
 /** SIGTERM (pixq drains and exits 0), SIGKILL if it has not exited within 10 s. Safe to call twice. */

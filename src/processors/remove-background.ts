@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { Type, type Static, type TLiteral, type TUnion } from '@sinclair/typebox';
 import sharp, { type Sharp } from 'sharp';
 import type { Config, RemoveBackgroundBackend } from '../config.js';
@@ -80,13 +81,22 @@ export const RemoveBackgroundOptions = Type.Object(
 export type RemoveBackgroundOptions = Static<typeof RemoveBackgroundOptions>;
 
 export interface RemoveBackgroundProcessor extends Processor<typeof RemoveBackgroundOptions> {
-  /** Closes the loaded model sessions (their worker threads); for shutdown and tests. */
+  /** Closes the loaded model sessions (their child processes); for shutdown and tests. */
   close(): Promise<void>;
   /** Models whose sessions are loaded or loading now (released after PIXQ_MODEL_IDLE_MS unused). */
   readonly loadedModels: string[];
+  /** Process ids of the loaded sessions' child processes, which exit when their session is released. */
+  modelPids(): Promise<number[]>;
   /** The pool of PIXQ_REMBG_URLS; undefined when none is configured. */
   readonly rembg: RembgBackend | undefined;
 }
+
+/**
+ * Two jobs per process: one model session runs one inference at a time on all cores (PIXQ_ONNX_THREADS), and the
+ * second job's decode, resize, mask clean-up and encoding overlap it instead of following it (measured in
+ * docs/benchmarks.md). More slots would only queue for the session; a second session would double the memory.
+ */
+const DEFAULT_SLOTS = Math.min(2, os.availableParallelism());
 
 // Alpha at or above this counts as subject when cropping: it includes the soft edge, not the haze.
 const CROP_THRESHOLD = 16;
@@ -98,12 +108,14 @@ export function createRemoveBackground(config: Config): RemoveBackgroundProcesso
     idleMs: config.modelIdleMs,
     loadFailed: (file, err) =>
       modelUnavailable(`cannot load the model file ${file} (${err.message}); replace or delete it`, { path: file }, err),
+    released: dropImageCache,
   });
   const rembg = config.rembgServers.length > 0 ? new RembgBackend(config) : undefined;
   return {
     type: 'remove-background',
     optionsSchema: optionsWithDefaultBackend(config.removeBackgroundBackend),
     needsInput: true,
+    concurrency: DEFAULT_SLOTS,
     validate: (options) => validate(options, rembg),
     run: (ctx) =>
       ctx.options.backend === 'rembg'
@@ -115,6 +127,7 @@ export function createRemoveBackground(config: Config): RemoveBackgroundProcesso
     get loadedModels() {
       return sessions.loaded;
     },
+    modelPids: () => sessions.pids(),
     rembg,
   };
 }
@@ -197,6 +210,15 @@ async function removeBackground(ctx: Context, config: Config, sessions: SessionC
       ...(box ? { crop: box } : {}),
     },
   };
+}
+
+/**
+ * Empties libvips's operation cache (up to 50 MB of recent pixel buffers, 1 MP images here) and restores its
+ * default limits: once the model has gone idle, the memory goes back too (measured: 64 MB above idle without).
+ */
+function dropImageCache(): void {
+  sharp.cache(false);
+  sharp.cache(true);
 }
 
 /** The subject's box by the mask, and the box to crop to when the options ask for it. */

@@ -321,9 +321,21 @@ describe('remove-background with rembg model files', () => {
 
       const second = await runJob(proc, input, { model: 'u2netp' });
       expect(second.result.result).toMatchObject({ cold: false });
+      // The session's memory goes back to the system with its process, which exits once the model is idle.
+      const [pid] = await proc.modelPids();
+      expect(processExists(pid)).toBe(true);
       await waitUntil(() => !proc.loadedModels.includes('u2netp'), 20_000, 'the idle model to be released');
+      await waitUntil(() => !processExists(pid), 20_000, 'the idle model process to exit');
       const third = await runJob(proc, input, { model: 'u2netp' });
       expect(third.result.result).toMatchObject({ cold: true });
+
+      // A model process killed while idle is replaced by the next job's.
+      const [next] = await proc.modelPids();
+      expect(next).not.toBe(pid);
+      process.kill(next, 'SIGKILL');
+      await waitUntil(() => !proc.loadedModels.includes('u2netp'), 20_000, 'the dead model process to be forgotten');
+      const fourth = await runJob(proc, input, { model: 'u2netp' });
+      expect(fourth.result.result).toMatchObject({ cold: true });
     } finally {
       await proc.close();
     }
@@ -368,7 +380,16 @@ describe('imgly model files', () => {
   });
 });
 
-describe('OnnxHost (model in a worker thread)', () => {
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('OnnxHost (model in a child process)', () => {
   const n = 768;
   const input = () => ({ x: { data: new Float32Array(n * n).fill(2), dims: [n, n] } });
   let host: OnnxHost;
@@ -406,6 +427,29 @@ describe('OnnxHost (model in a worker thread)', () => {
     const next = await host.run(input(), 'y');
     expect(next.dims).toEqual([n, n]);
     expect(host.busy).toBe(0);
+  });
+
+  it('fails a run with a retryable model_crashed when its process dies, and refuses further runs', async () => {
+    const doomed = await OnnxHost.open(path.join(tempRoot, 'slow.onnx'), { provider: 'cpu', threads: 1 });
+    const running = doomed.run(input(), 'y', undefined, () => process.kill(doomed.pid!, 'SIGKILL'));
+    const queued = doomed.run(input(), 'y');
+    const err = await failureOf(running);
+    expect(err).toBeInstanceOf(PixqError);
+    expect(err).toMatchObject({ code: 'model_crashed', retryable: true });
+    await expect(queued).rejects.toMatchObject({ code: 'model_crashed' });
+    expect(doomed.alive).toBe(false);
+    await expect(doomed.run(input(), 'y')).rejects.toMatchObject({ code: 'model_crashed' });
+    await doomed.close();
+  });
+
+  it('ends its process on close, even mid-run', async () => {
+    const closing = await OnnxHost.open(path.join(tempRoot, 'slow.onnx'), { provider: 'cpu', threads: 1 });
+    const pid = closing.pid!;
+    let closed: Promise<void> | undefined;
+    const running = closing.run(input(), 'y', undefined, () => (closed = closing.close()));
+    await expect(running).rejects.toThrow('onnx session closed');
+    await closed;
+    expect(processExists(pid)).toBe(false);
   });
 });
 

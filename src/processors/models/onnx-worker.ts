@@ -1,11 +1,18 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
+import type { Socket } from 'node:net';
+import { PixqError } from '../../errors.js';
 
 /**
- * One ONNX session living in its own worker thread. onnxruntime-node's `run` (and model loading) block the calling
- * thread for the whole inference, seconds for a 1024 px model; on the main thread that would stall leases, HTTP
- * and abort handling. In a worker, the main thread stays free and can give up on a run the moment a job is aborted
- * (onnxruntime cannot interrupt a run; the abandoned result is dropped when it arrives).
+ * One ONNX session living in its own child process. onnxruntime-node's `run` (and model loading) block the calling
+ * thread for the whole inference, about a second for a 1024 px model; on the main thread that would stall leases,
+ * HTTP and abort handling. In a child process the main thread stays free and gives up on a run the moment a job is
+ * aborted (onnxruntime cannot interrupt a run; the abandoned result is dropped when it arrives). A process rather
+ * than a worker thread because only a process hands its memory back: glibc keeps the heap onnxruntime grew (about
+ * 1 GB after a 1024 px ISNet) when a thread's session is released, while a process that exits returns all of it.
+ *
+ * Control messages travel over the IPC channel; tensor bytes over a separate raw pipe (fd 3), since Node's IPC
+ * serialises a 12 MB tensor in hundreds of milliseconds and a pipe copies it in a few.
  */
 export interface TensorData {
   data: Float32Array;
@@ -23,46 +30,102 @@ interface ReadyMessage {
   outputNames: string[];
 }
 
-type WorkerMessage =
+type ChildMessage =
   | ReadyMessage
   | { type: 'failed'; message: string }
   | { type: 'started'; id: number }
-  | { type: 'result'; id: number; data: Float32Array; dims: number[] }
+  /** The output's `bytes` follow on the data pipe. */
+  | { type: 'result'; id: number; dims: number[]; bytes: number }
   | { type: 'error'; id: number; message: string };
 
-// Plain JavaScript evaluated in the worker: a .ts worker file would not load under tsx or vitest on Node 20,
-// whose loader hooks do not reach worker threads, and the compiled build has no separate .js asset to point at.
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const ort = require(workerData.ortPath);
+// Plain JavaScript run with `node -e`: a .ts entry would not load without tsx's loader, and the compiled build has
+// no separate .js asset to point at. The process exits when the parent goes away (its IPC channel closes).
+const CHILD_SOURCE = `
+const net = require('node:net');
+const { ortPath, modelPath, sessionOptions } = JSON.parse(process.argv[1]);
+const ort = require(ortPath);
+const pipe = new net.Socket({ fd: 3, readable: true, writable: true });
+const bytes = new ByteReader(pipe);
 let session;
 const message = (err) => String((err && err.message) || err);
-ort.InferenceSession.create(workerData.modelPath, workerData.sessionOptions).then(
+process.on('disconnect', () => process.exit(0));
+ort.InferenceSession.create(modelPath, sessionOptions).then(
   (s) => {
     session = s;
-    parentPort.postMessage({ type: 'ready', inputNames: s.inputNames, outputNames: s.outputNames });
+    process.send({ type: 'ready', inputNames: s.inputNames, outputNames: s.outputNames });
   },
-  (err) => parentPort.postMessage({ type: 'failed', message: message(err) }),
+  (err) => process.send({ type: 'failed', message: message(err) }, () => process.exit(1)),
 );
-parentPort.on('message', async (msg) => {
-  if (msg.type === 'close') {
-    if (session) await session.release();
-    parentPort.close();
-    return;
-  }
+process.on('message', async (msg) => {
+  let total = 0;
+  for (const f of msg.feeds) total += f.bytes;
+  const data = await bytes.read(total);
   try {
     const feeds = {};
-    for (const [name, t] of Object.entries(msg.feeds)) feeds[name] = new ort.Tensor('float32', t.data, t.dims);
-    parentPort.postMessage({ type: 'started', id: msg.id });
+    let offset = 0;
+    for (const f of msg.feeds) {
+      feeds[f.name] = new ort.Tensor('float32', new Float32Array(data.buffer, offset, f.bytes / 4), f.dims);
+      offset += f.bytes;
+    }
+    process.send({ type: 'started', id: msg.id });
     const output = (await session.run(feeds, [msg.fetch]))[msg.fetch];
     if (output.type !== 'float32') throw new Error('output ' + msg.fetch + ' is ' + output.type + ', expected float32');
-    const data = new Float32Array(output.data);
-    parentPort.postMessage({ type: 'result', id: msg.id, data, dims: output.dims }, [data.buffer]);
+    const out = output.data;
+    pipe.write(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
+    process.send({ type: 'result', id: msg.id, dims: output.dims, bytes: out.byteLength });
   } catch (err) {
-    parentPort.postMessage({ type: 'error', id: msg.id, message: message(err) });
+    process.send({ type: 'error', id: msg.id, message: message(err) });
   }
 });
 `;
+
+/**
+ * Reads exact byte counts off a stream, one request at a time, into a fresh unpooled buffer (offset 0, so a
+ * Float32Array can view it). Its source is also evaluated in the child (`${ByteReader}` below).
+ */
+class ByteReader {
+  private chunks: Buffer[] = [];
+  private have = 0;
+  private pending: { n: number; resolve: (b: Buffer) => void } | undefined;
+
+  constructor(stream: NodeJS.ReadableStream) {
+    stream.on('data', (chunk: Buffer) => {
+      this.chunks.push(chunk);
+      this.have += chunk.length;
+      this.deliver();
+    });
+  }
+
+  read(n: number): Promise<Buffer> {
+    return new Promise((resolve) => {
+      this.pending = { n, resolve };
+      this.deliver();
+    });
+  }
+
+  deliver(): void {
+    const pending = this.pending;
+    if (!pending || this.have < pending.n) return;
+    this.pending = undefined;
+    const out = Buffer.allocUnsafeSlow(pending.n);
+    let offset = 0;
+    while (offset < pending.n) {
+      const chunk = this.chunks[0];
+      const take = Math.min(chunk.length, pending.n - offset);
+      chunk.copy(out, offset, 0, take);
+      offset += take;
+      if (take === chunk.length) this.chunks.shift();
+      else this.chunks[0] = chunk.subarray(take);
+    }
+    this.have -= pending.n;
+    pending.resolve(out);
+  }
+}
+
+/** The model's process died under a run: the job may succeed on a retry, with a fresh process. */
+function modelCrashed(message: string): PixqError {
+  return new PixqError('model_crashed', message, { retryable: true, status: 503 });
+}
 
 interface Job {
   id: number;
@@ -70,7 +133,7 @@ interface Job {
   fetch: string;
   /** Set once the caller has its answer (result, error or abort); a late result is then dropped. */
   settled: boolean;
-  /** Called when the worker begins executing this run (it has left the queue and cannot be taken back). */
+  /** Called when the child begins executing this run (it has left the queue and cannot be taken back). */
   onStart?: () => void;
   resolve: (t: TensorData) => void;
   reject: (err: unknown) => void;
@@ -78,54 +141,71 @@ interface Job {
 }
 
 /**
- * Runs are handed to the worker one at a time and queue here, not in the worker's message port: a job aborted
- * while waiting is simply taken out of the queue and never starts.
+ * Runs are handed to the child one at a time and queue here: a job aborted while waiting is simply taken out of
+ * the queue and never starts.
  */
 export class OnnxHost {
   readonly inputNames: string[];
   readonly outputNames: string[];
-  private readonly worker: Worker;
+  private readonly child: ChildProcess;
+  private readonly pipe: Socket;
+  private readonly reader: ByteReader;
+  /** Settles when the child process has exited, whether closed or crashed. */
+  readonly exited: Promise<void>;
   private readonly queue: Job[] = [];
   private current: Job | undefined;
   private nextId = 1;
   private dead: Error | undefined;
 
-  private constructor(worker: Worker, ready: ReadyMessage) {
-    this.worker = worker;
+  private constructor(child: ChildProcess, ready: ReadyMessage, exited: Promise<void>) {
+    this.child = child;
+    this.pipe = child.stdio[3] as Socket;
+    this.reader = new ByteReader(this.pipe);
+    this.exited = exited;
     this.inputNames = ready.inputNames;
     this.outputNames = ready.outputNames;
-    worker.on('message', (msg: WorkerMessage) => this.settle(msg));
-    worker.on('error', (err) => this.fail(err));
-    worker.on('exit', (code) => this.fail(new Error(`onnx worker exited with code ${code}`)));
-    worker.unref();
+    child.on('message', (msg: ChildMessage) => void this.settle(msg));
+    child.on('exit', (code, signal) => this.fail(modelCrashed(`the model process exited (${signal ?? `code ${code}`})`)));
+    // Writing to a process that just died fails here; its exit event says what happened.
+    const lost = (err: Error) => this.fail(modelCrashed(`lost the model process: ${err.message}`));
+    child.on('error', lost);
+    this.pipe.on('error', lost);
+    this.unref();
   }
 
-  /** Loads the model in a new worker; rejects with onnxruntime's message if the file is not a usable model. */
+  /** Loads the model in a new process; rejects with onnxruntime's message if the file is not a usable model. */
   static open(modelPath: string, opts: OnnxHostOptions): Promise<OnnxHost> {
-    const worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: {
-        ortPath: createRequire(import.meta.url).resolve('onnxruntime-node'),
-        modelPath,
-        sessionOptions: sessionOptions(opts),
-      },
+    const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
+    // Under tsx and vitest, esbuild's keepNames puts `__name(...)` calls into the class's source.
+    const source = `const __name = (target) => target;\n${ByteReader.toString()}\n${CHILD_SOURCE}`;
+    const setup = JSON.stringify({ ortPath, modelPath, sessionOptions: sessionOptions(opts) });
+    const child = spawn(process.execPath, ['-e', source, setup], {
+      stdio: ['ignore', 'inherit', 'inherit', 'pipe', 'ipc'],
+      env: childEnv(),
     });
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);
-      const onExit = (code: number) => reject(new Error(`onnx worker exited with code ${code} while loading ${modelPath}`));
-      worker.once('error', onError);
-      worker.once('exit', onExit);
-      worker.once('message', (msg: WorkerMessage) => {
-        worker.off('error', onError);
-        worker.off('exit', onExit);
-        if (msg.type === 'ready') return resolve(new OnnxHost(worker, msg));
-        void worker.terminate();
-        reject(new Error(msg.type === 'failed' ? msg.message : `unexpected ${msg.type} from onnx worker`));
+      const onExit = (code: number | null, signal: string | null) =>
+        reject(new Error(`the model process exited (${signal ?? `code ${code}`}) while loading ${modelPath}`));
+      child.once('error', onError);
+      child.once('exit', onExit);
+      child.once('message', (msg: ChildMessage) => {
+        child.off('error', onError);
+        child.off('exit', onExit);
+        if (msg.type === 'ready') return resolve(new OnnxHost(child, msg, exited));
+        child.kill('SIGKILL');
+        reject(new Error(msg.type === 'failed' ? msg.message : `unexpected ${msg.type} from the model process`));
       });
     });
   }
 
-  /** Runs queued or executing, including one whose caller has given up but that the worker is still finishing. */
+  /** The child's process id (it exits when the session is closed, e.g. after the idle time). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** Runs queued or executing, including one whose caller has given up but that the child is still finishing. */
   get busy(): number {
     return this.queue.length + (this.current ? 1 : 0);
   }
@@ -135,9 +215,9 @@ export class OnnxHost {
   }
 
   /**
-   * Runs the model on `feeds` (whose buffers are handed over to the worker) and returns output `fetch`.
+   * Runs the model on `feeds` (whose bytes are copied to the child) and returns output `fetch`.
    * On abort, rejects at once with the signal's reason: a queued run never starts; a running one finishes in the
-   * worker (onnxruntime cannot interrupt it) and its result is dropped. `onStart` is told when the worker begins
+   * child (onnxruntime cannot interrupt it) and its result is dropped. `onStart` is told when the child begins
    * executing the run.
    */
   run(
@@ -166,38 +246,38 @@ export class OnnxHost {
     });
   }
 
+  /** Ends the child at once (a run in progress is of no use to anyone once the session is closed). */
   async close(): Promise<void> {
-    if (this.dead) return;
-    this.fail(new Error('onnx session closed'));
-    const exited = new Promise((resolve) => this.worker.once('exit', resolve));
-    this.worker.postMessage({ type: 'close' });
-    // A run in progress cannot be interrupted; do not wait for it longer than a few seconds.
-    const timer = setTimeout(() => void this.worker.terminate(), 5000);
-    await exited;
-    clearTimeout(timer);
+    if (!this.dead) this.fail(new Error('onnx session closed'));
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    await this.exited;
   }
 
   private pump(): void {
     if (this.current || this.dead) return;
     const job = this.queue.shift();
-    if (!job) {
-      this.worker.unref();
-      return;
-    }
+    if (!job) return this.unref();
     this.current = job;
-    // Keep the process alive while a run is out: a caller awaiting it is not enough on its own.
-    this.worker.ref();
-    const transfer = Object.values(job.feeds).map((t) => t.data.buffer as ArrayBuffer);
-    this.worker.postMessage({ type: 'run', id: job.id, feeds: job.feeds, fetch: job.fetch }, transfer);
+    // Keep the parent alive while a run is out: a caller awaiting it is not enough on its own.
+    this.ref();
+    const feeds = Object.entries(job.feeds).map(([name, t]) => ({ name, dims: t.dims, bytes: t.data.byteLength }));
+    this.child.send({ type: 'run', id: job.id, feeds, fetch: job.fetch });
+    for (const t of Object.values(job.feeds)) this.pipe.write(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
   }
 
-  private settle(msg: WorkerMessage): void {
+  private async settle(msg: ChildMessage): Promise<void> {
     if (msg.type !== 'result' && msg.type !== 'error' && msg.type !== 'started') return;
     const job = this.current;
     if (!job || job.id !== msg.id) return;
     if (msg.type === 'started') return void (job.settled || job.onStart?.());
+    // The output's bytes are read off the pipe even for an abandoned run, so that the next run's start there.
+    const data = msg.type === 'result' ? await this.reader.read(msg.bytes) : undefined;
+    if (this.current !== job) return;
     this.current = undefined;
-    const outcome = msg.type === 'result' ? { data: msg.data, dims: msg.dims } : new Error(`inference failed: ${msg.message}`);
+    const outcome =
+      msg.type === 'result'
+        ? { data: new Float32Array(data!.buffer, 0, msg.bytes / 4), dims: msg.dims }
+        : new Error(`inference failed: ${msg.message}`);
     this.finish(job, outcome);
     this.pump();
   }
@@ -217,6 +297,30 @@ export class OnnxHost {
     this.current = undefined;
     for (const job of jobs) this.finish(job, err);
   }
+
+  /** An idle session must not keep the parent running: the process, its channel and the pipe are unref'd. */
+  private unref(): void {
+    this.child.unref();
+    this.child.channel?.unref();
+    this.pipe.unref();
+  }
+
+  private ref(): void {
+    this.child.ref();
+    this.child.channel?.ref();
+    this.pipe.ref();
+  }
+}
+
+/**
+ * The parent's environment without loader hooks (tsx, vitest) that plain JavaScript does not need, and with a
+ * fixed glibc mmap threshold: each large intermediate tensor then gets pages of its own that go back to the
+ * system when freed, instead of a heap that grows to the sum of the largest ones (measured: peak RSS of the
+ * 1024 px ISNet's process 818 MB -> 705 MB). An operator's own MALLOC_MMAP_THRESHOLD_ wins.
+ */
+function childEnv(): NodeJS.ProcessEnv {
+  const { NODE_OPTIONS: _, ...env } = process.env;
+  return { MALLOC_MMAP_THRESHOLD_: '131072', ...env };
 }
 
 function sessionOptions(opts: OnnxHostOptions) {
@@ -227,8 +331,9 @@ function sessionOptions(opts: OnnxHostOptions) {
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
     // The arena keeps every intermediate of the largest run: measured peak RSS 2.5 GB with it, 1.1 GB without,
-    // at the same speed, for the 1024 px ISNet.
+    // at the same speed, for the 1024 px ISNet. The memory pattern allocates one block for all of a run's
+    // intermediates at once: 1137 MB peak with it, 874 MB without.
     enableCpuMemArena: false,
+    enableMemPattern: false,
   };
 }
-

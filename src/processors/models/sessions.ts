@@ -2,12 +2,15 @@ import { OnnxHost, type OnnxHostOptions } from './onnx-worker.js';
 
 /**
  * Lazily opened ONNX sessions, one per model, shared by all jobs of a process and closed after `idleMs`
- * without use (a 1024 px model holds several hundred MB).
+ * without use: each lives in a child process, which exits then and hands back all its memory (a 1024 px
+ * model's process peaks near 1 GB).
  */
 export interface SessionCacheOptions extends OnnxHostOptions {
   idleMs: number;
   /** Turns a model file onnxruntime refuses into the error jobs should see. */
   loadFailed?: (file: string, err: Error) => Error;
+  /** Called once an idle session's process has exited. */
+  released?: () => void;
 }
 
 interface Entry {
@@ -38,9 +41,11 @@ export class SessionCache {
       entry = { host: locate().then((file) => this.open(file)), users: 0 };
       this.entries.set(key, entry);
       const created = entry;
-      created.host.catch(() => {
+      const forget = () => {
         if (this.entries.get(key) === created) this.entries.delete(key);
-      });
+      };
+      // A process that dies while idle is forgotten too, so that the next job loads the model afresh.
+      created.host.then((host) => host.exited.then(forget), forget);
     }
     clearTimeout(entry.timer);
     entry.users++;
@@ -49,7 +54,7 @@ export class SessionCache {
       host = await entry.host;
       return { value: await work(host), cold };
     } finally {
-      // A crashed worker is dropped so that the next job loads the model afresh.
+      // A crashed process is dropped at once, so that the next job loads the model afresh.
       if (host && !host.alive && this.entries.get(key) === entry) this.entries.delete(key);
       entry.users--;
       if (entry.users === 0) this.scheduleRelease(key, entry);
@@ -67,6 +72,12 @@ export class SessionCache {
   /** Models currently loaded or loading. */
   get loaded(): string[] {
     return [...this.entries.keys()];
+  }
+
+  /** Process ids of the loaded sessions' child processes. */
+  async pids(): Promise<number[]> {
+    const hosts = await Promise.all([...this.entries.values()].map((e) => e.host.catch(() => undefined)));
+    return hosts.flatMap((host) => (host?.pid === undefined ? [] : [host.pid]));
   }
 
   async closeAll(): Promise<void> {
@@ -89,11 +100,10 @@ export class SessionCache {
 
   private async release(key: string, entry: Entry): Promise<void> {
     if (this.entries.get(key) !== entry || entry.users > 0) return;
-    const host = await entry.host.catch(() => undefined);
-    // An abandoned run (its job was aborted) still occupies the worker; closing now would kill it mid-run.
-    if (host && host.busy > 0 && host.alive) return this.scheduleRelease(key, entry);
-    if (this.entries.get(key) !== entry || entry.users > 0) return;
+    // With no users left, a run still in the child is one whose job was aborted: it dies with the process.
     this.entries.delete(key);
+    const host = await entry.host.catch(() => undefined);
     await host?.close();
+    this.opts.released?.();
   }
 }
