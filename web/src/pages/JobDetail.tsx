@@ -139,7 +139,7 @@ export function JobDetailPage({ id }: { id: string }) {
       <h2>Timeline</h2>
       <ol className="timeline">
         {events.map((e) => (
-          <li key={e.id}>
+          <li key={e.id} data-kind={e.kind}>
             <time>{new Date(e.at).toLocaleTimeString()}</time> {e.kind === 'state' ? e.state : `${Math.round(e.progress.percent)}%`}
             {e.progress.stage && ` · ${e.progress.stage}`}{e.progress.message && ` · ${e.progress.message}`}
             {failureOf(e) && ` · ${failureOf(e)!.code}`}
