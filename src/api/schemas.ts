@@ -11,7 +11,7 @@ if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => DAT
 export {
   ApiKeyList, ApiKeyView, BatchView, BulkAccepted, BulkActionResult, BulkSubmission, CallbackSecretView, EventsQuery,
   EventTokenRequest, EventTokenView, Identifier, IdParams, JobCount, JobFilter, JobInput, JobList, JobListQuery,
-  JobOutputView, JobSubmission, JobTypeList, JobTypeSettingsBody, JobTypeView, JobView, KeyIssued, Problem,
+  JobEventList, JobEventsQuery, JobOutputView, JobSubmission, JobTypeList, JobTypeSettingsBody, JobTypeView, JobView, KeyIssued, Problem,
   RateLimitsSetting, RequestLimitsView, StatsSeries, StatsSeriesQuery, TemplateCreate, TemplateList, TemplateName,
   TemplateUpdate, TemplateView, UploadView, VendorCreateBody, VendorCreated, VendorList, VendorSettingsBody,
   VendorView, WebhookDeliveryList, WebhookDeliveryView, WebhookUrl, WhoAmI, WorkerList,

@@ -29,6 +29,7 @@ export function jobView(job: Job & { outputs?: JobOutput[] }, signer: Signer) {
     startedAt: iso(job.startedAt),
     finishedAt: iso(job.finishedAt),
     batchId: job.batchId,
+    options: job.options,
     metadata: job.metadata,
     webhookUrl: job.webhookUrl,
     template: job.template,

@@ -201,6 +201,8 @@ describeEachStore('admin, stats, health and documentation', (target) => {
       '/v1/jobs/{id}/cancel': ['post'],
       '/v1/jobs/{id}/retry': ['post'],
       '/v1/jobs/{id}/output': ['get'],
+      '/v1/jobs/{id}/input': ['get'],
+      '/v1/jobs/{id}/events': ['get'],
       '/v1/uploads': ['post'],
       '/v1/batches/{id}': ['get'],
       '/v1/events': ['get'],

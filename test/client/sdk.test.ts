@@ -156,12 +156,16 @@ describeEachStore('PixqClient', (target) => {
     const owner = await client();
     const other = await client();
     const job = await owner.submit({ type: 'noop' });
-    for (const call of [() => other.job(job.id), () => other.cancel(job.id), () => other.download(job.id), () => other.wait(job.id), () => other.jobDeliveries(job.id)]) {
+    for (const call of [() => other.job(job.id), () => other.cancel(job.id), () => other.download(job.id), () => other.wait(job.id), () => other.jobDeliveries(job.id), () => other.jobEvents(job.id), () => other.jobInput(job.id)]) {
       await expect(call()).rejects.toMatchObject({ status: 404, code: 'not_found' });
     }
     const listed = [];
     for await (const j of other.jobs()) listed.push(j.id);
     expect(listed).not.toContain(job.id);
+    // The owner reads the job's stored events; a job without an input image has none to give.
+    expect((await owner.jobEvents(job.id)).events).toEqual([expect.objectContaining({ jobId: job.id, kind: 'state', state: 'queued' })]);
+    await expect(owner.jobInput(job.id)).rejects.toMatchObject({ status: 404, code: 'not_found' });
+    expect((await owner.jobTypes()).available).toContain('noop');
   });
 });
 

@@ -227,11 +227,19 @@ export async function awayFromWindowEdge(windowMs = 3_600_000, marginMs = 10_000
   if (left < marginMs) await new Promise((r) => setTimeout(r, left + 50));
 }
 
-/** A static image server on a loopback address, for URL inputs; `redirectTo` answers every path with a 302. */
-export async function imageServer(bytes: Buffer, opts: { host?: string; redirectTo?: string } = {}) {
+/**
+ * A static image server on a loopback address, for URL inputs; `redirectTo` answers every path with a 302,
+ * `failFirst` answers each path's first request with a 500 (a failed attempt the processor retries).
+ */
+export async function imageServer(bytes: Buffer, opts: { host?: string; redirectTo?: string; failFirst?: boolean } = {}) {
   const hits: string[] = [];
   const server = http.createServer((req, res) => {
+    const first = !hits.includes(req.url ?? '');
     hits.push(req.url ?? '');
+    if (opts.failFirst && first) {
+      res.writeHead(500, { 'content-type': 'text/plain' }).end('try again');
+      return;
+    }
     if (opts.redirectTo) {
       res.writeHead(302, { location: opts.redirectTo }).end();
       return;

@@ -6,7 +6,7 @@ import { unzipSync } from 'fflate';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_KEY, jpeg, startApi, waitForJob, type ApiHarness } from '../support/api.js';
+import { ADMIN_KEY, imageServer, jpeg, startApi, waitForJob, type ApiHarness } from '../support/api.js';
 import { waitUntil } from '../support/processes.js';
 import { sqliteTarget, tempDir } from '../support/stores.js';
 import { syntheticScene } from '../support/synthetic.js';
@@ -126,11 +126,26 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard pages in Chromium against a
 
     await screenshot(tab, 'upload');
 
+    const inputs: Buffer[] = [];
+    await tab.route(`**/v1/jobs/${ids[0]}/input`, async (route) => {
+      const answer = await route.fetch();
+      inputs.push(await answer.body());
+      await route.fulfill({ response: answer });
+    });
     await row(photos[0].name).locator('.job-link').click();
     await tab.waitForURL(`${api.base}/jobs/${ids[0]}`);
-    const image = tab.locator('.checkerboard img').first();
-    await waitUntil(async () => (await image.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)) > 0, 20_000, 'the output image to load');
+    // Input and output side by side, both decoded; the input is the very file uploaded.
+    for (const alt of ['input', 'output 1']) {
+      const image = tab.getByRole('img', { name: alt, exact: true });
+      await waitUntil(async () => (await image.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)) > 0, 20_000, `the ${alt} image to load`);
+    }
+    // The page's CSP keeps its blob: URL from being fetched again, so the bytes are those of the answer it read.
+    // (Every read of the page happens twice on opening it, the job's too: each answer is checked.)
+    expect(inputs.length).toBeGreaterThan(0);
+    for (const bytes of inputs) expect(bytes).toEqual(photos[0].buffer);
+    expect(await tab.getByRole('img', { name: 'input', exact: true }).evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)).toBe(400);
     await expect(tab.locator('.job-summary .state').textContent()).resolves.toBe('succeeded');
+    await expect(tab.locator('pre.json').first().textContent()).resolves.toContain('"model": "u2netp"');
     await screenshot(tab, 'job-detail');
     await tab.close();
   }, 120_000);
@@ -179,6 +194,28 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard pages in Chromium against a
       await admin('resume', 'transform');
     }
     await tab.close();
+  });
+
+  it('shows a job that failed once then succeeded with two attempts, the first with its error, from the stored events', async () => {
+    const flaky = await imageServer(await jpeg(64, 48), { failFirst: true });
+    try {
+      const id = await submit(vendor.key, { type: 'transform', input: { url: flaky.url('/flaky.jpg') }, maxAttempts: 2 });
+      expect(await waitForJob(api, vendor.key, id, ['succeeded', 'failed'])).toMatchObject({ state: 'succeeded', attempts: 2 });
+      // Opened after the job finished: what the page shows comes from the stored events, not live ones.
+      const tab = await signedIn(vendor.key, `/jobs/${id}`);
+      const rows = tab.getByRole('table', { name: 'Attempts' }).locator('tbody tr');
+      await waitUntil(async () => (await rows.count()) === 2, 20_000, 'two attempts');
+      const cells = await rows.evaluateAll((trs) => trs.map((tr) => [...(tr as unknown as { cells: { textContent: string }[] }).cells].map((td) => td.textContent)));
+      expect(cells.map((c) => [c[0], c[3], c[4]])).toEqual([['1', 'delayed', 'url_fetch_failed'], ['2', 'succeeded', '—']]);
+      expect(cells[0][5]).toContain('500');
+      await tab.getByText('No input image is kept for this job').waitFor();
+      const timeline = await tab.locator('.timeline li[data-kind="state"]').allTextContents();
+      expect(timeline.map((t) => /\b(queued|running|delayed|succeeded)\b/.exec(t)?.[1])).toEqual(['queued', 'running', 'delayed', 'queued', 'running', 'succeeded']);
+      await screenshot(tab, 'job-detail-attempts');
+      await tab.close();
+    } finally {
+      await flaky.close();
+    }
   });
 
   it("never shows a vendor another vendor's jobs or images", async () => {

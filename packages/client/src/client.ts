@@ -9,6 +9,8 @@ import {
   type CallbackSecret,
   type BulkActionResult,
   type JobCount,
+  type JobEventList,
+  type JobEventsQuery,
   type JobFilter,
   type JobList,
   type JobType,
@@ -288,7 +290,7 @@ export class PixqClient {
     return this.request('DELETE', `/v1/vendors/${encodeURIComponent(vendorId)}/keys/${encodeURIComponent(keyId)}`);
   }
 
-  /** Admin: job types with stored settings, and every type the server offers. */
+  /** Every job type the server offers (`available`); for the admin key also the types with stored settings. */
   jobTypes(): Promise<JobTypeList> {
     return this.request('GET', '/v1/job-types');
   }
@@ -324,6 +326,16 @@ export class PixqClient {
     const output = (await this.job(id)).outputs[index];
     if (!output) throw new PixqApiError(404, 'not_found', `job ${id} has no output ${index}`, undefined, undefined);
     return (await this.send(output.url, {})).blob();
+  }
+
+  /** The job's input image as it was uploaded (a job submitted by URL keeps none: a 404 problem). */
+  async jobInput(id: string): Promise<Blob> {
+    return (await this.send(`/v1/jobs/${encodeURIComponent(id)}/input`, {})).blob();
+  }
+
+  /** One page of the job's stored events, oldest first (attempts, failures, progress); pass `nextAfterId` back as `afterId`. */
+  jobEvents(id: string, opts: JobEventsQuery = {}): Promise<JobEventList> {
+    return this.request('GET', `/v1/jobs/${encodeURIComponent(id)}/events${query(opts)}`);
   }
 
   /** The latest webhook deliveries of a job's events: to the vendor's endpoints and to its own `webhookUrl`. */

@@ -142,6 +142,7 @@ export const JobView = Type.Object(
     startedAt: Nullable(IsoTime),
     finishedAt: Nullable(IsoTime),
     batchId: Nullable(Type.String()),
+    options: Type.Record(Type.String(), Type.Unknown(), { description: 'The options as validated and stored (a template\'s resolved).' }),
     metadata: Type.Union([FreeObject, Type.Null()]),
     webhookUrl: Nullable(Type.String({ description: "Where the job's own callback goes when it finishes." })),
     template: Type.Union([Type.String({ description: 'The template the job was submitted by; its type and options are resolved.' }), Type.Null()]),
@@ -271,6 +272,24 @@ export const JobEventView = Type.Object({
   at: Type.Number(),
 });
 export type JobEvent = Static<typeof JobEventView>;
+
+/** The most stored events one page of GET /v1/jobs/:id/events holds. */
+export const MAX_JOB_EVENTS_PAGE = 500;
+
+export const JobEventsQuery = Type.Object(
+  {
+    afterId: Type.Optional(Type.Integer({ minimum: 0, default: 0, description: 'The last event id of the previous page (`nextAfterId`).' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_JOB_EVENTS_PAGE, default: 100 })),
+  },
+  { additionalProperties: false },
+);
+export type JobEventsQuery = Static<typeof JobEventsQuery>;
+
+export const JobEventList = Type.Object({
+  events: Type.Array(JobEventView, { description: 'Oldest first; events older than a day are gone.' }),
+  nextAfterId: Type.Union([Type.Integer(), Type.Null()], { description: 'Pass as afterId for the next page; null on the last.' }),
+});
+export type JobEventList = Static<typeof JobEventList>;
 
 export const EventsQuery = Type.Object(
   {
@@ -419,7 +438,7 @@ export const JobTypeView = Type.Object({
 export type JobType = Static<typeof JobTypeView>;
 
 export const JobTypeList = Type.Object({
-  types: Type.Array(JobTypeView, { description: 'Types with stored settings.' }),
+  types: Type.Optional(Type.Array(JobTypeView, { description: 'Types with stored settings (the admin key only).' })),
   available: Type.Array(Type.String(), { description: 'Every type this server offers.' }),
 });
 export type JobTypeList = Static<typeof JobTypeList>;

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import { MAX_BULK_ACTION } from '@pixq/client/schemas';
+import { sniffImage } from '../../intake/index.js';
 import type { BulkAction, JobFilter as Filter } from '../../engine/index.js';
 import { PixqError } from '../../errors.js';
 import { jobScope } from '../auth.js';
@@ -9,7 +10,7 @@ import { chargeRetries } from '../intake.js';
 import type { Budget } from '../rate-limit.js';
 import { readMultipart } from '../multipart.js';
 import { submitJobs } from '../submit.js';
-import { BulkActionResult, IdParams, JobCount, JobFilter, JobList, JobListQuery, JobSubmission, JobView, problemResponses } from '../schemas.js';
+import { BulkActionResult, IdParams, JobCount, JobEventList, JobEventsQuery, JobFilter, JobList, JobListQuery, JobSubmission, JobView, problemResponses } from '../schemas.js';
 import { jobView } from '../views.js';
 import type { ApiDeps } from '../deps.js';
 
@@ -123,6 +124,37 @@ export const jobRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
       .header('content-length', output.bytes)
       .header('x-content-type-options', 'nosniff')
       .send(deps.blobs.stream(output.blob));
+  });
+
+  api.get('/v1/jobs/:id/input', {
+    config,
+    schema: { tags: ['jobs'], summary: 'Download the input image as uploaded (404 for a job submitted by URL: no copy is kept)', params: IdParams },
+  }, async (request, reply) => {
+    const job = await deps.engine.jobs.get(request.params.id, jobScope(request));
+    if (!job.inputBlob) throw new PixqError('not_found', `job ${job.id} keeps no input image (it was ${job.inputUrl ? 'given by URL' : 'submitted without one'})`, { status: 404 });
+    // A missing blob is a not_found PixqError (404) from the store. The type comes from the bytes, which
+    // were checked as an image at upload: the job does not record it.
+    const bytes = await deps.blobs.get(job.inputBlob);
+    const { contentType } = await sniffImage(bytes, deps.config.maxPixels);
+    return reply.type(contentType).header('x-content-type-options', 'nosniff').send(bytes);
+  });
+
+  api.get('/v1/jobs/:id/events', {
+    config,
+    schema: {
+      tags: ['jobs'],
+      summary: 'The job\'s stored events, oldest first, a page at a time (its attempts, failures and progress)',
+      params: IdParams,
+      querystring: JobEventsQuery,
+      response: { 200: JobEventList, ...problems },
+    },
+  }, async (request) => {
+    const job = await deps.engine.jobs.get(request.params.id, jobScope(request));
+    const { afterId = 0, limit = 100 } = request.query;
+    // One more than asked: whether it exists says if there is a next page.
+    const events = await deps.engine.jobs.eventsAfter({ vendorId: job.vendorId, jobId: job.id, afterId, limit: limit + 1 });
+    const page = events.slice(0, limit);
+    return { events: page, nextAfterId: events.length > limit ? page[page.length - 1].id : null };
   });
 };
 

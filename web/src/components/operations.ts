@@ -1,11 +1,5 @@
 import type { Template } from '@pixq/client';
 
-/**
- * The job types this build of pixq offers (src/processors/index.ts). A vendor's key cannot list them (GET
- * /v1/job-types is the admin's), so the dashboard names them; the server still refuses any it does not run.
- */
-export const JOB_TYPES = ['remove-background', 'face-crop', 'transform', 'label-analysis', 'pipeline'] as const;
-
 /** What a submission names: a job type, or a template (built-in or the vendor's) that stands for one with options. */
 export function submissionOf(operation: string, templates: readonly Template[]): { type: string } | { template: string } {
   return templates.some((t) => t.name === operation) ? { template: operation } : { type: operation };

@@ -1,23 +1,58 @@
 import { useCallback, useEffect, useState } from 'react';
-import { FINISHED_STATES, type JobEvent } from '@pixq/client';
+import { FINISHED_STATES, PixqApiError, type JobEvent, type PixqClient } from '@pixq/client';
 import { Link } from 'wouter';
 import { useSession } from '../session';
 import { useLiveJobs } from '../components/live-jobs';
 import { errorText } from '../errors';
 import { Table } from '../table';
+import { attemptsOf, failureOf, mergeEvents } from '../components/attempts';
 import { JsonBlock, ProgressBar, StateWord, canCancel, canRetry, outputHref, outputName } from '../components/JobBits';
 
+/** Every stored event of the job, oldest first, a page at a time. */
+async function storedEvents(client: PixqClient, id: string): Promise<JobEvent[]> {
+  const events: JobEvent[] = [];
+  for (let afterId: number | null = 0; afterId !== null; ) {
+    const page = await client.jobEvents(id, { afterId, limit: 500 });
+    events.push(...page.events);
+    afterId = page.nextAfterId;
+  }
+  return events;
+}
+
+/** The job's input image as an object URL, or why there is none (a job given by URL keeps no copy). */
+function useInputImage(client: PixqClient, id: string): { url?: string; missing?: string } {
+  const [input, setInput] = useState<{ url?: string; missing?: string }>({});
+  useEffect(() => {
+    let url: string | undefined;
+    let current = true;
+    setInput({});
+    client.jobInput(id).then(
+      (blob) => {
+        url = URL.createObjectURL(blob);
+        if (current) setInput({ url });
+        else URL.revokeObjectURL(url);
+      },
+      (e: unknown) => current && setInput({ missing: e instanceof PixqApiError && e.status === 404 ? 'No input image is kept for this job (it was given by URL, or has none).' : errorText(e) }),
+    );
+    return () => {
+      current = false;
+      if (url) URL.revokeObjectURL(url);
+    };
+  }, [client, id]);
+  return input;
+}
+
 /**
- * One job: its output images on a checkerboard (transparency shows), progress, attempts, result and
- * metadata, and the events seen while the page is open. The job view exposes neither the input image nor the
- * options, so neither is shown.
+ * One job: its input and output images side by side on a checkerboard (transparency shows), progress, its
+ * options, result and metadata, and its attempts and timeline from the stored events, then the live ones.
  */
 export function JobDetailPage({ id }: { id: string }) {
   const { client } = useSession();
   const [events, setEvents] = useState<JobEvent[]>([]);
   const [error, setError] = useState<string>();
+  const input = useInputImage(client, id);
   const { jobs, read } = useLiveJobs(client, { jobId: id }, (event) => {
-    setEvents((seen) => [...seen, event]);
+    setEvents((seen) => mergeEvents(seen, [event]));
     // Events carry no outputs or result: read the finished job for them.
     if (event.kind === 'state' && FINISHED_STATES.has(event.state)) readJob();
   });
@@ -28,12 +63,14 @@ export function JobDetailPage({ id }: { id: string }) {
   useEffect(() => {
     setEvents([]);
     void readJob();
-  }, [readJob]);
+    // Live events that arrive meanwhile are merged by id, so none is lost or shown twice.
+    storedEvents(client, id).then((stored) => setEvents((seen) => mergeEvents(stored, seen)), (e: unknown) => setError(errorText(e)));
+  }, [client, id, readJob]);
   const act = (action: () => Promise<unknown>) => action().catch((e: unknown) => setError(errorText(e)));
   const job = jobs.get(id);
 
   if (!job) return <section className="job-detail"><h1>Job {id}</h1>{error ? <p className="error" role="alert">{error}</p> : <p>Loading…</p>}</section>;
-  const failures = events.filter((e) => e.kind === 'state' && e.error);
+  const attempts = attemptsOf(events);
 
   return (
     <section className="job-detail">
@@ -59,10 +96,17 @@ export function JobDetailPage({ id }: { id: string }) {
 
       <h2>Images</h2>
       <div className="job-images">
-        <figure className="job-image input-missing">
-          <figcaption>Input</figcaption>
-          <p>The API does not expose a job's input image.</p>
-        </figure>
+        {input.url ? (
+          <figure className="job-image">
+            <figcaption>Input</figcaption>
+            <div className="checkerboard"><img src={input.url} alt="input" /></div>
+          </figure>
+        ) : (
+          <figure className="job-image input-missing">
+            <figcaption>Input</figcaption>
+            <p>{input.missing ?? 'Loading…'}</p>
+          </figure>
+        )}
         {job.outputs.map((output, index) => (
           <figure key={output.url} className="job-image">
             <figcaption>Output {job.outputs.length > 1 ? index + 1 : ''} ({output.width}×{output.height}, {output.contentType}, {output.bytes} bytes)</figcaption>
@@ -74,32 +118,38 @@ export function JobDetailPage({ id }: { id: string }) {
       </div>
 
       <h2>Attempts</h2>
-      {(job.error || failures.length > 0) && (
-        <Table label="Attempts" columns={['Attempt', 'State', 'Error code', 'Message']}>
-          {failures.map((e) => (
-            <tr key={e.id}><td>{e.attempts}</td><td>{e.state}</td><td>{e.error!.code}</td><td>{e.error!.message}</td></tr>
+      {attempts.length > 0 ? (
+        <Table label="Attempts" columns={['Attempt', 'Started', 'Ended', 'Outcome', 'Error code', 'Message']}>
+          {attempts.map((a) => (
+            <tr key={a.startedAt + ':' + a.number} data-attempt={a.number}>
+              <td>{a.number}</td>
+              <td>{new Date(a.startedAt).toLocaleTimeString()}</td>
+              <td>{a.endedAt ? new Date(a.endedAt).toLocaleTimeString() : '—'}</td>
+              <td>{a.endState ?? 'running'}</td>
+              <td>{a.error?.code ?? '—'}</td>
+              <td>{a.error?.message ?? ''}</td>
+            </tr>
           ))}
-          {job.error && !failures.some((e) => e.attempts === job.attempts) && (
-            <tr><td>{job.attempts}</td><td>{job.state}</td><td>{job.error.code}</td><td>{job.error.message}</td></tr>
-          )}
         </Table>
+      ) : (
+        <p className="empty">No attempt has started.</p>
       )}
-      {!job.error && failures.length === 0 && <p className="empty">No attempt has failed.</p>}
+      {job.error && !attempts.some((a) => a.error) && <p className="error">Last error: {job.error.code}: {job.error.message}</p>}
 
       <h2>Timeline</h2>
       <ol className="timeline">
-        <li><time>{new Date(job.createdAt).toLocaleTimeString()}</time> created</li>
-        {job.startedAt && <li><time>{new Date(job.startedAt).toLocaleTimeString()}</time> started (latest attempt)</li>}
         {events.map((e) => (
-          <li key={e.id}>
+          <li key={e.id} data-kind={e.kind}>
             <time>{new Date(e.at).toLocaleTimeString()}</time> {e.kind === 'state' ? e.state : `${Math.round(e.progress.percent)}%`}
             {e.progress.stage && ` · ${e.progress.stage}`}{e.progress.message && ` · ${e.progress.message}`}
-            {e.error && ` · ${e.error.code}`}
+            {failureOf(e) && ` · ${failureOf(e)!.code}`}
           </li>
         ))}
-        {job.finishedAt && !events.some((e) => FINISHED_STATES.has(e.state)) && <li><time>{new Date(job.finishedAt).toLocaleTimeString()}</time> {job.state}</li>}
+        {events.length === 0 && <li><time>{new Date(job.createdAt).toLocaleTimeString()}</time> created (its events are kept a day)</li>}
       </ol>
 
+      <h2>Options</h2>
+      <JsonBlock value={job.options} />
       <h2>Result</h2>
       <JsonBlock value={job.result} />
       <h2>Metadata</h2>

@@ -6,7 +6,7 @@ import { useSession } from '../session';
 import { useLiveJobs } from '../components/live-jobs';
 import type { Template } from '@pixq/client';
 import { errorText } from '../errors';
-import { JOB_TYPES, parseOptionsJson, submissionOf } from '../components/operations';
+import { parseOptionsJson, submissionOf } from '../components/operations';
 import { ProgressBar, StateWord, outputHref, outputName } from '../components/JobBits';
 
 interface Entry {
@@ -23,6 +23,7 @@ export function UploadPage() {
   const { client } = useSession();
   const [entries, setEntries] = useState<Entry[]>([]);
   const [templates, setTemplates] = useState<Template[]>([]);
+  const [jobTypes, setJobTypes] = useState<string[]>([]);
   const [operation, setOperation] = useState('product-cutout-white');
   const [optionsText, setOptionsText] = useState('');
   const [formError, setFormError] = useState<string>();
@@ -44,6 +45,10 @@ export function UploadPage() {
     client.templates().then(
       (answer) => setTemplates(answer.templates),
       (error: unknown) => setFormError(`Templates could not be read: ${errorText(error)}`),
+    );
+    client.jobTypes().then(
+      (answer) => setJobTypes(answer.available),
+      (error: unknown) => setFormError(`Job types could not be read: ${errorText(error)}`),
     );
   }, [client]);
 
@@ -115,7 +120,7 @@ export function UploadPage() {
               {templates.map((t) => <option key={t.name} value={t.name}>{t.name}{t.builtIn ? '' : ' (yours)'}</option>)}
             </optgroup>
             <optgroup label="Job types">
-              {JOB_TYPES.map((type) => <option key={type} value={type}>{type}</option>)}
+              {jobTypes.map((type) => <option key={type} value={type}>{type}</option>)}
             </optgroup>
           </select>
         </label>

@@ -239,7 +239,8 @@ function JobTypes() {
   const reload = useCallback(() => run(async () => setList(await client.jobTypes())), [client, run]);
   useEffect(() => void reload(), [reload]);
   if (!list) return message ?? null;
-  const settings = new Map(list.types.map((t) => [t.type, t]));
+  // The admin key always gets the settings; only a vendor key has none.
+  const settings = new Map((list.types ?? []).map((t) => [t.type, t]));
   const types = [...new Set([...list.available, ...settings.keys()])].sort();
 
   return (
