@@ -4,8 +4,8 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { unzipSync } from 'fflate';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildDashboard } from '../support/dashboard.js';
 import { ADMIN_KEY, imageServer, jpeg, startApi, waitForJob, type ApiHarness } from '../support/api.js';
 import { waitUntil } from '../support/processes.js';
 import { sqliteTarget, tempDir } from '../support/stores.js';
@@ -74,8 +74,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard pages in Chromium against a
   const screenshot = (tab: Page, name: string) => tab.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
 
   beforeAll(async () => {
-    // The pages as they are now, not as the last `npm install` built them.
-    await build({ root: path.resolve('web'), logLevel: 'error' });
+    await buildDashboard();
     fs.mkdirSync(SCREENSHOTS, { recursive: true });
     missing = await missingImages();
     const modelsDir = tempDir();
