@@ -1,15 +1,14 @@
-import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { build } from 'esbuild';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { hasChromium, launchChromium } from '../support/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jpeg, startApi, type ApiHarness } from '../support/api.js';
 import { waitUntil } from '../support/processes.js';
 import { sqliteTarget } from '../support/stores.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 
 /** A static server for the bundled page, on its own port: another origin than the API, as in production. */
 async function pageServer(script: string) {
@@ -25,7 +24,7 @@ async function pageServer(script: string) {
 const streams = (api: ApiHarness) =>
   (api.services.engine.bus as unknown as { emitter: { listenerCount(e: string): number } }).emitter.listenerCount('event');
 
-describe.skipIf(!fs.existsSync(CHROMIUM))('React hooks in Chromium against a real server', () => {
+describe.skipIf(!hasChromium)('React hooks in Chromium against a real server', () => {
   let browser: Browser;
   let api: ApiHarness;
   let page: Awaited<ReturnType<typeof pageServer>>;
@@ -42,7 +41,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('React hooks in Chromium against a rea
     });
     page = await pageServer(bundle.outputFiles[0].text);
     api = await startApi(sqliteTarget, { PIXQ_CORS_ORIGINS: page.origin });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

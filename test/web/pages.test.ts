@@ -3,7 +3,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { unzipSync } from 'fflate';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { hasChromium, launchChromium } from '../support/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDashboard } from '../support/dashboard.js';
 import { ADMIN_KEY, imageServer, jpeg, startApi, waitForJob, type ApiHarness } from '../support/api.js';
@@ -12,7 +13,6 @@ import { sqliteTarget, tempDir } from '../support/stores.js';
 import { syntheticScene } from '../support/synthetic.js';
 import { tinyU2netLike } from '../support/tiny-onnx.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOTS = path.resolve('test-output/screenshots');
 
 /** A loopback server that answers 404 to everything: URL inputs that fail for certain, on the first attempt. */
@@ -40,7 +40,7 @@ function recordUploadStates(tab: Page) {
   });
 }
 
-describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard pages in Chromium against a real server', () => {
+describe.skipIf(!hasChromium)('dashboard pages in Chromium against a real server', () => {
   let browser: Browser;
   let api: ApiHarness;
   let missing: Awaited<ReturnType<typeof missingImages>>;
@@ -83,7 +83,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard pages in Chromium against a
     await api.startWorker();
     vendor = await api.vendor('acme-photos');
     other = await api.vendor('other-shop');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

@@ -1,12 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { hasChromium, launchChromium } from '../support/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_KEY, jpeg, startApi, waitForJob, type ApiHarness } from '../support/api.js';
 import { buildDashboard } from '../support/dashboard.js';
 import { sqliteTarget } from '../support/stores.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 // Page expressions are strings: this file is type-checked without the DOM's types.
 const SCREENSHOTS = path.join(import.meta.dirname, '../../test-output/screenshots');
 
@@ -14,7 +14,7 @@ const SCREENSHOTS = path.join(import.meta.dirname, '../../test-output/screenshot
  * The dashboard as a user sees it: Chromium against a real server (API, worker, web/dist) on loopback. Pages
  * are found by role and name, as a screen reader finds them; what the page claims is checked through the API.
  */
-describe.skipIf(!fs.existsSync(CHROMIUM))('the dashboard in Chromium', () => {
+describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
   let browser: Browser;
   let api: ApiHarness;
   /** Script errors and console errors (CSP refusals among them) on any page, but for refused requests: none expected. */
@@ -25,7 +25,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the dashboard in Chromium', () => {
     fs.mkdirSync(SCREENSHOTS, { recursive: true });
     api = await startApi(sqliteTarget);
     await api.startWorker();
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
