@@ -86,6 +86,11 @@ async function main(): Promise<void> {
   for (const [i, sample] of inputs.entries()) {
     const order = i % 2 === 0 ? MODEL_PAIR : [...MODEL_PAIR].reverse();
     for (const model of order) runs[model].push(await runOne(model, sample.image));
+    const [a, b] = [runs['isnet-medium'][i], runs['isnet-int8'][i]];
+    console.log(
+      `${sample.name}: fp32 ${a.inferenceMs} ms (CPU ${Math.round(a.cpuMs)}), int8 ${b.inferenceMs} ms (CPU ${Math.round(b.cpuMs)}), ` +
+        `IoU ${iou(b.mask, a.mask).toFixed(4)}, load ${load()}`,
+    );
   }
   console.log(`series of ${inputs.length} images x 2 models in ${Math.round((performance.now() - started) / 1000)} s, load after ${load()}`);
   await processor.close();
@@ -105,9 +110,6 @@ async function main(): Promise<void> {
   const vsTruth = (side: Run[]) => mean(synthetic.map(({ i, truth }) => iou(side[i].mask, truth))).toFixed(4);
   rows.push(`| IoU vs synthetic truth, mean | ${vsTruth(fp32)} | ${vsTruth(int8)} |`);
   console.log(rows.join('\n'));
-  for (const [i, sample] of inputs.entries()) {
-    console.log(`${sample.name}: fp32 ${fp32[i].inferenceMs} ms, int8 ${int8[i].inferenceMs} ms, IoU ${iou(int8[i].mask, fp32[i].mask).toFixed(4)}`);
-  }
 }
 
 await main();

@@ -165,7 +165,7 @@ export function quantizeModel(model: Buffer, plan: QuantizationPlan, ranges: Map
       if (f.no === GRAPH.initializer && quantizedWeights.has(tensorName(f.bytes))) return Buffer.alloc(0);
       if (f.no !== GRAPH.node) return undefined;
       const node = readNode(f.bytes);
-      const parts = first ? weightNodes : [];
+      const parts = first ? [...weightNodes] : [];
       first = false;
       parts.push(lenField(GRAPH.node, renameInputs(f.bytes, rename)));
       for (const output of node.outputs) if (params.has(output)) parts.push(...pair(output));
