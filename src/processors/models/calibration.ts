@@ -13,7 +13,7 @@ import { toInputTensor } from './tensors.js';
  * detection): five single photos and three crops of its group photo. The portraits the tests and the bench judge
  * quality on (sheet x 166, 326, 641) are left out, so that they measure the model on photos it was not tuned on.
  * Products are drawn here, unlike the test scenes, on plain, gradient, dark and busy backgrounds.
- * Changing this list changes CALIBRATION_SET, which rebuilds the cached model.
+ * Changing this list changes calibrationSet(), which rebuilds the cached model.
  */
 const SHEET_PHOTOS = [
   { left: 0, top: 0, width: 158, height: 157 },
@@ -38,8 +38,13 @@ const PRODUCTS = [
 const DEFS = `<defs><linearGradient id="fade" x1="0" y1="0" x2="0" y2="1"><stop offset="0" stop-color="#fef9e7"/><stop offset="1" stop-color="#c8c2b0"/></linearGradient>
   <pattern id="stripes" width="60" height="60" patternUnits="userSpaceOnUse" patternTransform="rotate(20)"><rect width="60" height="60" fill="#5d6d7e"/><rect width="26" height="60" fill="#d5d8dc"/></pattern></defs>`;
 
-/** Names the images above; part of the cached model's checksum. */
-export const CALIBRATION_SET = `sheet:${SHEET_PHOTOS.map((r) => `${r.left},${r.top},${r.width},${r.height}`).join(';')}|products:${PRODUCTS.length}:v1`;
+export const CALIBRATION_IMAGES = SHEET_PHOTOS.length + PRODUCTS.length;
+
+/** Names the first `count` images above; part of the cached model's checksum. */
+export function calibrationSet(count: number): string {
+  const sheet = SHEET_PHOTOS.map((r) => `${r.left},${r.top},${r.width},${r.height}`).join(';');
+  return `sheet:${sheet}|products:${PRODUCTS.length}:v1|first ${count}`;
+}
 
 async function product(index: number): Promise<Sharp> {
   const { shape, background } = PRODUCTS[index];
@@ -54,19 +59,23 @@ async function product(index: number): Promise<Sharp> {
   return sharp(jpeg);
 }
 
-/** Each calibration image as the model's RGB input, one at a time (a 1024 px tensor is 12 MB). */
+/** The calibration images as the model's RGB input, one at a time (a 1024 px tensor is 12 MB). */
 async function* calibrationInputs(size: number): AsyncGenerator<Uint8Array> {
   const sheet = path.join(packageDir('@vladmandic/human'), 'assets', 'samples.jpg');
   for (const region of SHEET_PHOTOS) yield modelInput(sharp(sheet).extract(region), region.width, region.height, size);
   for (let i = 0; i < PRODUCTS.length; i++) yield modelInput(await product(i), 1200, 900, size);
 }
 
-/** Runs `calibrationFile` (see calibrationModel) on every calibration image; one [min, max, ...] array per image. */
-export async function collectRanges(calibrationFile: string, spec: ModelSpec, host: OnnxHostOptions): Promise<Float32Array[]> {
+/**
+ * Runs `calibrationFile` (see calibrationModel) on the first `count` calibration images; one [min, max, ...]
+ * array per image.
+ */
+export async function collectRanges(calibrationFile: string, spec: ModelSpec, host: OnnxHostOptions, count: number): Promise<Float32Array[]> {
   const session = await OnnxHost.open(calibrationFile, host);
   try {
     const perImage: Float32Array[] = [];
     for await (const rgb of calibrationInputs(spec.size)) {
+      if (perImage.length === count) break;
       perImage.push((await session.run({ [session.inputNames[0]]: toInputTensor(rgb, spec) }, RANGES_OUTPUT)).data);
     }
     return perImage;

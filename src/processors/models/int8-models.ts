@@ -1,7 +1,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { CALIBRATION_SET, collectRanges } from './calibration.js';
+import { CALIBRATION_IMAGES, calibrationSet, collectRanges } from './calibration.js';
 import type { ModelSpec } from './catalog.js';
 import { ensureImglyModel, type ImglyResource } from './imgly-models.js';
 import { fileSize, modelUnavailable, sha256, writeFileAtomic } from './model-files.js';
@@ -9,7 +9,7 @@ import type { OnnxHostOptions } from './onnx-worker.js';
 import { calibrationModel, mergeRanges, planQuantization, QUANTIZER_VERSION, quantizeModel } from './quantize.js';
 
 /**
- * The int8 model made from an imgly ISNet at first use: widened to fp32, calibrated on CALIBRATION_SET and
+ * The int8 model made from an imgly ISNet at first use: widened to fp32, calibrated on sample images (calibration.ts) and
  * quantized (quantize.ts). It is cached next to a manifest holding the build's key (source file, quantizer version,
  * calibration set) and the sha256 of the written file; a missing, damaged or outdated pair is rebuilt.
  */
@@ -19,6 +19,14 @@ interface Manifest {
   source: string;
   quantizerVersion: number;
   calibrationSet: string;
+}
+
+export interface Int8Build {
+  /** Where calibration runs the fp32 model. */
+  host: OnnxHostOptions;
+  log?: Logger;
+  /** Calibrate on the first this many images only (tests); all of them by default. */
+  calibrationImages?: number;
 }
 
 /** Builds in progress in this process, by file: concurrent first uses wait for the one build. */
@@ -32,16 +40,16 @@ export async function ensureInt8Model(
   modelsDir: string,
   resource: ImglyResource,
   spec: ModelSpec,
-  host: OnnxHostOptions,
-  log?: Logger,
+  options: Int8Build,
 ): Promise<string> {
   const source = await ensureImglyModel(modelsDir, resource, true);
   const file = int8ModelFile(modelsDir, resource);
-  const key = sha256(Buffer.from(`${path.basename(source)}|quantizer ${QUANTIZER_VERSION}|${CALIBRATION_SET}`));
+  const calibration = calibrationSet(options.calibrationImages ?? CALIBRATION_IMAGES);
+  const key = sha256(Buffer.from(`${path.basename(source)}|quantizer ${QUANTIZER_VERSION}|${calibration}`));
   if (await isBuilt(file, key)) return file;
   let build = building.get(file);
   if (!build) {
-    build = buildInt8Model(source, file, key, spec, host, log).finally(() => building.delete(file));
+    build = buildInt8Model(source, file, { key, calibration }, spec, options).finally(() => building.delete(file));
     building.set(file, build);
   }
   return build;
@@ -60,10 +68,9 @@ async function isBuilt(file: string, key: string): Promise<boolean> {
 async function buildInt8Model(
   source: string,
   file: string,
-  key: string,
+  { key, calibration }: { key: string; calibration: string },
   spec: ModelSpec,
-  host: OnnxHostOptions,
-  log?: Logger,
+  { host, log, calibrationImages = CALIBRATION_IMAGES }: Int8Build,
 ): Promise<string> {
   const started = performance.now();
   log?.info({ model: spec.name, source, file }, 'building the int8 model: calibrating on sample images (a minute or more)');
@@ -72,10 +79,10 @@ async function buildInt8Model(
     const fp32 = await readFile(source);
     const plan = planQuantization(fp32);
     await writeFileAtomic(calibrationFile, calibrationModel(fp32, plan));
-    const ranges = mergeRanges(plan, await collectRanges(calibrationFile, spec, host));
+    const ranges = mergeRanges(plan, await collectRanges(calibrationFile, spec, host, calibrationImages));
     const model = quantizeModel(fp32, plan, ranges);
     await writeFileAtomic(file, model);
-    const manifest: Manifest = { key, sha256: sha256(model), source: path.basename(source), quantizerVersion: QUANTIZER_VERSION, calibrationSet: CALIBRATION_SET };
+    const manifest: Manifest = { key, sha256: sha256(model), source: path.basename(source), quantizerVersion: QUANTIZER_VERSION, calibrationSet: calibration };
     await writeFileAtomic(`${file}.json`, Buffer.from(JSON.stringify(manifest, null, 2)));
     log?.info({ model: spec.name, file, convs: plan.convs.length, ms: Math.round(performance.now() - started) }, 'built the int8 model');
     return file;
