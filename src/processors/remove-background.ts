@@ -12,7 +12,7 @@ import { modelUnavailable } from './models/model-files.js';
 import { boundingBox, growBox, postProcessMask, refineMask, scaleMask } from './models/mask.js';
 import { matteAlpha } from './models/matting.js';
 import { raceAbort } from './abort.js';
-import { resizeCentred } from './models/resample.js';
+import { modelInput } from './models/resample.js';
 import { SessionCache } from './models/sessions.js';
 import { toInputTensor, toMask } from './models/tensors.js';
 import { RembgBackend } from './rembg/backend.js';
@@ -182,7 +182,7 @@ async function removeBackground(ctx: Context, config: Config, sessions: SessionC
 
   enter(ctx, 'inference', 10);
   const started = performance.now();
-  const { mask, cold } = await segment(pixels, spec, ctx.signal, config, sessions);
+  const { mask, cold } = await segment(pixels, spec, ctx, config, sessions);
   const inferenceMs = Math.round(performance.now() - started);
 
   enter(ctx, 'compose', 85);
@@ -347,10 +347,11 @@ async function readAnswer(
 }
 
 /** Runs the model on the prepared pixels; the mask comes back at model resolution. */
-async function segment(pixels: Uint8Array, spec: ModelSpec, signal: AbortSignal, config: Config, sessions: SessionCache) {
+async function segment(pixels: Uint8Array, spec: ModelSpec, ctx: Context, config: Config, sessions: SessionCache) {
+  const { signal } = ctx;
   const inference = sessions.use(
     spec.name,
-    () => locateModel(spec, config),
+    () => locateModel(spec, config, ctx.log),
     (host) => host.run({ [host.inputNames[0]]: toInputTensor(pixels, spec) }, host.outputNames[0], signal),
   );
   // Loading a model is shared with other jobs and runs on; this job stops waiting the moment it is aborted.
@@ -362,14 +363,6 @@ async function segment(pixels: Uint8Array, spec: ModelSpec, signal: AbortSignal,
 function enter(ctx: Context, stage: string, percent: number): void {
   ctx.signal.throwIfAborted();
   ctx.progress({ percent, stage });
-}
-
-/** The image squashed to the model's square input, as RGB bytes; transparent areas are seen on white. */
-async function modelInput(image: Sharp, width: number, height: number, size: number): Promise<Uint8Array> {
-  const flat = image.clone().flatten({ background: '#ffffff' }).toColourspace('srgb');
-  const { data, channels } = await resizeCentred(flat, { width, height }, { width: size, height: size }, 'lanczos3');
-  if (channels !== 3) throw new Error(`model input has ${channels} channels, expected 3`);
-  return data;
 }
 
 /** The picture as interleaved RGB bytes at full size: the matting's guide. */

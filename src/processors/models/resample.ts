@@ -1,5 +1,13 @@
 import type { KernelEnum, Sharp } from 'sharp';
 
+/** The image squashed to the model's square input, as RGB bytes; transparent areas are seen on white. */
+export async function modelInput(image: Sharp, width: number, height: number, size: number): Promise<Uint8Array> {
+  const flat = image.clone().flatten({ background: '#ffffff' }).toColourspace('srgb');
+  const { data, channels } = await resizeCentred(flat, { width, height }, { width: size, height: size }, 'lanczos3');
+  if (channels !== 3) throw new Error(`model input has ${channels} channels, expected 3`);
+  return data;
+}
+
 /**
  * Resizing with pixel centres kept in place. libvips shrinks accurately, but its enlargement is off by about half
  * an output pixel (measured with sharp 0.35: a line at 564.6 lands at 565.1), and a mask shifted by half a pixel
