@@ -10,8 +10,7 @@ import { buildDashboard } from '../support/dashboard.js';
 import { ADMIN_KEY, imageServer, jpeg, startApi, waitForJob, type ApiHarness } from '../support/api.js';
 import { waitUntil } from '../support/processes.js';
 import { sqliteTarget, tempDir } from '../support/stores.js';
-import { syntheticScene } from '../support/synthetic.js';
-import { tinyU2netLike } from '../support/tiny-onnx.js';
+import { PORTRAITS, portraitJpeg, UPSCALE } from '../support/portraits.js';
 
 const SCREENSHOTS = path.resolve('test-output/screenshots');
 
@@ -78,7 +77,6 @@ describe.skipIf(!hasChromium)('dashboard pages in Chromium against a real server
     fs.mkdirSync(SCREENSHOTS, { recursive: true });
     missing = await missingImages();
     const modelsDir = tempDir();
-    fs.writeFileSync(path.join(modelsDir, 'u2netp.onnx'), tinyU2netLike());
     api = await startApi(sqliteTarget, { PIXQ_URL_ALLOWLIST: '127.0.0.1', PIXQ_MODELS_DIR: modelsDir, PIXQ_MODEL_DOWNLOAD: 'false' });
     await api.startWorker();
     vendor = await api.vendor('acme-photos');
@@ -92,21 +90,19 @@ describe.skipIf(!hasChromium)('dashboard pages in Chromium against a real server
   });
 
   it('uploads three photos with product-cutout-white, follows each live to succeeded, downloads one and a zip of all', async () => {
-    const photos = await Promise.all([0, 1, 2].map(async (i) => ({ name: `product-${i + 1}.jpg`, mimeType: 'image/jpeg', buffer: (await syntheticScene(i, 400, 300)).image })));
+    // Real photos (cut off the sample sheet, as a phone would upload them) through the preset's real default model.
+    const photos = await Promise.all(PORTRAITS.slice(0, 3).map(async (portrait, i) => ({ name: `photo-${i + 1}.jpg`, mimeType: 'image/jpeg', buffer: await portraitJpeg(portrait) })));
     // Paused, the jobs wait as queued until the test lets them run: both words are on screen for certain.
     await admin('pause', 'remove-background');
     const tab = await signedIn(vendor.key, '/upload');
     await tab.getByLabel('Operation').selectOption('product-cutout-white');
-    // The preset's options with the suite's tiny stand-in model on top (a custom option overrides the template's):
-    // a real model takes 30 s and more per photo on this shared machine.
-    await tab.getByLabel('Options (JSON)').fill('{"model": "u2netp"}');
     await tab.getByLabel('Images').setInputFiles(photos);
     await recordUploadStates(tab);
     await tab.getByRole('button', { name: 'Process' }).click();
     const row = (name: string) => tab.locator(`.upload-file[data-file="${name}"]`);
     for (const { name } of photos) await row(name).locator('.state', { hasText: 'queued' }).waitFor();
     await admin('resume', 'remove-background');
-    for (const { name } of photos) await row(name).getByRole('link', { name: 'Download' }).waitFor({ timeout: 60_000 });
+    for (const { name } of photos) await row(name).getByRole('link', { name: 'Download' }).waitFor({ timeout: 240_000 });
 
     const seen = await tab.evaluate(() => (globalThis as unknown as { seen: Record<string, string[]> }).seen);
     for (const { name } of photos) expect(seen[name].filter((w) => ['queued', 'running', 'succeeded'].includes(w))).toEqual(['queued', 'running', 'succeeded']);
@@ -115,12 +111,12 @@ describe.skipIf(!hasChromium)('dashboard pages in Chromium against a real server
     const outputs = await Promise.all(ids.map((id) => outputOf(vendor.key, id)));
     for (const id of ids) expect((await api.call('GET', `/v1/jobs/${id}`, { key: vendor.key })).body).toMatchObject({ type: 'remove-background', template: 'product-cutout-white' });
     const [one] = await Promise.all([tab.waitForEvent('download'), row(photos[0].name).getByRole('link', { name: 'Download' }).click()]);
-    expect(one.suggestedFilename()).toBe('product-1.png');
+    expect(one.suggestedFilename()).toBe('photo-1.png');
     expect(fs.readFileSync(await one.path())).toEqual(outputs[0]);
 
     const [zip] = await Promise.all([tab.waitForEvent('download'), tab.getByRole('button', { name: 'Download all' }).click()]);
     const entries = unzipSync(fs.readFileSync(await zip.path()));
-    expect(Object.keys(entries).sort()).toEqual(['product-1.png', 'product-2.png', 'product-3.png']);
+    expect(Object.keys(entries).sort()).toEqual(['photo-1.png', 'photo-2.png', 'photo-3.png']);
     photos.forEach(({ name }, i) => expect(Buffer.from(entries[name.replace('.jpg', '.png')])).toEqual(outputs[i]));
 
     await screenshot(tab, 'upload');
@@ -142,12 +138,12 @@ describe.skipIf(!hasChromium)('dashboard pages in Chromium against a real server
     // (Every read of the page happens twice on opening it, the job's too: each answer is checked.)
     expect(inputs.length).toBeGreaterThan(0);
     for (const bytes of inputs) expect(bytes).toEqual(photos[0].buffer);
-    expect(await tab.getByRole('img', { name: 'input', exact: true }).evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)).toBe(400);
+    expect(await tab.getByRole('img', { name: 'input', exact: true }).evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)).toBe(PORTRAITS[0].sheet.width * UPSCALE);
     await expect(tab.locator('.job-summary .state').textContent()).resolves.toBe('succeeded');
-    await expect(tab.locator('pre.json').first().textContent()).resolves.toContain('"model": "u2netp"');
+    await expect(tab.locator('pre.json').first().textContent()).resolves.toContain('"background": "#ffffff"');
     await screenshot(tab, 'job-detail');
     await tab.close();
-  }, 120_000);
+  }, 300_000);
 
   it('filters jobs by a metadata value (a linkable URL) and shows only the matching ones, live', async () => {
     const shown = [await submit(vendor.key, { type: 'noop', metadata: { recordId: '123' } }), await submit(vendor.key, { type: 'noop', metadata: { recordId: 123, shop: 'eu' } })];
