@@ -80,7 +80,11 @@ describeEachStore('compat: /queue (FastAPI rembg queue)', (target) => {
         job = (await api().call('GET', `/queue/job/${id}`, { key: vendor.key })).body;
         return job.status === 'completed';
       }, 900_000, 'the old job to complete');
-      expect((await api().call('GET', '/health')).body.worker).toEqual({ status: 'running', active_jobs: expect.any(Number), max_concurrent: 1 });
+      // max_concurrent is the workers' remove-background slots, whatever the processor declares by default.
+      const { workers } = (await api().call('GET', '/v1/workers', { key: ADMIN_KEY })).body;
+      const slots = workers.reduce((sum: number, w: { slots: Record<string, number> }) => sum + w.slots['remove-background'], 0);
+      expect(slots).toBeGreaterThan(0);
+      expect((await api().call('GET', '/health')).body.worker).toEqual({ status: 'running', active_jobs: expect.any(Number), max_concurrent: slots });
     } finally {
       await stop();
     }

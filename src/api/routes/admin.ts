@@ -54,10 +54,11 @@ export const adminRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) =>
   api.delete('/v1/vendors/:id/keys/:keyId', { config, schema: { tags: ['admin'], summary: 'Revoke a key', params: KeyParams, response: { 200: ApiKeyView, ...problems } } },
     async (request) => apiKeyView(await engine.apiKeys.revoke(request.params.id, request.params.keyId)));
 
-  // Any key: a vendor learns what it may submit (the dashboard's operation list); only the admin sees the settings.
+  // Any key (so tagged `jobs`, not `admin`): a vendor learns what it may submit (the dashboard's operation list);
+  // only the admin sees the settings.
   api.get('/v1/job-types', {
     config: { access: 'any' },
-    schema: { tags: ['admin'], summary: 'Job types this server offers; for the admin key also their pause flag and global limits', response: { 200: JobTypeList } },
+    schema: { tags: ['jobs'], summary: 'Job types this server offers; for the admin key also their pause flag and global limits', response: { 200: JobTypeList } },
   }, async (request) => ({
     available: [...deps.processors.keys()],
     ...(request.caller.kind === 'admin' && { types: await engine.registry.types() }),
