@@ -249,7 +249,11 @@ export class OnnxHost {
   /** Ends the child at once (a run in progress is of no use to anyone once the session is closed). */
   async close(): Promise<void> {
     if (!this.dead) this.fail(new Error('onnx session closed'));
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      // An idle child is unref'd; awaiting its exit must keep this process alive until the exit arrives.
+      this.child.ref();
+      this.child.kill('SIGKILL');
+    }
     await this.exited;
   }
 
