@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { widenFp16Model } from './onnx-fp32.js';
+import { keepOutputs } from './onnx-prune.js';
 import { fileSize, modelUnavailable, sha256, writeFileAtomic } from './model-files.js';
 
 /**
@@ -45,7 +46,7 @@ async function assemble(distDir: string, resource: ImglyResource, entry: Resourc
 }
 
 /**
- * Returns the path of the assembled (and, if asked, fp32-widened) model under `modelsDir`, building it once.
+ * Returns the path of the assembled (and, if asked, fp32-widened and cut to its mask) model under `modelsDir`, building it once.
  * The cache name carries a digest of the chunk list, so a package upgrade with new weights gets a new file.
  */
 export async function ensureImglyModel(modelsDir: string, resource: ImglyResource, fp32: boolean): Promise<string> {
@@ -58,7 +59,8 @@ export async function ensureImglyModel(modelsDir: string, resource: ImglyResourc
   }
   const digest = sha256(Buffer.from(entry.chunks.map((c) => c.hash).join(','))).slice(0, 12);
   const base = `imgly-${path.basename(resource)}-${digest}`;
-  const file = path.join(modelsDir, fp32 ? `${base}-fp32.onnx` : `${base}.onnx`);
+  // "-mask": the widened file keeps only the first output, the mask pixq reads (onnx-prune.ts).
+  const file = path.join(modelsDir, fp32 ? `${base}-fp32-mask.onnx` : `${base}.onnx`);
   if ((await fileSize(file)) !== undefined) return file;
   let model: Buffer;
   try {
@@ -66,6 +68,6 @@ export async function ensureImglyModel(modelsDir: string, resource: ImglyResourc
   } catch (err) {
     throw modelUnavailable(`cannot assemble the imgly model ${resource}: ${(err as Error).message}`, { resource }, err);
   }
-  await writeFileAtomic(file, fp32 ? widenFp16Model(model) : model);
+  await writeFileAtomic(file, fp32 ? keepOutputs(widenFp16Model(model), 1) : model);
   return file;
 }

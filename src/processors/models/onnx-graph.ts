@@ -5,18 +5,20 @@ import { fields, lenField, packedVarints, varintField, WIRE_LEN } from './protob
  * float initializers, and new nodes, tensors and outputs. Field numbers are from onnx.proto3.
  */
 export const MODEL_GRAPH = 7;
-export const GRAPH = { node: 1, initializer: 5, input: 11, output: 12 };
+export const GRAPH = { node: 1, initializer: 5, input: 11, output: 12, valueInfo: 13 };
 const NODE = { input: 1, output: 2, name: 3, opType: 4, attribute: 5 };
 const ATTR = { name: 1, i: 3, type: 20 };
 const ATTR_INT = 2;
 const TENSOR = { dims: 1, dataType: 2, floatData: 4, name: 8, rawData: 9 };
-export const DATA_TYPE = { float: 1, uint8: 2, int8: 3, int32: 6 } as const;
+export const DATA_TYPE = { float: 1, uint8: 2, int8: 3, int32: 6, int64: 7 } as const;
 
 export interface GraphNode {
   op: string;
   name: string;
   inputs: string[];
   outputs: string[];
+  /** The node's integer attributes (Cast's `to`, say); read from files, not written by nodeField. */
+  ints?: Record<string, number>;
 }
 
 export interface FloatTensor {
@@ -32,15 +34,33 @@ export function graphOf(model: Buffer): Buffer {
 }
 
 export function readNode(buf: Buffer): GraphNode {
-  const node: GraphNode = { op: '', name: '', inputs: [], outputs: [] };
+  const node: GraphNode = { op: '', name: '', inputs: [], outputs: [], ints: {} };
   for (const f of fields(buf)) {
     if (f.no === NODE.input) node.inputs.push(f.bytes.toString());
     else if (f.no === NODE.output) node.outputs.push(f.bytes.toString());
     else if (f.no === NODE.name) node.name = f.bytes.toString();
     else if (f.no === NODE.opType) node.op = f.bytes.toString();
+    else if (f.no === NODE.attribute && f.wire === WIRE_LEN) readIntAttribute(f.bytes, node.ints!);
   }
   return node;
 }
+
+function readIntAttribute(buf: Buffer, into: Record<string, number>): void {
+  let name = '';
+  let value: number | undefined;
+  for (const f of fields(buf)) {
+    if (f.no === ATTR.name) name = f.bytes.toString();
+    else if (f.no === ATTR.i && f.wire !== WIRE_LEN) value = f.int;
+  }
+  if (value !== undefined) into[name] = value;
+}
+
+/** The names of the graph's declared outputs, in order. */
+export function graphOutputs(graph: Buffer): string[] {
+  return [...fields(graph)].filter((f) => f.no === GRAPH.output && f.wire === WIRE_LEN).map((f) => valueInfoName(f.bytes));
+}
+
+export const valueInfoName = (buf: Buffer) => [...fields(buf)].find((f) => f.no === 1)?.bytes.toString() ?? '';
 
 /** The graph's nodes in file order, and its float initializers by name. */
 export function readGraph(graph: Buffer): { nodes: GraphNode[]; initializers: Map<string, FloatTensor> } {
