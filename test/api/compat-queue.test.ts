@@ -49,9 +49,9 @@ describeEachStore('compat: /queue (FastAPI rembg queue)', (target) => {
     expect(v1.body.jobs.map((j: { type: string; metadata: { via: string } }) => [j.type, j.metadata.via])).toEqual([['remove-background', 'queue'], ['remove-background', 'queue']]);
 
     const single = await api().call('POST', '/queue/submit', { key: acme.key, form: imagesForm([{ bytes: photo, name: 'c.jpg' }]) });
-    expect(single.body).toEqual({ job_id: expect.any(String), status: 'queued', job_type: 'single', files_count: 1, model: 'isnet-medium', message: 'job queued with 1 file' });
+    expect(single.body).toEqual({ job_id: expect.any(String), status: 'queued', job_type: 'single', files_count: 1, model: 'isnet-int8', message: 'job queued with 1 file' });
 
-    expect((await api().call('GET', '/queue/jobs?status=pending&limit=1', { key: acme.key })).body).toEqual({ total: 2, jobs: [expect.objectContaining({ id: single.body.job_id, type: 'single', model: 'isnet-medium' })] });
+    expect((await api().call('GET', '/queue/jobs?status=pending&limit=1', { key: acme.key })).body).toEqual({ total: 2, jobs: [expect.objectContaining({ id: single.body.job_id, type: 'single', model: 'isnet-int8' })] });
     expect((await api().call('GET', '/queue/stats', { key: acme.key })).body).toEqual({
       stats: { pending: 3, processing: 0, completed: 0, failed: 0, cancelled: 0, total: 3 },
       worker: { status: 'stopped', active_jobs: 0, max_concurrent: 0 },

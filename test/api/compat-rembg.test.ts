@@ -46,7 +46,7 @@ describeEachStore('compat: rembg /api/remove', (target) => {
     const levels = new Set(await sharp(res.raw).extractChannel(0).raw().toBuffer());
     expect([...levels].sort((a, b) => a - b)).toEqual([0, 255]);
     const job = await api().call('GET', `/v1/jobs/${res.headers.get('x-pixq-job-id')}`, { key: acme.key });
-    expect(job.body).toMatchObject({ type: 'remove-background', state: 'succeeded', metadata: { via: 'rembg', model: 'u2net' }, result: { model: 'isnet-medium' } });
+    expect(job.body).toMatchObject({ type: 'remove-background', state: 'succeeded', metadata: { via: 'rembg', model: 'u2net' }, result: { model: 'isnet-int8' } });
   }, 900_000);
 
   it('POST takes the file and a/af/ab/ae/model from the form, bgc and extras from the query string', async () => {

@@ -6,6 +6,7 @@ import { boxMean, erode, matteAlpha, trimap, UNKNOWN } from '../../src/processor
 import { createRemoveBackground, type RemoveBackgroundProcessor } from '../../src/processors/remove-background.js';
 import { runJob } from '../support/processors.js';
 import { alphaOf, meanAlphaError, softScene, type SoftScene } from '../support/synthetic.js';
+import { TEST_MODELS_DIR } from '../support/models.js';
 
 const MATTING = { foregroundThreshold: 240, backgroundThreshold: 10, erodeSize: 10 };
 const SOFT_SCENES = 2;
@@ -88,7 +89,7 @@ describe('remove-background with alphaMatting (rembg a/af/ab/ae), default model'
   let scenes: SoftScene[];
 
   beforeAll(async () => {
-    proc = createRemoveBackground(loadConfig({ PIXQ_DATA_DIR: os.tmpdir(), PIXQ_MODEL_DOWNLOAD: 'false', PIXQ_LOG_LEVEL: 'silent' }));
+    proc = createRemoveBackground(loadConfig({ PIXQ_DATA_DIR: os.tmpdir(), PIXQ_MODELS_DIR: TEST_MODELS_DIR, PIXQ_MODEL_DOWNLOAD: 'false', PIXQ_LOG_LEVEL: 'silent' }));
     scenes = await Promise.all(Array.from({ length: SOFT_SCENES }, (_, i) => softScene(i * 3, 480, 360, 4)));
   });
 

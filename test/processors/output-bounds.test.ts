@@ -13,6 +13,7 @@ import { expectProblem, imageForm, useApi, waitForJob } from '../support/api.js'
 import { rejection } from '../support/errors.js';
 import { PORTRAITS, portraitJpeg, testContext } from '../support/portraits.js';
 import { describeEachStore } from '../support/stores.js';
+import { TEST_MODELS_DIR } from '../support/models.js';
 
 /**
  * Every processor bounds its output by PIXQ_MAX_PIXELS and MAX_OUTPUT_SIDE before the pixel work, computing
@@ -25,7 +26,7 @@ async function stripPng(): Promise<Buffer> {
   return sharp(rows, { raw: { width: 1, height: 60_000, channels: 3 } }).png({ compressionLevel: 9 }).toBuffer();
 }
 
-const config = loadConfig({ PIXQ_DATA_DIR: os.tmpdir() });
+const config = loadConfig({ PIXQ_DATA_DIR: os.tmpdir(), PIXQ_MODELS_DIR: TEST_MODELS_DIR });
 
 function run<P extends Processor>(processor: P, input: Buffer, raw: unknown) {
   const ctx = testContext(input, parseOptions(processor, raw));

@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { loadConfig } from '../../src/config.js';
@@ -13,6 +10,7 @@ import { createTransform } from '../../src/processors/transform.js';
 import type { Processor } from '../../src/processors/types.js';
 import { PORTRAITS, portraitJpeg, shapesPng, testContext } from '../support/portraits.js';
 import { rejection } from '../support/errors.js';
+import { TEST_MODELS_DIR } from '../support/models.js';
 
 const config = loadConfig({});
 
@@ -160,13 +158,9 @@ describe('ID photo pipeline', () => {
   );
 
   it('remove-background, face-crop 35:45, transform onto white gives a 413x531 photo with the face centred', async () => {
-    // The model files are assembled into a scratch folder, never into the working tree's data/.
-    const modelsDir = await mkdtemp(path.join(os.tmpdir(), 'pixq-id-photo-'));
-    const removeBackground = createRemoveBackground(loadConfig({ PIXQ_MODELS_DIR: modelsDir }));
-    onTestFinished(async () => {
-      await removeBackground.close();
-      await rm(modelsDir, { recursive: true, force: true });
-    });
+    // The shared test models, never the working tree's data/.
+    const removeBackground = createRemoveBackground(loadConfig({ PIXQ_MODELS_DIR: TEST_MODELS_DIR }));
+    onTestFinished(() => removeBackground.close());
     const idPipeline = registry([removeBackground as unknown as Processor]);
     const ctx = testContext(
       await portraitJpeg(PORTRAITS[0]),

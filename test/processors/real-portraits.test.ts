@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
@@ -9,14 +6,13 @@ import { openImage } from '../../src/processors/image.js';
 import { parseOptions } from '../../src/processors/options.js';
 import { createRemoveBackground } from '../../src/processors/remove-background.js';
 import { PORTRAITS, portraitJpeg, testContext, type Region } from '../support/portraits.js';
+import { TEST_MODELS_DIR } from '../support/models.js';
 
-const modelsDir = await mkdtemp(path.join(os.tmpdir(), 'pixq-portraits-'));
-const config = loadConfig({ PIXQ_MODELS_DIR: modelsDir });
+const config = loadConfig({ PIXQ_MODELS_DIR: TEST_MODELS_DIR });
 const removeBackground = createRemoveBackground(config);
 
 afterAll(async () => {
   await removeBackground.close();
-  await rm(modelsDir, { recursive: true, force: true });
 });
 
 /** Mean alpha (0..255) over a region of an RGBA image. */

@@ -10,6 +10,7 @@ import { testContext } from '../support/portraits.js';
 import { waitUntil } from '../support/processes.js';
 import { startRembgServer, type RembgMode, type RembgTestServer } from '../support/rembg-server.js';
 import { describeEachStore, tempDir } from '../support/stores.js';
+import { TEST_MODELS_DIR } from '../support/models.js';
 
 // A black 24 x 24 square at (16, 12) on white: the test server's subject.
 const WIDTH = 64;
@@ -135,7 +136,7 @@ describe('remove-background on rembg servers: options', () => {
   });
 
   it('refuses rembg without servers, and local-only models on rembg, when the job is submitted', async () => {
-    const local = createRemoveBackground(loadConfig({ PIXQ_DATA_DIR: tempDir() }));
+    const local = createRemoveBackground(loadConfig({ PIXQ_DATA_DIR: tempDir(), PIXQ_MODELS_DIR: TEST_MODELS_DIR }));
     processors.push(local);
     expect(parseOptions(local, {}).backend).toBe('local');
     expect(() => parseOptions(local, { backend: 'rembg' })).toThrow(/options\.backend.*PIXQ_REMBG_URLS/);

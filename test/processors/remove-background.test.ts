@@ -19,6 +19,7 @@ import { runJob, type JobRun } from '../support/processors.js';
 import { alphaOf, iou, syntheticScene, type Scene } from '../support/synthetic.js';
 import { waitUntil } from '../support/processes.js';
 import { slowMatMul, tinyFp16Scale, tinyU2netLike } from '../support/tiny-onnx.js';
+import { TEST_MODELS_DIR } from '../support/models.js';
 
 const SAMPLES = path.resolve('node_modules/@vladmandic/human/assets/samples.jpg');
 const QUALITY_SCENES = 10;
@@ -71,7 +72,7 @@ afterAll(async () => {
 });
 
 describe('remove-background options', () => {
-  const proc = createRemoveBackground(loadConfig({ PIXQ_DATA_DIR: os.tmpdir() }));
+  const proc = createRemoveBackground(loadConfig({ PIXQ_MODELS_DIR: TEST_MODELS_DIR }));
 
   it('applies the documented defaults', () => {
     expect(parseOptions(proc, {})).toEqual({
@@ -139,13 +140,13 @@ describe('refineMask', () => {
   });
 });
 
-describe('remove-background with the default model (isnet-medium)', () => {
+describe('remove-background with the default model (isnet-int8)', () => {
   let proc: RemoveBackgroundProcessor;
   let scenes: Scene[];
   let baseline: { scene: Scene; run: JobRun; alpha: Uint8Array };
 
   beforeAll(async () => {
-    proc = createRemoveBackground(testConfig({ PIXQ_MODELS_DIR: path.join(tempRoot, 'models') }));
+    proc = createRemoveBackground(testConfig({ PIXQ_MODELS_DIR: TEST_MODELS_DIR }));
     scenes = await Promise.all(Array.from({ length: QUALITY_SCENES }, (_, i) => syntheticScene(i, 640, 480)));
     const run = await runJob(proc, scenes[0].image);
     baseline = { scene: scenes[0], run, alpha: await alphaOf(run.data) };
@@ -159,7 +160,7 @@ describe('remove-background with the default model (isnet-medium)', () => {
     expect(baseline.run.stages.map((s) => s.stage)).toEqual(['decode', 'inference', 'compose', 'encode']);
     const percents = baseline.run.stages.map((s) => s.percent);
     expect([...percents].sort((a, b) => a - b)).toEqual(percents);
-    expect(baseline.run.result.result).toMatchObject({ model: 'isnet-medium', cold: true, subjectFound: true });
+    expect(baseline.run.result.result).toMatchObject({ model: 'isnet-int8', cold: true, subjectFound: true });
     expect(baseline.run.result.outputs[0]).toMatchObject({ contentType: 'image/png', width: 640, height: 480 });
     const again = await runJob(proc, scenes[1].image, { onlyMask: true });
     expect(again.result.result).toMatchObject({ cold: false });

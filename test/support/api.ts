@@ -11,6 +11,7 @@ import { buildServer } from '../../src/api/index.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { openServices, startWorker, type Services } from '../../src/services.js';
 import { dropDatabase, type StoreTarget } from './stores.js';
+import { TEST_MODELS_DIR } from './models.js';
 
 /**
  * A real pixq API on loopback for HTTP tests: services opened on a fresh store, buildServer, app.listen on
@@ -58,6 +59,7 @@ export interface Answer {
 export function testEnv(location: { dataDir: string; databaseUrl?: string }, env: Record<string, string> = {}) {
   return {
     PIXQ_DATA_DIR: location.dataDir,
+    PIXQ_MODELS_DIR: TEST_MODELS_DIR,
     ...(location.databaseUrl && { DATABASE_URL: location.databaseUrl }),
     PIXQ_ADMIN_KEY: ADMIN_KEY,
     PIXQ_ENABLE_NOOP: '1',

@@ -4,6 +4,7 @@ import readline from 'node:readline';
 import { openEngine, type Engine } from '../../src/engine/index.js';
 import { countJobs, DEFAULT_OPTIONS } from './engine.js';
 import { dropDatabase, type StoreTarget } from './stores.js';
+import { TEST_MODELS_DIR } from './models.js';
 
 const CLI = path.resolve(import.meta.dirname, 'pixq-cli.ts');
 
@@ -88,7 +89,7 @@ export async function stopAll(processes: PixqProcess[]) {
 export async function workerCluster(target: StoreTarget, env: Record<string, string>) {
   const location = await target.fresh();
   const engine = await openEngine(location, DEFAULT_OPTIONS);
-  const workerEnv = { PIXQ_DATA_DIR: location.dataDir, DATABASE_URL: location.databaseUrl, PIXQ_ENABLE_NOOP: '1', ...env };
+  const workerEnv = { PIXQ_DATA_DIR: location.dataDir, PIXQ_MODELS_DIR: TEST_MODELS_DIR, DATABASE_URL: location.databaseUrl, PIXQ_ENABLE_NOOP: '1', ...env };
   const workers = [0, 1, 2].map(() => spawnPixq(['worker'], workerEnv));
   try {
     await Promise.all(workers.map((w) => workerReady(w)));

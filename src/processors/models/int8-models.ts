@@ -29,6 +29,12 @@ export interface Int8Build {
   calibrationImages?: number;
 }
 
+/**
+ * How far in from each end of an activation's values its int8 range is cut (quantize.ts calibrationModel): of
+ * 1e-5, 3e-5, 5e-5, 1e-4, 2e-4 and 1e-3, 2e-4 kept the portraits closest to fp32 (docs/processors.md).
+ */
+const CALIBRATION_TAIL = 2e-4;
+
 /** Builds in progress in this process, by file: concurrent first uses wait for the one build. */
 const building = new Map<string, Promise<string>>();
 
@@ -45,7 +51,7 @@ export async function ensureInt8Model(
   const source = await ensureImglyModel(modelsDir, resource, true);
   const file = int8ModelFile(modelsDir, resource);
   const calibration = calibrationSet(options.calibrationImages ?? CALIBRATION_IMAGES);
-  const key = sha256(Buffer.from(`${path.basename(source)}|quantizer ${QUANTIZER_VERSION}|${calibration}`));
+  const key = sha256(Buffer.from(`${path.basename(source)}|quantizer ${QUANTIZER_VERSION}, tail ${CALIBRATION_TAIL}|${calibration}`));
   if (await isBuilt(file, key)) return file;
   let build = building.get(file);
   if (!build) {
@@ -78,7 +84,7 @@ async function buildInt8Model(
   try {
     const fp32 = await readFile(source);
     const plan = planQuantization(fp32);
-    await writeFileAtomic(calibrationFile, calibrationModel(fp32, plan));
+    await writeFileAtomic(calibrationFile, calibrationModel(fp32, plan, CALIBRATION_TAIL));
     const ranges = mergeRanges(plan, await collectRanges(calibrationFile, spec, host, calibrationImages));
     const model = quantizeModel(fp32, plan, ranges);
     await writeFileAtomic(file, model);
