@@ -24,6 +24,9 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm rebuild bette
 FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production PIXQ_DATA_DIR=/data PORT=8080 ONNXRUNTIME_NODE_INSTALL=skip
+# As `npm start`: glibc returns the image buffers of a burst of jobs instead of keeping them per thread
+# (docs/deployment.md, "Memory").
+ENV MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072
 COPY --from=deps /app/node_modules node_modules
 COPY --from=build /app/dist dist
 COPY --from=build /app/packages/client/dist packages/client/dist

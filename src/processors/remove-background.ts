@@ -408,7 +408,8 @@ async function onBackground(rgba: Buffer, raw: RawRgba, colour: Colour): Promise
 }
 
 function encode(image: Sharp, format: 'png' | 'webp'): Sharp {
-  return format === 'png' ? image.png({ compressionLevel: 6 }) : image.webp({ quality: 90, alphaQuality: 100 });
+  // zlib level 4 instead of 6: 45 instead of 83 ms for a 1 MP cut-out, 3 % larger (measured, docs/processors.md).
+  return format === 'png' ? image.png({ compressionLevel: 4 }) : image.webp({ quality: 90, alphaQuality: 100 });
 }
 
 function foregroundShare(alpha: Buffer): number {

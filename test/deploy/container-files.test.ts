@@ -86,4 +86,12 @@ describe('Dockerfile', () => {
     const cmd = JSON.parse(finalStage.find((i) => i.keyword === 'CMD')!.args) as string[];
     expect(cliCommands()).toContain(cmd[0]);
   });
+
+  it("sets the variables `npm start` sets before node (glibc's malloc settings)", () => {
+    const start = (JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+    const assignments = [...start.matchAll(/(\w+=\S+)\s/g)].map((m) => m[1]);
+    expect(assignments).toContain('MALLOC_ARENA_MAX=2');
+    const env = finalStage.filter((i) => i.keyword === 'ENV').flatMap((i) => i.args.split(/\s+/));
+    for (const assignment of assignments) expect(env, `Dockerfile ENV ${assignment}`).toContain(assignment);
+  });
 });

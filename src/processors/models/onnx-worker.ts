@@ -317,14 +317,15 @@ export class OnnxHost {
 }
 
 /**
- * The parent's environment without loader hooks (tsx, vitest) that plain JavaScript does not need, and with a
- * fixed glibc mmap threshold: each large intermediate tensor then gets pages of its own that go back to the
- * system when freed, instead of a heap that grows to the sum of the largest ones (measured: peak RSS of the
- * 1024 px ISNet's process 818 MB -> 705 MB). An operator's own MALLOC_MMAP_THRESHOLD_ wins.
+ * The parent's environment without loader hooks (tsx, vitest) that plain JavaScript does not need, and without a
+ * fixed glibc mmap threshold: `npm start` fixes one for the server (its image buffers then go back to the system
+ * when freed), but in the model process it makes every run fault in fresh pages, 18 % slower for the int8 model
+ * (727 vs 610 ms a run); there glibc's own threshold is better, and the memory goes back when the process exits
+ * after its idle time.
  */
 function childEnv(): NodeJS.ProcessEnv {
-  const { NODE_OPTIONS: _, ...env } = process.env;
-  return { MALLOC_MMAP_THRESHOLD_: '131072', ...env };
+  const { NODE_OPTIONS: _, MALLOC_MMAP_THRESHOLD_: __, ...env } = process.env;
+  return env;
 }
 
 function sessionOptions(opts: OnnxHostOptions) {
