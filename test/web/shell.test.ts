@@ -216,8 +216,9 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     await shoot(page, 'overview-admin');
 
     await page.setViewportSize({ width: 375, height: 800 });
-    // Nothing wider than the screen but the tables, which scroll inside their own box.
-    expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(375);
+    // Nothing wider than the screen but the tables, which scroll inside their own box. The charts follow the new
+    // width when their resize observer fires, after the viewport change: wait for the layout, not a fixed time.
+    await expect.poll(() => page.evaluate<number>('document.documentElement.scrollWidth'), { timeout: 10_000 }).toBeLessThanOrEqual(375);
     await shoot(page, 'overview-375');
     await page.close();
     expect(problems).toEqual([]);
