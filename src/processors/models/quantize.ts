@@ -191,12 +191,14 @@ export function quantizeModel(model: Buffer, plan: QuantizationPlan, ranges: Map
     if (!range) throw new Error(`no calibration range for ${tensor}`);
     params.set(tensor, activationParams(range));
   }
+  // A MaxPool's or Resize's output uses its input's scale and zero point (planQuantization).
+  const scaleOwner = (tensor: string) => plan.sameAs.get(tensor) ?? tensor;
   const quantizedWeights = new Set<string>();
   const weightNodes: Buffer[] = [];
   const added: Buffer[] = [];
   for (const conv of plan.convs) {
     const [input, weightName, biasName] = conv.inputs;
-    const inputScale = params.get(plan.sameAs.get(input) ?? input)!.scale;
+    const inputScale = params.get(scaleOwner(input))!.scale;
     const weight = quantizeWeight(initializers.get(weightName)!);
     added.push(...dequantized(weightName, DATA_TYPE.int8, weight.dims, weight.values, weight.scales, weightNodes));
     quantizedWeights.add(weightName);
@@ -213,14 +215,13 @@ export function quantizeModel(model: Buffer, plan: QuantizationPlan, ranges: Map
     added.push(initializerField(`${tensor}_zero_point`, DATA_TYPE.uint8, [], Uint8Array.of(zeroPoint)));
   }
   const pair = (tensor: string) => {
-    const source = plan.sameAs.get(tensor) ?? tensor;
-    const affine = [`${source}_scale`, `${source}_zero_point`];
+    const affine = [`${scaleOwner(tensor)}_scale`, `${scaleOwner(tensor)}_zero_point`];
     return [
       nodeField({ op: 'QuantizeLinear', name: q(tensor), inputs: [tensor, ...affine], outputs: [q(tensor)] }),
       nodeField({ op: 'DequantizeLinear', name: dq(tensor), inputs: [q(tensor), ...affine], outputs: [dq(tensor)] }),
     ];
   };
-  const isPaired = (name: string) => params.has(name) || plan.sameAs.has(name);
+  const isPaired = (name: string) => params.has(scaleOwner(name));
   const rename = (name: string) => (isPaired(name) ? dq(name) : name);
   let first = true;
   return withGraph(model, (graph) => {
