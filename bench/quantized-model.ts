@@ -3,7 +3,8 @@
  *
  * Builds isnet-int8 in PIXQ_MODELS_DIR (OS temp dir when unset) if it is not cached, then runs remove-background
  * with both models in one process, alternating which goes first on each image so that the machine's load hits
- * both alike: the synthetic product scenes of the tests (known masks) at about 1 MP and the three test portraits.
+ * both alike: the synthetic product scenes of the tests (known masks) at about 1 MP, the three test portraits and
+ * five real face close-ups (test/support/portraits.ts), both upscaled 4x.
  * Reports inference wall time and CPU time per image of the process tree (this process and its model processes,
  * all threads; steadier than wall time on a shared machine), and mask IoU (alpha >= 128) of int8 against fp32 and against the synthetic truth.
  */
@@ -16,7 +17,7 @@ import { locateModel } from '../src/processors/models/locate.js';
 import { MODELS, type ModelName } from '../src/processors/models/catalog.js';
 import { parseOptions } from '../src/processors/options.js';
 import { createRemoveBackground } from '../src/processors/remove-background.js';
-import { PORTRAITS, portraitJpeg } from '../test/support/portraits.js';
+import { CLOSE_UPS, closeUpJpeg, PORTRAITS, portraitJpeg } from '../test/support/portraits.js';
 import { iou, SCENE_COUNT, syntheticScene } from '../test/support/synthetic.js';
 import { treeCpuMs } from './queue/rss.js';
 
@@ -24,7 +25,7 @@ const MODEL_PAIR = ['isnet-medium', 'isnet-int8'] as const satisfies readonly Mo
 
 interface Sample {
   name: string;
-  kind: 'synthetic' | 'portrait';
+  kind: 'synthetic' | 'portrait' | 'close-up';
   image: Buffer;
   truth?: Uint8Array;
 }
@@ -50,6 +51,7 @@ async function samples(): Promise<Sample[]> {
     out.push({ name: scene.name, kind: 'synthetic', image: scene.image, truth: scene.mask });
   }
   for (const portrait of PORTRAITS) out.push({ name: portrait.name, kind: 'portrait', image: await portraitJpeg(portrait) });
+  for (const [i, region] of CLOSE_UPS.entries()) out.push({ name: `close-up-${i + 1}`, kind: 'close-up', image: await closeUpJpeg(region) });
   return out;
 }
 
@@ -102,10 +104,16 @@ async function main(): Promise<void> {
   rows.push(`| CPU ms per image (job), median | ${Math.round(median(fp32.map((r) => r.cpuMs)))} | ${Math.round(median(int8.map((r) => r.cpuMs)))} |`);
   const ratio = (pick: (r: Run) => number) => (median(fp32.map(pick)) / median(int8.map(pick))).toFixed(2);
   rows.push(`| speed-up (fp32 / int8), wall / CPU | | ${ratio((r) => r.inferenceMs)}x / ${ratio((r) => r.cpuMs)}x |`);
-  for (const kind of ['synthetic', 'portrait'] as const) {
-    const picked = inputs.flatMap((s, i) => (s.kind === kind ? [i] : []));
+  const sets: [string, Sample['kind'][]][] = [
+    ['synthetic', ['synthetic']],
+    ['portrait', ['portrait']],
+    ['close-up', ['close-up']],
+    ['real photos (portraits and close-ups)', ['portrait', 'close-up']],
+  ];
+  for (const [label, kinds] of sets) {
+    const picked = inputs.flatMap((s, i) => (kinds.includes(s.kind) ? [i] : []));
     const vsFp32 = picked.map((i) => iou(int8[i].mask, fp32[i].mask));
-    rows.push(`| IoU int8 vs fp32, ${kind} (${picked.length}), mean / min | | ${mean(vsFp32).toFixed(4)} / ${Math.min(...vsFp32).toFixed(4)} |`);
+    rows.push(`| IoU int8 vs fp32, ${label} (${picked.length}), mean / min | | ${mean(vsFp32).toFixed(4)} / ${Math.min(...vsFp32).toFixed(4)} |`);
   }
   const synthetic = inputs.flatMap((s, i) => (s.truth ? [{ i, truth: s.truth }] : []));
   const vsTruth = (side: Run[]) => mean(synthetic.map(({ i, truth }) => iou(side[i].mask, truth))).toFixed(4);

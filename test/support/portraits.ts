@@ -36,6 +36,22 @@ export const PORTRAITS: Portrait[] = [
   { name: 'woman-standing-arms-crossed', sheet: { x: 641, y: 0, width: 147, height: 157 }, face: { x: 355, y: 95, width: 78, height: 88 } },
 ];
 
+/**
+ * Human's face-detection screenshot ends in a row of five real face close-ups, about 150 px each, from photos that
+ * are not on the sample sheet: more real people to judge a model on, none of them in its calibration set.
+ */
+export const FACEDETECT_JPG = path.join(packageDir('@vladmandic/human'), 'assets', 'screenshot-facedetect.jpg');
+export const CLOSE_UPS: Region[] = [8, 164, 321, 478, 634].map((x) => ({ x, y: 347, width: 150, height: 148 }));
+
+/** One close-up of the screenshot, upscaled by UPSCALE like the portraits. */
+export async function closeUpJpeg(region: Region): Promise<Buffer> {
+  return sharp(FACEDETECT_JPG)
+    .extract({ left: region.x, top: region.y, width: region.width, height: region.height })
+    .resize(region.width * UPSCALE, region.height * UPSCALE, { kernel: 'lanczos3' })
+    .jpeg({ quality: 92 })
+    .toBuffer();
+}
+
 /** Three people (woman, man, woman) at a party, top-right of the sample sheet. */
 export const TRIO: Region = { x: 1129, y: 0, width: 144, height: 157 };
 
