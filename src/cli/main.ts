@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { migrateStore, openServices, startWorker, type Services } from '../services.js';
+import { MODELS_USAGE, modelsCommand } from './models.js';
 import { SUBMIT_USAGE, submitCommand } from './submit.js';
 
 const USAGE = `usage: pixq <command>
@@ -14,6 +15,7 @@ const USAGE = `usage: pixq <command>
   vendor key VENDOR     issue another API key for a vendor (by name or id)
   vendor list           list vendors
   ${SUBMIT_USAGE}
+  ${MODELS_USAGE}
 
 Configuration comes from environment variables; see the README.`;
 
@@ -32,6 +34,8 @@ export async function main(argv: string[]): Promise<void> {
       return vendorCommand(rest);
     case 'submit':
       return submitCommand(rest);
+    case 'models':
+      return modelsCommand(rest);
     default:
       console.log(USAGE);
       if (command && !['help', '--help', '-h'].includes(command)) process.exitCode = 2;

@@ -13,6 +13,8 @@ export interface PixqProcess {
   pid: number;
   /** Parsed JSON log lines so far. */
   logs: Record<string, unknown>[];
+  /** Everything written to stderr so far. */
+  stderr: () => string;
   exited: Promise<number | null>;
 }
 
@@ -38,7 +40,7 @@ export function spawnPixq(args: string[], env: Record<string, string | undefined
       resolve(code);
     }),
   );
-  return { child, pid: child.pid!, logs, exited };
+  return { child, pid: child.pid!, logs, stderr: () => stderr, exited };
 }
 
 export async function waitUntil(condition: () => Promise<boolean> | boolean, timeoutMs: number, what: string) {
