@@ -34,7 +34,9 @@ COPY --from=build /app/web/dist web/dist
 COPY package.json LICENSE README.md ./
 COPY packages/client/package.json packages/client/package.json
 COPY bin bin
-RUN mkdir -p /data && chown node:node /data
+# Model files go to /data/models, a volume in compose.yaml: the directory must exist here, owned by node, or
+# Docker would create the mount point as root and the worker could not write the model files it builds.
+RUN mkdir -p /data/models && chown -R node:node /data
 USER node
 VOLUME /data
 EXPOSE 8080

@@ -19,10 +19,10 @@ function cliCommands(): string[] {
   return [...usage.matchAll(/^ {2}([a-z]+)/gm)].map((m) => m[1]);
 }
 
-describe('compose.yaml', () => {
-  const compose = parse(readFileSync(path.join(REPO, 'compose.yaml'), 'utf8'));
-  const pixqServices = Object.entries<Record<string, unknown>>(compose.services).filter(([, s]) => s.build === '.');
+const compose = parse(readFileSync(path.join(REPO, 'compose.yaml'), 'utf8'));
+const pixqServices = Object.entries<Record<string, unknown>>(compose.services).filter(([, s]) => s.build === '.');
 
+describe('compose.yaml', () => {
   it('runs postgres, an S3 server, the API and workers', () => {
     expect(Object.keys(compose.services)).toEqual(expect.arrayContaining(['postgres', 's3', 'api', 'worker']));
     expect(pixqServices.map(([name]) => name)).toEqual(expect.arrayContaining(['api', 'worker']));
@@ -85,6 +85,21 @@ describe('Dockerfile', () => {
     expect(finalStage.find((i) => i.keyword === 'ENTRYPOINT')?.args).toBe('["node", "bin/pixq.js"]');
     const cmd = JSON.parse(finalStage.find((i) => i.keyword === 'CMD')!.args) as string[];
     expect(cliCommands()).toContain(cmd[0]);
+  });
+
+  it('creates every directory compose mounts a volume on, owned by the user it runs as', () => {
+    // Docker creates a missing mount point as root, and a fresh named volume takes the owner of the image's
+    // directory: without the directory in the image, the non-root user could not write into the volume.
+    const user = finalStage.filter((i) => i.keyword === 'USER').at(-1)!.args;
+    const runs = finalStage.filter((i) => i.keyword === 'RUN').map((i) => i.args);
+    const mounts = pixqServices.flatMap(([, service]) => ((service.volumes ?? []) as string[]).map((v) => v.split(':')[1]));
+    expect(mounts).toContain('/data/models');
+    for (const mount of mounts) {
+      const run = runs.find((r) => /\bmkdir -p\b/.test(r) && r.split(/\s+/).includes(mount));
+      expect(run, `RUN mkdir -p ${mount}`).toBeDefined();
+      const owner = new RegExp(`chown -R ${user}:${user} (\\S+)`).exec(run!);
+      expect(owner !== null && mount.startsWith(owner[1]), `${run} gives ${mount} to ${user}`).toBe(true);
+    }
   });
 
   it("sets the variables `npm start` sets before node (glibc's malloc settings)", () => {
