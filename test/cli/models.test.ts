@@ -41,7 +41,6 @@ describe('pixq models prepare', () => {
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('unknown model no-such-model');
     expect(fs.readdirSync(empty)).toEqual([]);
-    fs.rmdirSync(empty);
 
     const usage = await prepare([]);
     expect(usage.code).toBe(2);
@@ -50,5 +49,6 @@ describe('pixq models prepare', () => {
     const offline = await prepare(['prepare', 'u2net'], { PIXQ_MODELS_DIR: empty, PIXQ_MODEL_DOWNLOAD: 'false' });
     expect(offline.code).toBe(1);
     expect(offline.stderr).toContain('model u2net is not installed and downloads are off (PIXQ_MODEL_DOWNLOAD)');
+    fs.rmSync(empty, { recursive: true, force: true });
   }, 120_000);
 });

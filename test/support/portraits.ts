@@ -37,8 +37,8 @@ export const PORTRAITS: Portrait[] = [
 ];
 
 /**
- * Human's face-detection screenshot ends in a row of five real face close-ups, about 150 px each, from photos that
- * are not on the sample sheet: more real people to judge a model on, none of them in its calibration set.
+ * Human's face-detection screenshot ends in a row of five real face close-ups, about 150 px each, cut from a group
+ * photo that is not on the sample sheet: more real people to judge a model on, none in its calibration set.
  */
 export const FACEDETECT_JPG = path.join(packageDir('@vladmandic/human'), 'assets', 'screenshot-facedetect.jpg');
 export const CLOSE_UPS: Region[] = [8, 164, 321, 478, 634].map((x) => ({ x, y: 347, width: 150, height: 148 }));
