@@ -35,6 +35,7 @@ import { OnnxHost } from '../src/processors/models/onnx-worker.js';
 import { parseOptions } from '../src/processors/options.js';
 import { createRemoveBackground } from '../src/processors/remove-background.js';
 import { alphaOf, iou, syntheticScene } from '../test/support/synthetic.js';
+import { describeMachine } from './machine.js';
 import { buildCli, readRssMb, spawnCli, stop, treeCpuMs, treePids, treeRssMb, untilRunning, watchTreePeak } from './queue/rss.js';
 
 const SYNTHETIC = 7;
@@ -405,7 +406,7 @@ const mark = (ok: boolean) => (ok ? 'met' : 'MISSED');
 const failed = (r: object): r is { error: string } => 'error' in r;
 
 function markdown(r: Omit<RemoveBackgroundBench, 'markdown'>, load: string): string {
-  const lines = [`Load average at the start: ${load}; ${os.availableParallelism()} cores.`, ''];
+  const lines = [`Load average at the start: ${load}; ${describeMachine()}.`, ''];
   if (r.e2e.length) {
     lines.push(
       `End to end: ${E2E_IMAGES} photos of about 1 MP in one bulk request (multipart) to a compiled \`pixq start\` (SQLite),`,

@@ -19,6 +19,7 @@ import { parseOptions } from '../src/processors/options.js';
 import { createRemoveBackground } from '../src/processors/remove-background.js';
 import { CLOSE_UPS, closeUpJpeg, PORTRAITS, portraitJpeg } from '../test/support/portraits.js';
 import { iou, SCENE_COUNT, syntheticScene } from '../test/support/synthetic.js';
+import { describeMachine } from './machine.js';
 import { treeCpuMs } from './queue/rss.js';
 
 const MODEL_PAIR = ['isnet-medium', 'isnet-int8'] as const satisfies readonly ModelName[];
@@ -59,7 +60,7 @@ async function main(): Promise<void> {
   const modelsDir = process.env.PIXQ_MODELS_DIR ?? path.join(os.tmpdir(), 'pixq-bench-models');
   const config = loadConfig({ ...process.env, PIXQ_MODELS_DIR: modelsDir, PIXQ_LOG_LEVEL: 'silent' });
   const log = pino({ level: 'info' }, pino.destination(2));
-  console.log(`threads ${config.onnxThreads}, load before build ${load()}`);
+  console.log(`${describeMachine()}, threads ${config.onnxThreads}, load before build ${load()}`);
   let started = performance.now();
   await locateModel(MODELS['isnet-int8'], config, log);
   console.log(`int8 model ready in ${Math.round(performance.now() - started)} ms (load ${load()})`);

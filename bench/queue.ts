@@ -8,6 +8,7 @@
 import os from 'node:os';
 import { openBullmq } from './queue/bullmq.js';
 import { cleanUp, cleanUpOnSignals } from './queue/cleanup.js';
+import { describeMachine } from './machine.js';
 import { measure, type Settings, type Subject } from './queue/measure.js';
 import { openPgBoss } from './queue/pgboss.js';
 import { openPixq } from './queue/pixq.js';
@@ -76,7 +77,7 @@ const loadAverage = () => os.loadavg().map((l) => l.toFixed(2)).join(' / ');
 async function header(): Promise<string> {
   const s = settings;
   return [
-    `Machine: ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), ` +
+    `Machine: ${describeMachine()}, ` +
       `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, load average ${loadAverage()} at the start, Node ${process.version}, ` +
       `${await postgresVersion(pgUrl)}, Redis at ${redisUrl}`,
     `N = ${s.jobs.toLocaleString('en-US')} no-op jobs enqueued in chunks of ${s.chunk}; total worker concurrency ${s.concurrency} ` +

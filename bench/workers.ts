@@ -16,6 +16,7 @@ import { sql } from 'kysely';
 import { loadConfig } from '../src/config.js';
 import { openServices } from '../src/services.js';
 import { cleanUp, cleanUpOnSignals, defer, tempDir } from './queue/cleanup.js';
+import { describeMachine } from './machine.js';
 import { onlyNoop } from './queue/pixq.js';
 import { freshDatabase, postgresVersion } from './queue/postgres.js';
 import { stop } from './queue/rss.js';
@@ -129,7 +130,7 @@ async function main() {
   execFileSync(process.execPath, [path.join(REPO, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: REPO });
   const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' / ');
   console.log(
-    `Machine: ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), load average ${load()} at the start, ` +
+    `Machine: ${describeMachine()}, load average ${load()} at the start, ` +
       `Node ${process.version}, ${await postgresVersion(PG_URL)} on the same machine.\n` +
       `${JOBS.toLocaleString('en-US')} noop jobs (${JOB_MS} ms each) enqueued before the workers start; ${SLOTS} slots per worker process.\n`,
   );
