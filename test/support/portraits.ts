@@ -44,30 +44,26 @@ export const FACEDETECT_JPG = path.join(packageDir('@vladmandic/human'), 'assets
 export const CLOSE_UPS: Region[] = [8, 164, 321, 478, 634].map((x) => ({ x, y: 347, width: 150, height: 148 }));
 
 /** One close-up of the screenshot, upscaled by UPSCALE like the portraits. */
-export async function closeUpJpeg(region: Region): Promise<Buffer> {
-  return sharp(FACEDETECT_JPG)
-    .extract({ left: region.x, top: region.y, width: region.width, height: region.height })
-    .resize(region.width * UPSCALE, region.height * UPSCALE, { kernel: 'lanczos3' })
-    .jpeg({ quality: 92 })
-    .toBuffer();
+export function closeUpJpeg(region: Region): Promise<Buffer> {
+  return regionJpeg(FACEDETECT_JPG, region, UPSCALE);
 }
 
 /** Three people (woman, man, woman) at a party, top-right of the sample sheet. */
 export const TRIO: Region = { x: 1129, y: 0, width: 144, height: 157 };
 
 /** Cuts one photo off the sample sheet and upscales it, as a JPEG like a phone upload. */
-export async function portraitJpeg(portrait: Portrait): Promise<Buffer> {
-  const { x, y, width, height } = portrait.sheet;
-  return sharp(SAMPLES_JPG)
-    .extract({ left: x, top: y, width, height })
-    .resize(width * UPSCALE, height * UPSCALE, { kernel: 'lanczos3' })
-    .jpeg({ quality: 92 })
-    .toBuffer();
+export function portraitJpeg(portrait: Portrait): Promise<Buffer> {
+  return regionJpeg(SAMPLES_JPG, portrait.sheet, UPSCALE);
 }
 
 /** Cuts any region of the sample sheet, upscaled by `scale`. */
-export async function sheetRegionJpeg(region: Region, scale: number): Promise<Buffer> {
-  return sharp(SAMPLES_JPG)
+export function sheetRegionJpeg(region: Region, scale: number): Promise<Buffer> {
+  return regionJpeg(SAMPLES_JPG, region, scale);
+}
+
+/** A region of one of human's images, upscaled by `scale` (sharp's default kernel, lanczos3), as a JPEG. */
+function regionJpeg(file: string, region: Region, scale: number): Promise<Buffer> {
+  return sharp(file)
     .extract({ left: region.x, top: region.y, width: region.width, height: region.height })
     .resize(Math.round(region.width * scale), Math.round(region.height * scale))
     .jpeg({ quality: 92 })
