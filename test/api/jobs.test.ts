@@ -194,6 +194,10 @@ describeEachStore('jobs API', (target) => {
     beforeAll(async () => {
       ({ key } = await api().vendor());
       for (let i = 0; i < 5; i++) ids.noop.push((await api().call('POST', '/v1/jobs', { key, json: { type: 'noop' } })).body.id);
+      // `middle` strictly after the noops' created_at (whole milliseconds): a fast machine creates the last one in
+      // the same millisecond as a clock read right after it.
+      const noopsCreated = Date.now();
+      await waitUntil(() => Date.now() > noopsCreated, 10_000, 'the clock to pass the last noop');
       middle = new Date().toISOString();
       // Created strictly after `middle`: created_at is in whole milliseconds.
       await waitUntil(() => Date.now() > Date.parse(middle), 10_000, 'the clock to pass `middle`');
