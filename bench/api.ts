@@ -43,7 +43,9 @@ interface AutocannonResult {
   statusCodeStats: Record<string, { count: number | string }>;
 }
 // autocannon ships no type declarations; this is the part of its programmatic API used here.
-const autocannon = createRequire(import.meta.url)('autocannon') as (opts: Record<string, unknown>) => Promise<AutocannonResult>;
+const autocannon = createRequire(import.meta.url)('autocannon') as (
+  opts: Record<string, unknown>,
+) => Promise<AutocannonResult>;
 
 const ADMIN_KEY = 'bench-admin-key-0123456789';
 const self = fileURLToPath(import.meta.url);
@@ -80,10 +82,15 @@ async function serve() {
   console.log(JSON.stringify({ port: (app.server.address() as AddressInfo).port }));
   process.on('SIGUSR2', () => {
     const ms = (ns: number) => Math.round(ns / 1e5) / 10;
-    console.log(JSON.stringify({ loop: { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max) } }));
+    console.log(
+      JSON.stringify({ loop: { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max) } }),
+    );
   });
   process.on('SIGTERM', () => {
-    void app.close().then(() => services.close()).then(() => process.exit(0));
+    void app
+      .close()
+      .then(() => services.close())
+      .then(() => process.exit(0));
   });
 }
 
@@ -94,27 +101,36 @@ async function main() {
   const dataDir = fs.mkdtempSync(path.join(env.BENCH_DATA_PARENT ?? os.tmpdir(), 'pixq-bench-api-'));
 
   const image = await smallJpeg();
-  const images = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': image.length }).end(image));
+  const images = http.createServer((_req, res) =>
+    res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': image.length }).end(image),
+  );
   await new Promise<void>((resolve) => images.listen(0, '127.0.0.1', resolve));
   const imageUrl = `http://127.0.0.1:${(images.address() as AddressInfo).port}/photo.jpg`;
 
   const profDir = env.BENCH_CPU_PROF;
-  const child = spawn(process.execPath, [...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), '--import', 'tsx', self, '--serve'], {
-    env: {
-      ...env,
-      PIXQ_DATA_DIR: dataDir,
-      DATABASE_URL: '',
-      PIXQ_ADMIN_KEY: ADMIN_KEY,
-      PIXQ_URL_ALLOWLIST: '127.0.0.1',
-      PIXQ_LOG_LEVEL: 'warn',
+  const child = spawn(
+    process.execPath,
+    [...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), '--import', 'tsx', self, '--serve'],
+    {
+      env: {
+        ...env,
+        PIXQ_DATA_DIR: dataDir,
+        DATABASE_URL: '',
+        PIXQ_ADMIN_KEY: ADMIN_KEY,
+        PIXQ_URL_ALLOWLIST: '127.0.0.1',
+        PIXQ_LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
     },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  );
   const lines = readline.createInterface({ input: child.stdout! });
-  const nextLine = () => new Promise<Record<string, any>>((resolve) => lines.once('line', (line) => resolve(JSON.parse(line))));
+  const nextLine = () =>
+    new Promise<Record<string, any>>((resolve) => lines.once('line', (line) => resolve(JSON.parse(line))));
   const port = await Promise.race([
     nextLine().then((l) => l.port as number),
-    new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`API exited with ${code} before listening`)))),
+    new Promise<never>((_, reject) =>
+      child.once('exit', (code) => reject(new Error(`API exited with ${code} before listening`))),
+    ),
   ]);
   const base = `http://127.0.0.1:${port}`;
 
@@ -130,7 +146,11 @@ async function main() {
     const { apiKey, vendor } = (await created.json()) as { apiKey: string; vendor: { id: string } };
 
     const headers = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' };
-    const body = JSON.stringify({ type: 'transform', input: { url: imageUrl }, options: { resize: { width: 256 }, format: 'webp' } });
+    const body = JSON.stringify({
+      type: 'transform',
+      input: { url: imageUrl },
+      options: { resize: { width: 256 }, format: 'webp' },
+    });
     // Warm-up: JIT, statement cache, connection setup; its jobs are not counted.
     await autocannon({ url: `${base}/v1/jobs`, connections: 20, duration: 3, method: 'POST', headers, body });
     const before = await countJobs(dataDir, vendor.id);
@@ -158,13 +178,19 @@ async function main() {
     const accepted = Number(result.statusCodeStats['202']?.count ?? 0);
     const failures = result.errors + result.timeouts + result.non2xx + result.resets;
 
-    console.log(`\n### API submission (SQLite, ${connections} connections, ${seconds} s, workers off, ${os.cpus().length} CPUs, Node ${process.version})\n`);
-    console.log('| requests | req/s | p50 ms | p90 ms | p99 ms | max ms | errors (incl. non-2xx, timeouts) | 202 answers | jobs stored | accepted but missing |');
+    console.log(
+      `\n### API submission (SQLite, ${connections} connections, ${seconds} s, workers off, ${os.cpus().length} CPUs, Node ${process.version})\n`,
+    );
+    console.log(
+      '| requests | req/s | p50 ms | p90 ms | p99 ms | max ms | errors (incl. non-2xx, timeouts) | 202 answers | jobs stored | accepted but missing |',
+    );
     console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     console.log(
       `| ${result.requests.total} | ${Math.round(result.requests.average)} | ${result.latency.p50} | ${result.latency.p90} | ${result.latency.p99} | ${result.latency.max} | ${failures} | ${accepted} | ${stored} | ${missing} |`,
     );
-    console.log(`\nServer event-loop delay over warm-up and run: p50 ${loop.p50} ms, p99 ${loop.p99} ms, max ${loop.max} ms.`);
+    console.log(
+      `\nServer event-loop delay over warm-up and run: p50 ${loop.p50} ms, p99 ${loop.p99} ms, max ${loop.max} ms.`,
+    );
     if (env.BENCH_FLOOR !== '0') {
       const floor = await measureFloor(connections, seconds, headers, body);
       console.log(
@@ -174,7 +200,10 @@ async function main() {
       );
     }
     const checks = [
-      [failures === 0, `no errors or non-2xx answers (${failures}; status codes ${JSON.stringify(result.statusCodeStats)})`],
+      [
+        failures === 0,
+        `no errors or non-2xx answers (${failures}; status codes ${JSON.stringify(result.statusCodeStats)})`,
+      ],
       [
         missing === 0 && acceptedIds.length === accepted && stored >= accepted && stored - accepted <= connections,
         `every accepted job is in the store (${accepted} answered 202, all ${acceptedIds.length} ids looked up, ${missing} missing; ` +
@@ -198,7 +227,9 @@ async function measureFloor(connections: number, seconds: number, headers: Recor
   console.error(`reference: the same load on a do-nothing Fastify route ...`);
   const child = spawn(process.execPath, ['--import', 'tsx', self, '--floor'], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
-    const line = await new Promise<string>((resolve) => readline.createInterface({ input: child.stdout! }).once('line', resolve));
+    const line = await new Promise<string>((resolve) =>
+      readline.createInterface({ input: child.stdout! }).once('line', resolve),
+    );
     const url = `http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}/v1/jobs`;
     await autocannon({ url, connections: 20, duration: 3, method: 'POST', headers, body });
     return await autocannon({ url, connections, duration: seconds, method: 'POST', headers, body });
@@ -247,5 +278,7 @@ async function missingJobs(dataDir: string, ids: string[]): Promise<number> {
 
 async function smallJpeg(): Promise<Buffer> {
   const { default: sharp } = await import('sharp');
-  return sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 200, g: 120, b: 40 } } }).jpeg().toBuffer();
+  return sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 200, g: 120, b: 40 } } })
+    .jpeg()
+    .toBuffer();
 }

@@ -33,10 +33,23 @@ const ADMIN_KEY = 'bench-admin-key-0123456789';
 const TYPES = ['transform', 'remove-background', 'face-crop'];
 const SOURCES = ['shopify', 'upload', 'api'];
 // Mostly finished, as a store that has run a while: 80% succeeded, 5% failed, 3% cancelled, the rest waiting or running.
-const STATES: [JobState, number][] = [['succeeded', 0.8], ['failed', 0.05], ['cancelled', 0.03], ['queued', 0.08], ['delayed', 0.02], ['running', 0.02]];
+const STATES: [JobState, number][] = [
+  ['succeeded', 0.8],
+  ['failed', 0.05],
+  ['cancelled', 0.03],
+  ['queued', 0.08],
+  ['delayed', 0.02],
+  ['running', 0.02],
+];
 const WEEK_MS = 7 * 24 * 3600_000;
 
-interface Row { store: string; query: string; matched: number; p50: number; p95: number }
+interface Row {
+  store: string;
+  query: string;
+  matched: number;
+  p50: number;
+  p95: number;
+}
 
 const rows: Row[] = [];
 const plans: string[] = [];
@@ -64,7 +77,10 @@ async function run(store: 'sqlite' | 'postgres') {
       vendors.push({ id: res.vendor.id as string, key: res.apiKey as string });
     }
     const started = Date.now();
-    const batchId = await fill(services.engine.store, vendors.map((v) => v.id));
+    const batchId = await fill(
+      services.engine.store,
+      vendors.map((v) => v.id),
+    );
     console.error(`${store}: ${JOBS} jobs inserted in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     // As autovacuum would have it on a store that has run a while; pixq never analyzes SQLite, so neither does this.
     if (store === 'postgres') await sql`analyze`.execute(services.engine.store.db);
@@ -103,7 +119,13 @@ async function run(store: 'sqlite' | 'postgres') {
         matched = body.jobs?.length ?? body.count ?? body.buckets?.length ?? 0;
       }
       times.sort((a, b) => a - b);
-      rows.push({ store, query: label, matched, p50: times[Math.floor(times.length / 2)], p95: times[Math.ceil(times.length * 0.95) - 1] });
+      rows.push({
+        store,
+        query: label,
+        matched,
+        p50: times[Math.floor(times.length / 2)],
+        p95: times[Math.ceil(times.length * 0.95) - 1],
+      });
     }
     plans.push(`${store}:\n${await metadataPlan(services.engine.store, vendors[0].id)}`);
   } finally {
@@ -145,7 +167,11 @@ async function fill(store: Parameters<typeof transaction>[0], vendorIds: string[
         progress_percent: finished ? 100 : 0,
         idempotency_key: null,
         batch_id: i >= JOBS - 1000 && i % 5 === 0 ? batchId : null,
-        metadata: JSON.stringify({ recordId: `rec-${i}`, source: SOURCES[Math.floor(i / 7) % SOURCES.length], page: i % 50 }),
+        metadata: JSON.stringify({
+          recordId: `rec-${i}`,
+          source: SOURCES[Math.floor(i / 7) % SOURCES.length],
+          page: i % 50,
+        }),
         created_at: createdAt,
         updated_at: createdAt,
       });
@@ -153,11 +179,13 @@ async function fill(store: Parameters<typeof transaction>[0], vendorIds: string[
     await transaction(store, (tx) => insertJobs(tx, store.dialect, jobs));
     // State-specific columns insertJobs leaves at their defaults.
     await transaction(store, (tx) =>
-      tx.updateTable('jobs')
+      tx
+        .updateTable('jobs')
         .set((eb) => ({ started_at: eb.ref('created_at'), finished_at: sql<number>`created_at + 2000` }))
         .where('state', 'in', ['succeeded', 'failed', 'cancelled'])
         .where('finished_at', 'is', null)
-        .execute());
+        .execute(),
+    );
   }
   return batchId;
 }
@@ -182,11 +210,12 @@ async function metadataPlan(store: Parameters<typeof transaction>[0], vendorId: 
 }
 
 async function call(base: string, key: string, method: string, url: string, json?: unknown): Promise<any> {
-  const send = () => fetch(base + url, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(json !== undefined && { 'content-type': 'application/json' }) },
-    body: json === undefined ? undefined : JSON.stringify(json),
-  });
+  const send = () =>
+    fetch(base + url, {
+      method,
+      headers: { authorization: `Bearer ${key}`, ...(json !== undefined && { 'content-type': 'application/json' }) },
+      body: json === undefined ? undefined : JSON.stringify(json),
+    });
   // A kept-alive connection the server closed while the store was filling fails once; a new one is opened.
   const res = await send().catch(send);
   const body = await res.json();
@@ -214,14 +243,25 @@ async function dropDatabase() {
 
 function printTable() {
   const fmt = (ms: number) => ms.toFixed(1);
-  console.log(`\n${JOBS} jobs, ${REQUESTS} requests per query, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
+  console.log(
+    `\n${JOBS} jobs, ${REQUESTS} requests per query, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}\n`,
+  );
   console.log('| query | rows | SQLite p50 ms | SQLite p95 ms | PostgreSQL p50 ms | PostgreSQL p95 ms |');
   console.log('|---|---:|---:|---:|---:|---:|');
   for (const r of rows.filter((x) => x.store === 'sqlite')) {
     const p = rows.find((x) => x.store === 'postgres' && x.query === r.query);
-    console.log(`| ${r.query} | ${r.matched} | ${fmt(r.p50)} | ${fmt(r.p95)} | ${p ? fmt(p.p50) : '-'} | ${p ? fmt(p.p95) : '-'} |`);
+    console.log(
+      `| ${r.query} | ${r.matched} | ${fmt(r.p50)} | ${fmt(r.p95)} | ${p ? fmt(p.p50) : '-'} | ${p ? fmt(p.p95) : '-'} |`,
+    );
   }
   const slow = rows.filter((r) => r.p50 > TARGET_MS || r.p95 > TARGET_MS);
-  console.log(slow.length === 0 ? `\nevery median and p95 under ${TARGET_MS} ms` : `\nover ${TARGET_MS} ms: ${slow.map((r) => `${r.store} ${r.query}`).join(', ')}`);
+  console.log(
+    slow.length === 0
+      ? `\nevery median and p95 under ${TARGET_MS} ms`
+      : `\nover ${TARGET_MS} ms: ${slow.map((r) => `${r.store} ${r.query}`).join(', ')}`,
+  );
   console.log(`\nmetadata filter plans:\n${plans.join('\n')}`);
 }

@@ -36,7 +36,17 @@ import { parseOptions } from '../src/processors/options.js';
 import { createRemoveBackground } from '../src/processors/remove-background.js';
 import { alphaOf, iou, syntheticScene } from '../test/support/synthetic.js';
 import { describeMachine } from './machine.js';
-import { buildCli, readRssMb, spawnCli, stop, treeCpuMs, treePids, treeRssMb, untilRunning, watchTreePeak } from './queue/rss.js';
+import {
+  buildCli,
+  readRssMb,
+  spawnCli,
+  stop,
+  treeCpuMs,
+  treePids,
+  treeRssMb,
+  untilRunning,
+  watchTreePeak,
+} from './queue/rss.js';
 
 const SYNTHETIC = 7;
 const PORTRAITS = [
@@ -82,7 +92,9 @@ interface EndToEndRun {
 
 /** The variables `npm start` sets before `node` (package.json's start script): the server runs as shipped. */
 function startScriptEnv(): Record<string, string> {
-  const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { scripts: { start: string } };
+  const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as {
+    scripts: { start: string };
+  };
   return Object.fromEntries([...pkg.scripts.start.matchAll(/(\w+)=(\S+)\s/g)].map((m) => [m[1], m[2]]));
 }
 
@@ -91,7 +103,16 @@ const SHIPPED = startScriptEnv();
 const ONE_SLOT = { ...SHIPPED, PIXQ_WORKER_CONCURRENCY: 'remove-background=1' };
 const E2E_RUNS: EndToEndRun[] = [
   // As it was: that version's `npm start` set no variables.
-  ...(BASELINE_REPO ? [{ label: `isnet-medium (fp32), before: ${path.basename(BASELINE_REPO)}`, model: 'isnet-medium' as const, env: {}, repo: BASELINE_REPO }] : []),
+  ...(BASELINE_REPO
+    ? [
+        {
+          label: `isnet-medium (fp32), before: ${path.basename(BASELINE_REPO)}`,
+          model: 'isnet-medium' as const,
+          env: {},
+          repo: BASELINE_REPO,
+        },
+      ]
+    : []),
   { label: `${DEFAULT_MODEL} (the default)`, model: DEFAULT_MODEL, env: SHIPPED },
   { label: `${DEFAULT_MODEL}, one slot`, model: DEFAULT_MODEL, env: ONE_SLOT },
   { label: `${DEFAULT_MODEL}, without npm start's malloc settings`, model: DEFAULT_MODEL, env: {} },
@@ -279,9 +300,13 @@ async function runAb(): Promise<AbResult> {
 /** Runs one side in a child process (same tsx loader), sampling its process tree's peak RSS from outside. */
 function runChild<T extends object>(mode: string, dir: string, ...args: string[]): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--rb-child', mode, dir, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [...process.execArgv, fileURLToPath(import.meta.url), '--rb-child', mode, dir, ...args],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const peak = watchTreePeak(child.pid!);
     let out = '';
     let err = '';
@@ -305,17 +330,21 @@ async function runEndToEnd(dir: string, count: number, run: EndToEndRun): Promis
   buildCli();
   const adminKey = 'bench-admin-key-0123456789';
   const lots = '1000000/1m';
-  const server = spawnCli(undefined, {
-    PIXQ_MODELS_DIR: modelsDir(),
-    PIXQ_MODEL_IDLE_MS: String(IDLE_MS),
-    PIXQ_ADMIN_KEY: adminKey,
-    PIXQ_RATE_REQUESTS: lots,
-    PIXQ_RATE_IMAGE: lots,
-    PIXQ_RATE_REMOVE_BACKGROUND: lots,
-    PIXQ_RATE_BULK: lots,
-    PIXQ_MAX_BULK_FILES: String(Math.max(100, count)),
-    ...run.env,
-  }, run.repo);
+  const server = spawnCli(
+    undefined,
+    {
+      PIXQ_MODELS_DIR: modelsDir(),
+      PIXQ_MODEL_IDLE_MS: String(IDLE_MS),
+      PIXQ_ADMIN_KEY: adminKey,
+      PIXQ_RATE_REQUESTS: lots,
+      PIXQ_RATE_IMAGE: lots,
+      PIXQ_RATE_REMOVE_BACKGROUND: lots,
+      PIXQ_RATE_BULK: lots,
+      PIXQ_MAX_BULK_FILES: String(Math.max(100, count)),
+      ...run.env,
+    },
+    run.repo,
+  );
   try {
     let address: string | undefined;
     server.stdout!.on('data', (chunk: Buffer) => {
@@ -323,7 +352,8 @@ async function runEndToEnd(dir: string, count: number, run: EndToEndRun): Promis
     });
     // A shared machine under load can take a while to start a process.
     const ready = await untilRunning(server, 180_000);
-    if (!ready.ok || !address) throw new Error(`\`pixq start\` did not come up (${ready.ok ? 'no address logged' : ready.reason})`);
+    if (!ready.ok || !address)
+      throw new Error(`\`pixq start\` did not come up (${ready.ok ? 'no address logged' : ready.reason})`);
     const pid = server.pid!;
     await sleep(3000);
     const idleRssMb = treeRssMb(pid);
@@ -336,8 +366,16 @@ async function runEndToEnd(dir: string, count: number, run: EndToEndRun): Promis
     const { apiKey } = (await created.json()) as { apiKey: string };
     const client = new PixqClient({ baseUrl: address, apiKey });
     const images = await inputs(dir);
-    const files = Array.from({ length: count }, (_, i) => ({ bytes: images[i % images.length], name: `${i}.jpg`, type: 'image/jpeg' }));
-    const warmUp = await client.submit({ type: 'remove-background', options: { model: run.model }, file: { bytes: images[0], name: 'warm.jpg', type: 'image/jpeg' } });
+    const files = Array.from({ length: count }, (_, i) => ({
+      bytes: images[i % images.length],
+      name: `${i}.jpg`,
+      type: 'image/jpeg',
+    }));
+    const warmUp = await client.submit({
+      type: 'remove-background',
+      options: { model: run.model },
+      file: { bytes: images[0], name: 'warm.jpg', type: 'image/jpeg' },
+    });
     await client.wait(warmUp.id, { timeoutMs: 30 * 60_000 });
     const peak = watchTreePeak(pid);
     const started = performance.now();
@@ -381,7 +419,10 @@ async function sideVsSide(dir: string, side: string, reference: string, images: 
   const synthetic: number[] = [];
   const portraits: number[] = [];
   for (let i = 0; i < images; i++) {
-    const value = iou(await readFile(path.join(dir, `${side}-${i}.alpha`)), await readFile(path.join(dir, `${reference}-${i}.alpha`)));
+    const value = iou(
+      await readFile(path.join(dir, `${side}-${i}.alpha`)),
+      await readFile(path.join(dir, `${reference}-${i}.alpha`)),
+    );
     (i < SYNTHETIC ? synthetic : portraits).push(value);
   }
   const summary = (values: number[]) => ({ mean: mean(values), min: Math.min(...values) });
@@ -436,28 +477,47 @@ function markdown(r: Omit<RemoveBackgroundBench, 'markdown'>, load: string): str
       '| pipeline | median ms/image | median CPU ms/image | first run ms (incl. model load) | images/min | idle RSS MB | peak RSS MB | RSS after release MB | IoU vs truth (synthetic) |',
       '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     );
-    for (const m of r.models) lines.push(row(`pixq remove-background (${m.model}, refineEdges)`, m.result, m.iouVsTruth));
-    if (r.imgly) lines.push(row('@imgly/background-removal-node removeBackground() (medium)', r.imgly, r.imglyIouVsTruth));
+    for (const m of r.models)
+      lines.push(row(`pixq remove-background (${m.model}, refineEdges)`, m.result, m.iouVsTruth));
+    if (r.imgly)
+      lines.push(row('@imgly/background-removal-node removeBackground() (medium)', r.imgly, r.imglyIouVsTruth));
   }
 
   const pixq = r.models.find((m) => m.model === DEFAULT_MODEL && !failed(m.result))?.result as SideResult | undefined;
   lines.push('', '| check | value | target |', '| --- | ---: | --- |');
-  if (pixq) lines.push(`| pixq median per image (${DEFAULT_MODEL}) | ${ms(median(pixq.timesMs))} ms | <= 3000 ms: ${mark(median(pixq.timesMs) <= 3000)} |`);
-  if (r.speedRatio !== undefined) lines.push(`| speed vs imgly (imgly median / pixq median) | ${r.speedRatio.toFixed(2)}x | >= 1: ${mark(r.speedRatio >= 1)} |`);
-  if (r.cpuRatio !== undefined) lines.push(`| CPU time vs imgly (imgly median / pixq median) | ${r.cpuRatio.toFixed(2)}x | |`);
+  if (pixq)
+    lines.push(
+      `| pixq median per image (${DEFAULT_MODEL}) | ${ms(median(pixq.timesMs))} ms | <= 3000 ms: ${mark(median(pixq.timesMs) <= 3000)} |`,
+    );
+  if (r.speedRatio !== undefined)
+    lines.push(
+      `| speed vs imgly (imgly median / pixq median) | ${r.speedRatio.toFixed(2)}x | >= 1: ${mark(r.speedRatio >= 1)} |`,
+    );
+  if (r.cpuRatio !== undefined)
+    lines.push(`| CPU time vs imgly (imgly median / pixq median) | ${r.cpuRatio.toFixed(2)}x | |`);
   if (r.iouVsImgly) {
-    lines.push(`| mask IoU pixq vs imgly, mean (min) | ${r.iouVsImgly.mean.toFixed(4)} (${r.iouVsImgly.min.toFixed(4)}) | >= 0.98: ${mark(r.iouVsImgly.mean >= 0.98)} |`);
+    lines.push(
+      `| mask IoU pixq vs imgly, mean (min) | ${r.iouVsImgly.mean.toFixed(4)} (${r.iouVsImgly.min.toFixed(4)}) | >= 0.98: ${mark(r.iouVsImgly.mean >= 0.98)} |`,
+    );
   }
   const best = r.e2e.find((e) => e.label.startsWith(DEFAULT_MODEL));
   const fp32Rows = r.e2e.filter((e) => e.label.startsWith('isnet-medium (fp32)') && !failed(e)) as EndToEnd[];
   if (best && !failed(best)) {
     const { peakRssMb, releasedRssMb, settledRssMb, idleRssMb } = best;
-    lines.push(`| end to end (${best.label}): peak RSS of the tree | ${mb(peakRssMb)} MB | < 1000 MB: ${mark(peakRssMb < 1000)} |`);
-    lines.push(`| end to end (${best.label}): RSS 1 s after the release minus idle | ${mb(releasedRssMb - idleRssMb)} MB | <= 50 MB: ${mark(releasedRssMb - idleRssMb <= 50)} |`);
-    lines.push(`| end to end (${best.label}): RSS ${SETTLE_MS / 1000} s after the release minus idle | ${mb(settledRssMb - idleRssMb)} MB | <= 50 MB: ${mark(settledRssMb - idleRssMb <= 50)} |`);
+    lines.push(
+      `| end to end (${best.label}): peak RSS of the tree | ${mb(peakRssMb)} MB | < 1000 MB: ${mark(peakRssMb < 1000)} |`,
+    );
+    lines.push(
+      `| end to end (${best.label}): RSS 1 s after the release minus idle | ${mb(releasedRssMb - idleRssMb)} MB | <= 50 MB: ${mark(releasedRssMb - idleRssMb <= 50)} |`,
+    );
+    lines.push(
+      `| end to end (${best.label}): RSS ${SETTLE_MS / 1000} s after the release minus idle | ${mb(settledRssMb - idleRssMb)} MB | <= 50 MB: ${mark(settledRssMb - idleRssMb <= 50)} |`,
+    );
     for (const fp32 of fp32Rows) {
       const ratio = best.perMinute / fp32.perMinute;
-      lines.push(`| end to end: images/min, ${best.label} / ${fp32.label} | ${ratio.toFixed(2)}x | >= 2: ${mark(ratio >= 2)} |`);
+      lines.push(
+        `| end to end: images/min, ${best.label} / ${fp32.label} | ${ratio.toFixed(2)}x | >= 2: ${mark(ratio >= 2)} |`,
+      );
     }
   }
   if (r.defaultVsFp32) {
@@ -469,7 +529,9 @@ function markdown(r: Omit<RemoveBackgroundBench, 'markdown'>, load: string): str
       `| same, portraits, mean (min) | ${portraits.mean.toFixed(4)} (${portraits.min.toFixed(4)}) | mean >= 0.98: ${mark(portraits.mean >= 0.98)} |`,
     );
     if (fp32Truth !== undefined && ownTruth !== undefined) {
-      lines.push(`| IoU vs truth, ${DEFAULT_MODEL} minus fp32 (synthetic) | ${(ownTruth - fp32Truth).toFixed(4)} | >= -0.005: ${mark(ownTruth - fp32Truth >= -0.005)} |`);
+      lines.push(
+        `| IoU vs truth, ${DEFAULT_MODEL} minus fp32 (synthetic) | ${(ownTruth - fp32Truth).toFixed(4)} | >= -0.005: ${mark(ownTruth - fp32Truth >= -0.005)} |`,
+      );
     }
   }
   if (r.ab) {
@@ -495,7 +557,10 @@ export async function benchRemoveBackground(
 ): Promise<RemoveBackgroundBench> {
   const models = selection.models ?? IMGLY_MODELS;
   const parts = new Set(selection.parts ?? PARTS);
-  const load = os.loadavg().map((v) => v.toFixed(2)).join(', ');
+  const load = os
+    .loadavg()
+    .map((v) => v.toFixed(2))
+    .join(', ');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pixq-rb-bench-'));
   const attempt = <T extends object>(work: Promise<T>) => work.catch((err: Error) => ({ error: err.message }));
   try {
@@ -503,7 +568,9 @@ export async function benchRemoveBackground(
     const e2e: RemoveBackgroundBench['e2e'] = [];
     for (const run of parts.has('e2e') ? E2E_RUNS : []) {
       log(`remove-background: end to end, ${E2E_IMAGES} images through the API, ${run.label}...`);
-      e2e.push(await runEndToEnd(dir, E2E_IMAGES, run).catch((err: Error) => ({ label: run.label, error: err.message })));
+      e2e.push(
+        await runEndToEnd(dir, E2E_IMAGES, run).catch((err: Error) => ({ label: run.label, error: err.message })),
+      );
     }
     let imgly: SideResult | { error: string } | undefined;
     if (parts.has('imgly')) {
@@ -515,7 +582,11 @@ export async function benchRemoveBackground(
     for (const model of parts.has('models') ? models : []) {
       log(`remove-background: pixq ${model}...`);
       const result = await attempt(runChild<SideResult>('pixq', dir, model));
-      rows.push({ model, result, iouVsTruth: failed(result) ? undefined : (await compare(dir, `pixq-${model}`, images, false)).truth });
+      rows.push({
+        model,
+        result,
+        iouVsTruth: failed(result) ? undefined : (await compare(dir, `pixq-${model}`, images, false)).truth,
+      });
     }
     let ab: AbResult | undefined;
     if (parts.has('ab')) {
@@ -535,7 +606,8 @@ export async function benchRemoveBackground(
       iouVsImgly: vsImgly.length ? { mean: mean(vsImgly), min: Math.min(...vsImgly) } : undefined,
       imglyIouVsTruth: imglyRan ? (await compare(dir, 'imgly', images, false)).truth : undefined,
       defaultVsFp32:
-        DEFAULT_MODEL !== 'isnet-medium' && [DEFAULT_MODEL, 'isnet-medium'].every((m) => rows.some((row) => row.model === m && !failed(row.result)))
+        DEFAULT_MODEL !== 'isnet-medium' &&
+        [DEFAULT_MODEL, 'isnet-medium'].every((m) => rows.some((row) => row.model === m && !failed(row.result)))
           ? await sideVsSide(dir, `pixq-${DEFAULT_MODEL}`, 'pixq-isnet-medium', images)
           : undefined,
       ab,
@@ -553,7 +625,8 @@ export function benchSelection(argv: string[]): BenchSelection {
     if (at < 0) return undefined;
     const values = (argv[at + 1] ?? '').split(',').filter(Boolean);
     const unknown = values.filter((v) => !allowed.includes(v as T));
-    if (unknown.length || !values.length) throw new Error(`${flag} takes a comma list of ${allowed.join(', ')}; got "${argv[at + 1] ?? ''}"`);
+    if (unknown.length || !values.length)
+      throw new Error(`${flag} takes a comma list of ${allowed.join(', ')}; got "${argv[at + 1] ?? ''}"`);
     return values as T[];
   };
   return { models: list('--models', MODEL_NAMES), parts: list('--parts', PARTS) };

@@ -69,7 +69,12 @@ const CASES: Case[] = [
     target: { label: '<= 150 ms per image', met: (r) => r.medianMs <= 150 },
   },
   { name: 'remove-background (default model)', type: 'remove-background', options: {}, runs: 5 },
-  { name: 'pipeline ID photo (rb + face-crop + transform)', type: 'pipeline', options: { steps: ID_PHOTO_STEPS }, runs: 4 },
+  {
+    name: 'pipeline ID photo (rb + face-crop + transform)',
+    type: 'pipeline',
+    options: { steps: ID_PHOTO_STEPS },
+    runs: 4,
+  },
   {
     name: 'label-analysis offline (OCR + barcodes + rules, ~1000x1400 label)',
     type: 'label-analysis',
@@ -167,9 +172,13 @@ async function measure(c: Case): Promise<Measured> {
 /** Runs one case in a fresh process (same tsx loader) and reads its JSON line. */
 function measureInChild(index: number): Promise<Measured> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--case', String(index)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      [...process.execArgv, fileURLToPath(import.meta.url), '--case', String(index)],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     // Models run in processes of their own: the peak is the whole tree's.
     const peak = watchTreePeak(child.pid!);
     let out = '';

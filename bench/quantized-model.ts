@@ -43,7 +43,11 @@ const median = (values: number[]) => {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
 const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
-const load = () => os.loadavg().map((v) => v.toFixed(2)).join(' ');
+const load = () =>
+  os
+    .loadavg()
+    .map((v) => v.toFixed(2))
+    .join(' ');
 
 async function samples(): Promise<Sample[]> {
   const out: Sample[] = [];
@@ -51,8 +55,10 @@ async function samples(): Promise<Sample[]> {
     const scene = await syntheticScene(i, 1155, 866);
     out.push({ name: scene.name, kind: 'synthetic', image: scene.image, truth: scene.mask });
   }
-  for (const portrait of PORTRAITS) out.push({ name: portrait.name, kind: 'portrait', image: await portraitJpeg(portrait) });
-  for (const [i, region] of CLOSE_UPS.entries()) out.push({ name: `close-up-${i + 1}`, kind: 'close-up', image: await closeUpJpeg(region) });
+  for (const portrait of PORTRAITS)
+    out.push({ name: portrait.name, kind: 'portrait', image: await portraitJpeg(portrait) });
+  for (const [i, region] of CLOSE_UPS.entries())
+    out.push({ name: `close-up-${i + 1}`, kind: 'close-up', image: await closeUpJpeg(region) });
   return out;
 }
 
@@ -96,13 +102,19 @@ async function main(): Promise<void> {
         `IoU ${iou(b.mask, a.mask).toFixed(4)}, load ${load()}`,
     );
   }
-  console.log(`series of ${inputs.length} images x 2 models in ${Math.round((performance.now() - started) / 1000)} s, load after ${load()}`);
+  console.log(
+    `series of ${inputs.length} images x 2 models in ${Math.round((performance.now() - started) / 1000)} s, load after ${load()}`,
+  );
   await processor.close();
 
   const [fp32, int8] = [runs['isnet-medium'], runs['isnet-int8']];
   const rows = ['| figure | isnet-medium (fp32) | isnet-int8 |', '|---|---|---|'];
-  rows.push(`| inference ms, median | ${median(fp32.map((r) => r.inferenceMs))} | ${median(int8.map((r) => r.inferenceMs))} |`);
-  rows.push(`| CPU ms per image (job), median | ${Math.round(median(fp32.map((r) => r.cpuMs)))} | ${Math.round(median(int8.map((r) => r.cpuMs)))} |`);
+  rows.push(
+    `| inference ms, median | ${median(fp32.map((r) => r.inferenceMs))} | ${median(int8.map((r) => r.inferenceMs))} |`,
+  );
+  rows.push(
+    `| CPU ms per image (job), median | ${Math.round(median(fp32.map((r) => r.cpuMs)))} | ${Math.round(median(int8.map((r) => r.cpuMs)))} |`,
+  );
   const ratio = (pick: (r: Run) => number) => (median(fp32.map(pick)) / median(int8.map(pick))).toFixed(2);
   rows.push(`| speed-up (fp32 / int8), wall / CPU | | ${ratio((r) => r.inferenceMs)}x / ${ratio((r) => r.cpuMs)}x |`);
   const sets: [string, Sample['kind'][]][] = [
@@ -114,7 +126,9 @@ async function main(): Promise<void> {
   for (const [label, kinds] of sets) {
     const picked = inputs.flatMap((s, i) => (kinds.includes(s.kind) ? [i] : []));
     const vsFp32 = picked.map((i) => iou(int8[i].mask, fp32[i].mask));
-    rows.push(`| IoU int8 vs fp32, ${label} (${picked.length}), mean / min | | ${mean(vsFp32).toFixed(4)} / ${Math.min(...vsFp32).toFixed(4)} |`);
+    rows.push(
+      `| IoU int8 vs fp32, ${label} (${picked.length}), mean / min | | ${mean(vsFp32).toFixed(4)} / ${Math.min(...vsFp32).toFixed(4)} |`,
+    );
   }
   const synthetic = inputs.flatMap((s, i) => (s.truth ? [{ i, truth: s.truth }] : []));
   const vsTruth = (side: Run[]) => mean(synthetic.map(({ i, truth }) => iou(side[i].mask, truth))).toFixed(4);

@@ -37,10 +37,16 @@ const SUBJECTS: Record<RowKey, () => Promise<Subject>> = {
   'pixq-postgres': () => openPixq('postgres', settings, pgUrl),
   bullmq: () => openBullmq(settings, redisUrl),
   // Same total concurrency as the others: one poller taking the whole budget per fetch.
-  pgboss: () => openPgBoss(settings, pgUrl, { pollers: 1, batchSize: settings.concurrency, pollingIntervalSeconds: 0.5 }),
+  pgboss: () =>
+    openPgBoss(settings, pgUrl, { pollers: 1, batchSize: settings.concurrency, pollingIntervalSeconds: 0.5 }),
   // Reference only: what pg-boss does when its batch, not the shared concurrency, sets the pace.
   'pgboss-ref': () =>
-    openPgBoss(settings, pgUrl, { pollers: 1, batchSize: 1000, pollingIntervalSeconds: 0.5, note: 'batch 1000, reference' }),
+    openPgBoss(settings, pgUrl, {
+      pollers: 1,
+      batchSize: 1000,
+      pollingIntervalSeconds: 0.5,
+      note: 'batch 1000, reference',
+    }),
 };
 
 async function runSubjects(rows: Rows, notes: string[]) {
@@ -72,7 +78,11 @@ async function measureRss(rows: Rows) {
   }
 }
 
-const loadAverage = () => os.loadavg().map((l) => l.toFixed(2)).join(' / ');
+const loadAverage = () =>
+  os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' / ');
 
 async function header(): Promise<string> {
   const s = settings;

@@ -83,12 +83,17 @@ function spawnWorker(databaseUrl: string): ChildProcess {
 
 async function measure(workers: number): Promise<Row> {
   const databaseUrl = await freshDatabase(PG_URL, `workers${workers}`);
-  const services = await openServices(loadConfig({ DATABASE_URL: databaseUrl, PIXQ_DATA_DIR: tempDir('pixq-bench-'), PIXQ_ENABLE_NOOP: '1' }));
+  const services = await openServices(
+    loadConfig({ DATABASE_URL: databaseUrl, PIXQ_DATA_DIR: tempDir('pixq-bench-'), PIXQ_ENABLE_NOOP: '1' }),
+  );
   defer('close the enqueuing services', () => services.close());
   const { engine } = services;
   const vendorId = (await engine.vendors.create('bench')).id;
   for (let done = 0; done < JOBS; done += CHUNK) {
-    await engine.jobs.enqueue(vendorId, Array(Math.min(CHUNK, JOBS - done)).fill({ type: 'noop', options: { ms: JOB_MS } }));
+    await engine.jobs.enqueue(
+      vendorId,
+      Array(Math.min(CHUNK, JOBS - done)).fill({ type: 'noop', options: { ms: JOB_MS } }),
+    );
   }
   const pgBefore = postgresCpuSeconds();
   const children = Array.from({ length: workers }, () => spawnWorker(databaseUrl));
@@ -96,18 +101,30 @@ async function measure(workers: number): Promise<Row> {
   let succeeded = 0;
   let workerCpu = 0;
   while (succeeded < JOBS) {
-    if (Date.now() > deadline) throw new Error(`${workers} workers: only ${succeeded} of ${JOBS} succeeded in ${TIMEOUT_MS / 1000} s`);
+    if (Date.now() > deadline)
+      throw new Error(`${workers} workers: only ${succeeded} of ${JOBS} succeeded in ${TIMEOUT_MS / 1000} s`);
     await sleep(250);
     // Read before the workers stop: a process's CPU time is gone with it.
     workerCpu = children.reduce((sum, c) => sum + cpuSeconds(c.pid!), 0);
-    const { rows } = await sql<{ n: number }>`select count(*)::int as n from jobs where state = 'succeeded'`.execute(engine.store.db);
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from jobs where state = 'succeeded'`.execute(
+      engine.store.db,
+    );
     succeeded = rows[0].n;
   }
   const postgresCpu = postgresCpuSeconds() - pgBefore;
-  const span = await sql<{ first: string; last: string }>`select min(started_at) as first, max(finished_at) as last from jobs`.execute(engine.store.db);
+  const span = await sql<{
+    first: string;
+    last: string;
+  }>`select min(started_at) as first, max(finished_at) as last from jobs`.execute(engine.store.db);
   const seconds = (Number(span.rows[0].last) - Number(span.rows[0].first)) / 1000;
   await cleanUp();
-  return { workers, seconds, jobsPerSecond: JOBS / seconds, workerCpuSeconds: workerCpu, postgresCpuSeconds: postgresCpu };
+  return {
+    workers,
+    seconds,
+    jobsPerSecond: JOBS / seconds,
+    workerCpuSeconds: workerCpu,
+    postgresCpuSeconds: postgresCpu,
+  };
 }
 
 function table(rows: Row[]): string {
@@ -127,8 +144,14 @@ function table(rows: Row[]): string {
 
 async function main() {
   cleanUpOnSignals();
-  execFileSync(process.execPath, [path.join(REPO, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: REPO });
-  const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' / ');
+  execFileSync(process.execPath, [path.join(REPO, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
+    cwd: REPO,
+  });
+  const load = () =>
+    os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' / ');
   console.log(
     `Machine: ${describeMachine()}, load average ${load()} at the start, ` +
       `Node ${process.version}, ${await postgresVersion(PG_URL)} on the same machine.\n` +

@@ -51,7 +51,13 @@ export interface Config {
   signedUrlTtlMs: number;
   /** Where callers reach the API (`https://pixq.example.com`), for absolute URLs in webhooks; unset: relative. */
   publicUrl: string | undefined;
-  rateLimits: { requests: RateLimit; image: RateLimit; removeBackground: RateLimit; bulk: RateLimit; anonymous: RateLimit };
+  rateLimits: {
+    requests: RateLimit;
+    image: RateLimit;
+    removeBackground: RateLimit;
+    bulk: RateLimit;
+    anonymous: RateLimit;
+  };
   sseHeartbeatMs: number;
   /** Browser origins allowed to call the API (CORS); `*` for any. */
   corsOrigins: string[];
@@ -152,7 +158,8 @@ function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: r
 
 function httpUrl(env: Env, name: string): string | undefined {
   const raw = read(env, name);
-  if (raw !== undefined && !/^https?:\/\/[^\s/]+/.test(raw)) throw new ConfigError(name, `must be an http(s) URL, got "${raw}"`);
+  if (raw !== undefined && !/^https?:\/\/[^\s/]+/.test(raw))
+    throw new ConfigError(name, `must be an http(s) URL, got "${raw}"`);
   return raw;
 }
 
@@ -187,7 +194,10 @@ const WEBHOOK_SCHEDULE = '0,5s,5m,30m,2h,5h,10h,14h,20h,24h';
 /** Parses `noop=4,remove-background=1` into a map of job type to worker slots. */
 export function parseConcurrency(name: string, raw: string): Record<string, number> {
   const result: Record<string, number> = {};
-  for (const part of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of raw
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const match = /^([a-z][a-z0-9-]*)=(\d+)$/.exec(part);
     if (!match) throw new ConfigError(name, `must be a list like noop=4,remove-background=1, got "${part}"`);
     const slots = Number(match[2]);
@@ -206,7 +216,10 @@ const MAX_REMBG_CONCURRENCY = 256;
  */
 export function parseRembgUrls(name: string, raw: string): RembgServer[] {
   const servers: RembgServer[] = [];
-  for (const part of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of raw
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const [address, slots, ...rest] = part.split('#');
     if (rest.length > 0) throw new ConfigError(name, `has more than one # in "${part}"`);
     const concurrency = slots === undefined ? 1 : Number(slots);
@@ -256,13 +269,17 @@ function publicUrl(env: Env): string | undefined {
   } catch {
     throw new ConfigError('PIXQ_PUBLIC_URL', `must be an absolute http(s) URL, got "${raw}"`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError('PIXQ_PUBLIC_URL', `must be http or https, got "${raw}"`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new ConfigError('PIXQ_PUBLIC_URL', `must be http or https, got "${raw}"`);
   return url.href.replace(/\/+$/, '');
 }
 
 /** Parses `https://app.example.com,http://localhost:5173` (or `*`) into exact origins. */
 export function parseOrigins(name: string, raw: string): string[] {
-  const origins = raw.split(',').map((o) => o.trim()).filter(Boolean);
+  const origins = raw
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
   for (const origin of origins) {
     if (origin === '*') continue;
     let parsed: URL | undefined;
@@ -272,7 +289,10 @@ export function parseOrigins(name: string, raw: string): string[] {
       // reported below
     }
     if (parsed?.origin !== origin || !/^https?:$/.test(parsed.protocol)) {
-      throw new ConfigError(name, `must list origins like https://app.example.com (scheme, host, port; no path), got "${origin}"`);
+      throw new ConfigError(
+        name,
+        `must list origins like https://app.example.com (scheme, host, port; no path), got "${origin}"`,
+      );
     }
   }
   return origins;
@@ -282,7 +302,10 @@ function s3Config(env: Env): S3Config | undefined {
   const bucket = read(env, 'PIXQ_S3_BUCKET');
   if (bucket === undefined) return undefined;
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
-    throw new ConfigError('PIXQ_S3_BUCKET', `must be an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens), got "${bucket}"`);
+    throw new ConfigError(
+      'PIXQ_S3_BUCKET',
+      `must be an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens), got "${bucket}"`,
+    );
   }
   const endpoint = read(env, 'PIXQ_S3_ENDPOINT');
   if (endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(endpoint)) {
@@ -303,7 +326,10 @@ export function parseCompat(name: string, raw: string): CompatApi[] {
   const value = raw.trim().toLowerCase();
   if (value === 'all') return [...COMPAT_APIS];
   if (value === 'none') return [];
-  const names = value.split(',').map((p) => p.trim()).filter(Boolean);
+  const names = value
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   for (const n of names) {
     if (!(COMPAT_APIS as readonly string[]).includes(n)) {
       throw new ConfigError(name, `must be all, none or a list of ${COMPAT_APIS.join(', ')}; got "${n}"`);
@@ -364,7 +390,10 @@ export function loadConfig(env: Env = process.env): Config {
     maxUploadBytes: integer(env, 'PIXQ_MAX_UPLOAD_BYTES', 25 * 1024 * 1024, 1024),
     maxBulkFiles: integer(env, 'PIXQ_MAX_BULK_FILES', 100, 1, 10_000),
     maxPixels: integer(env, 'PIXQ_MAX_PIXELS', 40_000_000, 1),
-    urlAllowlist: (read(env, 'PIXQ_URL_ALLOWLIST') ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean),
+    urlAllowlist: (read(env, 'PIXQ_URL_ALLOWLIST') ?? '')
+      .split(',')
+      .map((h) => h.trim().toLowerCase())
+      .filter(Boolean),
     urlTimeoutMs: integer(env, 'PIXQ_URL_TIMEOUT_MS', 15_000, 100),
     trustProxy: flag(env, 'PIXQ_TRUST_PROXY', false),
     signingSecret,
@@ -393,7 +422,10 @@ export function loadConfig(env: Env = process.env): Config {
     rembgHealthMs: integer(env, 'PIXQ_REMBG_HEALTH_MS', 10_000, 100),
     rembgBreakerFailures: integer(env, 'PIXQ_REMBG_BREAKER_FAILURES', 3, 1, 1000),
     webhooks: {
-      retryScheduleMs: parseDurations('PIXQ_WEBHOOK_RETRY_SCHEDULE', read(env, 'PIXQ_WEBHOOK_RETRY_SCHEDULE') ?? WEBHOOK_SCHEDULE),
+      retryScheduleMs: parseDurations(
+        'PIXQ_WEBHOOK_RETRY_SCHEDULE',
+        read(env, 'PIXQ_WEBHOOK_RETRY_SCHEDULE') ?? WEBHOOK_SCHEDULE,
+      ),
       timeoutMs: integer(env, 'PIXQ_WEBHOOK_TIMEOUT_MS', 15_000, 100),
       disableAfterMs: decimal(env, 'PIXQ_WEBHOOK_DISABLE_AFTER_DAYS', 5, 0) * UNIT_MS.d,
       concurrency: integer(env, 'PIXQ_WEBHOOK_CONCURRENCY', 8, 1, 256),

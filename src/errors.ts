@@ -14,7 +14,13 @@ export class PixqError extends Error {
   constructor(
     code: string,
     message: string,
-    opts: { retryable?: boolean; status?: number; details?: Record<string, unknown>; cause?: unknown; retryAfterMs?: number } = {},
+    opts: {
+      retryable?: boolean;
+      status?: number;
+      details?: Record<string, unknown>;
+      cause?: unknown;
+      retryAfterMs?: number;
+    } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'PixqError';
@@ -28,8 +34,7 @@ export class PixqError extends Error {
 
 /** Errors a job handler may throw; anything else is treated as retryable `internal_error`. */
 export const jobErrors = {
-  invalidImage: (message: string, cause?: unknown) =>
-    new PixqError('invalid_image', message, { status: 422, cause }),
+  invalidImage: (message: string, cause?: unknown) => new PixqError('invalid_image', message, { status: 422, cause }),
   /** The image a job would produce exceeds the output bounds: refused before any pixel work, never retried. */
   outputTooLarge: (width: number, height: number, limits: { maxPixels: number; maxSide: number }) =>
     new PixqError(
@@ -53,9 +58,19 @@ export function notFound(what: string): PixqError {
 const RETRY_AFTER_S = { unavailable: 5, full: 30 };
 
 /** Connection-level failures: the store is unreachable, not the request wrong. */
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN', 'SQLITE_BUSY']);
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'EAI_AGAIN',
+  'SQLITE_BUSY',
+]);
 // node-postgres reports a dropped or timed-out connection by message only.
-const UNREACHABLE_MESSAGE = /connection terminated|timeout exceeded when trying to connect|query read timeout|not queryable|connection error/i;
+const UNREACHABLE_MESSAGE =
+  /connection terminated|timeout exceeded when trying to connect|query read timeout|not queryable|connection error/i;
 
 /**
  * A database or disk outage as the error a caller sees: `store_unavailable` (503) while PostgreSQL (or a
@@ -68,13 +83,25 @@ export function storeFault(err: unknown): PixqError | undefined {
   const code = String((err as { code?: unknown }).code ?? '');
   if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === '53100') {
     return new PixqError('storage_full', 'the storage is full; nothing was recorded, retry once space is freed', {
-      status: 507, retryable: true, details: { retryAfterSeconds: RETRY_AFTER_S.full }, cause: err,
+      status: 507,
+      retryable: true,
+      details: { retryAfterSeconds: RETRY_AFTER_S.full },
+      cause: err,
     });
   }
   // SQLSTATE class 08: connection exception; 57P0x: the server is shutting down, crashed, or still starting.
-  if (UNREACHABLE_CODES.has(code) || code.startsWith('08') || /^57P0[123]$/.test(code) || code === '53300' || UNREACHABLE_MESSAGE.test(err.message)) {
+  if (
+    UNREACHABLE_CODES.has(code) ||
+    code.startsWith('08') ||
+    /^57P0[123]$/.test(code) ||
+    code === '53300' ||
+    UNREACHABLE_MESSAGE.test(err.message)
+  ) {
     return new PixqError('store_unavailable', 'the database is unreachable; nothing was recorded, retry shortly', {
-      status: 503, retryable: true, details: { retryAfterSeconds: RETRY_AFTER_S.unavailable }, cause: err,
+      status: 503,
+      retryable: true,
+      details: { retryAfterSeconds: RETRY_AFTER_S.unavailable },
+      cause: err,
     });
   }
   return undefined;
@@ -83,7 +110,8 @@ export function storeFault(err: unknown): PixqError | undefined {
 /** Normalises anything thrown by a handler into the `{code, message, retryable}` a job records. */
 export function toJobError(err: unknown): { code: string; message: string; retryable: boolean; retryAfterMs?: number } {
   const known = err instanceof PixqError ? err : storeFault(err);
-  if (known) return { code: known.code, message: known.message, retryable: known.retryable, retryAfterMs: known.retryAfterMs };
+  if (known)
+    return { code: known.code, message: known.message, retryable: known.retryable, retryAfterMs: known.retryAfterMs };
   const message = err instanceof Error ? err.message : String(err);
   return { code: 'internal_error', message, retryable: true };
 }

@@ -20,7 +20,9 @@ export interface Services {
 export async function openServices(config: Config, log = createLogger(config.logLevel)): Promise<Services> {
   parseAllowlist(config.urlAllowlist); // a bad PIXQ_URL_ALLOWLIST entry fails at start, not at the first download
   const engine = await openEngine(config, engineOptions(config));
-  engine.bus.onReconnect((info) => log.warn({ component: 'event-bus', ...info }, 'event bus reconnected; missed events delivered'));
+  engine.bus.onReconnect((info) =>
+    log.warn({ component: 'event-bus', ...info }, 'event bus reconnected; missed events delivered'),
+  );
   const blobs = openBlobStore(config, engine.blobs);
   await blobs.removeStaleTemp();
   const processors = createProcessors(config);
@@ -33,7 +35,9 @@ export async function openServices(config: Config, log = createLogger(config.log
 
 /** Slots per type: PIXQ_WORKER_CONCURRENCY (with its defaults) first, then what a processor declares. */
 function workerSlots(processors: Map<string, Processor>, configured: Record<string, number>): Record<string, number> {
-  const declared = [...processors.values()].flatMap((p) => (p.concurrency === undefined ? [] : [[p.type, p.concurrency]]));
+  const declared = [...processors.values()].flatMap((p) =>
+    p.concurrency === undefined ? [] : [[p.type, p.concurrency]],
+  );
   return { ...Object.fromEntries(declared), ...configured };
 }
 
@@ -75,7 +79,10 @@ export async function startWorker(services: Services): Promise<() => Promise<voi
     allowlist: config.urlAllowlist,
     outputUrl: (vendorId, output) =>
       (config.publicUrl ?? '') +
-      signBlobUrl({ key: output.blob, vendorId, contentType: output.contentType, expiresAt: Date.now() + config.signedUrlTtlMs }, secret),
+      signBlobUrl(
+        { key: output.blob, vendorId, contentType: output.contentType, expiresAt: Date.now() + config.signedUrlTtlMs },
+        secret,
+      ),
   });
   const stopMaintainer = startMaintainer({
     engine,

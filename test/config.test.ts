@@ -4,7 +4,13 @@ import { loadConfig } from '../src/config.js';
 describe('configuration', () => {
   it('has working defaults', () => {
     const config = loadConfig({});
-    expect(config).toMatchObject({ port: 8080, leaseMs: 30_000, defaultMaxAttempts: 3, enableNoop: false, maxPixels: 40_000_000 });
+    expect(config).toMatchObject({
+      port: 8080,
+      leaseMs: 30_000,
+      defaultMaxAttempts: 3,
+      enableNoop: false,
+      maxPixels: 40_000_000,
+    });
     expect(config.rateLimits.image).toEqual({ limit: 50, windowMs: 15 * 60_000 });
     expect(config.rateLimits.removeBackground).toEqual({ limit: 30, windowMs: 3_600_000 });
     // remove-background declares its own slots (by the core count); the configuration leaves them to it.
@@ -14,13 +20,19 @@ describe('configuration', () => {
   });
 
   it('reads PIXQ_WORKER_CONCURRENCY over the defaults', () => {
-    expect(loadConfig({ PIXQ_WORKER_CONCURRENCY: 'noop=8, face-crop=3' }).workerConcurrency).toMatchObject({ noop: 8, 'face-crop': 3, transform: 2 });
+    expect(loadConfig({ PIXQ_WORKER_CONCURRENCY: 'noop=8, face-crop=3' }).workerConcurrency).toMatchObject({
+      noop: 8,
+      'face-crop': 3,
+      transform: 2,
+    });
   });
 
   it('reads PIXQ_CORS_ORIGINS as exact origins, none by default', () => {
     expect(loadConfig({}).corsOrigins).toEqual([]);
-    expect(loadConfig({ PIXQ_CORS_ORIGINS: 'https://app.example.com, http://localhost:5173' }).corsOrigins)
-      .toEqual(['https://app.example.com', 'http://localhost:5173']);
+    expect(loadConfig({ PIXQ_CORS_ORIGINS: 'https://app.example.com, http://localhost:5173' }).corsOrigins).toEqual([
+      'https://app.example.com',
+      'http://localhost:5173',
+    ]);
   });
 
   it('selects the S3 store only with PIXQ_S3_BUCKET, with its defaults', () => {
@@ -33,8 +45,19 @@ describe('configuration', () => {
       prefix: '',
       presign: true,
     });
-    const minio = { PIXQ_S3_BUCKET: 'b1b', PIXQ_S3_ENDPOINT: 'http://minio:9000', PIXQ_S3_FORCE_PATH_STYLE: '1', PIXQ_S3_PRESIGN: '0', AWS_REGION: 'eu-west-1' };
-    expect(loadConfig(minio).s3).toMatchObject({ endpoint: 'http://minio:9000', forcePathStyle: true, presign: false, region: 'eu-west-1' });
+    const minio = {
+      PIXQ_S3_BUCKET: 'b1b',
+      PIXQ_S3_ENDPOINT: 'http://minio:9000',
+      PIXQ_S3_FORCE_PATH_STYLE: '1',
+      PIXQ_S3_PRESIGN: '0',
+      AWS_REGION: 'eu-west-1',
+    };
+    expect(loadConfig(minio).s3).toMatchObject({
+      endpoint: 'http://minio:9000',
+      forcePathStyle: true,
+      presign: false,
+      region: 'eu-west-1',
+    });
   });
 
   it.each([
@@ -42,11 +65,17 @@ describe('configuration', () => {
     ['PIXQ_S3_ENDPOINT', 'minio:9000'],
     ['PIXQ_S3_PRESIGN', 'sometimes'],
   ])('refuses a bad %s (with a bucket set) naming it', (name, value) => {
-    expect(() => loadConfig({ PIXQ_S3_BUCKET: 'pixq', [name]: value })).toThrow(new RegExp(`^invalid configuration: ${name} `));
+    expect(() => loadConfig({ PIXQ_S3_BUCKET: 'pixq', [name]: value })).toThrow(
+      new RegExp(`^invalid configuration: ${name} `),
+    );
   });
 
   it('serves every compatibility API by default; PIXQ_COMPAT picks some or none', () => {
-    expect(loadConfig({})).toMatchObject({ compat: ['image-queue', 'queue', 'rembg', 'scans'], compatAnonymousVendor: undefined, syncWaitMs: 60_000 });
+    expect(loadConfig({})).toMatchObject({
+      compat: ['image-queue', 'queue', 'rembg', 'scans'],
+      compatAnonymousVendor: undefined,
+      syncWaitMs: 60_000,
+    });
     expect(loadConfig({ PIXQ_COMPAT: 'rembg, queue' }).compat).toEqual(['rembg', 'queue']);
     expect(loadConfig({ PIXQ_COMPAT: 'none' }).compat).toEqual([]);
   });

@@ -28,6 +28,8 @@ export async function freshDatabase(adminUrl: string, label: string): Promise<st
 }
 
 export async function postgresVersion(url: string): Promise<string> {
-  const { rows } = await withClient(url, (c) => c.query<{ v: string }>("select current_setting('server_version') as v"));
+  const { rows } = await withClient(url, (c) =>
+    c.query<{ v: string }>("select current_setting('server_version') as v"),
+  );
   return `PostgreSQL ${rows[0].v}`;
 }

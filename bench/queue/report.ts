@@ -8,7 +8,9 @@ const ms = (n: number | null) => (n === null ? 'n/a' : n < 10 ? n.toFixed(1) : f
 
 function processing(row: Row, s: Settings): string {
   const rate = fmt(row.processPerSec);
-  return row.processed >= s.jobs ? rate : `${rate} (cut off: ${fmt(row.processed)} of ${fmt(s.jobs)} in ${s.capMs / 1000} s)`;
+  return row.processed >= s.jobs
+    ? rate
+    : `${rate} (cut off: ${fmt(row.processed)} of ${fmt(s.jobs)} in ${s.capMs / 1000} s)`;
 }
 
 function latency(row: Row): [string, string] {

@@ -28,7 +28,9 @@ export async function idleRss(databaseUrl?: string): Promise<number> {
 
 /** Compiles the server to dist/, so that `node bin/pixq.js` runs the current source. */
 export function buildCli(): void {
-  execFileSync(process.execPath, [path.join(REPO, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: REPO });
+  execFileSync(process.execPath, [path.join(REPO, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
+    cwd: REPO,
+  });
 }
 
 /**
@@ -50,13 +52,20 @@ export function spawnCli(databaseUrl?: string, overrides: NodeJS.ProcessEnv = {}
   delete env.DATABASE_URL;
   if (databaseUrl) env.DATABASE_URL = databaseUrl;
   // `node` itself (not an npx wrapper), so the pid whose RSS is read is the server.
-  const child = spawn(process.execPath, ['bin/pixq.js', 'start'], { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['bin/pixq.js', 'start'], {
+    cwd: repo,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   defer(`stop pixq start (pid ${child.pid})`, () => stop(child));
   return child;
 }
 
 /** Resolves once the process logs "pixq running", or with the reason it did not. */
-export function untilRunning(child: ChildProcess, timeoutMs = READY_TIMEOUT_MS): Promise<{ ok: true } | { ok: false; reason: string }> {
+export function untilRunning(
+  child: ChildProcess,
+  timeoutMs = READY_TIMEOUT_MS,
+): Promise<{ ok: true } | { ok: false; reason: string }> {
   return new Promise((resolve) => {
     let stderr = '';
     const timer = setTimeout(() => resolve({ ok: false, reason: 'timed out' }), timeoutMs);
@@ -85,7 +94,9 @@ export function readRssMb(pid: number): number {
 export function treePids(pid: number): number[] {
   try {
     const tasks = fs.readdirSync(`/proc/${pid}/task`);
-    const children = tasks.flatMap((task) => fs.readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(' ').filter(Boolean));
+    const children = tasks.flatMap((task) =>
+      fs.readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(' ').filter(Boolean),
+    );
     return [pid, ...children.flatMap((child) => treePids(Number(child)))];
   } catch {
     return [];

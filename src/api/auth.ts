@@ -5,7 +5,8 @@ import { PixqError } from '../errors.js';
 import { verifyEventToken } from './event-tokens.js';
 
 /** Who is calling: a vendor (by its API key), the operator (admin key), or nobody. */
-export type Caller = { kind: 'vendor'; vendor: Vendor; eventScope?: EventScope } | { kind: 'admin' } | { kind: 'anonymous' };
+export type Caller =
+  { kind: 'vendor'; vendor: Vendor; eventScope?: EventScope } | { kind: 'admin' } | { kind: 'anonymous' };
 
 /** What an event token (rather than a key) lets its holder read: that vendor's events, maybe of one job or batch. */
 export interface EventScope {
@@ -36,7 +37,9 @@ declare module 'fastify' {
 }
 
 export const unauthorized = () =>
-  new PixqError('unauthorized', 'a valid API key is required (Authorization: Bearer <key> or X-API-Key)', { status: 401 });
+  new PixqError('unauthorized', 'a valid API key is required (Authorization: Bearer <key> or X-API-Key)', {
+    status: 401,
+  });
 
 function presentedKey(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
@@ -67,12 +70,14 @@ export function registerCallerResolution(
     if (request.routeOptions.config.probe) return;
     const key = presentedKey(request);
     const token = (request.query as Record<string, unknown> | undefined)?.token;
-    const keyless = key === undefined && anonymousVendor !== undefined && request.routeOptions.config.keylessVendor === true;
-    const caller = key === undefined && typeof token === 'string' && request.routeOptions.config.eventTokens
-      ? await tokenCaller(engine, token, eventTokenKey)
-      : keyless
-        ? await boundVendor(engine, anonymousVendor)
-        : await identify(engine, adminDigest, key);
+    const keyless =
+      key === undefined && anonymousVendor !== undefined && request.routeOptions.config.keylessVendor === true;
+    const caller =
+      key === undefined && typeof token === 'string' && request.routeOptions.config.eventTokens
+        ? await tokenCaller(engine, token, eventTokenKey)
+        : keyless
+          ? await boundVendor(engine, anonymousVendor)
+          : await identify(engine, adminDigest, key);
     Object.defineProperty(request, 'caller', { value: caller, enumerable: true });
   });
 }
@@ -85,7 +90,8 @@ export function registerCallerResolution(
 export function requireDeclaredAccess(app: FastifyInstance) {
   const routes: RouteOptions[] = [];
   app.decorate('routeAccess', {
-    getter: () => routes.flatMap((r) => [r.method].flat().map((method) => ({ method, url: r.url, access: r.config?.access }))),
+    getter: () =>
+      routes.flatMap((r) => [r.method].flat().map((method) => ({ method, url: r.url, access: r.config?.access }))),
   });
   app.addHook('onRoute', (route) => {
     routes.push(route);
@@ -141,7 +147,8 @@ async function identify(engine: Engine, adminDigest: Buffer | undefined, key: st
 async function tokenCaller(engine: Engine, token: string, key: Buffer): Promise<Caller> {
   const claims = verifyEventToken(token, key);
   const vendor = await engine.vendors.get(claims.vendorId).catch(() => undefined);
-  if (vendor?.id !== claims.vendorId) throw new PixqError('invalid_token', 'the event token names no vendor', { status: 401 });
+  if (vendor?.id !== claims.vendorId)
+    throw new PixqError('invalid_token', 'the event token names no vendor', { status: 401 });
   return { kind: 'vendor', vendor, eventScope: { jobId: claims.jobId, batchId: claims.batchId } };
 }
 

@@ -30,34 +30,37 @@ const CONTENT_SECURITY_POLICY = [
  * build is picked up on the next load) at the app's paths only; everything else stays the API's 404. Every
  * route is public: the page holds no data, it asks for the key and calls /v1 with it.
  */
-export const dashboardRoutes = (dir = DASHBOARD_DIR): FastifyPluginAsync => async (app) => {
-  const indexFile = path.join(dir, 'index.html');
-  if (!fs.existsSync(indexFile)) {
-    app.log.warn({ dir }, 'dashboard not built (npm run build -w @pixq/web): serving the API without it');
-    return;
-  }
-  // Read once: a build replaced under a running server is served after a restart, like the server's own code.
-  const indexHtml = fs.readFileSync(indexFile);
-  declarePublic(app);
-  await app.register(fastifyStatic, {
-    root: path.join(dir, 'assets'),
-    prefix: '/assets/',
-    index: false,
-    decorateReply: false,
-    schemaHide: true,
-    // Files only: the folder itself is a 404 like any other unknown path, not a 403 for a directory.
-    allowedPath: (pathName) => path.extname(pathName) !== '',
-    // File names carry a content hash (vite.config.ts): a changed file is a new name.
-    maxAge: '365d',
-    immutable: true,
-  });
-  for (const url of DASHBOARD_PATHS) {
-    app.get(url, { schema: { hide: true } }, async (_request, reply) =>
-      reply
-        .type('text/html; charset=utf-8')
-        .header('cache-control', 'no-cache')
-        .header('content-security-policy', CONTENT_SECURITY_POLICY)
-        .header('x-content-type-options', 'nosniff')
-        .send(indexHtml));
-  }
-};
+export const dashboardRoutes =
+  (dir = DASHBOARD_DIR): FastifyPluginAsync =>
+  async (app) => {
+    const indexFile = path.join(dir, 'index.html');
+    if (!fs.existsSync(indexFile)) {
+      app.log.warn({ dir }, 'dashboard not built (npm run build -w @pixq/web): serving the API without it');
+      return;
+    }
+    // Read once: a build replaced under a running server is served after a restart, like the server's own code.
+    const indexHtml = fs.readFileSync(indexFile);
+    declarePublic(app);
+    await app.register(fastifyStatic, {
+      root: path.join(dir, 'assets'),
+      prefix: '/assets/',
+      index: false,
+      decorateReply: false,
+      schemaHide: true,
+      // Files only: the folder itself is a 404 like any other unknown path, not a 403 for a directory.
+      allowedPath: (pathName) => path.extname(pathName) !== '',
+      // File names carry a content hash (vite.config.ts): a changed file is a new name.
+      maxAge: '365d',
+      immutable: true,
+    });
+    for (const url of DASHBOARD_PATHS) {
+      app.get(url, { schema: { hide: true } }, async (_request, reply) =>
+        reply
+          .type('text/html; charset=utf-8')
+          .header('cache-control', 'no-cache')
+          .header('content-security-policy', CONTENT_SECURITY_POLICY)
+          .header('x-content-type-options', 'nosniff')
+          .send(indexHtml),
+      );
+    }
+  };

@@ -35,9 +35,15 @@ export function verifyEventToken(token: string, key: Buffer, now = Date.now()): 
   const given = Buffer.from(sig, 'base64url');
   const expected = mac(key, payload);
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw invalidToken();
-  const body = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { v: string; j?: string; b?: string; e: number };
+  const body = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as {
+    v: string;
+    j?: string;
+    b?: string;
+    e: number;
+  };
   const expiresAt = body.e * 1000;
-  if (now >= expiresAt) throw new PixqError('token_expired', 'the event token has expired; ask for a new one', { status: 401 });
+  if (now >= expiresAt)
+    throw new PixqError('token_expired', 'the event token has expired; ask for a new one', { status: 401 });
   return { vendorId: body.v, jobId: body.j, batchId: body.b, expiresAt };
 }
 
@@ -45,4 +51,5 @@ function mac(key: Buffer, payload: string): Buffer {
   return createHmac('sha256', key).update(`${PREFIX}.${payload}`).digest();
 }
 
-const invalidToken = () => new PixqError('invalid_token', 'the event token is not one this server signed', { status: 401 });
+const invalidToken = () =>
+  new PixqError('invalid_token', 'the event token is not one this server signed', { status: 401 });

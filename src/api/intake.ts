@@ -24,7 +24,8 @@ export interface IntakeDeps {
 export async function storeUpload(deps: IntakeDeps, vendorId: string, file: MultipartFile): Promise<Upload> {
   const ref = await deps.blobs.putStream(guarded(file.file), { maxBytes: deps.config.maxUploadBytes });
   try {
-    if (file.file.truncated) throw new PixqError('payload_too_large', `file exceeds ${deps.config.maxUploadBytes} bytes`, { status: 413 });
+    if (file.file.truncated)
+      throw new PixqError('payload_too_large', `file exceeds ${deps.config.maxUploadBytes} bytes`, { status: 413 });
     const image = await sniffImage(await deps.blobs.get(ref.key), deps.config.maxPixels);
     return await deps.engine.uploads.create(vendorId, {
       blob: ref.key,
@@ -75,9 +76,13 @@ export function asMultipartProblem(err: unknown): Error {
 export function processorFor(deps: IntakeDeps, type: string): Processor {
   const processor = deps.processors.get(type);
   if (!processor) {
-    throw new PixqError('unknown_job_type', `unknown job type "${type}"; known types: ${[...deps.processors.keys()].join(', ')}`, {
-      status: 400,
-    });
+    throw new PixqError(
+      'unknown_job_type',
+      `unknown job type "${type}"; known types: ${[...deps.processors.keys()].join(', ')}`,
+      {
+        status: 400,
+      },
+    );
   }
   return processor;
 }
@@ -104,13 +109,22 @@ async function requestedWork(deps: IntakeDeps, vendorId: string, body: JobSubmis
   if (body.type !== undefined) return { type: body.type, options: body.options ?? {} };
   const template = await deps.engine.templates.find(vendorId, body.template!);
   if (!template) {
-    throw new PixqError('unknown_template', `no template named "${body.template}"; GET /v1/templates lists yours and the built-in ones`, { status: 400 });
+    throw new PixqError(
+      'unknown_template',
+      `no template named "${body.template}"; GET /v1/templates lists yours and the built-in ones`,
+      { status: 400 },
+    );
   }
   return { type: template.type, options: { ...template.options, ...body.options } };
 }
 
 /** Turns a validated submission into a job spec: known type, valid options, an input the vendor may use. */
-export async function toJobSpec(deps: IntakeDeps, vendorId: string, body: JobSubmission, idempotencyKey?: string): Promise<JobSpec> {
+export async function toJobSpec(
+  deps: IntakeDeps,
+  vendorId: string,
+  body: JobSubmission,
+  idempotencyKey?: string,
+): Promise<JobSpec> {
   const requested = await requestedWork(deps, vendorId, body);
   const { processor, options } = checkedWork(deps, requested.type, requested.options);
   if (body.metadata && Buffer.byteLength(JSON.stringify(body.metadata), 'utf8') > MAX_METADATA_BYTES) {
@@ -143,7 +157,10 @@ async function resolveInput(deps: IntakeDeps, vendorId: string, processor: Proce
     if (input) throw validationFailed(`job type ${processor.type} takes no input`);
     return {};
   }
-  if (!input) throw validationFailed(`job type ${processor.type} needs an input: {"url": ...}, {"uploadId": ...} or a multipart "image" file`);
+  if (!input)
+    throw validationFailed(
+      `job type ${processor.type} needs an input: {"url": ...}, {"uploadId": ...} or a multipart "image" file`,
+    );
   if ('url' in input) {
     const url = await checkUrlTarget(input.url, { allowlist: deps.config.urlAllowlist });
     return { inputUrl: url.href };
@@ -156,7 +173,12 @@ async function resolveInput(deps: IntakeDeps, vendorId: string, processor: Proce
  * Spends the background-removal budget of jobs about to be queued (a submission, a bulk, a retry): one per
  * such job, or per such step of a pipeline.
  */
-export function chargeRemovals(limiter: RateLimiter, request: FastifyRequest, reply: FastifyReply, jobs: Pick<JobSpec, 'type' | 'options'>[]) {
+export function chargeRemovals(
+  limiter: RateLimiter,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  jobs: Pick<JobSpec, 'type' | 'options'>[],
+) {
   return limiter.charge(request, reply, [removals(jobs)]);
 }
 
@@ -175,7 +197,12 @@ export async function chargeRetries(
   if (request.caller.kind === 'vendor') return chargeRemovals(deps.limiter, request, reply, jobs);
   for (const vendorId of new Set(jobs.map((j) => j.vendorId))) {
     const payer = await deps.engine.vendors.get(vendorId);
-    await deps.limiter.charge(request, reply, [[routeBudget, 1], removals(jobs.filter((j) => j.vendorId === vendorId))], payer);
+    await deps.limiter.charge(
+      request,
+      reply,
+      [[routeBudget, 1], removals(jobs.filter((j) => j.vendorId === vendorId))],
+      payer,
+    );
   }
 }
 

@@ -14,12 +14,15 @@ export function checkJsonDepth(text: string) {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // backslash: the next character is escaped
+      if (c === 0x5c)
+        i++; // backslash: the next character is escaped
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x7b || c === 0x5b) {
       if (++depth > MAX_JSON_DEPTH) {
-        throw new PixqError('invalid_json', `JSON may nest objects and arrays at most ${MAX_JSON_DEPTH} levels deep`, { status: 400 });
+        throw new PixqError('invalid_json', `JSON may nest objects and arrays at most ${MAX_JSON_DEPTH} levels deep`, {
+          status: 400,
+        });
       }
     } else if (c === 0x7d || c === 0x5d) depth--;
   }

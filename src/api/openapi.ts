@@ -18,7 +18,10 @@ export function documentedSubmission(processors: Map<string, Processor>): TSchem
       { additionalProperties: false, title: `${p.type} job` },
     ),
   );
-  const byTemplate = Type.Object({ ...common, template: TemplateName }, { additionalProperties: false, title: 'job by template' });
+  const byTemplate = Type.Object(
+    { ...common, template: TemplateName },
+    { additionalProperties: false, title: 'job by template' },
+  );
   return { oneOf: [{ oneOf: byType, discriminator: { propertyName: 'type' } }, byTemplate] } as unknown as TSchema;
 }
 

@@ -63,14 +63,17 @@ const MAX_VALIDATION_ERRORS = 10;
 
 export function toProblem(thrown: unknown): Problem {
   const err = storeFault(thrown) ?? thrown;
-  if (err instanceof PixqError) return problem(err.status, err.code, err.message, err.details ? { details: err.details } : {});
+  if (err instanceof PixqError)
+    return problem(err.status, err.code, err.message, err.details ? { details: err.details } : {});
   const e = err as FastifyError;
   if (e.validation) {
     // The validator reports every mismatch; a large hostile body has thousands, so the answer names the first few.
     const errors = e.validation
       .slice(0, MAX_VALIDATION_ERRORS)
       .map((v) => ({ path: `${e.validationContext ?? ''}${v.instancePath}`, message: v.message ?? 'invalid' }));
-    return problem(400, 'validation_failed', `request ${errors.map((x) => `${x.path} ${x.message}`).join('; ')}`, { errors });
+    return problem(400, 'validation_failed', `request ${errors.map((x) => `${x.path} ${x.message}`).join('; ')}`, {
+      errors,
+    });
   }
   if (e.code && FASTIFY_CODES[e.code]) {
     const [status, code] = FASTIFY_CODES[e.code];
@@ -104,12 +107,14 @@ export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest
 /** A 500 is a bug and logged with its stack; an outage (503, 507) is logged once per request, briefly. */
 function logFailure(request: FastifyRequest, err: unknown, p: Problem) {
   if (p.status === 500) request.log.error({ err }, 'request failed');
-  else if (p.status > 500) request.log.warn({ code: p.code, cause: (err as Error).message }, 'request failed: store outage');
+  else if (p.status > 500)
+    request.log.warn({ code: p.code, cause: (err as Error).message }, 'request failed: store outage');
 }
 
 /** Node's own errors for requests it could not parse or did not get in time, before Fastify sees them. */
 function clientProblem(err: NodeJS.ErrnoException): Problem {
-  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return problem(408, 'request_timeout', 'the request did not arrive in time');
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    return problem(408, 'request_timeout', 'the request did not arrive in time');
   if (err.code === 'HPE_HEADER_OVERFLOW') return problem(431, 'headers_too_large', 'the request headers are too large');
   return problem(400, 'malformed_request', 'the request is not valid HTTP (for example a NUL or CR in a header value)');
 }

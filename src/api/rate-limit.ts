@@ -66,7 +66,12 @@ export class RateLimiter {
    * Spends `cost` from each budget, all or none; throws 429 when any is exhausted. The budgets are the calling
    * vendor's, or `payer`'s when the admin acts on that vendor's jobs.
    */
-  async charge(request: FastifyRequest, reply: FastifyReply, charges: [Budget, number][], payer = callerVendor(request)) {
+  async charge(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    charges: [Budget, number][],
+    payer = callerVendor(request),
+  ) {
     const subject = payer ? `vendor:${payer.id}` : `ip:${request.ip}`;
     const wanted = charges
       .filter(([, cost]) => cost > 0)
@@ -81,7 +86,10 @@ export class RateLimiter {
       throw new PixqError(
         'rate_limited',
         `the ${refused.rule.name} budget of ${refused.rule.limit} per ${refused.rule.windowMs / 1000} s is spent; retry in ${retryAfter} s`,
-        { status: 429, details: { policy: refused.rule.name, limit: refused.rule.limit, retryAfterSeconds: retryAfter } },
+        {
+          status: 429,
+          details: { policy: refused.rule.name, limit: refused.rule.limit, retryAfterSeconds: retryAfter },
+        },
       );
     }
   }

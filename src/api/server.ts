@@ -44,7 +44,10 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
     requestTimeout: config.requestTimeoutMs,
     connectionTimeout: config.bodyIdleTimeoutMs,
     // Node checks request deadlines on this interval (30 s by default): a short timeout needs a shorter one.
-    http: { connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.requestTimeoutMs / 4)), headersTimeout: Math.min(60_000, config.requestTimeoutMs) },
+    http: {
+      connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.requestTimeoutMs / 4)),
+      headersTimeout: Math.min(60_000, config.requestTimeoutMs),
+    },
   });
   app.server.on('timeout', idleTimeoutHandler);
   // Requests are checked by TypeBox's compiler rather than Fastify's ajv: unknown fields are refused (not
@@ -60,13 +63,24 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   registerJsonParser(app);
   requireDeclaredAccess(app);
   await app.register(multipart, {
-    limits: { fileSize: config.maxUploadBytes, files: config.maxBulkFiles, fields: 20, fieldSize: 64 * 1024, parts: config.maxBulkFiles + 20 },
+    limits: {
+      fileSize: config.maxUploadBytes,
+      files: config.maxBulkFiles,
+      fields: 20,
+      fieldSize: 64 * 1024,
+      parts: config.maxBulkFiles + 20,
+    },
   });
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
       info: { title: 'pixq', version: '0.1.0', description: 'Image-processing jobs for multi-vendor platforms.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' } } },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer' },
+          apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+        },
+      },
       security: [{ bearer: [] }, { apiKey: [] }],
     },
     transform: jobOptionsTransform(processors),

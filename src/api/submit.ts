@@ -22,7 +22,9 @@ export async function submitJobs(
   const vendor = vendorOf(request);
   const maxJobs = deps.config.maxBulkFiles;
   if (submissions.length > maxJobs) {
-    throw new PixqError('payload_too_large', `at most ${maxJobs} jobs per bulk request, got ${submissions.length}`, { status: 413 });
+    throw new PixqError('payload_too_large', `at most ${maxJobs} jobs per bulk request, got ${submissions.length}`, {
+      status: 413,
+    });
   }
   const specs = [];
   for (const [index, body] of submissions.entries()) {

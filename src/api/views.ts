@@ -50,7 +50,14 @@ export function vendorView(v: Vendor) {
 }
 
 export function uploadView(u: Upload) {
-  return { id: u.id, contentType: u.contentType, width: u.width, height: u.height, bytes: u.bytes, createdAt: iso(u.createdAt)! };
+  return {
+    id: u.id,
+    contentType: u.contentType,
+    width: u.width,
+    height: u.height,
+    bytes: u.bytes,
+    createdAt: iso(u.createdAt)!,
+  };
 }
 
 export function apiKeyView(k: ApiKeyInfo) {

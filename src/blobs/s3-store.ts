@@ -72,7 +72,9 @@ export class S3BlobStore implements BlobStore {
     const key = blobKeyOf(data);
     await this.ledger.touch(key);
     if (!(await this.exists(key))) {
-      await this.client.send(new PutObjectCommand({ ...this.target(key), Body: data, ContentType: 'application/octet-stream' }));
+      await this.client.send(
+        new PutObjectCommand({ ...this.target(key), Body: data, ContentType: 'application/octet-stream' }),
+      );
     }
     return { key, bytes: data.length };
   }
@@ -148,7 +150,11 @@ export class S3BlobStore implements BlobStore {
   private async upload(staged: StagedFile): Promise<void> {
     const upload = new Upload({
       client: this.client,
-      params: { ...this.target(staged.key), Body: createReadStream(staged.file), ContentType: 'application/octet-stream' },
+      params: {
+        ...this.target(staged.key),
+        Body: createReadStream(staged.file),
+        ContentType: 'application/octet-stream',
+      },
       partSize: PART_BYTES,
       queueSize: 2,
     });

@@ -81,7 +81,9 @@ async function vendorCommand(args: string[]) {
       console.log(key);
     } else if (action === 'list') {
       for (const v of await engine.vendors.list()) {
-        console.log(`${v.id}  ${v.name}  weight=${v.weight} maxRunning=${v.maxRunning ?? '-'} maxQueued=${v.maxQueued ?? '-'} ${v.status}`);
+        console.log(
+          `${v.id}  ${v.name}  weight=${v.weight} maxRunning=${v.maxRunning ?? '-'} maxQueued=${v.maxQueued ?? '-'} ${v.status}`,
+        );
       }
     } else {
       console.log(USAGE);

@@ -17,7 +17,12 @@ export const SUBMIT_USAGE = `pixq submit <files|folders|globs> --type T [--optio
 
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.avif', '.tif', '.tiff', '.gif']);
 const OUTPUT_MARK = '.pixq.';
-const EXTENSION_OF: Record<string, string> = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/webp': 'webp', 'image/avif': 'avif' };
+const EXTENSION_OF: Record<string, string> = {
+  'image/png': 'png',
+  'image/jpeg': 'jpg',
+  'image/webp': 'webp',
+  'image/avif': 'avif',
+};
 
 interface Failure {
   file: string;
@@ -51,8 +56,16 @@ export async function submitCommand(args: string[]): Promise<void> {
   const server = values.server ?? process.env.PIXQ_URL;
   const key = values.key ?? process.env.PIXQ_KEY;
   const concurrency = Number(values.concurrency);
-  if (!values.type || positionals.length === 0 || !server || !key || !(Number.isInteger(concurrency) && concurrency >= 1)) {
-    console.error(`usage: ${SUBMIT_USAGE}\n(--server/PIXQ_URL and --key/PIXQ_KEY are required; --concurrency is a whole number >= 1)`);
+  if (
+    !values.type ||
+    positionals.length === 0 ||
+    !server ||
+    !key ||
+    !(Number.isInteger(concurrency) && concurrency >= 1)
+  ) {
+    console.error(
+      `usage: ${SUBMIT_USAGE}\n(--server/PIXQ_URL and --key/PIXQ_KEY are required; --concurrency is a whole number >= 1)`,
+    );
     process.exitCode = 2;
     return;
   }
@@ -64,7 +77,8 @@ export async function submitCommand(args: string[]): Promise<void> {
     retry: {
       attempts: 20,
       maxDelayMs: 3_600_000,
-      onRetry: ({ error, delayMs }) => console.log(`${error.code}: waiting ${Math.ceil(delayMs / 1000)} s as the server asks`),
+      onRetry: ({ error, delayMs }) =>
+        console.log(`${error.code}: waiting ${Math.ceil(delayMs / 1000)} s as the server asks`),
     },
   });
   const run: Run = {
@@ -87,7 +101,11 @@ export async function submitCommand(args: string[]): Promise<void> {
   const batches: string[][] = [];
   for (const file of pending) {
     if ((await stat(file)).size > limits.maxUploadBytes) {
-      run.failures.push({ file, code: 'payload_too_large', message: `larger than the server's ${limits.maxUploadBytes} bytes per file` });
+      run.failures.push({
+        file,
+        code: 'payload_too_large',
+        message: `larger than the server's ${limits.maxUploadBytes} bytes per file`,
+      });
       continue;
     }
     if (batches.length === 0 || batches[batches.length - 1].length >= limits.maxBulkFiles) batches.push([]);
@@ -104,7 +122,9 @@ export async function submitCommand(args: string[]): Promise<void> {
   run.board.close();
 
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
-  console.log(`done in ${seconds} s: ${run.succeeded} succeeded, ${run.failures.length} failed, ${skipped} skipped (outputs exist)`);
+  console.log(
+    `done in ${seconds} s: ${run.succeeded} succeeded, ${run.failures.length} failed, ${skipped} skipped (outputs exist)`,
+  );
   for (const f of run.failures) console.log(`  failed: ${f.file}: ${f.code} (${f.message})`);
   if (run.failures.length > 0) process.exitCode = 1;
 }
@@ -169,9 +189,16 @@ async function runBatch(run: Run, files: string[], label: string) {
   for await (const job of run.client.jobs({ batchId: accepted.batchId, limit: 100 })) {
     const file = fileOf.get(job.id)!;
     if (job.state === 'succeeded') {
-      await writeOutputs(run, job, file).then(() => run.succeeded++, (err: unknown) => run.failures.push(failureOf(file, err)));
+      await writeOutputs(run, job, file).then(
+        () => run.succeeded++,
+        (err: unknown) => run.failures.push(failureOf(file, err)),
+      );
     } else {
-      run.failures.push({ file, code: job.error?.code ?? job.state, message: job.error?.message ?? `the job ended ${job.state}` });
+      run.failures.push({
+        file,
+        code: job.error?.code ?? job.state,
+        message: job.error?.message ?? `the job ended ${job.state}`,
+      });
     }
   }
   line(describe(await run.client.batch(accepted.batchId), began), true);

@@ -62,6 +62,18 @@ export class ApiKeyService {
   }
 }
 
-function toInfo(row: { id: string; vendor_id: string; prefix: string; created_at: number; revoked_at: number | null }): ApiKeyInfo {
-  return { id: row.id, vendorId: row.vendor_id, prefix: row.prefix, createdAt: row.created_at, revokedAt: row.revoked_at };
+function toInfo(row: {
+  id: string;
+  vendor_id: string;
+  prefix: string;
+  created_at: number;
+  revoked_at: number | null;
+}): ApiKeyInfo {
+  return {
+    id: row.id,
+    vendorId: row.vendor_id,
+    prefix: row.prefix,
+    createdAt: row.created_at,
+    revokedAt: row.revoked_at,
+  };
 }

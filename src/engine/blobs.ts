@@ -1,4 +1,11 @@
-import { blobInUse, deleteBlobRow, keepBlob, markBlobsUnreferenced, selectDueBlobs, touchBlob } from '../store/sql/blobs.js';
+import {
+  blobInUse,
+  deleteBlobRow,
+  keepBlob,
+  markBlobsUnreferenced,
+  selectDueBlobs,
+  touchBlob,
+} from '../store/sql/blobs.js';
 import type { Tx } from '../store/index.js';
 import type { EngineContext } from './context.js';
 

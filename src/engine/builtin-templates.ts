@@ -7,7 +7,11 @@ export const BUILT_IN_TEMPLATES: readonly { name: string; type: string; options:
   // A product photo cut out and flattened onto white, as marketplaces ask for.
   { name: 'product-cutout-white', type: 'remove-background', options: { background: '#ffffff' } },
   // A 35 mm x 45 mm passport or ID photo: exactly one face, 413 x 531 px (300 dpi), JPEG.
-  { name: 'id-photo-35x45', type: 'face-crop', options: { aspect: '35:45', size: 413, select: 'single', format: 'jpeg' } },
+  {
+    name: 'id-photo-35x45',
+    type: 'face-crop',
+    options: { aspect: '35:45', size: 413, select: 'single', format: 'jpeg' },
+  },
   // Fits inside 400 x 400: the long side is 400 px (smaller images are enlarged), the aspect kept.
   { name: 'thumbnail-400', type: 'transform', options: { resize: { width: 400, height: 400, fit: 'inside' } } },
 ];

@@ -35,7 +35,11 @@ export async function claimJobs(
 ): Promise<ClaimResult> {
   const now = ctx.now();
   const dialect = ctx.store.dialect;
-  const typeRows = await lockJobTypes(tx, dialect, Object.keys(slots).filter((t) => slots[t] > 0));
+  const typeRows = await lockJobTypes(
+    tx,
+    dialect,
+    Object.keys(slots).filter((t) => slots[t] > 0),
+  );
   const room = await roomPerType(tx, slots, typeRows, now);
   const types = Object.keys(room).filter((t) => room[t] > 0);
   if (types.length === 0) return { jobs: [], contended: false };
@@ -61,7 +65,12 @@ export async function claimJobs(
   const chosen = await takeJobs(tx, dialect, order, types, room);
   const rows = await markRunning(tx, chosen.ids, { owner, now, expiresAt: now + ctx.options.leaseMs });
   const clocks = advanceClocks(
-    locked.map((v) => ({ vendorId: v.id, weight: v.weight, virtualTime: v.virtual_time, claimed: chosen.perVendor.get(v.id) ?? 0 })),
+    locked.map((v) => ({
+      vendorId: v.id,
+      weight: v.weight,
+      virtualTime: v.virtual_time,
+      claimed: chosen.perVendor.get(v.id) ?? 0,
+    })),
     globalTime,
   );
   await writeClocks(tx, clocks.vendorTimes, clocks.globalTime);
@@ -92,11 +101,18 @@ async function roomPerType(tx: Tx, slots: Record<string, number>, typeRows: JobT
 }
 
 /** Walks the fair order, taking each vendor's next ready job while its type has room. */
-async function takeJobs(tx: Tx, dialect: 'sqlite' | 'postgres', order: string[], types: string[], room: Record<string, number>) {
+async function takeJobs(
+  tx: Tx,
+  dialect: 'sqlite' | 'postgres',
+  order: string[],
+  types: string[],
+  room: Record<string, number>,
+) {
   const wanted = new Map<string, number>();
   for (const vendorId of order) wanted.set(vendorId, (wanted.get(vendorId) ?? 0) + 1);
   const queues = new Map<string, { id: string; type: string }[]>();
-  for (const [vendorId, count] of wanted) queues.set(vendorId, await selectNextJobs(tx, dialect, vendorId, types, count));
+  for (const [vendorId, count] of wanted)
+    queues.set(vendorId, await selectNextJobs(tx, dialect, vendorId, types, count));
 
   const left = { ...room };
   const ids: string[] = [];

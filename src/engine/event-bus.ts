@@ -108,7 +108,11 @@ class PostgresEventBus extends LocalEventBus {
   }
 
   override publish(events: JobEvent[]) {
-    if (events.length > 0) this.notify(CHANNEL.event, events.map((e) => JSON.stringify(e)));
+    if (events.length > 0)
+      this.notify(
+        CHANNEL.event,
+        events.map((e) => JSON.stringify(e)),
+      );
   }
   override wake(types: string[]) {
     // The local emit saves a round trip for the common case of a worker in the same process.
@@ -193,8 +197,8 @@ class PostgresEventBus extends LocalEventBus {
 
   private notify(channel: string, payloads: string[]) {
     if (this.closed) return;
-    this.store.pool!
-      .query('select pg_notify($1, payload) from unnest($2::text[]) as payload', [channel, payloads])
+    this.store
+      .pool!.query('select pg_notify($1, payload) from unnest($2::text[]) as payload', [channel, payloads])
       .catch(() => undefined); // a lost notification only delays delivery: workers poll, SSE reads the table
   }
 

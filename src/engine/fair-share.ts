@@ -23,9 +23,7 @@ export function startTag(virtualTime: number, globalTime: number): number {
 
 /** The order in which `slots` claims would serve vendors, one vendor id per claim. */
 export function planFairOrder(candidates: FairCandidate[], globalTime: number, slots: number): string[] {
-  const state = candidates
-    .filter((c) => c.room > 0)
-    .map((c) => ({ ...c, start: startTag(c.virtualTime, globalTime) }));
+  const state = candidates.filter((c) => c.room > 0).map((c) => ({ ...c, start: startTag(c.virtualTime, globalTime) }));
   const order: string[] = [];
   while (order.length < slots && state.length > 0) {
     let best = 0;

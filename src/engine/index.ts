@@ -30,7 +30,14 @@ export type { ApiKeyInfo } from './api-keys.js';
 export type { Outcome } from './work.js';
 export type { RateLimitRule, RateLimitOutcome } from './rate-limits.js';
 export type { Upload } from './uploads.js';
-export type { WebhookEndpoint, WebhookDelivery, DeliveryTarget, AttemptResult, WebhookEventType, CallbackSecret } from './webhooks.js';
+export type {
+  WebhookEndpoint,
+  WebhookDelivery,
+  DeliveryTarget,
+  AttemptResult,
+  WebhookEventType,
+  CallbackSecret,
+} from './webhooks.js';
 export type { Template, TemplateSettings } from './templates.js';
 export { WEBHOOK_EVENT_TYPES } from './webhooks.js';
 export { backoffDelay } from './backoff.js';

@@ -96,9 +96,16 @@ export class JobService {
   /** A vendor's jobs (every vendor's when `vendorId` is undefined), newest first, `limit` at a time. */
   async list(vendorId: string | undefined, filter: JobFilter, limit: number, cursor?: string): Promise<JobPage> {
     // One more than asked: whether it exists says if there is a next page.
-    const rows = await this.ctx.read((db) => selectJobPage(db, { ...storeFilter(vendorId, filter), beforeId: cursor, limit: limit + 1 }));
+    const rows = await this.ctx.read((db) =>
+      selectJobPage(db, { ...storeFilter(vendorId, filter), beforeId: cursor, limit: limit + 1 }),
+    );
     const page = rows.slice(0, limit).map(toJob);
-    const outputs = await this.ctx.read((db) => selectOutputsOfJobs(db, page.map((j) => j.id)));
+    const outputs = await this.ctx.read((db) =>
+      selectOutputsOfJobs(
+        db,
+        page.map((j) => j.id),
+      ),
+    );
     const jobs = page.map((job) => ({ ...job, outputs: outputs.filter((o) => o.job_id === job.id).map(toOutput) }));
     return { jobs, nextCursor: rows.length > limit ? page[page.length - 1].id : null };
   }
@@ -112,12 +119,22 @@ export class JobService {
    * The jobs matching the filter that `action` applies to (cancel: queued, delayed, or running and not yet
    * asked to cancel; retry: failed or cancelled), newest first, at most `max`; `more` when others remain.
    */
-  async actionable(action: BulkAction, vendorId: string | undefined, filter: JobFilter, max: number): Promise<{ jobs: JobTarget[]; more: boolean }> {
+  async actionable(
+    action: BulkAction,
+    vendorId: string | undefined,
+    filter: JobFilter,
+    max: number,
+  ): Promise<{ jobs: JobTarget[]; more: boolean }> {
     const allowed = action === 'cancel' ? CANCELLABLE_STATES : RETRYABLE_STATES;
     const states = filter.state === undefined ? allowed : allowed.filter((s) => s === filter.state);
     const query = { ...storeFilter(vendorId, filter), states, notCancelRequested: action === 'cancel', limit: max + 1 };
     const rows = await this.ctx.read((db) => selectJobTargets(db, query));
-    const jobs = rows.slice(0, max).map((r) => ({ id: r.id, vendorId: r.vendor_id, type: r.type, options: JSON.parse(r.options) as Record<string, unknown> }));
+    const jobs = rows.slice(0, max).map((r) => ({
+      id: r.id,
+      vendorId: r.vendor_id,
+      type: r.type,
+      options: JSON.parse(r.options) as Record<string, unknown>,
+    }));
     return { jobs, more: rows.length > max };
   }
 
@@ -135,13 +152,15 @@ export class JobService {
       const rows = await this.ctx.write(async (tx, emit) => {
         const done: JobRow[] = [];
         for (const id of chunk) {
-          const row = await (action === 'cancel' ? this.cancelOne(tx, emit, id, vendorId, now) : this.retryOne(tx, emit, id, vendorId, now)).catch(
-            (err: unknown) => {
-              if (!(err instanceof PixqError) || err.status >= 500) throw err;
-              refusal ??= err;
-              return undefined;
-            },
-          );
+          const row = await (
+            action === 'cancel'
+              ? this.cancelOne(tx, emit, id, vendorId, now)
+              : this.retryOne(tx, emit, id, vendorId, now)
+          ).catch((err: unknown) => {
+            if (!(err instanceof PixqError) || err.status >= 500) throw err;
+            refusal ??= err;
+            return undefined;
+          });
           if (row) done.push(row);
         }
         return done;
@@ -181,8 +200,10 @@ export class JobService {
    */
   async cancel(id: string, vendorId?: string): Promise<Job> {
     const now = this.ctx.now();
-    const row = await this.ctx.write(async (tx, emit) =>
-      (await this.cancelOne(tx, emit, id, vendorId, now)) ?? this.unchangeable(tx, id, vendorId, 'cancelled'));
+    const row = await this.ctx.write(
+      async (tx, emit) =>
+        (await this.cancelOne(tx, emit, id, vendorId, now)) ?? this.unchangeable(tx, id, vendorId, 'cancelled'),
+    );
     this.afterChanges([row]);
     return toJob(row);
   }
@@ -190,8 +211,10 @@ export class JobService {
   /** A failed or cancelled job is queued again with a fresh set of attempts. */
   async retry(id: string, vendorId?: string): Promise<Job> {
     const now = this.ctx.now();
-    const row = await this.ctx.write(async (tx, emit) =>
-      (await this.retryOne(tx, emit, id, vendorId, now)) ?? this.unchangeable(tx, id, vendorId, 'retried'));
+    const row = await this.ctx.write(
+      async (tx, emit) =>
+        (await this.retryOne(tx, emit, id, vendorId, now)) ?? this.unchangeable(tx, id, vendorId, 'retried'),
+    );
     this.afterChanges([row]);
     return toJob(row);
   }

@@ -43,7 +43,15 @@ export class RateLimitService {
         const count = await addToBucket(tx, key, windowStart, cost);
         const allowed = count <= rule.limit;
         const used = allowed ? count : count - cost;
-        outcomes.push({ rule, allowed, remaining: Math.max(0, rule.limit - used), resetMs: windowStart + rule.windowMs - now, key, windowStart, cost });
+        outcomes.push({
+          rule,
+          allowed,
+          remaining: Math.max(0, rule.limit - used),
+          resetMs: windowStart + rule.windowMs - now,
+          key,
+          windowStart,
+          cost,
+        });
         if (!allowed) break;
       }
       if (outcomes.some((o) => !o.allowed)) {

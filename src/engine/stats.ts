@@ -93,7 +93,12 @@ export async function collectSeries(ctx: EngineContext, minutes: number, vendorI
     ctx.read((db) => countFinishedByMinute(db, since, vendorId)),
     ctx.read((db) => selectRecentTimings(db, since, SERIES_SAMPLE_LIMIT, vendorId)),
   ]);
-  const buckets = Array.from({ length: minutes }, (_, i) => ({ finished: 0, failed: 0, waits: [] as number[], runs: [] as number[] }));
+  const buckets = Array.from({ length: minutes }, () => ({
+    finished: 0,
+    failed: 0,
+    waits: [] as number[],
+    runs: [] as number[],
+  }));
   const bucketOf = (minute: number) => buckets[minute - firstMinute];
   for (const c of counts) Object.assign(bucketOf(c.minute) ?? {}, { finished: c.finished, failed: c.failed });
   for (const t of timings) {
@@ -105,6 +110,12 @@ export async function collectSeries(ctx: EngineContext, minutes: number, vendorI
   return buckets.map((b, i) => {
     const wait = percentiles(b.waits);
     const run = percentiles(b.runs);
-    return { at: (firstMinute + i) * MINUTE_MS, finished: b.finished, failed: b.failed, waitMs: { p50: wait.p50, p95: wait.p95 }, runMs: { p50: run.p50, p95: run.p95 } };
+    return {
+      at: (firstMinute + i) * MINUTE_MS,
+      finished: b.finished,
+      failed: b.failed,
+      waitMs: { p50: wait.p50, p95: wait.p95 },
+      runMs: { p50: run.p50, p95: run.p95 },
+    };
   });
 }

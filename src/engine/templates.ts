@@ -1,6 +1,13 @@
 import { notFound, PixqError, validationFailed } from '../errors.js';
 import type { TemplateRow } from '../store/index.js';
-import { countTemplates, deleteTemplate, insertTemplate, selectTemplate, selectTemplates, updateTemplate } from '../store/sql/templates.js';
+import {
+  countTemplates,
+  deleteTemplate,
+  insertTemplate,
+  selectTemplate,
+  selectTemplates,
+  updateTemplate,
+} from '../store/sql/templates.js';
 import { lockVendorById } from '../store/sql/vendors.js';
 import { BUILT_IN_TEMPLATES } from './builtin-templates.js';
 import type { EngineContext } from './context.js';
@@ -29,7 +36,16 @@ const builtIns = new Map(BUILT_IN_TEMPLATES.map((t) => [t.name, t]));
 /** A fresh copy each time: callers apply defaults into the options they get (see parseOptions). */
 function builtIn(name: string): Template | undefined {
   const t = builtIns.get(name);
-  return t && { name: t.name, type: t.type, options: structuredClone(t.options), builtIn: true, createdAt: null, updatedAt: null };
+  return (
+    t && {
+      name: t.name,
+      type: t.type,
+      options: structuredClone(t.options),
+      builtIn: true,
+      createdAt: null,
+      updatedAt: null,
+    }
+  );
 }
 
 function toTemplate(row: TemplateRow): Template {
@@ -52,7 +68,11 @@ function optionsText(options: Record<string, unknown>): string {
 }
 
 const builtInRefused = (name: string) =>
-  new PixqError('built_in_template', `"${name}" is a built-in template and cannot be changed or deleted; create your own under another name`, { status: 409 });
+  new PixqError(
+    'built_in_template',
+    `"${name}" is a built-in template and cannot be changed or deleted; create your own under another name`,
+    { status: 409 },
+  );
 
 /** Vendors' job templates, and the built-in ones every vendor sees. Another vendor's template is not found. */
 export class TemplateService {
@@ -85,19 +105,31 @@ export class TemplateService {
   }
 
   async create(vendorId: string, name: string, settings: TemplateSettings): Promise<Template> {
-    if (builtIns.has(name)) throw new PixqError('conflict', `"${name}" is the name of a built-in template`, { status: 409 });
+    if (builtIns.has(name))
+      throw new PixqError('conflict', `"${name}" is the name of a built-in template`, { status: 409 });
     const options = optionsText(settings.options);
     const now = this.ctx.now();
     return this.ctx.write(async (tx) => {
       // Under the vendor's lock (PostgreSQL), so that creations at once cannot together pass the limit.
       if (!(await lockVendorById(tx, this.ctx.store.dialect, vendorId))) throw notFound('vendor');
       if ((await countTemplates(tx, vendorId)) >= MAX_TEMPLATES_PER_VENDOR) {
-        throw new PixqError('too_many_templates', `a vendor may keep at most ${MAX_TEMPLATES_PER_VENDOR} templates; delete one first`, {
-          status: 409,
-          details: { limit: MAX_TEMPLATES_PER_VENDOR },
-        });
+        throw new PixqError(
+          'too_many_templates',
+          `a vendor may keep at most ${MAX_TEMPLATES_PER_VENDOR} templates; delete one first`,
+          {
+            status: 409,
+            details: { limit: MAX_TEMPLATES_PER_VENDOR },
+          },
+        );
       }
-      const row = await insertTemplate(tx, { vendor_id: vendorId, name, type: settings.type, options, created_at: now, updated_at: now });
+      const row = await insertTemplate(tx, {
+        vendor_id: vendorId,
+        name,
+        type: settings.type,
+        options,
+        created_at: now,
+        updated_at: now,
+      });
       if (!row) throw new PixqError('conflict', `you already have a template named "${name}"`, { status: 409 });
       return toTemplate(row);
     });
@@ -107,7 +139,9 @@ export class TemplateService {
   async update(vendorId: string, name: string, settings: TemplateSettings): Promise<Template> {
     if (builtIns.has(name)) throw builtInRefused(name);
     const options = optionsText(settings.options);
-    const row = await this.ctx.write((tx) => updateTemplate(tx, vendorId, name, { type: settings.type, options, updated_at: this.ctx.now() }));
+    const row = await this.ctx.write((tx) =>
+      updateTemplate(tx, vendorId, name, { type: settings.type, options, updated_at: this.ctx.now() }),
+    );
     if (!row) throw notFound(`template ${name}`);
     return toTemplate(row);
   }

@@ -17,7 +17,10 @@ function checkSettings(s: VendorSettings) {
   if (s.weight !== undefined && !(s.weight > 0 && s.weight <= 1000)) {
     throw validationFailed('weight must be greater than 0 and at most 1000');
   }
-  for (const [name, value] of [['maxRunning', s.maxRunning], ['maxQueued', s.maxQueued]] as const) {
+  for (const [name, value] of [
+    ['maxRunning', s.maxRunning],
+    ['maxQueued', s.maxQueued],
+  ] as const) {
     if (value !== undefined && value !== null && !(Number.isInteger(value) && value >= 1)) {
       throw validationFailed(`${name} must be a whole number of at least 1, or null for no limit`);
     }
@@ -27,7 +30,9 @@ function checkSettings(s: VendorSettings) {
 /** A suspended vendor may read what it has but add nothing: no jobs, retries or uploads. */
 export function checkActive(vendor: { status: string }) {
   if (vendor.status !== 'active') {
-    throw new PixqError('vendor_suspended', 'this vendor is suspended and cannot submit jobs or uploads', { status: 403 });
+    throw new PixqError('vendor_suspended', 'this vendor is suspended and cannot submit jobs or uploads', {
+      status: 403,
+    });
   }
 }
 

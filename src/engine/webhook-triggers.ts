@@ -23,7 +23,14 @@ export async function fanOutWebhooks(tx: Tx, dialect: Dialect, events: JobEvent[
     const eventType = webhookEventType(event);
     if (!eventType) continue;
     const finished = event.kind === 'state' && FINISHED_STATES.includes(event.state);
-    triggers.push({ eventId: event.id, vendorId: event.vendorId, jobId: event.jobId, batchId: event.batchId, eventType, finished });
+    triggers.push({
+      eventId: event.id,
+      vendorId: event.vendorId,
+      jobId: event.jobId,
+      batchId: event.batchId,
+      eventType,
+      finished,
+    });
   }
   await insertEventDeliveries(tx, dialect, triggers, now);
   const batchesByVendor = new Map<string, Set<string>>();

@@ -168,7 +168,12 @@ function toCallbackSecret(row: WebhookCallbackSecretRow, now: number): CallbackS
  * `Retry-After` the receiver sent is honoured when it asks for longer. Up to 10% jitter spreads retries of
  * many deliveries that failed together (one outage) instead of sending them all again at once.
  */
-export function nextAttemptDelay(attempts: number, scheduleMs: number[], retryAfterMs = 0, random = Math.random): number | null {
+export function nextAttemptDelay(
+  attempts: number,
+  scheduleMs: number[],
+  retryAfterMs = 0,
+  random = Math.random,
+): number | null {
   if (attempts >= scheduleMs.length) return null;
   const base = scheduleMs[attempts];
   return Math.max(retryAfterMs, Math.round(base * (1 + random() * 0.1)));
@@ -222,7 +227,12 @@ export class WebhookService {
   async update(
     id: string,
     vendorId: string,
-    changes: { url?: string; events?: WebhookEventType[]; description?: string | null; status?: 'enabled' | 'disabled' },
+    changes: {
+      url?: string;
+      events?: WebhookEventType[];
+      description?: string | null;
+      status?: 'enabled' | 'disabled';
+    },
   ): Promise<WebhookEndpoint> {
     const set: Partial<WebhookEndpointRow> = { updated_at: this.ctx.now() };
     if (changes.url !== undefined) set.url = changes.url;
@@ -246,7 +256,9 @@ export class WebhookService {
   async rotateSecret(id: string, vendorId: string): Promise<{ endpoint: WebhookEndpoint; secret: string }> {
     const now = this.ctx.now();
     const secret = newWebhookSecret();
-    const rotated = await this.ctx.write((tx) => rotateEndpointSecret(tx, id, vendorId, secret, now + this.settings.rotationOverlapMs, now));
+    const rotated = await this.ctx.write((tx) =>
+      rotateEndpointSecret(tx, id, vendorId, secret, now + this.settings.rotationOverlapMs, now),
+    );
     if (!rotated) throw notFound('webhook endpoint');
     return { endpoint: await this.get(id, vendorId), secret };
   }
@@ -294,7 +306,11 @@ export class WebhookService {
    * Leases due deliveries to a delivery worker, with their targets: the endpoint's (undefined once it was
    * deleted), or for a job's own callback its URL and the vendor's callback secrets.
    */
-  async claimDue(owner: string, limit: number, leaseMs: number): Promise<{ delivery: WebhookDelivery; target: DeliveryTarget | undefined }[]> {
+  async claimDue(
+    owner: string,
+    limit: number,
+    leaseMs: number,
+  ): Promise<{ delivery: WebhookDelivery; target: DeliveryTarget | undefined }[]> {
     const now = this.ctx.now();
     const { rows, callbackSecrets } = await this.ctx.write(async (tx) => {
       const rows = await claimDueDeliveries(tx, this.ctx.store.dialect, owner, now, now + leaseMs, limit);
@@ -303,13 +319,16 @@ export class WebhookService {
     });
     if (rows.length === 0) return [];
     const endpointIds = [...new Set(rows.flatMap((r) => (r.endpoint_id === null ? [] : [r.endpoint_id])))];
-    const endpoints = new Map((await this.ctx.read((db) => selectEndpointsById(db, endpointIds))).map((e) => [e.id, e]));
+    const endpoints = new Map(
+      (await this.ctx.read((db) => selectEndpointsById(db, endpointIds))).map((e) => [e.id, e]),
+    );
     const secrets = new Map(callbackSecrets.map((c) => [c.vendor_id, signingSecrets(c, now)]));
     return rows.map((row) => {
       const endpoint = row.endpoint_id === null ? undefined : endpoints.get(row.endpoint_id);
-      const target: DeliveryTarget | undefined = row.endpoint_id === null
-        ? { url: row.url!, status: 'enabled', secrets: secrets.get(row.vendor_id)! }
-        : endpoint && { url: endpoint.url, status: endpoint.status, secrets: signingSecrets(endpoint, now) };
+      const target: DeliveryTarget | undefined =
+        row.endpoint_id === null
+          ? { url: row.url!, status: 'enabled', secrets: secrets.get(row.vendor_id)! }
+          : endpoint && { url: endpoint.url, status: endpoint.status, secrets: signingSecrets(endpoint, now) };
       return { delivery: toDelivery(row), target };
     });
   }
@@ -326,17 +345,29 @@ export class WebhookService {
     const error = result.kind === 'answered' ? null : result.error.slice(0, MAX_ERROR_LENGTH);
     const succeeded = status !== null && status >= 200 && status < 300;
     const gone = status === 410;
-    const delay = succeeded || gone || result.kind === 'refused'
-      ? null
-      : nextAttemptDelay(delivery.attempts, this.settings.retryScheduleMs, result.kind === 'answered' ? result.retryAfterMs : 0);
+    const delay =
+      succeeded || gone || result.kind === 'refused'
+        ? null
+        : nextAttemptDelay(
+            delivery.attempts,
+            this.settings.retryScheduleMs,
+            result.kind === 'answered' ? result.retryAfterMs : 0,
+          );
     const state = succeeded ? 'succeeded' : delay === null ? 'failed' : 'pending';
     await this.ctx.write(async (tx) => {
-      const recorded = await recordDeliveryOutcome(tx, delivery.id, owner, { state, nextAttemptAt: now + (delay ?? 0), status, error }, now);
+      const recorded = await recordDeliveryOutcome(
+        tx,
+        delivery.id,
+        owner,
+        { state, nextAttemptAt: now + (delay ?? 0), status, error },
+        now,
+      );
       if (!recorded || delivery.endpointId === null) return;
       const endpoint = await selectEndpoint(tx, delivery.endpointId, delivery.vendorId);
       if (!endpoint) return;
       if (succeeded) {
-        if (endpoint.failing_since !== null) await updateEndpoint(tx, endpoint.id, endpoint.vendor_id, { failing_since: null, updated_at: now });
+        if (endpoint.failing_since !== null)
+          await updateEndpoint(tx, endpoint.id, endpoint.vendor_id, { failing_since: null, updated_at: now });
         return;
       }
       const failingSince = endpoint.failing_since ?? now;

@@ -30,7 +30,9 @@ export class WorkService {
     return this.ctx.write(async (tx, emit) => {
       const recorded = await recordSuccesses(tx, emit, owner, successes, now);
       const anySlot = Object.values(slots).some((n) => n > 0);
-      const result: ClaimResult = anySlot ? await claimJobs(this.ctx, tx, emit, owner, slots) : { jobs: [], contended: false };
+      const result: ClaimResult = anySlot
+        ? await claimJobs(this.ctx, tx, emit, owner, slots)
+        : { jobs: [], contended: false };
       return { recorded, claimed: { jobs: result.jobs.map(toJob), contended: result.contended } };
     });
   }
@@ -68,7 +70,9 @@ export class WorkService {
     const error = toJobError(err);
     const retry = error.retryable && job.attempts < job.maxAttempts;
     const state = error.code === 'cancelled' ? 'cancelled' : retry ? 'delayed' : 'failed';
-    const backoff = retry ? Math.max(backoffDelay(job.attempts, job.backoff.baseMs, job.backoff.maxMs), error.retryAfterMs ?? 0) : 0;
+    const backoff = retry
+      ? Math.max(backoffDelay(job.attempts, job.backoff.baseMs, job.backoff.maxMs), error.retryAfterMs ?? 0)
+      : 0;
     const changed = await this.ctx.write(async (tx, emit) => {
       const row = await finishRunningJob(tx, job.id, owner, {
         state,
@@ -108,7 +112,13 @@ export class WorkService {
   }
 }
 
-async function recordSuccesses(tx: Tx, emit: EmitEvents, owner: string, successes: (Outcome & { job: Job })[], now: number) {
+async function recordSuccesses(
+  tx: Tx,
+  emit: EmitEvents,
+  owner: string,
+  successes: (Outcome & { job: Job })[],
+  now: number,
+) {
   const ids = await finishSucceededJobs(
     tx,
     owner,
@@ -118,7 +128,15 @@ async function recordSuccesses(tx: Tx, emit: EmitEvents, owner: string, successe
   const done = new Set(ids);
   const recorded = successes.filter(({ job }) => done.has(job.id));
   const outputs = recorded.flatMap(({ job, outputs: list }) =>
-    list.map((o, idx) => ({ job_id: job.id, idx, blob: o.blob, content_type: o.contentType, width: o.width, height: o.height, bytes: o.bytes })),
+    list.map((o, idx) => ({
+      job_id: job.id,
+      idx,
+      blob: o.blob,
+      content_type: o.contentType,
+      width: o.width,
+      height: o.height,
+      bytes: o.bytes,
+    })),
   );
   await insertOutputs(tx, outputs);
   emit(recorded.map(({ job }) => succeededRow(job)));

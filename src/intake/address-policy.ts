@@ -83,9 +83,11 @@ function parseEntries(entries: readonly string[]): Allowlist {
     if (entry.includes('/')) {
       if (!ipaddr.isValidCIDR(entry)) throw new ConfigError('PIXQ_URL_ALLOWLIST', `has an invalid CIDR range "${raw}"`);
       const [base, bits] = ipaddr.parseCIDR(entry);
-      ranges.push(base.kind() === 'ipv6' && bits >= 96 && (base as ipaddr.IPv6).isIPv4MappedAddress()
-        ? [unmap(base), bits - 96]
-        : [base, bits]);
+      ranges.push(
+        base.kind() === 'ipv6' && bits >= 96 && (base as ipaddr.IPv6).isIPv4MappedAddress()
+          ? [unmap(base), bits - 96]
+          : [base, bits],
+      );
       continue;
     }
     const ip = parseIp(entry);
@@ -95,7 +97,11 @@ function parseEntries(entries: readonly string[]): Allowlist {
       throw new ConfigError('PIXQ_URL_ALLOWLIST', `has an IPv4 address not in dotted-quad form: "${raw}"`);
     } else if (/^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?$/.test(entry)) {
       hosts.add(entry.replace(/\.$/, ''));
-    } else throw new ConfigError('PIXQ_URL_ALLOWLIST', `has an entry that is neither a hostname, an IP nor a CIDR: "${raw}"`);
+    } else
+      throw new ConfigError(
+        'PIXQ_URL_ALLOWLIST',
+        `has an entry that is neither a hostname, an IP nor a CIDR: "${raw}"`,
+      );
   }
   return { hosts, ranges };
 }

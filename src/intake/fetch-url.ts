@@ -215,7 +215,11 @@ function familyOf(options: LookupOptions): 4 | 6 | undefined {
   return undefined;
 }
 
-export async function checkedAddresses(hostname: string, allowlist: Allowlist, resolve: Resolver): Promise<LookupAddress[]> {
+export async function checkedAddresses(
+  hostname: string,
+  allowlist: Allowlist,
+  resolve: Resolver,
+): Promise<LookupAddress[]> {
   let addresses: LookupAddress[];
   try {
     addresses = await resolve(hostname);
@@ -259,7 +263,10 @@ function normalizeError(
   if (known) return known;
   if (ctx.caller?.aborted) return jobErrors.cancelled();
   if (ctx.deadline.aborted || TIMEOUT_ERRORS.some((type) => err instanceof type)) {
-    return urlFetchFailed('timeout', `download did not finish within ${ctx.timeoutMs} ms`, { retryable: true, cause: err });
+    return urlFetchFailed('timeout', `download did not finish within ${ctx.timeoutMs} ms`, {
+      retryable: true,
+      cause: err,
+    });
   }
   const message = err instanceof Error ? err.message : String(err);
   return urlFetchFailed('network', `download failed: ${message}`, { retryable: true, cause: err });

@@ -48,8 +48,7 @@ export const faceCropOptionsSchema = Type.Object(
 export type FaceCropOptions = Static<typeof faceCropOptionsSchema>;
 
 export const faceErrors = {
-  noFace: () =>
-    new PixqError('no_face_detected', 'no face was found in the image', { status: 422, retryable: false }),
+  noFace: () => new PixqError('no_face_detected', 'no face was found in the image', { status: 422, retryable: false }),
   multipleFaces: (count: number) =>
     new PixqError('multiple_faces', `${count} faces were found; select "single" needs exactly one`, {
       status: 422,
@@ -142,7 +141,12 @@ async function cropFace(
  * alpha (a later background step fills it) and otherwise by repeating the edge pixels, which continues a
  * plain backdrop without a visible band.
  */
-async function cutWithPadding(source: Sharp, crop: Region, image: { width: number; height: number }, hasAlpha: boolean): Promise<Sharp> {
+async function cutWithPadding(
+  source: Sharp,
+  crop: Region,
+  image: { width: number; height: number },
+  hasAlpha: boolean,
+): Promise<Sharp> {
   const plan = planCut(crop, image);
   const { x, y, width, height } = plan.extract;
   const extracted = source.clone().extract({ left: x, top: y, width, height });
@@ -167,6 +171,7 @@ function outputAspect(options: FaceCropOptions): number {
 /** The output's size: the one asked for, else the crop's own. */
 function outputSize(options: FaceCropOptions, crop: Size, aspect: number): Size {
   if (typeof options.size === 'object') return options.size;
-  if (typeof options.size === 'number') return { width: options.size, height: Math.max(1, Math.round(options.size / aspect)) };
+  if (typeof options.size === 'number')
+    return { width: options.size, height: Math.max(1, Math.round(options.size / aspect)) };
   return { width: crop.width, height: crop.height };
 }

@@ -76,15 +76,21 @@ export function createLabelAnalysis(config: Config): LabelAnalysisProcessor {
 function validate(options: LabelAnalysisOptions, reviewer: AnthropicReviewer): void {
   const unknown = options.marketplaces.filter((m) => !(m in MARKETPLACES));
   if (unknown.length > 0) {
-    throw validationFailed(`options.marketplaces: unknown marketplace ${unknown.join(', ')}; known: ${Object.keys(MARKETPLACES).join(', ')}`, {
-      errors: unknown.map(() => ({ path: 'options.marketplaces', message: 'unknown marketplace' })),
-    });
+    throw validationFailed(
+      `options.marketplaces: unknown marketplace ${unknown.join(', ')}; known: ${Object.keys(MARKETPLACES).join(', ')}`,
+      {
+        errors: unknown.map(() => ({ path: 'options.marketplaces', message: 'unknown marketplace' })),
+      },
+    );
   }
   checkLanguages(options.languages);
   if (options.provider === 'anthropic' && !reviewer.configured) {
-    throw validationFailed('options.provider: anthropic is not configured on this server (ANTHROPIC_API_KEY is not set)', {
-      errors: [{ path: 'options.provider', message: 'provider not configured' }],
-    });
+    throw validationFailed(
+      'options.provider: anthropic is not configured on this server (ANTHROPIC_API_KEY is not set)',
+      {
+        errors: [{ path: 'options.provider', message: 'provider not configured' }],
+      },
+    );
   }
 }
 
@@ -135,7 +141,13 @@ async function analyse(ctx: Context, config: Config, engines: Engines): Promise<
   if (options.provider === 'anthropic') {
     enter(ctx, 'analyzing', 70, 'asking Claude to review the label');
     result.provider = await engines.reviewer.review(
-      { image: opened.image, ocrText: text.text, category: options.category, marketplaces: options.marketplaces, productName: options.productName },
+      {
+        image: opened.image,
+        ocrText: text.text,
+        category: options.category,
+        marketplaces: options.marketplaces,
+        productName: options.productName,
+      },
       signal,
     );
   }

@@ -16,9 +16,7 @@ export function parseOptions<S extends TSchema>(processor: Processor<S>, raw: un
   // The compiled check is the fast path every submission and every job takes; errors are listed only on failure.
   const problems = check.Check(withDefaults) ? [] : [...check.Errors(withDefaults)].slice(0, 5);
   if (problems.length > 0) {
-    const message = problems
-      .map((p) => `options${p.path.replaceAll('/', '.')}: ${p.message}`)
-      .join('; ');
+    const message = problems.map((p) => `options${p.path.replaceAll('/', '.')}: ${p.message}`).join('; ');
     throw validationFailed(`invalid options for ${processor.type}: ${message}`, {
       errors: problems.map((p) => ({ path: `options${p.path.replaceAll('/', '.')}`, message: p.message })),
     });

@@ -75,7 +75,8 @@ function stepProcessor(
   const processor = resolve(step.type);
   if (!processor) throw validationFailed(`${where}.type: unknown job type "${step.type}"`);
   // A step would escape the global rate limit its type declares (a paid API's calls per minute).
-  if (processor.rateLimit) throw validationFailed(`${where}.type: ${step.type} runs only as its own job, not as a pipeline step`);
+  if (processor.rateLimit)
+    throw validationFailed(`${where}.type: ${step.type} runs only as its own job, not as a pipeline step`);
   try {
     return { processor, options: parseOptions(processor, step.options ?? {}) };
   } catch (err) {
@@ -97,15 +98,23 @@ async function runPipeline(
     const isLast = index === steps.length - 1;
     const { processor, options } = stepProcessor(resolve, step, index);
     const memory = new MemoryBlobWriter();
-    const result = await runStep(processor, {
-      input,
-      options,
-      signal: ctx.signal,
-      progress: stepProgress(ctx, index, steps.length, step.type),
-      blobs: isLast ? ctx.blobs : memory,
-      log: ctx.log.child({ step: index, stepType: step.type }),
-    }, index);
-    summaries.push({ type: step.type, outputs: result.outputs.length, ...(result.result ? { result: result.result } : {}) });
+    const result = await runStep(
+      processor,
+      {
+        input,
+        options,
+        signal: ctx.signal,
+        progress: stepProgress(ctx, index, steps.length, step.type),
+        blobs: isLast ? ctx.blobs : memory,
+        log: ctx.log.child({ step: index, stepType: step.type }),
+      },
+      index,
+    );
+    summaries.push({
+      type: step.type,
+      outputs: result.outputs.length,
+      ...(result.result ? { result: result.result } : {}),
+    });
     if (!isLast) input = firstOutput(result, memory, index, step.type);
     last = result;
   }

@@ -38,15 +38,24 @@ const backendOption = (fallback: RemoveBackgroundBackend) =>
     description: 'local: ONNX Runtime in the worker; rembg: the remote rembg servers of PIXQ_REMBG_URLS.',
   });
 
-const Level = (description: string, fallback: number) => Type.Integer({ minimum: 0, maximum: 255, default: fallback, description });
+const Level = (description: string, fallback: number) =>
+  Type.Integer({ minimum: 0, maximum: 255, default: fallback, description });
 
 const AlphaMattingOptions = Type.Object(
   {
     foregroundThreshold: Level('Mask values above this are sure subject (rembg af).', 240),
     backgroundThreshold: Level('Mask values below this are sure background (rembg ab).', 10),
-    erodeSize: Type.Integer({ minimum: 0, maximum: 100, default: 10, description: 'Erosion of both sure regions in pixels (rembg ae).' }),
+    erodeSize: Type.Integer({
+      minimum: 0,
+      maximum: 100,
+      default: 10,
+      description: 'Erosion of both sure regions in pixels (rembg ae).',
+    }),
   },
-  { additionalProperties: false, description: 'Refine the edge with a trimap and a colour guided filter (soft hair, fur, blur).' },
+  {
+    additionalProperties: false,
+    description: 'Refine the edge with a trimap and a colour guided filter (soft hair, fur, blur).',
+  },
 );
 
 export const RemoveBackgroundOptions = Type.Object(
@@ -107,7 +116,11 @@ export function createRemoveBackground(config: Config): RemoveBackgroundProcesso
     threads: config.onnxThreads,
     idleMs: config.modelIdleMs,
     loadFailed: (file, err) =>
-      modelUnavailable(`cannot load the model file ${file} (${err.message}); replace or delete it`, { path: file }, err),
+      modelUnavailable(
+        `cannot load the model file ${file} (${err.message}); replace or delete it`,
+        { path: file },
+        err,
+      ),
     released: dropImageCache,
   });
   const rembg = config.rembgServers.length > 0 ? new RembgBackend(config) : undefined;
@@ -254,16 +267,16 @@ async function removeRemotely(ctx: Context, config: Config, rembg: RembgBackend)
 
   enter(ctx, 'inference', 10);
   const started = performance.now();
-  const { value: answer, server, failed } = await rembg.remove(
-    await uprightBytes(ctx.input!, opened),
-    rembgParams(options, model, remoteColour),
-    {
-      signal: ctx.signal,
-      maxBytes: answerLimit(width, height),
-      check: (bytes) => readAnswer(bytes, width, height, options.onlyMask, config.maxPixels),
-      log: ctx.log,
-    },
-  );
+  const {
+    value: answer,
+    server,
+    failed,
+  } = await rembg.remove(await uprightBytes(ctx.input!, opened), rembgParams(options, model, remoteColour), {
+    signal: ctx.signal,
+    maxBytes: answerLimit(width, height),
+    check: (bytes) => readAnswer(bytes, width, height, options.onlyMask, config.maxPixels),
+    log: ctx.log,
+  });
   const requestMs = Math.round(performance.now() - started);
 
   enter(ctx, 'compose', 85);
@@ -367,7 +380,12 @@ function enter(ctx: Context, stage: string, percent: number): void {
 
 /** The picture as interleaved RGB bytes at full size: the matting's guide. */
 async function rgbOf(image: Sharp): Promise<Uint8Array> {
-  const { data, info } = await image.clone().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await image
+    .clone()
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw new Error(`decoded ${info.channels} channels, expected 3`);
   return data;
 }
@@ -417,4 +435,3 @@ function foregroundShare(alpha: Buffer): number {
   for (const a of alpha) if (a >= 128) count++;
   return Math.round((count / Math.max(1, alpha.length)) * 1000) / 1000;
 }
-

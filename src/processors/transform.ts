@@ -86,10 +86,7 @@ function validateTransform(options: TransformOptions): void {
   }
 }
 
-async function runTransform(
-  ctx: ProcessorContext<TransformOptions>,
-  config: Config,
-): Promise<ProcessorResult> {
+async function runTransform(ctx: ProcessorContext<TransformOptions>, config: Config): Promise<ProcessorResult> {
   throwIfAborted(ctx.signal);
   ctx.progress({ percent: 5, stage: 'decode' });
   const opened = await openImage(ctx.input, config.maxPixels);
@@ -119,7 +116,11 @@ interface TransformInput extends OpenedImage {
  * output's size is computed and bounded before the rotation and the resize (after the trim, which only
  * shrinks the image and decides the size the resize sees).
  */
-export async function transformImage(input: TransformInput, options: TransformOptions, maxPixels: number): Promise<EncodedImage> {
+export async function transformImage(
+  input: TransformInput,
+  options: TransformOptions,
+  maxPixels: number,
+): Promise<EncodedImage> {
   let image = input.image.clone();
   let size: Size = input;
   if (options.trim !== undefined && options.trim !== false) ({ image, size } = await trimmed(image, options.trim));
@@ -130,8 +131,7 @@ export async function transformImage(input: TransformInput, options: TransformOp
     image = await rotated(image, options.rotate, fill);
   }
   if (options.resize) image = resized(image, options.resize, fill);
-  const addsTransparency =
-    fill.alpha < 1 && (options.resize?.fit === 'contain' || (options.rotate ?? 0) % 90 !== 0);
+  const addsTransparency = fill.alpha < 1 && (options.resize?.fit === 'contain' || (options.rotate ?? 0) % 90 !== 0);
   const flattenOnto = background && background.alpha === 1 ? background : undefined;
   const hasAlpha = !flattenOnto && (input.hasAlpha || addsTransparency);
   const format = options.format ?? defaultFormat(input.format, hasAlpha);
@@ -209,4 +209,3 @@ function resized(image: Sharp, resize: NonNullable<TransformOptions['resize']>, 
     background: fill,
   });
 }
-

@@ -58,7 +58,10 @@ export class Checkpointer {
   static start(database: BetterSqlite3.Database, file: string): Checkpointer {
     database.pragma(`wal_autocheckpoint = ${WRITER_CHECKPOINT_PAGES}`);
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    const thread = new Worker(THREAD_SOURCE, { eval: true, workerData: { driver, file, intervalMs: CHECKPOINT_INTERVAL_MS } });
+    const thread = new Worker(THREAD_SOURCE, {
+      eval: true,
+      workerData: { driver, file, intervalMs: CHECKPOINT_INTERVAL_MS },
+    });
     return new Checkpointer(thread, database);
   }
 

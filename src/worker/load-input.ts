@@ -8,7 +8,10 @@ import { downloadImage, sniffImage } from '../intake/index.js';
  * The input bytes of a job: its stored blob, or its URL downloaded under the same SSRF, size and time rules
  * as at submit time, and checked by content like an upload.
  */
-export function inputLoader(blobs: BlobStore, config: Pick<Config, 'maxUploadBytes' | 'urlTimeoutMs' | 'urlAllowlist' | 'maxPixels'>) {
+export function inputLoader(
+  blobs: BlobStore,
+  config: Pick<Config, 'maxUploadBytes' | 'urlTimeoutMs' | 'urlAllowlist' | 'maxPixels'>,
+) {
   return async (job: Job, signal: AbortSignal): Promise<Buffer> => {
     if (job.inputBlob) return blobs.get(job.inputBlob);
     if (!job.inputUrl) throw jobErrors.invalidImage('the job has no input image');

@@ -41,7 +41,14 @@ export async function runJob(deps: RunJobDeps, processor: Processor, job: Job, c
         const input = processor.needsInput ? await deps.loadInput(job, signal) : undefined;
         throwIfAborted(signal);
         const options = parseOptions(processor, job.options);
-        return processor.run({ input, options, signal, progress: progress.report, blobs: deps.blobs, log: log.child({ jobId: job.id }) });
+        return processor.run({
+          input,
+          options,
+          signal,
+          progress: progress.report,
+          blobs: deps.blobs,
+          log: log.child({ jobId: job.id }),
+        });
       })(),
       signal,
     );
@@ -65,7 +72,8 @@ async function recordFailure(deps: RunJobDeps, job: Job, err: unknown) {
     await engine.work.release(workerId, job);
     return log.info({ jobId: job.id }, 'job returned to the queue on shutdown');
   }
-  const error = cause === 'cancel' ? jobErrors.cancelled() : cause === 'timeout' ? jobErrors.timeout(job.timeoutMs) : err;
+  const error =
+    cause === 'cancel' ? jobErrors.cancelled() : cause === 'timeout' ? jobErrors.timeout(job.timeoutMs) : err;
   if (!(error instanceof PixqError)) log.error({ jobId: job.id, err: error }, 'job handler failed');
   await engine.work.fail(workerId, job, error);
   log.debug({ jobId: job.id, attempt: job.attempts, code: (error as PixqError).code }, 'job finished');
@@ -82,7 +90,13 @@ function throttledProgress(deps: RunJobDeps, job: Job) {
     pending = undefined;
     // Progress is advisory: a write the store refuses (an outage) is dropped, not left as a rejection that
     // would stop later writes or, from the timer, crash the process.
-    if (update) writing = writing.then(() => deps.engine.work.progress(deps.workerId, job.id, update)).then(() => undefined, () => undefined);
+    if (update)
+      writing = writing
+        .then(() => deps.engine.work.progress(deps.workerId, job.id, update))
+        .then(
+          () => undefined,
+          () => undefined,
+        );
     return writing;
   };
   return {

@@ -62,10 +62,13 @@ export function startWebhookDeliverer(opts: WebhookDelivererOptions): () => Prom
   timer.unref();
   // In this process, a finished job's deliveries are picked up at once instead of at the next poll.
   const unsubscribe = opts.engine.bus.onEvent((event) => {
-    if (event.kind === 'state' && ['succeeded', 'failed', 'cancelled'].includes(event.state)) setImmediate(() => void fill());
+    if (event.kind === 'state' && ['succeeded', 'failed', 'cancelled'].includes(event.state))
+      setImmediate(() => void fill());
   });
   const sweep = setInterval(() => {
-    opts.engine.webhooks.sweepCompletedBatches(opts.pollMs * 10).catch((err) => opts.log.error({ err }, 'batch webhook sweep failed'));
+    opts.engine.webhooks
+      .sweepCompletedBatches(opts.pollMs * 10)
+      .catch((err) => opts.log.error({ err }, 'batch webhook sweep failed'));
   }, opts.pollMs * 5);
   sweep.unref();
   void fill();
@@ -99,9 +102,14 @@ async function deliver(
   if (result.kind !== 'answered' || result.status >= 300) {
     opts.log.warn({ delivery: delivery.id, attempt: delivery.attempts, result }, 'webhook delivery failed');
   }
-  await opts.engine.webhooks.recordAttempt(delivery, owner, result).catch((err) =>
-    opts.log.error({ err, delivery: delivery.id }, 'recording a webhook delivery failed; it is sent again after its lease'),
-  );
+  await opts.engine.webhooks
+    .recordAttempt(delivery, owner, result)
+    .catch((err) =>
+      opts.log.error(
+        { err, delivery: delivery.id },
+        'recording a webhook delivery failed; it is sent again after its lease',
+      ),
+    );
 }
 
 async function post(
@@ -130,7 +138,11 @@ async function post(
   });
   discard(response);
   const retryAfter = response.headers['retry-after'];
-  return { kind: 'answered', status: response.statusCode, retryAfterMs: retryAfterMs(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter) };
+  return {
+    kind: 'answered',
+    status: response.statusCode,
+    retryAfterMs: retryAfterMs(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter),
+  };
 }
 
 /** `Retry-After` as seconds or an HTTP date, in milliseconds from now. */
@@ -170,7 +182,13 @@ async function payloadOf(opts: WebhookDelivererOptions, delivery: WebhookDeliver
     batchId: job.batchId,
     ...(delivery.eventType === 'job.progress' ? { progress: job.progress } : {}),
     error: job.error && { code: job.error.code, message: job.error.message },
-    outputs: job.outputs.map((o) => ({ url: opts.outputUrl(job.vendorId, o), contentType: o.contentType, width: o.width, height: o.height, bytes: o.bytes })),
+    outputs: job.outputs.map((o) => ({
+      url: opts.outputUrl(job.vendorId, o),
+      contentType: o.contentType,
+      width: o.width,
+      height: o.height,
+      bytes: o.bytes,
+    })),
     createdAt: new Date(job.createdAt).toISOString(),
     finishedAt: job.finishedAt === null ? null : new Date(job.finishedAt).toISOString(),
     metadata: job.metadata,

@@ -106,7 +106,8 @@ export class Worker {
     if (!drained) {
       for (const jobId of this.running.keys()) this.abort(jobId, 'shutdown');
       // Successes still waiting for the store (an outage) are given up: their jobs come back through leases.
-      for (const pending of this.successes.splice(0)) pending.reject(new Error('the worker stopped before the store took the outcome'));
+      for (const pending of this.successes.splice(0))
+        pending.reject(new Error('the worker stopped before the store took the outcome'));
       await Promise.all([...this.running.values()].map((r) => r.done));
     }
     for (const timer of this.timers) clearInterval(timer);
@@ -158,7 +159,11 @@ export class Worker {
     if (successes.length === 0 && !Object.values(free).some((n) => n > 0)) return;
     let outcome;
     try {
-      outcome = await this.opts.engine.work.finishAndClaim(this.id, successes.map((s) => s.item), free);
+      outcome = await this.opts.engine.work.finishAndClaim(
+        this.id,
+        successes.map((s) => s.item),
+        free,
+      );
     } catch (err) {
       // The store is down or full: nothing was recorded. The successes wait for the next flush (the poll, or
       // the bus reconnecting), fenced by the lease like any other, instead of failing jobs that succeeded.

@@ -17,8 +17,12 @@ describeEachStore('admin scope on jobs and events', (target) => {
   beforeAll(async () => {
     a = await api().vendor();
     b = await api().vendor();
-    jobs.a = (await api().call('POST', '/v1/jobs', { key: a.key, json: { type: 'noop', metadata: { owner: 'a' } } })).body.id;
-    jobs.b = (await api().call('POST', '/v1/jobs', { key: b.key, json: { type: 'noop', metadata: { owner: 'b' } } })).body.id;
+    jobs.a = (
+      await api().call('POST', '/v1/jobs', { key: a.key, json: { type: 'noop', metadata: { owner: 'a' } } })
+    ).body.id;
+    jobs.b = (
+      await api().call('POST', '/v1/jobs', { key: b.key, json: { type: 'noop', metadata: { owner: 'b' } } })
+    ).body.id;
   });
 
   it("lists every vendor's jobs, or one vendor's with vendorId", async () => {
@@ -34,8 +38,16 @@ describeEachStore('admin scope on jobs and events', (target) => {
   it("reads any vendor's job and its output; an unknown id is 404", async () => {
     expect((await api().call('GET', `/v1/jobs/${jobs.b}`, { key: ADMIN_KEY })).body.id).toBe(jobs.b);
     expectProblem(await api().call('GET', '/v1/jobs/01NOSUCHJOB', { key: ADMIN_KEY }), 404, 'not_found');
-    const upload = await api().call('POST', '/v1/uploads', { key: a.key, form: imageForm([{ bytes: await jpeg(40, 40) }]) });
-    jobs.done = (await api().call('POST', '/v1/jobs', { key: a.key, json: { type: 'transform', input: { uploadId: upload.body.id }, options: { format: 'png' } } })).body.id;
+    const upload = await api().call('POST', '/v1/uploads', {
+      key: a.key,
+      form: imageForm([{ bytes: await jpeg(40, 40) }]),
+    });
+    jobs.done = (
+      await api().call('POST', '/v1/jobs', {
+        key: a.key,
+        json: { type: 'transform', input: { uploadId: upload.body.id }, options: { format: 'png' } },
+      })
+    ).body.id;
     const stop = await api().startWorker();
     try {
       await waitForJob(api(), ADMIN_KEY, jobs.done, ['succeeded']);
@@ -51,7 +63,8 @@ describeEachStore('admin scope on jobs and events', (target) => {
     jobs.b = (await api().call('POST', '/v1/jobs', { key: b.key, json: { type: 'noop' } })).body.id;
     const cancelled = await api().call('POST', `/v1/jobs/${jobs.b}/cancel`, { key: ADMIN_KEY });
     expect(cancelled.body.state).toBe('cancelled');
-    const remaining = (res: { headers: Headers }) => Number(/"image";r=(\d+)/.exec(res.headers.get('ratelimit') ?? '')?.[1]);
+    const remaining = (res: { headers: Headers }) =>
+      Number(/"image";r=(\d+)/.exec(res.headers.get('ratelimit') ?? '')?.[1]);
     const retried = await api().call('POST', `/v1/jobs/${jobs.b}/retry`, { key: ADMIN_KEY });
     expect(retried.body.state).toBe('queued');
     const afterAdmin = remaining(retried);
@@ -63,18 +76,26 @@ describeEachStore('admin scope on jobs and events', (target) => {
   });
 
   it("cancels and retries on a filter across vendors, charging each vendor's bulk budget", async () => {
-    const tagged = async (key: string) => (await api().call('POST', '/v1/jobs', { key, json: { type: 'noop', metadata: { wave: '1' } } })).body.id;
+    const tagged = async (key: string) =>
+      (await api().call('POST', '/v1/jobs', { key, json: { type: 'noop', metadata: { wave: '1' } } })).body.id;
     const ids = [await tagged(a.key), await tagged(b.key)];
     const cancel = await api().call('POST', '/v1/jobs/cancel', { key: ADMIN_KEY, json: { metadata: ['wave=1'] } });
     expect(cancel.body).toEqual({ matched: 2, changed: 2, more: false });
-    const onlyA = await api().call('POST', '/v1/jobs/retry', { key: ADMIN_KEY, json: { metadata: ['wave=1'], vendorId: a.id } });
+    const onlyA = await api().call('POST', '/v1/jobs/retry', {
+      key: ADMIN_KEY,
+      json: { metadata: ['wave=1'], vendorId: a.id },
+    });
     expect(onlyA.body).toEqual({ matched: 1, changed: 1, more: false });
     expect((await api().call('GET', `/v1/jobs/${ids[0]}`, { key: a.key })).body.state).toBe('queued');
     expect((await api().call('GET', `/v1/jobs/${ids[1]}`, { key: b.key })).body.state).toBe('cancelled');
     // A has spent one of its two bulk units through the admin; its own bulk retry spends the second.
     expect((await api().call('POST', '/v1/jobs/retry', { key: a.key, json: { state: 'failed' } })).status).toBe(200);
     await api().call('POST', `/v1/jobs/${ids[0]}/cancel`, { key: a.key });
-    expectProblem(await api().call('POST', '/v1/jobs/retry', { key: ADMIN_KEY, json: { metadata: ['wave=1'] } }), 429, 'rate_limited');
+    expectProblem(
+      await api().call('POST', '/v1/jobs/retry', { key: ADMIN_KEY, json: { metadata: ['wave=1'] } }),
+      429,
+      'rate_limited',
+    );
     expect((await api().call('GET', `/v1/jobs/${ids[1]}`, { key: b.key })).body.state).toBe('cancelled');
   });
 

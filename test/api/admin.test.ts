@@ -2,7 +2,16 @@ import Ajv2020 from 'ajv/dist/2020.js';
 import { expect, it } from 'vitest';
 import { ApiKeyView, VendorView } from '../../src/api/schemas.js';
 import { describeEachStore, dropDatabase } from '../support/stores.js';
-import { ADMIN_KEY, expectProblem, expectShape, imageForm, jpeg, startApi, useApi, waitForJob } from '../support/api.js';
+import {
+  ADMIN_KEY,
+  expectProblem,
+  expectShape,
+  imageForm,
+  jpeg,
+  startApi,
+  useApi,
+  waitForJob,
+} from '../support/api.js';
 
 /**
  * Operator routes (vendors, keys, job types, workers), stats for vendors and the admin, /v1/vendors/me,
@@ -23,7 +32,14 @@ describeEachStore('admin, stats, health and documentation', (target) => {
     });
     expect(created.status).toBe(201);
     expectShape(VendorView, created.body.vendor);
-    expect(created.body.vendor).toMatchObject({ name, weight: 2.5, maxRunning: 3, maxQueued: 50, status: 'active', rateLimits: { image: { limit: 7, windowMs: 60_000 } } });
+    expect(created.body.vendor).toMatchObject({
+      name,
+      weight: 2.5,
+      maxRunning: 3,
+      maxQueued: 50,
+      status: 'active',
+      rateLimits: { image: { limit: 7, windowMs: 60_000 } },
+    });
     expect(created.body.apiKey).toMatch(/^pixq_[A-Za-z0-9_-]{43}$/);
     const id = created.body.vendor.id;
 
@@ -58,7 +74,11 @@ describeEachStore('admin, stats, health and documentation', (target) => {
     const { id, key } = await api().vendor();
     expect((await admin('PATCH', `/v1/vendors/${id}`, { status: 'suspended' })).body.status).toBe('suspended');
     expectProblem(await api().call('POST', '/v1/jobs', { key, json: { type: 'noop' } }), 403, 'vendor_suspended');
-    expectProblem(await api().call('POST', '/v1/jobs/bulk', { key, json: { jobs: [{ type: 'noop' }] } }), 403, 'vendor_suspended');
+    expectProblem(
+      await api().call('POST', '/v1/jobs/bulk', { key, json: { jobs: [{ type: 'noop' }] } }),
+      403,
+      'vendor_suspended',
+    );
     // Reading stays possible, so a suspended vendor can still collect its results.
     expect((await api().call('GET', '/v1/jobs', { key })).status).toBe(200);
     await admin('PATCH', `/v1/vendors/${id}`, { status: 'active', maxQueued: 1 });
@@ -103,7 +123,10 @@ describeEachStore('admin, stats, health and documentation', (target) => {
     try {
       // A transform job submitted after it and run to the end: the worker's claims (every type in one go)
       // have since looked for work with noop slots free, so had the pause not held, the noop job would have run.
-      const later = await api().call('POST', '/v1/jobs', { key, form: imageForm([{ bytes: await jpeg() }], { type: 'transform' }) });
+      const later = await api().call('POST', '/v1/jobs', {
+        key,
+        form: imageForm([{ bytes: await jpeg() }], { type: 'transform' }),
+      });
       await waitForJob(api(), key, later.body.id, ['succeeded'], 60_000);
       expect((await api().call('GET', `/v1/jobs/${job.body.id}`, { key })).body.state).toBe('queued');
       expect((await admin('POST', '/v1/job-types/noop/resume')).body).toMatchObject({ type: 'noop', paused: false });
@@ -113,16 +136,29 @@ describeEachStore('admin, stats, health and documentation', (target) => {
       const workers = await admin('GET', '/v1/workers');
       expect(workers.status).toBe(200);
       expect(workers.body.workers).toEqual([
-        expect.objectContaining({ pid: process.pid, slots: expect.objectContaining({ noop: 4 }), stopping: false, heartbeatAt: expect.any(String) }),
+        expect.objectContaining({
+          pid: process.pid,
+          slots: expect.objectContaining({ noop: 4 }),
+          stopping: false,
+          heartbeatAt: expect.any(String),
+        }),
       ]);
     } finally {
       await stop();
     }
     expect((await admin('GET', '/v1/workers')).body.workers).toEqual([]);
 
-    const put = await admin('PUT', '/v1/job-types/transform', { maxRunning: 2, rateLimit: { limit: 10, windowMs: 60_000 } });
+    const put = await admin('PUT', '/v1/job-types/transform', {
+      maxRunning: 2,
+      rateLimit: { limit: 10, windowMs: 60_000 },
+    });
     expect(put.status).toBe(200);
-    expect(put.body).toEqual({ type: 'transform', paused: false, maxRunning: 2, rateLimit: { limit: 10, windowMs: 60_000 } });
+    expect(put.body).toEqual({
+      type: 'transform',
+      paused: false,
+      maxRunning: 2,
+      rateLimit: { limit: 10, windowMs: 60_000 },
+    });
     const types = await admin('GET', '/v1/job-types');
     expect(types.body.types).toEqual(expect.arrayContaining([put.body]));
     expect(types.body.available).toEqual(expect.arrayContaining(['transform', 'noop']));
@@ -252,7 +288,9 @@ describeEachStore('admin, stats, health and documentation', (target) => {
       '/v1/templates': ['get', 'post'],
       '/v1/templates/{name}': ['delete', 'get', 'put'],
     };
-    expect(Object.fromEntries(Object.entries(doc.paths).map(([p, ops]) => [p, Object.keys(ops as object).sort()]))).toEqual(expected);
+    expect(
+      Object.fromEntries(Object.entries(doc.paths).map(([p, ops]) => [p, Object.keys(ops as object).sort()])),
+    ).toEqual(expected);
 
     // Structure per the OpenAPI 3.1 rules that matter to generators and clients, and every embedded schema
     // must compile as JSON Schema 2020-12 (the dialect 3.1 uses).
@@ -269,24 +307,32 @@ describeEachStore('admin, stats, health and documentation', (target) => {
           expect(code).toMatch(/^([1-5]\d\d|[1-5]XX|default)$/);
           expect(typeof op.responses[code].description, `${method} ${path} ${code} description`).toBe('string');
           // Errors are documented as what they are sent as.
-          if (code.startsWith('4')) expect(Object.keys(op.responses[code].content ?? {}), `${method} ${path} ${code}`).toEqual(['application/problem+json']);
-          for (const media of Object.values(op.responses[code].content ?? {}) as { schema?: unknown }[]) schemas.push(media.schema);
+          if (code.startsWith('4'))
+            expect(Object.keys(op.responses[code].content ?? {}), `${method} ${path} ${code}`).toEqual([
+              'application/problem+json',
+            ]);
+          for (const media of Object.values(op.responses[code].content ?? {}) as { schema?: unknown }[])
+            schemas.push(media.schema);
         }
         const pathParams = (op.parameters ?? []).filter((p: { in: string }) => p.in === 'path');
-        expect(pathParams.map((p: { name: string }) => p.name).sort(), `${method} ${path} path parameters`).toEqual([...templated].sort());
+        expect(pathParams.map((p: { name: string }) => p.name).sort(), `${method} ${path} path parameters`).toEqual(
+          [...templated].sort(),
+        );
         expect(pathParams.every((p: { required: boolean }) => p.required === true)).toBe(true);
         for (const p of op.parameters ?? []) {
           expect(['query', 'header', 'path', 'cookie']).toContain(p.in);
           schemas.push(p.schema);
         }
-        for (const media of Object.values(op.requestBody?.content ?? {}) as { schema?: unknown }[]) schemas.push(media.schema);
+        for (const media of Object.values(op.requestBody?.content ?? {}) as { schema?: unknown }[])
+          schemas.push(media.schema);
         if (op.operationId) {
           expect(operationIds.has(op.operationId)).toBe(false);
           operationIds.add(op.operationId);
         }
       }
     }
-    for (const name of Object.keys(doc.security?.[0] ?? {})) expect(doc.components.securitySchemes).toHaveProperty(name);
+    for (const name of Object.keys(doc.security?.[0] ?? {}))
+      expect(doc.components.securitySchemes).toHaveProperty(name);
     expect(schemas.length).toBeGreaterThan(40);
     for (const schema of schemas.filter(Boolean)) {
       expect(() => ajv.compile({ ...(schema as object), $defs: doc.components?.schemas ?? {} })).not.toThrow();
@@ -304,7 +350,10 @@ describeEachStore('Prometheus metrics', (target) => {
 
   it('reports job counts by state and type from the store, to the admin only', async () => {
     const { key } = await api().vendor();
-    for (let i = 0; i < 3; i++) expect((await api().call('POST', '/v1/jobs', { key, json: { type: 'noop', options: { ms: 60_000 } } })).status).toBe(202);
+    for (let i = 0; i < 3; i++)
+      expect(
+        (await api().call('POST', '/v1/jobs', { key, json: { type: 'noop', options: { ms: 60_000 } } })).status,
+      ).toBe(202);
     const res = await fetch(`${api().base}/metrics`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain/);

@@ -21,16 +21,30 @@ describeEachStore('bad input', (target) => {
     form.append('metadata', `{"deep":${nested(30_000)}}`);
     expectProblem(await api().call('POST', '/v1/jobs', { key, form }), 400, 'invalid_json');
     // Nesting within the limit is fine.
-    expect((await api().call('POST', '/v1/jobs', { key, body: `{"type":"noop","metadata":{"a":${nested(20)}}}`, headers: { 'content-type': 'application/json' } })).status).toBe(202);
+    expect(
+      (
+        await api().call('POST', '/v1/jobs', {
+          key,
+          body: `{"type":"noop","metadata":{"a":${nested(20)}}}`,
+          headers: { 'content-type': 'application/json' },
+        })
+      ).status,
+    ).toBe(202);
   });
 
   it('counts the metadata limit in UTF-8 bytes', async () => {
     const { key } = await api().vendor();
     // 3,000 characters, 9,000 bytes: over the 8 KiB limit although under it in UTF-16 units.
-    const res = await api().call('POST', '/v1/jobs', { key, json: { type: 'noop', metadata: { note: '€'.repeat(3000) } } });
+    const res = await api().call('POST', '/v1/jobs', {
+      key,
+      json: { type: 'noop', metadata: { note: '€'.repeat(3000) } },
+    });
     expectProblem(res, 400, 'validation_failed');
     expect(res.body.detail).toMatch(/8192 bytes/);
-    expect((await api().call('POST', '/v1/jobs', { key, json: { type: 'noop', metadata: { note: '€'.repeat(2000) } } })).status).toBe(202);
+    expect(
+      (await api().call('POST', '/v1/jobs', { key, json: { type: 'noop', metadata: { note: '€'.repeat(2000) } } }))
+        .status,
+    ).toBe(202);
   });
 
   it('answers NUL or CR in a header value with problem+json 400 malformed_request', async () => {
@@ -38,7 +52,11 @@ describeEachStore('bad input', (target) => {
       const res = await rawRequest(api().base, `GET /v1/jobs HTTP/1.1\r\nHost: pixq\r\nX-Note: ${value}\r\n\r\n`);
       expect(res.status, JSON.stringify(value)).toBe(400);
       expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-      expect(JSON.parse(res.body)).toMatchObject({ status: 400, code: 'malformed_request', type: 'urn:pixq:problem:malformed_request' });
+      expect(JSON.parse(res.body)).toMatchObject({
+        status: 400,
+        code: 'malformed_request',
+        type: 'urn:pixq:problem:malformed_request',
+      });
     }
   });
 });

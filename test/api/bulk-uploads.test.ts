@@ -14,7 +14,10 @@ describeEachStore('bulk submissions, uploads and batches', (target) => {
   it('stores an upload: 201 with its sniffed type and size, whatever the file claimed to be', async () => {
     const { key } = await api().vendor();
     // A PNG sent as "photo.jpg" with a JPEG content type: the bytes decide.
-    const res = await api().call('POST', '/v1/uploads', { key, form: imageForm([{ bytes: await png(30, 20), name: 'photo.jpg', type: 'image/jpeg' }]) });
+    const res = await api().call('POST', '/v1/uploads', {
+      key,
+      form: imageForm([{ bytes: await png(30, 20), name: 'photo.jpg', type: 'image/jpeg' }]),
+    });
     expect(res.status).toBe(201);
     expectShape(UploadView, res.body);
     expect(res.body).toMatchObject({ contentType: 'image/png', width: 30, height: 20 });
@@ -22,7 +25,11 @@ describeEachStore('bulk submissions, uploads and batches', (target) => {
 
   it('refuses an upload that is not multipart (415) or has no "image" field (400)', async () => {
     const { key } = await api().vendor();
-    expectProblem(await api().call('POST', '/v1/uploads', { key, json: { image: 'base64...' } }), 415, 'unsupported_media_type');
+    expectProblem(
+      await api().call('POST', '/v1/uploads', { key, json: { image: 'base64...' } }),
+      415,
+      'unsupported_media_type',
+    );
     const form = new FormData();
     form.append('picture', new Blob([await jpeg()]), 'a.jpg');
     expectProblem(await api().call('POST', '/v1/uploads', { key, form }), 400, 'validation_failed');
@@ -33,7 +40,10 @@ describeEachStore('bulk submissions, uploads and batches', (target) => {
     const upload = await api().call('POST', '/v1/uploads', { key, form: imageForm([{ bytes: await jpeg(80, 60) }]) });
     const ids: string[] = [];
     for (const format of ['png', 'webp']) {
-      const res = await api().call('POST', '/v1/jobs', { key, json: { type: 'transform', input: { uploadId: upload.body.id }, options: { format } } });
+      const res = await api().call('POST', '/v1/jobs', {
+        key,
+        json: { type: 'transform', input: { uploadId: upload.body.id }, options: { format } },
+      });
       expect(res.status).toBe(202);
       ids.push(res.body.id);
     }
@@ -53,7 +63,13 @@ describeEachStore('bulk submissions, uploads and batches', (target) => {
     const upload = await api().call('POST', '/v1/uploads', { key, form: imageForm([{ bytes: await jpeg() }]) });
     const res = await api().call('POST', '/v1/jobs/bulk', {
       key,
-      json: { jobs: [{ type: 'noop' }, { type: 'noop', options: { ms: 1 }, metadata: { n: 2 } }, { type: 'transform', input: { uploadId: upload.body.id } }] },
+      json: {
+        jobs: [
+          { type: 'noop' },
+          { type: 'noop', options: { ms: 1 }, metadata: { n: 2 } },
+          { type: 'transform', input: { uploadId: upload.body.id } },
+        ],
+      },
     });
     expect(res.status).toBe(202);
     expect(res.body).toMatchObject({ batchId: expect.any(String), count: 3 });
@@ -62,7 +78,12 @@ describeEachStore('bulk submissions, uploads and batches', (target) => {
     const before = await api().call('GET', `/v1/batches/${res.body.batchId}`, { key });
     expect(before.status).toBe(200);
     expectShape(BatchView, before.body);
-    expect(before.body).toMatchObject({ id: res.body.batchId, total: 3, counts: { queued: 3, succeeded: 0 }, percent: 0 });
+    expect(before.body).toMatchObject({
+      id: res.body.batchId,
+      total: 3,
+      counts: { queued: 3, succeeded: 0 },
+      percent: 0,
+    });
 
     // Cancelling one finishes it: a third of the batch is done.
     await api().call('POST', `/v1/jobs/${res.body.jobIds[0]}/cancel`, { key });
@@ -81,24 +102,41 @@ describeEachStore('bulk submissions, uploads and batches', (target) => {
 
   it('accepts a multipart bulk: one job per "image" file, sharing type and options', async () => {
     const { key } = await api().vendor();
-    const files = [{ bytes: await jpeg(40, 30) }, { bytes: await png(20, 20), name: 'b.png', type: 'image/png' }, { bytes: await jpeg(50, 50) }];
-    const res = await api().call('POST', '/v1/jobs/bulk', { key, form: imageForm(files, { type: 'transform', options: '{"format":"png"}' }) });
+    const files = [
+      { bytes: await jpeg(40, 30) },
+      { bytes: await png(20, 20), name: 'b.png', type: 'image/png' },
+      { bytes: await jpeg(50, 50) },
+    ];
+    const res = await api().call('POST', '/v1/jobs/bulk', {
+      key,
+      form: imageForm(files, { type: 'transform', options: '{"format":"png"}' }),
+    });
     expect(res.status, JSON.stringify(res.body)).toBe(202);
     expect(res.body.count).toBe(3);
     const jobs = await Promise.all(res.body.jobIds.map((id: string) => api().services.engine.jobs.get(id)));
-    expect(jobs.map((j) => [j.type, j.options.format, j.batchId])).toEqual(Array(3).fill(['transform', 'png', res.body.batchId]));
+    expect(jobs.map((j) => [j.type, j.options.format, j.batchId])).toEqual(
+      Array(3).fill(['transform', 'png', res.body.batchId]),
+    );
     expect(new Set(jobs.map((j) => j.inputBlob)).size).toBe(3);
     // Each file's bytes were stored as they came, in order.
-    const sizes = await Promise.all(jobs.map(async (j) => (await sharp(await api().services.blobs.get(j.inputBlob!)).metadata()).width));
+    const sizes = await Promise.all(
+      jobs.map(async (j) => (await sharp(await api().services.blobs.get(j.inputBlob!)).metadata()).width),
+    );
     expect(sizes).toEqual([40, 20, 50]);
   });
 
   it('refuses a whole bulk when one job is invalid, naming its index, and creates none', async () => {
     const { key } = await api().vendor();
-    const res = await api().call('POST', '/v1/jobs/bulk', { key, json: { jobs: [{ type: 'noop' }, { type: 'noop', options: { ms: 'soon' } }] } });
+    const res = await api().call('POST', '/v1/jobs/bulk', {
+      key,
+      json: { jobs: [{ type: 'noop' }, { type: 'noop', options: { ms: 'soon' } }] },
+    });
     expectProblem(res, 400, 'validation_failed');
     expect(res.body.detail).toMatch(/^jobs\[1\]: /);
-    const unknown = await api().call('POST', '/v1/jobs/bulk', { key, json: { jobs: [{ type: 'noop' }, { type: 'sharpen' }] } });
+    const unknown = await api().call('POST', '/v1/jobs/bulk', {
+      key,
+      json: { jobs: [{ type: 'noop' }, { type: 'sharpen' }] },
+    });
     expectProblem(unknown, 400, 'unknown_job_type');
     expect(unknown.body.detail).toMatch(/^jobs\[1\]: /);
     expectProblem(await api().call('POST', '/v1/jobs/bulk', { key, json: { jobs: [] } }), 400, 'validation_failed');
@@ -109,7 +147,11 @@ describeEachStore('bulk submissions, uploads and batches', (target) => {
     const { id: vendorId, key } = await api().vendor();
     const { services } = api();
     const uploadsOf = async () =>
-      (await services.engine.store.db.selectFrom('uploads').select(['id', 'blob']).where('vendor_id', '=', vendorId).execute());
+      await services.engine.store.db
+        .selectFrom('uploads')
+        .select(['id', 'blob'])
+        .where('vendor_id', '=', vendorId)
+        .execute();
     const shared = await jpeg(30, 30);
     const kept = await api().call('POST', '/v1/uploads', { key, form: imageForm([{ bytes: shared }]) });
     expect(kept.status).toBe(201);
@@ -118,9 +160,20 @@ describeEachStore('bulk submissions, uploads and batches', (target) => {
 
     // A later file refused after two were stored; invalid options after all were; one job with a bad option.
     const failures = [
-      await api().call('POST', '/v1/jobs/bulk', { key, form: imageForm([{ bytes: fresh }, { bytes: shared }, { bytes: Buffer.from('not an image') }], { type: 'transform' }) }),
-      await api().call('POST', '/v1/jobs/bulk', { key, form: imageForm([{ bytes: fresh }, { bytes: shared }], { type: 'transform', options: '{"width":"wide"}' }) }),
-      await api().call('POST', '/v1/jobs', { key, form: imageForm([{ bytes: fresh }], { type: 'transform', options: '{"width":"wide"}' }) }),
+      await api().call('POST', '/v1/jobs/bulk', {
+        key,
+        form: imageForm([{ bytes: fresh }, { bytes: shared }, { bytes: Buffer.from('not an image') }], {
+          type: 'transform',
+        }),
+      }),
+      await api().call('POST', '/v1/jobs/bulk', {
+        key,
+        form: imageForm([{ bytes: fresh }, { bytes: shared }], { type: 'transform', options: '{"width":"wide"}' }),
+      }),
+      await api().call('POST', '/v1/jobs', {
+        key,
+        form: imageForm([{ bytes: fresh }], { type: 'transform', options: '{"width":"wide"}' }),
+      }),
     ];
     expect(failures.map((r) => r.status)).toEqual([415, 400, 400]);
 
@@ -143,7 +196,10 @@ describeEachStore('bulk submissions, uploads and batches', (target) => {
 
   it('keeps a batch summary consistent with the listed jobs', async () => {
     const { key } = await api().vendor();
-    const res = await api().call('POST', '/v1/jobs/bulk', { key, json: { jobs: [1, 2, 3, 4, 5].map(() => ({ type: 'noop' })) } });
+    const res = await api().call('POST', '/v1/jobs/bulk', {
+      key,
+      json: { jobs: [1, 2, 3, 4, 5].map(() => ({ type: 'noop' })) },
+    });
     const listed = await api().call('GET', `/v1/jobs?batchId=${res.body.batchId}`, { key });
     expect(listed.body.jobs.map((j: { id: string }) => j.id).sort()).toEqual([...res.body.jobIds].sort());
     expectShape(BatchView, (await api().call('GET', `/v1/batches/${res.body.batchId}`, { key })).body);

@@ -26,10 +26,14 @@ describeEachStore('compat: /api/image-queue (Express + Bull)', (target) => {
 
   const poll = async (id: string, key = acme.key) => {
     let last: any;
-    await waitUntil(async () => {
-      last = (await api().call('GET', `/api/image-queue/job/${id}`, { key })).body;
-      return last.state === 'completed' || last.state === 'failed';
-    }, 60_000, `job ${id} to finish`);
+    await waitUntil(
+      async () => {
+        last = (await api().call('GET', `/api/image-queue/job/${id}`, { key })).body;
+        return last.state === 'completed' || last.state === 'failed';
+      },
+      60_000,
+      `job ${id} to finish`,
+    );
     return last;
   };
 
@@ -51,32 +55,65 @@ describeEachStore('compat: /api/image-queue (Express + Bull)', (target) => {
     });
     // The same job through /v1: a remove-background job with pixq's default model, marked as coming from here.
     const v1 = await api().call('GET', `/v1/jobs/${res.body.jobId}`, { key: acme.key });
-    expect(v1.body).toMatchObject({ type: 'remove-background', state: 'queued', metadata: { via: 'image-queue', recordId: 'rec-1' } });
-    expect(await api().call('POST', `/v1/jobs/${res.body.jobId}/cancel`, { key: acme.key })).toMatchObject({ status: 200 });
-    expect((await api().call('GET', `/api/image-queue/job/${res.body.jobId}`, { key: acme.key })).body).toMatchObject({ state: 'failed', failedReason: 'cancelled' });
+    expect(v1.body).toMatchObject({
+      type: 'remove-background',
+      state: 'queued',
+      metadata: { via: 'image-queue', recordId: 'rec-1' },
+    });
+    expect(await api().call('POST', `/v1/jobs/${res.body.jobId}/cancel`, { key: acme.key })).toMatchObject({
+      status: 200,
+    });
+    expect((await api().call('GET', `/api/image-queue/job/${res.body.jobId}`, { key: acme.key })).body).toMatchObject({
+      state: 'failed',
+      failedReason: 'cancelled',
+    });
   });
 
   it('runs face crops to completed with the result, and failed with the reason', async () => {
     const stop = await api().startWorker();
     try {
-      const ok = await api().call('POST', '/api/image-queue/crop-face-queue', { key: acme.key, json: { recordId: 7, photoUrl: face.url('/face.jpg') } });
-      const bad = await api().call('POST', '/api/image-queue/crop-face-queue', { key: acme.key, json: { recordId: 8, photoUrl: images.url('/no-face.jpg'), vendorId: acme.vendor.name } });
+      const ok = await api().call('POST', '/api/image-queue/crop-face-queue', {
+        key: acme.key,
+        json: { recordId: 7, photoUrl: face.url('/face.jpg') },
+      });
+      const bad = await api().call('POST', '/api/image-queue/crop-face-queue', {
+        key: acme.key,
+        json: { recordId: 8, photoUrl: images.url('/no-face.jpg'), vendorId: acme.vendor.name },
+      });
       expect([ok.status, bad.status]).toEqual([200, 200]);
       const done = await poll(ok.body.jobId);
       expect(done).toEqual({
         id: ok.body.jobId,
         state: 'completed',
         progress: 100,
-        result: { outputUrl: expect.stringMatching(/^\/v1\/blobs\//), contentType: 'image/jpeg', width: expect.any(Number), height: expect.any(Number), details: expect.objectContaining({ faces: expect.any(Array) }) },
+        result: {
+          outputUrl: expect.stringMatching(/^\/v1\/blobs\//),
+          contentType: 'image/jpeg',
+          width: expect.any(Number),
+          height: expect.any(Number),
+          details: expect.objectContaining({ faces: expect.any(Array) }),
+        },
         failedReason: null,
         data: { recordId: 7, photoUrl: face.url('/face.jpg') },
       });
       expect((await api().call('GET', done.result.outputUrl)).contentType).toBe('image/jpeg');
       const failed = await poll(bad.body.jobId);
-      expect(failed).toEqual({ id: bad.body.jobId, state: 'failed', progress: expect.any(Number), result: null, failedReason: expect.stringMatching(/face/i), data: { recordId: 8, photoUrl: images.url('/no-face.jpg') } });
+      expect(failed).toEqual({
+        id: bad.body.jobId,
+        state: 'failed',
+        progress: expect.any(Number),
+        result: null,
+        failedReason: expect.stringMatching(/face/i),
+        data: { recordId: 8, photoUrl: images.url('/no-face.jpg') },
+      });
 
       const health = await api().call('GET', '/api/worker/health', { key: acme.key });
-      expect(health.body).toEqual({ status: 'healthy', workers: 1, activeJobs: expect.any(Number), timestamp: expect.any(String) });
+      expect(health.body).toEqual({
+        status: 'healthy',
+        workers: 1,
+        activeJobs: expect.any(Number),
+        timestamp: expect.any(String),
+      });
     } finally {
       await stop();
     }
@@ -84,15 +121,29 @@ describeEachStore('compat: /api/image-queue (Express + Bull)', (target) => {
 
   it('queues bulk removals and crops in one transaction: {jobIds, count, estimatedTime}', async () => {
     const vendor = await api().vendor();
-    for (const [path, type] of [['bulk-remove-bg', 'remove-background'], ['bulk-crop-face', 'face-crop']]) {
+    for (const [path, type] of [
+      ['bulk-remove-bg', 'remove-background'],
+      ['bulk-crop-face', 'face-crop'],
+    ]) {
       const res = await api().call('POST', `/api/image-queue/${path}`, {
         key: vendor.key,
-        json: { projectId: 'p1', vendorId: vendor.id, photos: [{ recordId: 'a', photoUrl: images.url('/a.jpg') }, { recordId: 'b', photoUrl: images.url('/b.jpg') }] },
+        json: {
+          projectId: 'p1',
+          vendorId: vendor.id,
+          photos: [
+            { recordId: 'a', photoUrl: images.url('/a.jpg') },
+            { recordId: 'b', photoUrl: images.url('/b.jpg') },
+          ],
+        },
       });
       expect(res.status, JSON.stringify(res.body)).toBe(200);
       expect(res.body).toEqual({ jobIds: [expect.any(String), expect.any(String)], count: 2, estimatedTime: 10 });
       const second = await api().call('GET', `/v1/jobs/${res.body.jobIds[1]}`, { key: vendor.key });
-      expect(second.body).toMatchObject({ type, batchId: expect.any(String), metadata: { via: 'image-queue', projectId: 'p1', recordId: 'b' } });
+      expect(second.body).toMatchObject({
+        type,
+        batchId: expect.any(String),
+        metadata: { via: 'image-queue', projectId: 'p1', recordId: 'b' },
+      });
     }
     const stats = await api().call('GET', '/api/image-queue/queue-stats', { key: vendor.key });
     expect(stats.body).toEqual({
@@ -104,10 +155,35 @@ describeEachStore('compat: /api/image-queue (Express + Bull)', (target) => {
   it('refuses a vendorId that is not the key’s vendor (403), private URLs (400) and keyless calls (401)', async () => {
     const other = await api().vendor();
     const body = { recordId: 'x', photoUrl: images.url() };
-    expectProblem(await api().call('POST', '/api/image-queue/remove-bg-queue', { key: acme.key, json: { ...body, vendorId: other.id } }), 403, 'forbidden');
-    expectProblem(await api().call('POST', '/api/image-queue/bulk-remove-bg', { key: acme.key, json: { photos: [{ ...body, vendorId: other.vendor.name }] } }), 403, 'forbidden');
-    expectProblem(await api().call('POST', '/api/image-queue/remove-bg-queue', { key: acme.key, json: { photoUrl: 'http://169.254.169.254/latest/meta-data' } }), 400, 'url_not_allowed');
+    expectProblem(
+      await api().call('POST', '/api/image-queue/remove-bg-queue', {
+        key: acme.key,
+        json: { ...body, vendorId: other.id },
+      }),
+      403,
+      'forbidden',
+    );
+    expectProblem(
+      await api().call('POST', '/api/image-queue/bulk-remove-bg', {
+        key: acme.key,
+        json: { photos: [{ ...body, vendorId: other.vendor.name }] },
+      }),
+      403,
+      'forbidden',
+    );
+    expectProblem(
+      await api().call('POST', '/api/image-queue/remove-bg-queue', {
+        key: acme.key,
+        json: { photoUrl: 'http://169.254.169.254/latest/meta-data' },
+      }),
+      400,
+      'url_not_allowed',
+    );
     expectProblem(await api().call('POST', '/api/image-queue/crop-face-queue', { json: body }), 401, 'unauthorized');
-    expectProblem(await api().call('POST', '/api/image-queue/remove-bg-queue', { key: acme.key, json: { recordId: 'no-url' } }), 400, 'validation_failed');
+    expectProblem(
+      await api().call('POST', '/api/image-queue/remove-bg-queue', { key: acme.key, json: { recordId: 'no-url' } }),
+      400,
+      'validation_failed',
+    );
   });
 });

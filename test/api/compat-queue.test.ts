@@ -23,9 +23,22 @@ describeEachStore('compat: /queue (FastAPI rembg queue)', (target) => {
   });
 
   it('submits many files as one batch job and reports it while pending, listed, counted and cancelled', async () => {
-    const res = await api().call('POST', '/queue/submit?model=u2net', { key: acme.key, form: imagesForm([{ bytes: photo, name: 'a.jpg' }, { bytes: photo, name: 'b.jpg' }]) });
+    const res = await api().call('POST', '/queue/submit?model=u2net', {
+      key: acme.key,
+      form: imagesForm([
+        { bytes: photo, name: 'a.jpg' },
+        { bytes: photo, name: 'b.jpg' },
+      ]),
+    });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
-    expect(res.body).toEqual({ job_id: expect.any(String), status: 'queued', job_type: 'batch', files_count: 2, model: 'u2net', message: 'job queued with 2 files' });
+    expect(res.body).toEqual({
+      job_id: expect.any(String),
+      status: 'queued',
+      job_type: 'batch',
+      files_count: 2,
+      model: 'u2net',
+      message: 'job queued with 2 files',
+    });
     const id = res.body.job_id;
     const pending = {
       id,
@@ -46,12 +59,28 @@ describeEachStore('compat: /queue (FastAPI rembg queue)', (target) => {
     expect((await api().call('GET', `/queue/job/${id}`, { key: acme.key })).body).toEqual(pending);
     // u2net became pixq's default model; the batch is a normal /v1 batch.
     const v1 = await api().call('GET', `/v1/jobs?batchId=${id}`, { key: acme.key });
-    expect(v1.body.jobs.map((j: { type: string; metadata: { via: string } }) => [j.type, j.metadata.via])).toEqual([['remove-background', 'queue'], ['remove-background', 'queue']]);
+    expect(v1.body.jobs.map((j: { type: string; metadata: { via: string } }) => [j.type, j.metadata.via])).toEqual([
+      ['remove-background', 'queue'],
+      ['remove-background', 'queue'],
+    ]);
 
-    const single = await api().call('POST', '/queue/submit', { key: acme.key, form: imagesForm([{ bytes: photo, name: 'c.jpg' }]) });
-    expect(single.body).toEqual({ job_id: expect.any(String), status: 'queued', job_type: 'single', files_count: 1, model: 'isnet-int8', message: 'job queued with 1 file' });
+    const single = await api().call('POST', '/queue/submit', {
+      key: acme.key,
+      form: imagesForm([{ bytes: photo, name: 'c.jpg' }]),
+    });
+    expect(single.body).toEqual({
+      job_id: expect.any(String),
+      status: 'queued',
+      job_type: 'single',
+      files_count: 1,
+      model: 'isnet-int8',
+      message: 'job queued with 1 file',
+    });
 
-    expect((await api().call('GET', '/queue/jobs?status=pending&limit=1', { key: acme.key })).body).toEqual({ total: 2, jobs: [expect.objectContaining({ id: single.body.job_id, type: 'single', model: 'isnet-int8' })] });
+    expect((await api().call('GET', '/queue/jobs?status=pending&limit=1', { key: acme.key })).body).toEqual({
+      total: 2,
+      jobs: [expect.objectContaining({ id: single.body.job_id, type: 'single', model: 'isnet-int8' })],
+    });
     expect((await api().call('GET', '/queue/stats', { key: acme.key })).body).toEqual({
       stats: { pending: 3, processing: 0, completed: 0, failed: 0, cancelled: 0, total: 3 },
       worker: { status: 'stopped', active_jobs: 0, max_concurrent: 0 },
@@ -60,15 +89,33 @@ describeEachStore('compat: /queue (FastAPI rembg queue)', (target) => {
     const cancel = await api().call('POST', `/queue/job/${id}/cancel`, { key: acme.key });
     expect(cancel.body).toEqual({ job_id: id, status: 'cancelled', message: 'cancelled 2 of 2 files' });
     const cancelled = (await api().call('GET', `/queue/job/${id}`, { key: acme.key })).body;
-    expect(cancelled).toEqual({ ...pending, status: 'cancelled', completed_at: ISO, progress: { total: 2, processed: 2, failed: 0 }, results: pending.results.map((r) => ({ ...r, status: 'cancelled' })) });
-    expect((await api().call('GET', '/queue/jobs?status=cancelled', { key: acme.key })).body).toEqual({ total: 1, jobs: [cancelled] });
+    expect(cancelled).toEqual({
+      ...pending,
+      status: 'cancelled',
+      completed_at: ISO,
+      progress: { total: 2, processed: 2, failed: 0 },
+      results: pending.results.map((r) => ({ ...r, status: 'cancelled' })),
+    });
+    expect((await api().call('GET', '/queue/jobs?status=cancelled', { key: acme.key })).body).toEqual({
+      total: 1,
+      jobs: [cancelled],
+    });
     expectProblem(await api().call('POST', `/queue/job/${id}/cancel`, { key: acme.key }), 409, 'invalid_state');
-    expect((await api().call('GET', '/health')).body).toEqual({ status: 'healthy', worker: { status: 'stopped', active_jobs: 0, max_concurrent: 0 } });
+    expect((await api().call('GET', '/health')).body).toEqual({
+      status: 'healthy',
+      worker: { status: 'stopped', active_jobs: 0, max_concurrent: 0 },
+    });
   });
 
   it('runs a job to completed with a result URL per file and progress {total, processed, failed}', async () => {
     const vendor = await api().vendor();
-    const res = await api().call('POST', '/queue/submit?model=u2netp', { key: vendor.key, form: imagesForm([{ bytes: photo, name: 'keep.jpg' }, { bytes: photo, name: 'drop.jpg' }]) });
+    const res = await api().call('POST', '/queue/submit?model=u2netp', {
+      key: vendor.key,
+      form: imagesForm([
+        { bytes: photo, name: 'keep.jpg' },
+        { bytes: photo, name: 'drop.jpg' },
+      ]),
+    });
     const id = res.body.job_id;
     const files = (await api().call('GET', `/v1/jobs?batchId=${id}`, { key: vendor.key })).body.jobs;
     const dropped = files.find((j: { metadata: { filename: string } }) => j.metadata.filename === 'drop.jpg');
@@ -76,15 +123,26 @@ describeEachStore('compat: /queue (FastAPI rembg queue)', (target) => {
     const stop = await api().startWorker();
     let job: any;
     try {
-      await waitUntil(async () => {
-        job = (await api().call('GET', `/queue/job/${id}`, { key: vendor.key })).body;
-        return job.status === 'completed';
-      }, 900_000, 'the old job to complete');
+      await waitUntil(
+        async () => {
+          job = (await api().call('GET', `/queue/job/${id}`, { key: vendor.key })).body;
+          return job.status === 'completed';
+        },
+        900_000,
+        'the old job to complete',
+      );
       // max_concurrent is the workers' remove-background slots, whatever the processor declares by default.
       const { workers } = (await api().call('GET', '/v1/workers', { key: ADMIN_KEY })).body;
-      const slots = workers.reduce((sum: number, w: { slots: Record<string, number> }) => sum + w.slots['remove-background'], 0);
+      const slots = workers.reduce(
+        (sum: number, w: { slots: Record<string, number> }) => sum + w.slots['remove-background'],
+        0,
+      );
       expect(slots).toBeGreaterThan(0);
-      expect((await api().call('GET', '/health')).body.worker).toEqual({ status: 'running', active_jobs: expect.any(Number), max_concurrent: slots });
+      expect((await api().call('GET', '/health')).body.worker).toEqual({
+        status: 'running',
+        active_jobs: expect.any(Number),
+        max_concurrent: slots,
+      });
     } finally {
       await stop();
     }
@@ -110,13 +168,35 @@ describeEachStore('compat: /queue (FastAPI rembg queue)', (target) => {
 
   it("answers 404 for another vendor's job and refuses unknown models and missing files", async () => {
     const other = await api().vendor();
-    const mine = await api().call('POST', '/queue/submit', { key: acme.key, form: imagesForm([{ bytes: photo, name: 'x.jpg' }]) });
+    const mine = await api().call('POST', '/queue/submit', {
+      key: acme.key,
+      form: imagesForm([{ bytes: photo, name: 'x.jpg' }]),
+    });
     expectProblem(await api().call('GET', `/queue/job/${mine.body.job_id}`, { key: other.key }), 404, 'not_found');
-    expectProblem(await api().call('POST', `/queue/job/${mine.body.job_id}/cancel`, { key: other.key }), 404, 'not_found');
+    expectProblem(
+      await api().call('POST', `/queue/job/${mine.body.job_id}/cancel`, { key: other.key }),
+      404,
+      'not_found',
+    );
     expect((await api().call('GET', '/queue/jobs', { key: other.key })).body).toEqual({ total: 0, jobs: [] });
-    expectProblem(await api().call('POST', '/queue/submit?model=sam', { key: acme.key, form: imagesForm([{ bytes: photo, name: 'x.jpg' }]) }), 400, 'validation_failed');
-    expectProblem(await api().call('POST', '/queue/submit', { key: acme.key, form: new FormData() }), 400, 'validation_failed');
-    expectProblem(await api().call('POST', '/queue/submit', { form: imagesForm([{ bytes: photo, name: 'x.jpg' }]) }), 401, 'unauthorized');
+    expectProblem(
+      await api().call('POST', '/queue/submit?model=sam', {
+        key: acme.key,
+        form: imagesForm([{ bytes: photo, name: 'x.jpg' }]),
+      }),
+      400,
+      'validation_failed',
+    );
+    expectProblem(
+      await api().call('POST', '/queue/submit', { key: acme.key, form: new FormData() }),
+      400,
+      'validation_failed',
+    );
+    expectProblem(
+      await api().call('POST', '/queue/submit', { form: imagesForm([{ bytes: photo, name: 'x.jpg' }]) }),
+      401,
+      'unauthorized',
+    );
   });
 });
 
@@ -132,13 +212,19 @@ describeEachStore('compat: keyless old clients bound to PIXQ_COMPAT_ANONYMOUS_VE
     const res = await api().call('POST', '/queue/submit', { form: form() });
     expect(res.body).toMatchObject({ status: 'queued', files_count: 1 });
     // The job belongs to legacy-shop: its key sees it, through /v1 and through the old route.
-    expect((await api().call('GET', `/v1/jobs?batchId=${res.body.job_id}`, { key: legacy.key })).body.jobs).toHaveLength(1);
+    expect(
+      (await api().call('GET', `/v1/jobs?batchId=${res.body.job_id}`, { key: legacy.key })).body.jobs,
+    ).toHaveLength(1);
     expect((await api().call('GET', `/queue/job/${res.body.job_id}`)).body.id).toBe(res.body.job_id);
     expect(res.headers.get('ratelimit-policy')).toContain('"bulk";q=2');
     expect((await api().call('POST', '/queue/submit', { form: form() })).status).toBe(200);
     const limited = await api().call('POST', '/queue/submit', { form: form() });
     expectProblem(limited, 429, 'rate_limited');
-    expectProblem(await api().call('GET', `/queue/job/${res.body.job_id}`, { key: 'pixq_not-a-key' }), 401, 'unauthorized');
+    expectProblem(
+      await api().call('GET', `/queue/job/${res.body.job_id}`, { key: 'pixq_not-a-key' }),
+      401,
+      'unauthorized',
+    );
     expectProblem(await api().call('GET', '/v1/jobs'), 401, 'unauthorized');
     // Another vendor's key is that vendor, not legacy-shop.
     const other = await api().vendor();

@@ -13,10 +13,12 @@ describeEachStore('dashboard job routes', (target) => {
   const ids: Record<string, string> = {};
 
   const submit = (key: string, metadata?: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
-    api().call('POST', '/v1/jobs', { key, json: { type: 'noop', metadata, ...extra } }).then((r) => {
-      expect(r.status).toBe(202);
-      return r.body.id as string;
-    });
+    api()
+      .call('POST', '/v1/jobs', { key, json: { type: 'noop', metadata, ...extra } })
+      .then((r) => {
+        expect(r.status).toBe(202);
+        return r.body.id as string;
+      });
   const list = async (key: string, query: string) => {
     const res = await api().call('GET', `/v1/jobs?${query}`, { key });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
@@ -26,7 +28,14 @@ describeEachStore('dashboard job routes', (target) => {
 
   beforeAll(async () => {
     v = await api().vendor();
-    ids.a = await submit(v.key, { recordId: 'r-1', source: 'shop', page: 3, flag: true, nested: { x: 1 }, long: 'x'.repeat(METADATA_INDEX.maxValueLength + 1) });
+    ids.a = await submit(v.key, {
+      recordId: 'r-1',
+      source: 'shop',
+      page: 3,
+      flag: true,
+      nested: { x: 1 },
+      long: 'x'.repeat(METADATA_INDEX.maxValueLength + 1),
+    });
     ids.b = await submit(v.key, { recordId: 'r-2', source: 'shop', page: 4 });
     ids.c = await submit(v.key, { recordId: 'r-3', source: 'web', page: 3 });
     ids.plain = await submit(v.key);
@@ -49,10 +58,18 @@ describeEachStore('dashboard job routes', (target) => {
       expect((await list(v.key, `metadata=${encodeURIComponent('nested=[object Object]')}`)).jobs).toEqual([]);
       expect((await list(v.key, `metadata=${encodeURIComponent('nested={"x":1}')}`)).jobs).toEqual([]);
       // Asking for a value the index cannot hold is a 400, not a silent empty page.
-      const tooLong = await api().call('GET', `/v1/jobs?metadata=long=${'x'.repeat(METADATA_INDEX.maxValueLength + 1)}`, { key: v.key });
+      const tooLong = await api().call(
+        'GET',
+        `/v1/jobs?metadata=long=${'x'.repeat(METADATA_INDEX.maxValueLength + 1)}`,
+        { key: v.key },
+      );
       expectProblem(tooLong, 400, 'validation_failed');
       for (const bad of ['noequals', '=value', `${'k'.repeat(METADATA_INDEX.maxKeyLength + 1)}=v`]) {
-        expectProblem(await api().call('GET', `/v1/jobs?metadata=${encodeURIComponent(bad)}`, { key: v.key }), 400, 'validation_failed');
+        expectProblem(
+          await api().call('GET', `/v1/jobs?metadata=${encodeURIComponent(bad)}`, { key: v.key }),
+          400,
+          'validation_failed',
+        );
       }
       const tooMany = Array.from({ length: METADATA_INDEX.maxFilters + 1 }, (_, i) => `metadata=k${i}=v`).join('&');
       expectProblem(await api().call('GET', `/v1/jobs?${tooMany}`, { key: v.key }), 400, 'validation_failed');
@@ -122,8 +139,17 @@ describeEachStore('dashboard job routes', (target) => {
       expect(cancel.body).toEqual({ matched: 5, changed: 5, more: false });
       expect((await list(v.key, `metadata=tag=${tag}&state=cancelled`)).jobs).toHaveLength(5);
       // Nothing left to cancel; retry only takes failed and cancelled jobs, so a state filter outside them matches none.
-      expect((await api().call('POST', '/v1/jobs/cancel', { key: v.key, json: { metadata: [`tag=${tag}`] } })).body).toEqual({ matched: 0, changed: 0, more: false });
-      expect((await api().call('POST', '/v1/jobs/retry', { key: v.key, json: { metadata: [`tag=${tag}`], state: 'queued' } })).body).toEqual({ matched: 0, changed: 0, more: false });
+      expect(
+        (await api().call('POST', '/v1/jobs/cancel', { key: v.key, json: { metadata: [`tag=${tag}`] } })).body,
+      ).toEqual({ matched: 0, changed: 0, more: false });
+      expect(
+        (
+          await api().call('POST', '/v1/jobs/retry', {
+            key: v.key,
+            json: { metadata: [`tag=${tag}`], state: 'queued' },
+          })
+        ).body,
+      ).toEqual({ matched: 0, changed: 0, more: false });
       const retry = await api().call('POST', '/v1/jobs/retry', { key: v.key, json: { metadata: [`tag=${tag}`] } });
       expect(retry.body).toEqual({ matched: 5, changed: 5, more: false });
       expect((await list(v.key, `metadata=tag=${tag}&state=queued`)).jobs).toHaveLength(5);
@@ -140,7 +166,9 @@ describeEachStore('dashboard job routes', (target) => {
       const stop = await api().startWorker();
       try {
         await waitForJob(api(), v.key, id, ['running']);
-        expect((await api().call('POST', '/v1/jobs/cancel', { key: v.key, json: { metadata: [`tag=${tag}`] } })).body).toEqual({ matched: 1, changed: 1, more: false });
+        expect(
+          (await api().call('POST', '/v1/jobs/cancel', { key: v.key, json: { metadata: [`tag=${tag}`] } })).body,
+        ).toEqual({ matched: 1, changed: 1, more: false });
         await waitForJob(api(), v.key, id, ['cancelled']);
       } finally {
         await stop();
@@ -148,9 +176,21 @@ describeEachStore('dashboard job routes', (target) => {
     });
 
     it('refuse a body with unknown fields and a metadata filter that is not key=value', async () => {
-      expectProblem(await api().call('POST', '/v1/jobs/cancel', { key: v.key, json: { cursor: 'x' } }), 400, 'validation_failed');
-      expectProblem(await api().call('POST', '/v1/jobs/retry', { key: v.key, json: { metadata: ['nope'] } }), 400, 'validation_failed');
-      expectProblem(await api().call('POST', '/v1/jobs/retry', { key: v.key, json: { metadata: 'tag=x' } }), 400, 'validation_failed');
+      expectProblem(
+        await api().call('POST', '/v1/jobs/cancel', { key: v.key, json: { cursor: 'x' } }),
+        400,
+        'validation_failed',
+      );
+      expectProblem(
+        await api().call('POST', '/v1/jobs/retry', { key: v.key, json: { metadata: ['nope'] } }),
+        400,
+        'validation_failed',
+      );
+      expectProblem(
+        await api().call('POST', '/v1/jobs/retry', { key: v.key, json: { metadata: 'tag=x' } }),
+        400,
+        'validation_failed',
+      );
     });
 
     it('stop at the per-call maximum and say more remain', async () => {
@@ -159,7 +199,13 @@ describeEachStore('dashboard job routes', (target) => {
       const jobs = api().services.engine.jobs;
       const first = await jobs.actionable('cancel', v.id, { metadata: [{ key: 'tag', value: tag }] }, 2);
       expect([first.jobs.length, first.more]).toEqual([2, true]);
-      expect(await jobs.actOnAll('cancel', first.jobs.map((j) => j.id), v.id)).toBe(2);
+      expect(
+        await jobs.actOnAll(
+          'cancel',
+          first.jobs.map((j) => j.id),
+          v.id,
+        ),
+      ).toBe(2);
       const rest = await jobs.actionable('cancel', v.id, { metadata: [{ key: 'tag', value: tag }] }, 2);
       expect([rest.jobs.length, rest.more]).toEqual([1, false]);
     });
@@ -207,7 +253,10 @@ describeEachStore('dashboard job routes', (target) => {
     const busy = mine.buckets.find((b) => b.finished > 0)!;
     expect(busy.runMs.p50).toEqual(expect.any(Number));
     expect(busy.waitMs.p95).toEqual(expect.any(Number));
-    expect(mine.buckets.find((b) => b.finished === 0)?.runMs ?? { p50: null, p95: null }).toEqual({ p50: null, p95: null });
+    expect(mine.buckets.find((b) => b.finished === 0)?.runMs ?? { p50: null, p95: null }).toEqual({
+      p50: null,
+      p95: null,
+    });
     // Another vendor sees none of them; the admin sees them with everyone's.
     const stranger = await api().vendor();
     expect(sum(await series(stranger.key, 5), 'finished')).toBe(0);

@@ -30,8 +30,16 @@ describeEachStore('event tokens', (target) => {
     const expiresAt = Date.parse(bound.expiresAt);
     expect(expiresAt).toBeGreaterThan(before + 900_000 - 1000);
     expect(expiresAt).toBeLessThanOrEqual(after + 900_000);
-    expectProblem(await api().call('POST', '/v1/events/tokens', { key, json: { ttlSeconds: 901 } }), 400, 'validation_failed');
-    expectProblem(await api().call('POST', '/v1/events/tokens', { key, json: { jobId: mine.body.id, batchId: 'b1' } }), 400, 'validation_failed');
+    expectProblem(
+      await api().call('POST', '/v1/events/tokens', { key, json: { ttlSeconds: 901 } }),
+      400,
+      'validation_failed',
+    );
+    expectProblem(
+      await api().call('POST', '/v1/events/tokens', { key, json: { jobId: mine.body.id, batchId: 'b1' } }),
+      400,
+      'validation_failed',
+    );
 
     const asked = await tokenStream(api(), bound.token, `&jobId=${other.body.id}`);
     expect(asked.status).toBe(403);
@@ -58,7 +66,10 @@ describeEachStore('event tokens', (target) => {
   it('binds to a batch, and a vendor-wide token reads only that vendor’s events', async () => {
     const a = await api().vendor();
     const b = await api().vendor();
-    const bulk = await api().call('POST', '/v1/jobs/bulk', { key: a.key, json: { jobs: [{ type: 'noop' }, { type: 'noop' }] } });
+    const bulk = await api().call('POST', '/v1/jobs/bulk', {
+      key: a.key,
+      json: { jobs: [{ type: 'noop' }, { type: 'noop' }] },
+    });
     const batchToken = await issue(api(), a.key, { batchId: bulk.body.batchId });
     expect((await tokenStream(api(), batchToken.token, `&jobId=${bulk.body.jobIds[0]}`)).status).toBe(403);
     const stream = await tokenStream(api(), batchToken.token);
@@ -78,7 +89,11 @@ describeEachStore('event tokens', (target) => {
     const a = await api().vendor();
     const b = await api().vendor();
     const job = await api().call('POST', '/v1/jobs', { key: a.key, json: { type: 'noop' } });
-    expectProblem(await api().call('POST', '/v1/events/tokens', { key: b.key, json: { jobId: job.body.id } }), 404, 'not_found');
+    expectProblem(
+      await api().call('POST', '/v1/events/tokens', { key: b.key, json: { jobId: job.body.id } }),
+      404,
+      'not_found',
+    );
     const theirs = await issue(api(), b.key);
     const peek = await tokenStream(api(), theirs.token, `&jobId=${job.body.id}`);
     expect(peek.status).toBe(404);
@@ -88,9 +103,20 @@ describeEachStore('event tokens', (target) => {
   it('is documented in the OpenAPI document with its body and answer', async () => {
     const doc = (await api().call('GET', '/openapi.json')).body;
     const route = doc.paths['/v1/events/tokens'].post;
-    expect(Object.keys(route.requestBody.content['application/json'].schema.properties).sort()).toEqual(['batchId', 'jobId', 'ttlSeconds']);
-    expect(Object.keys(route.responses['201'].content['application/json'].schema.properties).sort()).toEqual(['batchId', 'expiresAt', 'jobId', 'token']);
-    expect(doc.paths['/v1/events'].get.parameters.map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(['token', 'lastEventId']));
+    expect(Object.keys(route.requestBody.content['application/json'].schema.properties).sort()).toEqual([
+      'batchId',
+      'jobId',
+      'ttlSeconds',
+    ]);
+    expect(Object.keys(route.responses['201'].content['application/json'].schema.properties).sort()).toEqual([
+      'batchId',
+      'expiresAt',
+      'jobId',
+      'token',
+    ]);
+    expect(doc.paths['/v1/events'].get.parameters.map((p: { name: string }) => p.name)).toEqual(
+      expect.arrayContaining(['token', 'lastEventId']),
+    );
   });
 
   it('refuses expired, forged and misplaced tokens with 401 problem+json', async () => {
@@ -104,7 +130,10 @@ describeEachStore('event tokens', (target) => {
     const claims = JSON.parse(Buffer.from(payload, 'base64url').toString());
     const widened = Buffer.from(JSON.stringify({ ...claims, e: claims.e + 86_400 })).toString('base64url');
     expectProblem(await api().call('GET', `/v1/events?token=${prefix}.${widened}.${sig}`), 401, 'invalid_token');
-    const otherKey = signEventToken({ vendorId: id, expiresAt: Date.now() + 60_000 }, eventTokenKey(Buffer.from('another-secret-0123456789')));
+    const otherKey = signEventToken(
+      { vendorId: id, expiresAt: Date.now() + 60_000 },
+      eventTokenKey(Buffer.from('another-secret-0123456789')),
+    );
     expectProblem(await api().call('GET', `/v1/events?token=${otherKey}`), 401, 'invalid_token');
     expectProblem(await api().call('GET', '/v1/events?token=garbage'), 401, 'invalid_token');
     // A token is for the event stream only: other routes still want a key, and it cannot mint tokens.
@@ -119,9 +148,14 @@ describe('CORS', () => {
   const closed = useApi(sqliteTarget);
 
   it('answers preflights for configured origins only, before authentication', async () => {
-    const preflight = (origin: string, on = api) => on().call('OPTIONS', '/v1/jobs', {
-      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' },
-    });
+    const preflight = (origin: string, on = api) =>
+      on().call('OPTIONS', '/v1/jobs', {
+        headers: {
+          origin,
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'authorization, content-type',
+        },
+      });
     const ok = await preflight(allowed);
     expect(ok.status).toBe(204);
     expect(ok.headers.get('access-control-allow-origin')).toBe(allowed);

@@ -38,8 +38,16 @@ describeEachStore('event stream', (target) => {
       const ids = stream.events.map((e) => Number(e.id));
       expect(ids).toEqual([...ids].sort((a, b) => a - b));
       expect(new Set(ids).size).toBe(ids.length);
-      expect(stream.events.every((e) => e.event === 'job' && e.data.jobId === id && Number(e.id) === e.data.id)).toBe(true);
-      expect(stream.events.at(-1)!.data).toMatchObject({ type: 'noop', state: 'succeeded', attempts: 1, batchId: null, error: null });
+      expect(stream.events.every((e) => e.event === 'job' && e.data.jobId === id && Number(e.id) === e.data.id)).toBe(
+        true,
+      );
+      expect(stream.events.at(-1)!.data).toMatchObject({
+        type: 'noop',
+        state: 'succeeded',
+        attempts: 1,
+        batchId: null,
+        error: null,
+      });
     } finally {
       await stop();
       closeAll();
@@ -50,14 +58,21 @@ describeEachStore('event stream', (target) => {
     const { key } = await api().vendor();
     const a = await submit(key);
     const b = await submit(key);
-    const bulk = await api().call('POST', '/v1/jobs/bulk', { key, json: { jobs: [{ type: 'noop' }, { type: 'noop' }] } });
+    const bulk = await api().call('POST', '/v1/jobs/bulk', {
+      key,
+      json: { jobs: [{ type: 'noop' }, { type: 'noop' }] },
+    });
     const onlyA = await open(`/v1/events?jobId=${a}`, key);
     const onlyBatch = await open(`/v1/events?batchId=${bulk.body.batchId}`, key);
     const everything = await open('/v1/events', key);
     try {
       for (const id of [a, b, ...bulk.body.jobIds]) await api().call('POST', `/v1/jobs/${id}/cancel`, { key });
       await everything.waitFor((e) => e.data.jobId === bulk.body.jobIds[1], 10_000, 'the last cancel');
-      await onlyBatch.waitFor((e) => e.data.jobId === bulk.body.jobIds[1], 10_000, 'the last cancel on the batch stream');
+      await onlyBatch.waitFor(
+        (e) => e.data.jobId === bulk.body.jobIds[1],
+        10_000,
+        'the last cancel on the batch stream',
+      );
       expect(everything.events.map((e) => e.data.jobId)).toEqual([a, b, ...bulk.body.jobIds]);
       expect(onlyA.events.map((e) => [e.data.jobId, e.data.state])).toEqual([[a, 'cancelled']]);
       expect(onlyBatch.events.map((e) => e.data.jobId)).toEqual(bulk.body.jobIds);
@@ -98,7 +113,10 @@ describeEachStore('event stream', (target) => {
     const marker = await submit(key);
     const start = await live.waitFor((e) => e.data.jobId === marker, 10_000, 'the marker');
     live.close();
-    await api().services.engine.jobs.enqueue(vendorId, Array.from({ length: 1100 }, () => ({ type: 'noop' })));
+    await api().services.engine.jobs.enqueue(
+      vendorId,
+      Array.from({ length: 1100 }, () => ({ type: 'noop' })),
+    );
     const resumed = await open('/v1/events', key, { 'last-event-id': start.id! });
     try {
       await resumed.waitFor(() => resumed.events.length >= 1100, 60_000, '1100 replayed events');
@@ -106,7 +124,10 @@ describeEachStore('event stream', (target) => {
       // stream has shown everything before it, so a duplicate or extra replayed event would be seen.
       const after = await submit(key);
       await resumed.waitFor((e) => e.data.jobId === after, 60_000, 'the job submitted after the replay');
-      const replayed = resumed.events.slice(0, resumed.events.findIndex((e) => e.data.jobId === after));
+      const replayed = resumed.events.slice(
+        0,
+        resumed.events.findIndex((e) => e.data.jobId === after),
+      );
       expect(replayed).toHaveLength(1100);
       const ids = replayed.map((e) => Number(e.id));
       expect(ids).toEqual([...ids].sort((a, b) => a - b));
@@ -119,7 +140,10 @@ describeEachStore('event stream', (target) => {
   it('sends heartbeat comments while idle and leaves no bus listener behind when clients go', async () => {
     const { key } = await api().vendor();
     // Internal, but it is exactly what leaks when a stream's cleanup does not run.
-    const listeners = () => (api().services.engine.bus as unknown as { emitter: { listenerCount(e: string): number } }).emitter.listenerCount('event');
+    const listeners = () =>
+      (api().services.engine.bus as unknown as { emitter: { listenerCount(e: string): number } }).emitter.listenerCount(
+        'event',
+      );
     const before = listeners();
     const idle = await open('/v1/events', key);
     const heartbeats = () => idle.comments.filter((c) => c === 'heartbeat').length;
@@ -153,12 +177,22 @@ describeEachStore('event stream', (target) => {
     async () => {
       const { key } = await api().vendor();
       // This API process runs no worker: the job can only be finished by the child.
-      const child = spawnPixq(['worker'], testEnv({ dataDir: api().dataDir, databaseUrl: api().databaseUrl }, { PIXQ_LOG_LEVEL: 'info', PIXQ_WORKER_CONCURRENCY: 'noop=2' }));
+      const child = spawnPixq(
+        ['worker'],
+        testEnv(
+          { dataDir: api().dataDir, databaseUrl: api().databaseUrl },
+          { PIXQ_LOG_LEVEL: 'info', PIXQ_WORKER_CONCURRENCY: 'noop=2' },
+        ),
+      );
       try {
         await workerReady(child);
         const stream = await open('/v1/events', key);
         const id = await submit(key, { type: 'noop', options: { ms: 10 } });
-        await stream.waitFor((e) => e.data.jobId === id && e.data.state === 'succeeded', 20_000, 'succeeded from the other process');
+        await stream.waitFor(
+          (e) => e.data.jobId === id && e.data.state === 'succeeded',
+          20_000,
+          'succeeded from the other process',
+        );
         expect(stream.events.map((e) => e.data.state)).toEqual(['queued', 'running', 'succeeded']);
         const workers = await api().call('GET', '/v1/workers', { key: ADMIN_KEY });
         expect(workers.body.workers.map((w: { pid: number }) => w.pid)).toEqual([child.pid]);

@@ -15,7 +15,11 @@ const MAX_UPLOAD = 64 * 1024;
 
 describeEachStore('hostile input', (target) => {
   // Only 127.0.0.2 is allowlisted: the redirect test's first hop lives there, and 127.0.0.1 stays forbidden.
-  const api = useApi(target, { PIXQ_URL_ALLOWLIST: '127.0.0.2', PIXQ_MAX_UPLOAD_BYTES: String(MAX_UPLOAD), PIXQ_MAX_BULK_FILES: '3' });
+  const api = useApi(target, {
+    PIXQ_URL_ALLOWLIST: '127.0.0.2',
+    PIXQ_MAX_UPLOAD_BYTES: String(MAX_UPLOAD),
+    PIXQ_MAX_BULK_FILES: '3',
+  });
   let key: string;
   beforeAll(async () => {
     ({ key } = await api().vendor());
@@ -39,16 +43,26 @@ describeEachStore('hostile input', (target) => {
     expect(res.body.details.range).toBe(range);
   });
 
-  it.each(['file:///etc/passwd', 'ftp://example.com/x.jpg', 'http://user:secret@example.com/x.jpg', 'gopher://127.0.0.1:6379/_INFO', 'not a url'])(
-    'refuses the URL %s with 400 url_not_allowed',
-    async (url) => expectProblem(await submit({ type: 'transform', input: { url } }), 400, 'url_not_allowed'),
+  it.each([
+    'file:///etc/passwd',
+    'ftp://example.com/x.jpg',
+    'http://user:secret@example.com/x.jpg',
+    'gopher://127.0.0.1:6379/_INFO',
+    'not a url',
+  ])('refuses the URL %s with 400 url_not_allowed', async (url) =>
+    expectProblem(await submit({ type: 'transform', input: { url } }), 400, 'url_not_allowed'),
   );
 
   it('refuses a bulk containing one internal URL, naming it, and creates no job', async () => {
     const { key: own } = await api().vendor();
     const res = await api().call('POST', '/v1/jobs/bulk', {
       key: own,
-      json: { jobs: [{ type: 'transform', input: { url: 'http://127.0.0.2:1/a.jpg' } }, { type: 'transform', input: { url: 'http://10.1.2.3/b.jpg' } }] },
+      json: {
+        jobs: [
+          { type: 'transform', input: { url: 'http://127.0.0.2:1/a.jpg' } },
+          { type: 'transform', input: { url: 'http://10.1.2.3/b.jpg' } },
+        ],
+      },
     });
     expectProblem(res, 400, 'url_not_allowed');
     expect(res.body.detail).toMatch(/^jobs\[1\]/);
@@ -88,15 +102,32 @@ describeEachStore('hostile input', (target) => {
     const before = blobFiles();
     const big = await noiseJpeg(400, 400);
     expect(big.length).toBeGreaterThan(MAX_UPLOAD);
-    expectProblem(await api().call('POST', '/v1/uploads', { key, form: imageForm([{ bytes: big }]) }), 413, 'payload_too_large');
-    expectProblem(await api().call('POST', '/v1/jobs', { key, form: imageForm([{ bytes: big }], { type: 'transform' }) }), 413, 'payload_too_large');
-    expectProblem(await api().call('POST', '/v1/jobs/bulk', { key, form: imageForm([{ bytes: big }], { type: 'transform' }) }), 413, 'payload_too_large');
+    expectProblem(
+      await api().call('POST', '/v1/uploads', { key, form: imageForm([{ bytes: big }]) }),
+      413,
+      'payload_too_large',
+    );
+    expectProblem(
+      await api().call('POST', '/v1/jobs', { key, form: imageForm([{ bytes: big }], { type: 'transform' }) }),
+      413,
+      'payload_too_large',
+    );
+    expectProblem(
+      await api().call('POST', '/v1/jobs/bulk', { key, form: imageForm([{ bytes: big }], { type: 'transform' }) }),
+      413,
+      'payload_too_large',
+    );
     expect(blobFiles()).toEqual(before);
   });
 
   it('refuses a text file named .jpg with 415 unsupported_media_type', async () => {
     const before = blobFiles();
-    const res = await api().call('POST', '/v1/uploads', { key, form: imageForm([{ bytes: Buffer.from('this is not a picture\n'.repeat(50)), name: 'cat.jpg', type: 'image/jpeg' }]) });
+    const res = await api().call('POST', '/v1/uploads', {
+      key,
+      form: imageForm([
+        { bytes: Buffer.from('this is not a picture\n'.repeat(50)), name: 'cat.jpg', type: 'image/jpeg' },
+      ]),
+    });
     expectProblem(res, 415, 'unsupported_media_type');
     expect(blobFiles()).toEqual(before);
   });
@@ -104,7 +135,10 @@ describeEachStore('hostile input', (target) => {
   it('refuses a truncated JPEG with 422 invalid_image', async () => {
     const before = blobFiles();
     const whole = await noiseJpeg(200, 200);
-    const res = await api().call('POST', '/v1/uploads', { key, form: imageForm([{ bytes: whole.subarray(0, Math.floor(whole.length / 2)) }]) });
+    const res = await api().call('POST', '/v1/uploads', {
+      key,
+      form: imageForm([{ bytes: whole.subarray(0, Math.floor(whole.length / 2)) }]),
+    });
     expectProblem(res, 422, 'invalid_image');
     expect(blobFiles()).toEqual(before);
   });
@@ -113,7 +147,10 @@ describeEachStore('hostile input', (target) => {
     const bomb = hugePng(20_000, 20_000);
     expect(bomb.length).toBeLessThan(MAX_UPLOAD); // small on the wire, 400 megapixels decoded
     const before = blobFiles();
-    const res = await api().call('POST', '/v1/uploads', { key, form: imageForm([{ bytes: bomb, name: 'bomb.png', type: 'image/png' }]) });
+    const res = await api().call('POST', '/v1/uploads', {
+      key,
+      form: imageForm([{ bytes: bomb, name: 'bomb.png', type: 'image/png' }]),
+    });
     expectProblem(res, 422, 'invalid_image');
     // The header check's words: a decode (many seconds and gigabytes for 400 Mpx) only follows when it passes.
     expect(res.body.detail).toMatch(/20000x20000 \(400000000 pixels\), above the limit/);
@@ -122,7 +159,11 @@ describeEachStore('hostile input', (target) => {
 
   it('refuses invalid JSON with 400 invalid_json', async () => {
     for (const body of ['{"type": "noop"', '{type: noop}', '{"type":"noop"}}', '\u0000']) {
-      expectProblem(await api().call('POST', '/v1/jobs', { key, body, headers: { 'content-type': 'application/json' } }), 400, 'invalid_json');
+      expectProblem(
+        await api().call('POST', '/v1/jobs', { key, body, headers: { 'content-type': 'application/json' } }),
+        400,
+        'invalid_json',
+      );
     }
   });
 
@@ -153,10 +194,19 @@ describeEachStore('hostile input', (target) => {
 
   it('refuses a bulk over the limit with 413 payload_too_large, JSON and multipart', async () => {
     const { key: own } = await api().vendor();
-    const json = await api().call('POST', '/v1/jobs/bulk', { key: own, json: { jobs: [1, 2, 3, 4].map(() => ({ type: 'noop' })) } });
+    const json = await api().call('POST', '/v1/jobs/bulk', {
+      key: own,
+      json: { jobs: [1, 2, 3, 4].map(() => ({ type: 'noop' })) },
+    });
     expectProblem(json, 413, 'payload_too_large');
     const files = await Promise.all([1, 2, 3, 4].map((n) => jpeg(10 + n, 10)));
-    const form = await api().call('POST', '/v1/jobs/bulk', { key: own, form: imageForm(files.map((bytes) => ({ bytes })), { type: 'transform' }) });
+    const form = await api().call('POST', '/v1/jobs/bulk', {
+      key: own,
+      form: imageForm(
+        files.map((bytes) => ({ bytes })),
+        { type: 'transform' },
+      ),
+    });
     expectProblem(form, 413, 'payload_too_large');
     expect((await api().call('GET', '/v1/jobs', { key: own })).body.jobs).toEqual([]);
   });
@@ -167,7 +217,8 @@ describeEachStore('hostile input', (target) => {
   });
 
   it('answers malformed multipart at once with 400 invalid_multipart (a cut-off form used to hang)', async () => {
-    const cut = '--abc\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n\xff\xd8\xff';
+    const cut =
+      '--abc\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n\xff\xd8\xff';
     for (const [route, body, type] of [
       ['/v1/uploads', cut, 'multipart/form-data; boundary=abc'],
       ['/v1/jobs', cut, 'multipart/form-data; boundary=abc'],
@@ -185,7 +236,14 @@ describeEachStore('hostile input', (target) => {
   });
 
   it('refuses control characters and junk in ids, cursors and filters with 400 validation_failed', async () => {
-    for (const p of ['/v1/jobs/a%00b', '/v1/jobs/a%0Ab/cancel', '/v1/batches/%E2%80%AE', '/v1/jobs?cursor=%00', '/v1/jobs?batchId=x%00', '/v1/events?jobId=%00']) {
+    for (const p of [
+      '/v1/jobs/a%00b',
+      '/v1/jobs/a%0Ab/cancel',
+      '/v1/batches/%E2%80%AE',
+      '/v1/jobs?cursor=%00',
+      '/v1/jobs?batchId=x%00',
+      '/v1/events?jobId=%00',
+    ]) {
       const method = p.endsWith('/cancel') ? 'POST' : 'GET';
       expectProblem(await api().call(method, p, { key }), 400, 'validation_failed');
     }
@@ -197,14 +255,18 @@ describeEachStore('hostile input', (target) => {
 
 function walk(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
 }
 
 /** Random pixels compress badly, so a modest JPEG is large and a cut one is damaged mid-scan. */
 async function noiseJpeg(width: number, height: number): Promise<Buffer> {
   const raw = Buffer.alloc(width * height * 3);
   for (let i = 0; i < raw.length; i++) raw[i] = (i * 2654435761) >>> 24;
-  return sharp(raw, { raw: { width, height, channels: 3 } }).jpeg({ quality: 95 }).toBuffer();
+  return sharp(raw, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 95 })
+    .toBuffer();
 }
 
 /** A real, valid 1-bit PNG of the given size: all-zero rows deflate to almost nothing. */
@@ -233,5 +295,10 @@ function hugePng(width: number, height: number): Buffer {
   header[8] = 1; // bit depth
   header[9] = 0; // greyscale
   const rows = zlib.deflateSync(Buffer.alloc((1 + Math.ceil(width / 8)) * height), { level: 9 });
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', header), chunk('IDAT', rows), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]),
+    chunk('IHDR', header),
+    chunk('IDAT', rows),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }

@@ -19,16 +19,26 @@ describeEachStore('vendor isolation and access control', (target) => {
   beforeAll(async () => {
     a = await api().vendor();
     b = await api().vendor();
-    const upload = await api().call('POST', '/v1/uploads', { key: a.key, form: imageForm([{ bytes: await jpeg(40, 40) }]) });
+    const upload = await api().call('POST', '/v1/uploads', {
+      key: a.key,
+      form: imageForm([{ bytes: await jpeg(40, 40) }]),
+    });
     owned.upload = upload.body.id;
-    owned.done = (await api().call('POST', '/v1/jobs', { key: a.key, json: { type: 'transform', input: { uploadId: owned.upload }, options: { format: 'png' } } })).body.id;
+    owned.done = (
+      await api().call('POST', '/v1/jobs', {
+        key: a.key,
+        json: { type: 'transform', input: { uploadId: owned.upload }, options: { format: 'png' } },
+      })
+    ).body.id;
     const stop = await api().startWorker();
     await waitForJob(api(), a.key, owned.done, ['succeeded']);
     await stop();
     owned.queued = (await api().call('POST', '/v1/jobs', { key: a.key, json: { type: 'noop' } })).body.id;
     owned.cancelled = (await api().call('POST', '/v1/jobs', { key: a.key, json: { type: 'noop' } })).body.id;
     await api().call('POST', `/v1/jobs/${owned.cancelled}/cancel`, { key: a.key });
-    owned.batch = (await api().call('POST', '/v1/jobs/bulk', { key: a.key, json: { jobs: [{ type: 'noop' }] } })).body.batchId;
+    owned.batch = (
+      await api().call('POST', '/v1/jobs/bulk', { key: a.key, json: { jobs: [{ type: 'noop' }] } })
+    ).body.batchId;
     const images = new FormData();
     images.append('images', new Blob([await jpeg(40, 40)], { type: 'image/jpeg' }), 'a.jpg');
     owned.oldQueueJob = (await api().call('POST', '/queue/submit', { key: a.key, form: images })).body.job_id;
@@ -114,24 +124,46 @@ describeEachStore('vendor isolation and access control', (target) => {
   });
 
   const concrete = (path: string) =>
-    path.replace('{id}', a?.id ?? 'x').replace('{job_id}', owned.oldQueueJob || 'x').replace('{keyId}', '01ZZZZZZZZZZZZZZZZZZZZZZZZ').replace('{type}', 'noop').replace('{key}', '0'.repeat(64));
+    path
+      .replace('{id}', a?.id ?? 'x')
+      .replace('{job_id}', owned.oldQueueJob || 'x')
+      .replace('{keyId}', '01ZZZZZZZZZZZZZZZZZZZZZZZZ')
+      .replace('{type}', 'noop')
+      .replace('{key}', '0'.repeat(64));
 
   it('answers 403 forbidden to a vendor key on every admin route', async () => {
     const admin = routes.filter((r) => r.tags.includes('admin'));
     expect(admin.length).toBeGreaterThanOrEqual(12);
     for (const r of admin) {
-      const res = await api().call(r.method, concrete(r.path), { key: a.key, json: ['POST', 'PUT', 'PATCH'].includes(r.method) ? { name: 'x', paused: true } : undefined });
+      const res = await api().call(r.method, concrete(r.path), {
+        key: a.key,
+        json: ['POST', 'PUT', 'PATCH'].includes(r.method) ? { name: 'x', paused: true } : undefined,
+      });
       expectProblem(res, 403, 'forbidden');
     }
     // And the vendor's settings are untouched by those attempts.
     expect((await api().call('GET', `/v1/vendors/${a.id}`, { key: ADMIN_KEY })).body.status).toBe('active');
-    expect((await api().call('GET', '/v1/job-types', { key: ADMIN_KEY })).body.types.find((t: { type: string }) => t.type === 'noop')?.paused ?? false).toBe(false);
+    expect(
+      (await api().call('GET', '/v1/job-types', { key: ADMIN_KEY })).body.types.find(
+        (t: { type: string }) => t.type === 'noop',
+      )?.paused ?? false,
+    ).toBe(false);
   });
 
   it('answers 403 to the admin key on routes that act as a vendor', async () => {
     // Reading, listing, cancelling and retrying jobs and following events are open to the admin (admin-scope.test.ts).
-    for (const [method, path] of [['POST', '/v1/jobs'], ['POST', '/v1/jobs/bulk'], ['POST', '/v1/uploads'], ['POST', '/v1/events/tokens'], ['GET', '/v1/vendors/me']]) {
-      expectProblem(await api().call(method, path, { key: ADMIN_KEY, json: method === 'POST' ? { type: 'noop' } : undefined }), 403, 'forbidden');
+    for (const [method, path] of [
+      ['POST', '/v1/jobs'],
+      ['POST', '/v1/jobs/bulk'],
+      ['POST', '/v1/uploads'],
+      ['POST', '/v1/events/tokens'],
+      ['GET', '/v1/vendors/me'],
+    ]) {
+      expectProblem(
+        await api().call(method, path, { key: ADMIN_KEY, json: method === 'POST' ? { type: 'noop' } : undefined }),
+        403,
+        'forbidden',
+      );
     }
   });
 
@@ -144,7 +176,10 @@ describeEachStore('vendor isolation and access control', (target) => {
     expect(guarded.length).toBeGreaterThanOrEqual(20);
     for (const r of guarded) {
       for (const key of [undefined, revokedVendor.key, 'pixq_not-a-real-key', `${ADMIN_KEY}x`]) {
-        const res = await api().call(r.method, concrete(r.path), { key, json: ['POST', 'PUT', 'PATCH'].includes(r.method) ? {} : undefined });
+        const res = await api().call(r.method, concrete(r.path), {
+          key,
+          json: ['POST', 'PUT', 'PATCH'].includes(r.method) ? {} : undefined,
+        });
         expectProblem(res, 401, 'unauthorized');
       }
     }
@@ -153,11 +188,23 @@ describeEachStore('vendor isolation and access control', (target) => {
     expect(hidden.filter((r) => r.access === undefined)).toEqual([]);
     const publicRoutes = [...new Set(hidden.filter((r) => r.access === 'public').map((r) => r.url))].sort();
     // The dashboard's page and files are public too: they hold no data, the page asks for a key.
-    const expected = ['/health', '/healthz', '/openapi.json', '/readyz', '/v1/blobs/:key', ...DASHBOARD_PATHS, '/assets/*'];
+    const expected = [
+      '/health',
+      '/healthz',
+      '/openapi.json',
+      '/readyz',
+      '/v1/blobs/:key',
+      ...DASHBOARD_PATHS,
+      '/assets/*',
+    ];
     expect(publicRoutes.filter((url) => !url.startsWith('/docs'))).toEqual(expected.sort());
     for (const r of hidden.filter((h) => h.access !== 'public' && h.method !== 'HEAD')) {
       const path = r.url.replace(/:(\w+)/g, (_, name: string) => (name === 'key' ? '0'.repeat(64) : owned.queued));
-      expectProblem(await api().call(r.method, path, { json: ['POST', 'PUT', 'PATCH'].includes(r.method) ? {} : undefined }), 401, 'unauthorized');
+      expectProblem(
+        await api().call(r.method, path, { json: ['POST', 'PUT', 'PATCH'].includes(r.method) ? {} : undefined }),
+        401,
+        'unauthorized',
+      );
     }
     // The public ones answer without a key.
     expect((await api().call('GET', '/healthz')).status).toBe(200);

@@ -1,7 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobEventList, JobTypeList, JobView } from '../../src/api/schemas.js';
 import { describeEachStore } from '../support/stores.js';
-import { ADMIN_KEY, expectProblem, expectShape, imageForm, imageServer, jpeg, useApi, waitForJob } from '../support/api.js';
+import {
+  ADMIN_KEY,
+  expectProblem,
+  expectShape,
+  imageForm,
+  imageServer,
+  jpeg,
+  useApi,
+  waitForJob,
+} from '../support/api.js';
 
 /** What the dashboard's job detail and upload pages read: the input image, the options, the stored events, the job types. */
 describeEachStore('job detail routes', (target) => {
@@ -19,7 +28,10 @@ describeEachStore('job detail routes', (target) => {
     input = await jpeg(40, 30);
     flaky = await imageServer(input, { failFirst: true });
     stopWorker = await api().startWorker();
-    const res = await api().call('POST', '/v1/jobs', { key: v.key, form: imageForm([{ bytes: input }], { type: 'transform', options: JSON.stringify({ format: 'png' }) }) });
+    const res = await api().call('POST', '/v1/jobs', {
+      key: v.key,
+      form: imageForm([{ bytes: input }], { type: 'transform', options: JSON.stringify({ format: 'png' }) }),
+    });
     expect(res.status, JSON.stringify(res.body)).toBe(202);
     uploaded = res.body.id;
     await waitForJob(api(), v.key, uploaded, ['succeeded']);
@@ -30,7 +42,7 @@ describeEachStore('job detail routes', (target) => {
   });
 
   describe('GET /v1/jobs/:id/input', () => {
-    it('answers the uploaded bytes, typed by their content, to the job\'s vendor and the admin', async () => {
+    it("answers the uploaded bytes, typed by their content, to the job's vendor and the admin", async () => {
       for (const key of [v.key, ADMIN_KEY]) {
         const res = await api().call('GET', `/v1/jobs/${uploaded}/input`, { key });
         expect(res.status).toBe(200);
@@ -42,11 +54,17 @@ describeEachStore('job detail routes', (target) => {
 
     it("is a 404 problem for another vendor's job, a job given by URL, and an input whose blob is gone", async () => {
       expectProblem(await api().call('GET', `/v1/jobs/${uploaded}/input`, { key: other.key }), 404, 'not_found');
-      const byUrl = await api().call('POST', '/v1/jobs', { key: v.key, json: { type: 'transform', input: { url: flaky.url('/by-url.jpg') } } });
+      const byUrl = await api().call('POST', '/v1/jobs', {
+        key: v.key,
+        json: { type: 'transform', input: { url: flaky.url('/by-url.jpg') } },
+      });
       expect(byUrl.status).toBe(202);
       expectProblem(await api().call('GET', `/v1/jobs/${byUrl.body.id}/input`, { key: v.key }), 404, 'not_found');
 
-      const res = await api().call('POST', '/v1/jobs', { key: v.key, form: imageForm([{ bytes: await jpeg(20, 20) }], { type: 'transform' }) });
+      const res = await api().call('POST', '/v1/jobs', {
+        key: v.key,
+        form: imageForm([{ bytes: await jpeg(20, 20) }], { type: 'transform' }),
+      });
       const job = await waitForJob(api(), v.key, res.body.id, ['succeeded']);
       const row = await api().services.engine.jobs.get(job.id, v.id);
       await api().services.blobs.delete(row.inputBlob!);
@@ -62,7 +80,10 @@ describeEachStore('job detail routes', (target) => {
 
   describe('GET /v1/jobs/:id/events', () => {
     it("lists a job's stored events oldest first: a failed attempt (delayed, with its error), then the one that succeeded", async () => {
-      const res = await api().call('POST', '/v1/jobs', { key: v.key, json: { type: 'transform', input: { url: flaky.url('/once.jpg') }, maxAttempts: 3 } });
+      const res = await api().call('POST', '/v1/jobs', {
+        key: v.key,
+        json: { type: 'transform', input: { url: flaky.url('/once.jpg') }, maxAttempts: 3 },
+      });
       expect(res.status).toBe(202);
       const done = await waitForJob(api(), v.key, res.body.id, ['succeeded', 'failed']);
       expect(done.state).toBe('succeeded');
@@ -71,7 +92,14 @@ describeEachStore('job detail routes', (target) => {
       const page = await api().call('GET', `/v1/jobs/${done.id}/events`, { key: v.key });
       expect(page.status).toBe(200);
       expectShape(JobEventList, page.body);
-      const events = page.body.events as { id: number; jobId: string; kind: string; state: string; attempts: number; error: { code: string } | null }[];
+      const events = page.body.events as {
+        id: number;
+        jobId: string;
+        kind: string;
+        state: string;
+        attempts: number;
+        error: { code: string } | null;
+      }[];
       expect(events.every((e) => e.jobId === done.id)).toBe(true);
       expect(events.map((e) => e.id)).toEqual([...events.map((e) => e.id)].sort((a, b) => a - b));
       const states = events.filter((e) => e.kind === 'state');
@@ -79,9 +107,11 @@ describeEachStore('job detail routes', (target) => {
       expect(states.map((e) => e.state)).toEqual(['queued', 'running', 'delayed', 'queued', 'running', 'succeeded']);
       // The error stays on the job until it succeeds, so the events after the failure carry it too: the
       // failed attempt is the one that left `running` for `delayed`.
-      expect(states.filter((e) => e.error && e.state === 'delayed').map((e) => ({ attempts: e.attempts, state: e.state, code: e.error!.code }))).toEqual([
-        { attempts: 1, state: 'delayed', code: 'url_fetch_failed' },
-      ]);
+      expect(
+        states
+          .filter((e) => e.error && e.state === 'delayed')
+          .map((e) => ({ attempts: e.attempts, state: e.state, code: e.error!.code })),
+      ).toEqual([{ attempts: 1, state: 'delayed', code: 'url_fetch_failed' }]);
       expect(page.body.nextAfterId).toBeNull();
 
       // Paged: one at a time, following nextAfterId, gives the same events.
@@ -99,8 +129,16 @@ describeEachStore('job detail routes', (target) => {
 
     it("is a 404 for another vendor's job and refuses an unbounded page", async () => {
       expectProblem(await api().call('GET', `/v1/jobs/${uploaded}/events`, { key: other.key }), 404, 'not_found');
-      expectProblem(await api().call('GET', `/v1/jobs/${uploaded}/events?limit=501`, { key: v.key }), 400, 'validation_failed');
-      expectProblem(await api().call('GET', `/v1/jobs/${uploaded}/events?afterId=-1`, { key: v.key }), 400, 'validation_failed');
+      expectProblem(
+        await api().call('GET', `/v1/jobs/${uploaded}/events?limit=501`, { key: v.key }),
+        400,
+        'validation_failed',
+      );
+      expectProblem(
+        await api().call('GET', `/v1/jobs/${uploaded}/events?afterId=-1`, { key: v.key }),
+        400,
+        'validation_failed',
+      );
     });
   });
 

@@ -1,5 +1,14 @@
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { ADMIN_KEY, expectProblem, imageForm, jpeg, startApi, useApi, waitForJob, type ApiHarness } from '../support/api.js';
+import {
+  ADMIN_KEY,
+  expectProblem,
+  imageForm,
+  jpeg,
+  startApi,
+  useApi,
+  waitForJob,
+  type ApiHarness,
+} from '../support/api.js';
 import { waitUntil } from '../support/processes.js';
 import { describeEachStore } from '../support/stores.js';
 import { WEBHOOK_TEST_ENV, webhookReceiver } from '../support/webhook-receiver.js';
@@ -33,13 +42,18 @@ describeEachStore("webhooks: a job's own webhookUrl", (target) => {
     return { ...vendor, secret: read.body.secret as string };
   }
 
-  const submit = (key: string, json: Record<string, unknown>) => api.call('POST', '/v1/jobs', { key, json: { type: 'noop', options: { ms: 0 }, ...json } });
-  const deliveriesOf = async (key: string, jobId: string) => (await api.call('GET', `/v1/jobs/${jobId}/deliveries`, { key })).body.deliveries;
+  const submit = (key: string, json: Record<string, unknown>) =>
+    api.call('POST', '/v1/jobs', { key, json: { type: 'noop', options: { ms: 0 }, ...json } });
+  const deliveriesOf = async (key: string, jobId: string) =>
+    (await api.call('GET', `/v1/jobs/${jobId}/deliveries`, { key })).body.deliveries;
 
   it('reports a finished job to its URL, signed with the callback secret, beside the endpoint deliveries', async () => {
     const { key, secret } = await hookedVendor();
     // The vendor's endpoint gets the same event too: the job's callback is in addition to it.
-    const endpoint = await api.call('POST', '/v1/webhooks', { key, json: { url: `${receiver.url}?endpoint`, events: ['job.succeeded'] } });
+    const endpoint = await api.call('POST', '/v1/webhooks', {
+      key,
+      json: { url: `${receiver.url}?endpoint`, events: ['job.succeeded'] },
+    });
     receiver.trust(endpoint.body.secret);
     const job = await submit(key, { webhookUrl: receiver.url });
     expect(job.status, JSON.stringify(job.body)).toBe(202);
@@ -47,28 +61,48 @@ describeEachStore("webhooks: a job's own webhookUrl", (target) => {
     await waitUntil(() => receiver.delivered().length === 2, 30_000, 'the callback and the endpoint delivery');
     const callback = receiver.delivered().find((r) => !r.id.startsWith(endpoint.body.endpoint.id))!;
     expect(callback.verifiedWith).toEqual([secret]);
-    expect(callback.payload).toMatchObject({ type: 'job.succeeded', data: { jobId: job.body.id, state: 'succeeded', type: 'noop', error: null, outputs: [] } });
+    expect(callback.payload).toMatchObject({
+      type: 'job.succeeded',
+      data: { jobId: job.body.id, state: 'succeeded', type: 'noop', error: null, outputs: [] },
+    });
     const viaEndpoint = receiver.delivered().find((r) => r !== callback)!;
     expect(Object.keys(callback.payload.data).sort()).toEqual(Object.keys(viaEndpoint.payload.data).sort());
 
-    await waitUntil(async () => (await deliveriesOf(key, job.body.id)).every((d: { status: string }) => d.status === 'succeeded'), 30_000, 'both recorded');
+    await waitUntil(
+      async () => (await deliveriesOf(key, job.body.id)).every((d: { status: string }) => d.status === 'succeeded'),
+      30_000,
+      'both recorded',
+    );
     const deliveries = await deliveriesOf(key, job.body.id);
-    expect(deliveries.map((d: { endpointId: string | null }) => d.endpointId).sort()).toEqual([endpoint.body.endpoint.id, null].sort());
-    expect(deliveries.find((d: { endpointId: string | null }) => d.endpointId === null)).toMatchObject({ id: callback.id, eventType: 'job.succeeded', attempts: 1, lastResponseStatus: 200 });
+    expect(deliveries.map((d: { endpointId: string | null }) => d.endpointId).sort()).toEqual(
+      [endpoint.body.endpoint.id, null].sort(),
+    );
+    expect(deliveries.find((d: { endpointId: string | null }) => d.endpointId === null)).toMatchObject({
+      id: callback.id,
+      eventType: 'job.succeeded',
+      attempts: 1,
+      lastResponseStatus: 200,
+    });
     expect((await api.call('GET', `/v1/jobs/${job.body.id}`, { key })).body.webhookUrl).toBe(receiver.url);
   }, 40_000);
 
   it('reports failed and cancelled jobs, and only their final state', async () => {
     const { key } = await hookedVendor();
     // Port 9 on loopback refuses the download: the job's one attempt fails.
-    const failing = await api.call('POST', '/v1/jobs', { key, json: { type: 'transform', input: { url: 'http://127.0.0.1:9/a.jpg' }, maxAttempts: 1, webhookUrl: receiver.url } });
+    const failing = await api.call('POST', '/v1/jobs', {
+      key,
+      json: { type: 'transform', input: { url: 'http://127.0.0.1:9/a.jpg' }, maxAttempts: 1, webhookUrl: receiver.url },
+    });
     expect(failing.status, JSON.stringify(failing.body)).toBe(202);
     const long = await submit(key, { options: { ms: 60_000 }, webhookUrl: receiver.url });
     await waitForJob(api, key, long.body.id, ['running']);
     await api.call('POST', `/v1/jobs/${long.body.id}/cancel`, { key });
     await waitUntil(() => receiver.delivered().length === 2, 30_000, 'two callbacks');
     const byJob = Object.fromEntries(receiver.delivered().map((r) => [r.payload.data.jobId, r.payload]));
-    expect(byJob[failing.body.id]).toMatchObject({ type: 'job.failed', data: { state: 'failed', error: { code: 'url_fetch_failed' } } });
+    expect(byJob[failing.body.id]).toMatchObject({
+      type: 'job.failed',
+      data: { state: 'failed', error: { code: 'url_fetch_failed' } },
+    });
     expect(byJob[long.body.id]).toMatchObject({ type: 'job.cancelled', data: { state: 'cancelled' } });
     // Nothing for queued or running: a later job's callback arrives after these, and nothing else did.
     await submit(key, { webhookUrl: receiver.url });
@@ -78,14 +112,23 @@ describeEachStore("webhooks: a job's own webhookUrl", (target) => {
 
   it('takes webhookUrl in bulk and multipart submissions', async () => {
     const { key } = await hookedVendor();
-    const bulk = await api.call('POST', '/v1/jobs/bulk', { key, json: { jobs: [{ type: 'noop', webhookUrl: receiver.url }, { type: 'noop' }] } });
+    const bulk = await api.call('POST', '/v1/jobs/bulk', {
+      key,
+      json: { jobs: [{ type: 'noop', webhookUrl: receiver.url }, { type: 'noop' }] },
+    });
     expect(bulk.status, JSON.stringify(bulk.body)).toBe(202);
-    const form = imageForm([{ bytes: await jpeg(40, 40) }], { type: 'transform', options: '{"format":"png"}', webhookUrl: receiver.url });
+    const form = imageForm([{ bytes: await jpeg(40, 40) }], {
+      type: 'transform',
+      options: '{"format":"png"}',
+      webhookUrl: receiver.url,
+    });
     const multipart = await api.call('POST', '/v1/jobs', { key, form });
     expect(multipart.status, JSON.stringify(multipart.body)).toBe(202);
     expect(multipart.body.webhookUrl).toBe(receiver.url);
     await waitUntil(() => receiver.delivered().length === 2, 30_000, 'the bulk job and the multipart job');
-    expect(new Set(receiver.delivered().map((r) => r.payload.data.jobId))).toEqual(new Set([bulk.body.jobIds[0], multipart.body.id]));
+    expect(new Set(receiver.delivered().map((r) => r.payload.data.jobId))).toEqual(
+      new Set([bulk.body.jobIds[0], multipart.body.id]),
+    );
     expect((await api.call('GET', `/v1/jobs/${bulk.body.jobIds[1]}`, { key })).body.webhookUrl).toBeNull();
   }, 40_000);
 
@@ -93,11 +136,19 @@ describeEachStore("webhooks: a job's own webhookUrl", (target) => {
     const { key } = await hookedVendor();
     receiver.respondWith(() => ({ status: 503 }));
     const job = await submit(key, { webhookUrl: receiver.url });
-    await waitUntil(() => receiver.received.filter((r) => r.answered === 503).length >= 2, 30_000, 'two failed attempts');
+    await waitUntil(
+      () => receiver.received.filter((r) => r.answered === 503).length >= 2,
+      30_000,
+      'two failed attempts',
+    );
     receiver.respondWith(() => ({ status: 204 }));
     await waitUntil(() => receiver.delivered().length === 1, 30_000, 'the delivery once the receiver is back');
     expect(new Set(receiver.received.map((r) => r.id)).size).toBe(1);
-    await waitUntil(async () => (await deliveriesOf(key, job.body.id))[0].status === 'succeeded', 30_000, 'the success recorded');
+    await waitUntil(
+      async () => (await deliveriesOf(key, job.body.id))[0].status === 'succeeded',
+      30_000,
+      'the success recorded',
+    );
     const [delivery] = await deliveriesOf(key, job.body.id);
     expect(delivery.attempts).toBeGreaterThanOrEqual(3);
     expect(delivery.lastResponseStatus).toBe(204);
@@ -107,8 +158,16 @@ describeEachStore("webhooks: a job's own webhookUrl", (target) => {
     const { key } = await hookedVendor();
     receiver.respondWith(() => ({ status: 410 }));
     const gone = await submit(key, { webhookUrl: receiver.url });
-    await waitUntil(async () => (await deliveriesOf(key, gone.body.id))[0]?.status === 'failed', 30_000, 'the delivery stopped');
-    expect((await deliveriesOf(key, gone.body.id))[0]).toMatchObject({ attempts: 1, lastResponseStatus: 410, nextAttemptAt: null });
+    await waitUntil(
+      async () => (await deliveriesOf(key, gone.body.id))[0]?.status === 'failed',
+      30_000,
+      'the delivery stopped',
+    );
+    expect((await deliveriesOf(key, gone.body.id))[0]).toMatchObject({
+      attempts: 1,
+      lastResponseStatus: 410,
+      nextAttemptAt: null,
+    });
     receiver.respondWith(() => ({ status: 200 }));
     const later = await submit(key, { webhookUrl: receiver.url });
     await waitUntil(() => receiver.delivered().length === 1, 30_000, "the later job's callback");
@@ -149,11 +208,20 @@ describeEachStore("webhooks: a job's own webhookUrl", (target) => {
 
   it('refuses bad URLs at submission with stable codes', async () => {
     const { key } = await api.vendor();
-    for (const webhookUrl of ['http://10.0.0.1/hook', 'http://169.254.169.254/latest', 'ftp://127.0.0.1/hook', 'http://user:pw@127.0.0.1/', 'not a url']) {
+    for (const webhookUrl of [
+      'http://10.0.0.1/hook',
+      'http://169.254.169.254/latest',
+      'ftp://127.0.0.1/hook',
+      'http://user:pw@127.0.0.1/',
+      'not a url',
+    ]) {
       expectProblem(await submit(key, { webhookUrl }), 400, 'url_not_allowed');
     }
     expectProblem(await submit(key, { webhookUrl: `http://127.0.0.1/${'x'.repeat(2048)}` }), 400, 'validation_failed');
-    const bulk = await api.call('POST', '/v1/jobs/bulk', { key, json: { jobs: [{ type: 'noop' }, { type: 'noop', webhookUrl: 'http://10.0.0.1/' }] } });
+    const bulk = await api.call('POST', '/v1/jobs/bulk', {
+      key,
+      json: { jobs: [{ type: 'noop' }, { type: 'noop', webhookUrl: 'http://10.0.0.1/' }] },
+    });
     expectProblem(bulk, 400, 'url_not_allowed');
     expect(bulk.body.detail).toMatch(/^jobs\[1\]: /);
     expect((await api.call('GET', '/v1/jobs', { key })).body.jobs).toEqual([]);
@@ -166,8 +234,16 @@ describeEachStore("webhooks: a job's webhookUrl without the allowlist", (target)
   it('refuses a loopback or private URL in every kind of submission', async () => {
     const { key } = await api().vendor();
     for (const webhookUrl of ['http://127.0.0.1:8080/hook', 'http://[::1]/hook', 'http://192.168.1.10/hook']) {
-      expectProblem(await api().call('POST', '/v1/jobs', { key, json: { type: 'noop', webhookUrl } }), 400, 'url_not_allowed');
-      expectProblem(await api().call('POST', '/v1/jobs/bulk', { key, json: { jobs: [{ type: 'noop', webhookUrl }] } }), 400, 'url_not_allowed');
+      expectProblem(
+        await api().call('POST', '/v1/jobs', { key, json: { type: 'noop', webhookUrl } }),
+        400,
+        'url_not_allowed',
+      );
+      expectProblem(
+        await api().call('POST', '/v1/jobs/bulk', { key, json: { jobs: [{ type: 'noop', webhookUrl }] } }),
+        400,
+        'url_not_allowed',
+      );
       const form = imageForm([{ bytes: await jpeg(40, 40) }], { type: 'transform', webhookUrl });
       expectProblem(await api().call('POST', '/v1/jobs', { key, form }), 400, 'url_not_allowed');
     }

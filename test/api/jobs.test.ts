@@ -27,12 +27,28 @@ describeEachStore('jobs API', (target) => {
     const { key } = await api().vendor();
     const res = await api().call('POST', '/v1/jobs', {
       key,
-      json: { type: 'transform', input: { url: images.url() }, options: { format: 'png' }, priority: 7, maxAttempts: 2, metadata: { sku: 'A-1' } },
+      json: {
+        type: 'transform',
+        input: { url: images.url() },
+        options: { format: 'png' },
+        priority: 7,
+        maxAttempts: 2,
+        metadata: { sku: 'A-1' },
+      },
     });
     expect(res.status).toBe(202);
     expect(res.headers.get('location')).toBe(`/v1/jobs/${res.body.id}`);
     expectShape(JobView, res.body);
-    expect(res.body).toMatchObject({ type: 'transform', state: 'queued', priority: 7, maxAttempts: 2, attempts: 0, metadata: { sku: 'A-1' }, outputs: [], error: null });
+    expect(res.body).toMatchObject({
+      type: 'transform',
+      state: 'queued',
+      priority: 7,
+      maxAttempts: 2,
+      attempts: 0,
+      metadata: { sku: 'A-1' },
+      outputs: [],
+      error: null,
+    });
     // The stored job keeps the URL exactly as checked (nothing was downloaded at submit time).
     const stored = await api().services.engine.jobs.get(res.body.id);
     expect(stored.inputUrl).toBe(images.url());
@@ -42,11 +58,19 @@ describeEachStore('jobs API', (target) => {
     const { key } = await api().vendor();
     const upload = await api().call('POST', '/v1/uploads', { key, form: imageForm([{ bytes: photo }]) });
     expect(upload.status).toBe(201);
-    const byId = await api().call('POST', '/v1/jobs', { key, json: { type: 'transform', input: { uploadId: upload.body.id } } });
+    const byId = await api().call('POST', '/v1/jobs', {
+      key,
+      json: { type: 'transform', input: { uploadId: upload.body.id } },
+    });
     expect(byId.status).toBe(202);
     const multipart = await api().call('POST', '/v1/jobs', {
       key,
-      form: imageForm([{ bytes: photo }], { type: 'transform', options: JSON.stringify({ format: 'webp' }), priority: '3', metadata: '{"from":"form"}' }),
+      form: imageForm([{ bytes: photo }], {
+        type: 'transform',
+        options: JSON.stringify({ format: 'webp' }),
+        priority: '3',
+        metadata: '{"from":"form"}',
+      }),
     });
     expect(multipart.status, JSON.stringify(multipart.body)).toBe(202);
     expect(multipart.body).toMatchObject({ type: 'transform', priority: 3, metadata: { from: 'form' } });
@@ -76,7 +100,10 @@ describeEachStore('jobs API', (target) => {
 
   it('processes a transform job; the job view has outputs with signed URLs that download the image', async () => {
     const { key } = await api().vendor();
-    const res = await api().call('POST', '/v1/jobs', { key, json: { type: 'transform', input: { url: images.url() }, options: { resize: { width: 60 }, format: 'png' } } });
+    const res = await api().call('POST', '/v1/jobs', {
+      key,
+      json: { type: 'transform', input: { url: images.url() }, options: { resize: { width: 60 }, format: 'png' } },
+    });
     expect(res.status).toBe(202);
     const stop = await api().startWorker();
     try {
@@ -102,7 +129,9 @@ describeEachStore('jobs API', (target) => {
       const listed = await api().call('GET', '/v1/jobs', { key });
       const [entry] = listed.body.jobs;
       expect(entry.id).toBe(job.id);
-      expect(entry.outputs.map(({ url: _url, ...o }: { url: string }) => o)).toEqual(job.outputs.map(({ url: _url, ...o }: { url: string }) => o));
+      expect(entry.outputs.map(({ url: _url, ...o }: { url: string }) => o)).toEqual(
+        job.outputs.map(({ url: _url, ...o }: { url: string }) => o),
+      );
       expect((await api().call('GET', entry.outputs[0].url)).raw.equals(download.raw)).toBe(true);
 
       // GET /v1/jobs/:id/output serves the same bytes to the owner.
@@ -128,7 +157,8 @@ describeEachStore('jobs API', (target) => {
     const upload = await api().call('POST', '/v1/uploads', { key, form: imageForm([{ bytes: photo }]) });
     const { blob } = await api().services.engine.uploads.get(upload.body.id, vendorId);
     const secret = await loadSigningSecret(api().config);
-    const sign = (expiresAt: number, contentType = 'image/jpeg') => signBlobUrl({ key: blob, vendorId, contentType, expiresAt }, secret);
+    const sign = (expiresAt: number, contentType = 'image/jpeg') =>
+      signBlobUrl({ key: blob, vendorId, contentType, expiresAt }, secret);
 
     const valid = await api().call('GET', sign(Date.now() + 60_000));
     expect(valid.status).toBe(200);
@@ -166,7 +196,13 @@ describeEachStore('jobs API', (target) => {
     expectProblem(await api().call('POST', `/v1/jobs/${res.body.id}/cancel`, { key }), 409, 'invalid_state');
     const retried = await api().call('POST', `/v1/jobs/${res.body.id}/retry`, { key });
     expect(retried.status).toBe(200);
-    expect(retried.body).toMatchObject({ id: res.body.id, state: 'queued', attempts: 0, finishedAt: null, error: null });
+    expect(retried.body).toMatchObject({
+      id: res.body.id,
+      state: 'queued',
+      attempts: 0,
+      finishedAt: null,
+      error: null,
+    });
     expectProblem(await api().call('POST', `/v1/jobs/${res.body.id}/retry`, { key }), 409, 'invalid_state');
   });
 
@@ -193,7 +229,8 @@ describeEachStore('jobs API', (target) => {
 
     beforeAll(async () => {
       ({ key } = await api().vendor());
-      for (let i = 0; i < 5; i++) ids.noop.push((await api().call('POST', '/v1/jobs', { key, json: { type: 'noop' } })).body.id);
+      for (let i = 0; i < 5; i++)
+        ids.noop.push((await api().call('POST', '/v1/jobs', { key, json: { type: 'noop' } })).body.id);
       // `middle` strictly after the noops' created_at (whole milliseconds): a fast machine creates the last one in
       // the same millisecond as a clock read right after it.
       const noopsCreated = Date.now();
@@ -202,9 +239,15 @@ describeEachStore('jobs API', (target) => {
       // Created strictly after `middle`: created_at is in whole milliseconds.
       await waitUntil(() => Date.now() > Date.parse(middle), 10_000, 'the clock to pass `middle`');
       for (let i = 0; i < 3; i++) {
-        ids.transform.push((await api().call('POST', '/v1/jobs', { key, json: { type: 'transform', input: { url: images.url() } } })).body.id);
+        ids.transform.push(
+          (await api().call('POST', '/v1/jobs', { key, json: { type: 'transform', input: { url: images.url() } } }))
+            .body.id,
+        );
       }
-      const bulk = await api().call('POST', '/v1/jobs/bulk', { key, json: { jobs: [{ type: 'noop' }, { type: 'noop' }] } });
+      const bulk = await api().call('POST', '/v1/jobs/bulk', {
+        key,
+        json: { jobs: [{ type: 'noop' }, { type: 'noop' }] },
+      });
       batchId = bulk.body.batchId;
       ids.batch = bulk.body.jobIds;
       await api().call('POST', `/v1/jobs/${ids.noop[0]}/cancel`, { key });
@@ -214,7 +257,10 @@ describeEachStore('jobs API', (target) => {
       const res = await api().call('GET', `/v1/jobs${query}`, { key });
       expect(res.status, JSON.stringify(res.body)).toBe(200);
       expectShape(JobList, res.body);
-      return res.body as { jobs: { id: string; state: string; type: string; createdAt: string }[]; nextCursor: string | null };
+      return res.body as {
+        jobs: { id: string; state: string; type: string; createdAt: string }[];
+        nextCursor: string | null;
+      };
     };
 
     it('lists newest first and filters by state, type, batchId and creation time', async () => {
@@ -224,8 +270,12 @@ describeEachStore('jobs API', (target) => {
       expect((await list('?state=cancelled')).jobs.map((j) => j.id)).toEqual([ids.noop[0]]);
       expect((await list('?type=transform')).jobs.map((j) => j.id).sort()).toEqual([...ids.transform].sort());
       expect((await list(`?batchId=${batchId}`)).jobs.map((j) => j.id).sort()).toEqual([...ids.batch].sort());
-      expect((await list(`?createdBefore=${encodeURIComponent(middle)}&limit=100`)).jobs.map((j) => j.id).sort()).toEqual([...ids.noop].sort());
-      expect((await list(`?createdAfter=${encodeURIComponent(middle)}&type=noop`)).jobs.map((j) => j.id).sort()).toEqual([...ids.batch].sort());
+      expect(
+        (await list(`?createdBefore=${encodeURIComponent(middle)}&limit=100`)).jobs.map((j) => j.id).sort(),
+      ).toEqual([...ids.noop].sort());
+      expect(
+        (await list(`?createdAfter=${encodeURIComponent(middle)}&type=noop`)).jobs.map((j) => j.id).sort(),
+      ).toEqual([...ids.batch].sort());
       expect((await list('?state=queued&type=transform')).jobs).toHaveLength(3);
       expect((await list('?state=succeeded')).jobs).toEqual([]);
     });
@@ -246,10 +296,16 @@ describeEachStore('jobs API', (target) => {
     });
 
     it('refuses bad filters with 400 validation_failed', async () => {
-      for (const query of ['?state=done', '?limit=0', '?limit=101', '?createdAfter=yesterday', '?colour=red', '?cursor=%00']) {
+      for (const query of [
+        '?state=done',
+        '?limit=0',
+        '?limit=101',
+        '?createdAfter=yesterday',
+        '?colour=red',
+        '?cursor=%00',
+      ]) {
         expectProblem(await api().call('GET', `/v1/jobs${query}`, { key }), 400, 'validation_failed');
       }
     });
   });
 });
-

@@ -13,20 +13,28 @@ it("documents each job type's own options schema, discriminated by type, or a te
     expect(byTemplate.required).toContain('template');
     expect(byTemplate.properties.type).toBeUndefined();
     expect(byTemplate.additionalProperties).toBe(false);
-    expect(byType.oneOf.every((v: any) => v.properties.template === undefined && v.required.includes('type'))).toBe(true);
+    expect(byType.oneOf.every((v: any) => v.properties.template === undefined && v.required.includes('type'))).toBe(
+      true,
+    );
     return byType;
   };
   const single = documented(doc.paths['/v1/jobs'].post.requestBody.content['application/json'].schema);
-  const bulk = documented(doc.paths['/v1/jobs/bulk'].post.requestBody.content['application/json'].schema.properties.jobs.items);
+  const bulk = documented(
+    doc.paths['/v1/jobs/bulk'].post.requestBody.content['application/json'].schema.properties.jobs.items,
+  );
   const processors = [...api().services.processors.values()];
   expect(processors.map((p) => p.type)).toContain('remove-background');
   for (const submission of [single, bulk]) {
     expect(submission.discriminator).toEqual({ propertyName: 'type' });
-    const byType = Object.fromEntries(submission.oneOf.map((v: any) => [v.properties.type.enum?.[0] ?? v.properties.type.const, v]));
+    const byType = Object.fromEntries(
+      submission.oneOf.map((v: any) => [v.properties.type.enum?.[0] ?? v.properties.type.const, v]),
+    );
     expect(Object.keys(byType).sort()).toEqual(processors.map((p) => p.type).sort());
     for (const p of processors) {
       const options = byType[p.type].properties.options;
-      expect(Object.keys(options.properties ?? {}).sort(), p.type).toEqual(Object.keys((p.optionsSchema as any).properties ?? {}).sort());
+      expect(Object.keys(options.properties ?? {}).sort(), p.type).toEqual(
+        Object.keys((p.optionsSchema as any).properties ?? {}).sort(),
+      );
       expect(options.additionalProperties, p.type).toBe(false);
     }
   }

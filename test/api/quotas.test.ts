@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { describeEachStore } from '../support/stores.js';
-import { ADMIN_KEY, expectProblem, imageForm, jpeg, startApi, useApi} from '../support/api.js';
+import { ADMIN_KEY, expectProblem, imageForm, jpeg, startApi, useApi } from '../support/api.js';
 
 /**
  * Budgets and quotas without holes: the backlog quota holds across API processes, a retry is a submission
@@ -12,7 +12,8 @@ const REQUESTS = 10;
 describeEachStore('budgets and quotas', (target) => {
   const api = useApi(target);
 
-  const suspend = (id: string) => api().call('PATCH', `/v1/vendors/${id}`, { key: ADMIN_KEY, json: { status: 'suspended' } });
+  const suspend = (id: string) =>
+    api().call('PATCH', `/v1/vendors/${id}`, { key: ADMIN_KEY, json: { status: 'suspended' } });
 
   /** A job of `body` submitted and cancelled at once (no worker runs here), so it can be retried. */
   async function cancelledJob(key: string, body: Record<string, unknown> = { type: 'noop' }) {
@@ -83,8 +84,15 @@ describeEachStore('budgets and quotas', (target) => {
   it('refuses an upload from a suspended vendor with 403 vendor_suspended', async () => {
     const { id: vendorId, key } = await api().vendor();
     expect((await suspend(vendorId)).status).toBe(200);
-    expectProblem(await api().call('POST', '/v1/uploads', { key, form: imageForm([{ bytes: await jpeg() }]) }), 403, 'vendor_suspended');
-    const multipart = await api().call('POST', '/v1/jobs', { key, form: imageForm([{ bytes: await jpeg() }], { type: 'noop' }) });
+    expectProblem(
+      await api().call('POST', '/v1/uploads', { key, form: imageForm([{ bytes: await jpeg() }]) }),
+      403,
+      'vendor_suspended',
+    );
+    const multipart = await api().call('POST', '/v1/jobs', {
+      key,
+      form: imageForm([{ bytes: await jpeg() }], { type: 'noop' }),
+    });
     expectProblem(multipart, 403, 'vendor_suspended');
   });
 

@@ -1,6 +1,16 @@
 import { expect, it } from 'vitest';
 import { describeEachStore } from '../support/stores.js';
-import { ADMIN_KEY, expectProblem, imageForm, jpeg, openSse, startApi, useApi, type Answer, type ApiHarness } from '../support/api.js';
+import {
+  ADMIN_KEY,
+  expectProblem,
+  imageForm,
+  jpeg,
+  openSse,
+  startApi,
+  useApi,
+  type Answer,
+  type ApiHarness,
+} from '../support/api.js';
 
 /**
  * Rate limits over real HTTP: 429 rate_limited with Retry-After and the IETF RateLimit-Policy / RateLimit
@@ -58,14 +68,20 @@ describeEachStore('rate limits', (target) => {
       expect(refused.headers.get('ratelimit')).toMatch(/"image";r=0;t=\d+/);
       expect(refused.body.details).toMatchObject({ policy: 'image', limit: 3, retryAfterSeconds: retryAfter });
       // A multipart submission and an upload spend the same budget.
-      expectProblem(await api().call('POST', '/v1/uploads', { key, form: imageForm([{ bytes: await jpeg() }]) }), 429, 'rate_limited');
+      expectProblem(
+        await api().call('POST', '/v1/uploads', { key, form: imageForm([{ bytes: await jpeg() }]) }),
+        429,
+        'rate_limited',
+      );
       // Refused requests spent nothing, and other budgets are untouched: reading still works.
       expect((await api().call('GET', '/v1/jobs', { key })).body.jobs).toHaveLength(3);
     }));
 
   it('meters bulk submissions by their own budget and all requests by the requests budget', () =>
     inOneWindow(async () => {
-      const { key } = await api().vendor(undefined, { rateLimits: { bulk: { limit: 1, windowMs: HOUR }, requests: { limit: 4, windowMs: HOUR } } });
+      const { key } = await api().vendor(undefined, {
+        rateLimits: { bulk: { limit: 1, windowMs: HOUR }, requests: { limit: 4, windowMs: HOUR } },
+      });
       expect((await api().call('POST', '/v1/jobs/bulk', { key, json: { jobs: [{ type: 'noop' }] } })).status).toBe(202);
       const bulk = await api().call('POST', '/v1/jobs/bulk', { key, json: { jobs: [{ type: 'noop' }] } });
       expectProblem(bulk, 429, 'rate_limited');
@@ -113,7 +129,13 @@ describeEachStore('rate limits', (target) => {
     } finally {
       stream.close();
     }
-    for (const [method, path] of [['GET', '/v1/jobs'], ['POST', '/v1/jobs'], ['GET', '/openapi.json'], ['GET', '/v1/blobs/abc?sig=x'], ['GET', '/nowhere']]) {
+    for (const [method, path] of [
+      ['GET', '/v1/jobs'],
+      ['POST', '/v1/jobs'],
+      ['GET', '/openapi.json'],
+      ['GET', '/v1/blobs/abc?sig=x'],
+      ['GET', '/nowhere'],
+    ]) {
       const res = await api().call(method, path);
       expectRateHeaders(res, ['anonymous'], `anonymous ${method} ${path} (${res.status})`);
     }
@@ -126,7 +148,9 @@ describeEachStore('rate limits', (target) => {
         const spoofs = ['203.0.113.1', '203.0.113.2', '198.51.100.7, 10.0.0.1', '2001:db8::1', '203.0.113.9'];
         const statuses: number[] = [];
         for (const ip of spoofs) {
-          const res = await limited.call('GET', '/v1/jobs', { headers: { 'x-forwarded-for': ip, 'x-real-ip': ip, forwarded: `for=${ip}` } });
+          const res = await limited.call('GET', '/v1/jobs', {
+            headers: { 'x-forwarded-for': ip, 'x-real-ip': ip, forwarded: `for=${ip}` },
+          });
           statuses.push(res.status);
           if (res.status === 429) {
             expectProblem(res, 429, 'rate_limited');
@@ -147,16 +171,25 @@ describeEachStore('rate limits', (target) => {
   it('holds the limits across two API instances sharing one store', () =>
     inOneWindow(async () => {
       const first = await startApi(target, { PIXQ_RATE_ANONYMOUS: '3/1h' });
-      const second = await startApi(target, { PIXQ_RATE_ANONYMOUS: '3/1h' }, { dataDir: first.dataDir, databaseUrl: first.databaseUrl });
+      const second = await startApi(
+        target,
+        { PIXQ_RATE_ANONYMOUS: '3/1h' },
+        { dataDir: first.dataDir, databaseUrl: first.databaseUrl },
+      );
       try {
         const { key } = await first.vendor(undefined, { rateLimits: { image: { limit: 6, windowMs: HOUR } } });
         // Alternating instances one by one: the sixth success is the last, wherever it lands.
         const sequential: number[] = [];
-        for (let i = 0; i < 4; i++) sequential.push((await [first, second][i % 2].call('POST', '/v1/jobs', { key, json: { type: 'noop' } })).status);
+        for (let i = 0; i < 4; i++)
+          sequential.push(
+            (await [first, second][i % 2].call('POST', '/v1/jobs', { key, json: { type: 'noop' } })).status,
+          );
         expect(sequential).toEqual([202, 202, 202, 202]);
         // Then ten at once, split across both: exactly two more fit.
         const burst = await Promise.all(
-          Array.from({ length: 10 }, (_, i) => [first, second][i % 2].call('POST', '/v1/jobs', { key, json: { type: 'noop' } })),
+          Array.from({ length: 10 }, (_, i) =>
+            [first, second][i % 2].call('POST', '/v1/jobs', { key, json: { type: 'noop' } }),
+          ),
         );
         expect(burst.filter((r) => r.status === 202)).toHaveLength(2);
         for (const r of burst.filter((r) => r.status !== 202)) expectProblem(r, 429, 'rate_limited');
@@ -177,7 +210,10 @@ describeEachStore('rate limits', (target) => {
       const v = await api().vendor(undefined, { rateLimits: { image: { limit: 1, windowMs: HOUR } } });
       expect((await api().call('POST', '/v1/jobs', { key: v.key, json: { type: 'noop' } })).status).toBe(202);
       expectProblem(await api().call('POST', '/v1/jobs', { key: v.key, json: { type: 'noop' } }), 429, 'rate_limited');
-      await api().call('PATCH', `/v1/vendors/${v.id}`, { key: ADMIN_KEY, json: { rateLimits: { image: { limit: 5, windowMs: HOUR } } } });
+      await api().call('PATCH', `/v1/vendors/${v.id}`, {
+        key: ADMIN_KEY,
+        json: { rateLimits: { image: { limit: 5, windowMs: HOUR } } },
+      });
       const res = await api().call('POST', '/v1/jobs', { key: v.key, json: { type: 'noop' } });
       expect(res.status).toBe(202);
       expect(res.headers.get('ratelimit')).toContain('"image";r=3');

@@ -27,11 +27,15 @@ describeEachStore('resource caps', (target) => {
         streams.shift()!.close();
         // The server learns of the close when the connection ends; then a new stream fits.
         let reopened: Awaited<ReturnType<typeof openSse>> | undefined;
-        await waitUntil(async () => {
-          const attempt = await openSse(api(), '/v1/events', key);
-          if (attempt.status === 200) reopened = attempt;
-          return reopened !== undefined;
-        }, 20_000, 'a stream slot to be freed');
+        await waitUntil(
+          async () => {
+            const attempt = await openSse(api(), '/v1/events', key);
+            if (attempt.status === 200) reopened = attempt;
+            return reopened !== undefined;
+          },
+          20_000,
+          'a stream slot to be freed',
+        );
         streams.push(reopened!);
       } finally {
         for (const s of streams) s.close();

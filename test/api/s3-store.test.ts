@@ -31,7 +31,9 @@ describe('the S3 blob store behind the API', () => {
   }
 
   async function localBlobFiles(api: ApiHarness) {
-    const entries = await readdir(path.join(api.dataDir, 'blobs'), { recursive: true, withFileTypes: true }).catch(() => []);
+    const entries = await readdir(path.join(api.dataDir, 'blobs'), { recursive: true, withFileTypes: true }).catch(
+      () => [],
+    );
     return entries.filter((e) => e.isFile());
   }
 
@@ -46,7 +48,9 @@ describe('the S3 blob store behind the API', () => {
 
       const redirect = await fetch(api.base + output.url, { redirect: 'manual' });
       expect(redirect.status).toBe(302);
-      expect(redirect.headers.get('location')).toMatch(new RegExp(`^${s3.endpoint}/${s3.bucket}/${outputKey}\\?.*X-Amz-Signature=`));
+      expect(redirect.headers.get('location')).toMatch(
+        new RegExp(`^${s3.endpoint}/${s3.bucket}/${outputKey}\\?.*X-Amz-Signature=`),
+      );
       const download = await fetch(api.base + output.url);
       expect(download.status).toBe(200);
       expect(download.headers.get('content-type')).toBe('image/png');
@@ -75,7 +79,13 @@ describe('the S3 blob store behind the API', () => {
       const bytes = Buffer.from(await download.arrayBuffer());
       expect(await sharp(bytes).metadata()).toMatchObject({ format: 'png', width: 40 });
       // A tampered link is still refused by pixq before the bucket is asked.
-      expect((await fetch(api.base + output.url.replace(/sig=(.)/, (_, c) => `sig=${c === 'A' ? 'B' : 'A'}`), { redirect: 'manual' })).status).toBe(403);
+      expect(
+        (
+          await fetch(api.base + output.url.replace(/sig=(.)/, (_, c) => `sig=${c === 'A' ? 'B' : 'A'}`), {
+            redirect: 'manual',
+          })
+        ).status,
+      ).toBe(403);
     } finally {
       await api.close();
     }

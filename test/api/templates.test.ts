@@ -19,7 +19,8 @@ describeEachStore('job templates', (target) => {
     await api?.close();
   });
 
-  const create = (key: string, name: string, body: Record<string, unknown> = small) => api.call('POST', '/v1/templates', { key, json: { name, ...body } });
+  const create = (key: string, name: string, body: Record<string, unknown> = small) =>
+    api.call('POST', '/v1/templates', { key, json: { name, ...body } });
   const upload = async (key: string, bytes?: Buffer) => {
     const res = await api.call('POST', '/v1/uploads', { key, form: imageForm([{ bytes: bytes ?? (await jpeg()) }]) });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
@@ -40,7 +41,12 @@ describeEachStore('job templates', (target) => {
       expect(one.body).toEqual(list.body.templates.find((t: { name: string }) => t.name === name));
     }
     expect((await api.call('GET', '/v1/templates/thumbnail-400', { key })).body).toEqual({
-      name: 'thumbnail-400', type: 'transform', options: { resize: { width: 400, height: 400, fit: 'inside' } }, builtIn: true, createdAt: null, updatedAt: null,
+      name: 'thumbnail-400',
+      type: 'transform',
+      options: { resize: { width: 400, height: 400, fit: 'inside' } },
+      builtIn: true,
+      createdAt: null,
+      updatedAt: null,
     });
     expectProblem(await api.call('GET', '/v1/templates'), 401, 'unauthorized');
   });
@@ -60,9 +66,16 @@ describeEachStore('job templates', (target) => {
 
     const replaced = await api.call('PUT', '/v1/templates/small-png', { key, json: { options: { format: 'webp' } } });
     expect(replaced.status, JSON.stringify(replaced.body)).toBe(200);
-    expect(replaced.body).toMatchObject({ type: 'transform', options: { format: 'webp' }, createdAt: made.body.createdAt });
+    expect(replaced.body).toMatchObject({
+      type: 'transform',
+      options: { format: 'webp' },
+      createdAt: made.body.createdAt,
+    });
     expect(Date.parse(replaced.body.updatedAt)).toBeGreaterThanOrEqual(Date.parse(made.body.createdAt));
-    const retyped = await api.call('PUT', '/v1/templates/small-png', { key, json: { type: 'face-crop', options: { aspect: '1:1' } } });
+    const retyped = await api.call('PUT', '/v1/templates/small-png', {
+      key,
+      json: { type: 'face-crop', options: { aspect: '1:1' } },
+    });
     expect(retyped.body).toMatchObject({ type: 'face-crop', options: { aspect: '1:1' } });
     // A type change alone is checked against the options the template keeps.
     const bad = await api.call('PUT', '/v1/templates/small-png', { key, json: { type: 'transform' } });
@@ -86,8 +99,16 @@ describeEachStore('job templates', (target) => {
       [{ type: 'transform', options: { background: 'not-a-colour' } }, 'validation_failed', /background/],
       [{ type: 'face-crop', options: { aspect: 'wide' } }, 'validation_failed', /options\.aspect/],
       [{ type: 'no-such-type', options: {} }, 'unknown_job_type', /no-such-type/],
-      [{ type: 'pipeline', options: { steps: [{ type: 'transform', options: { rotate: 9999 } }] } }, 'validation_failed', /steps\[0\]/],
-      [{ type: 'pipeline', options: { steps: [{ type: 'pipeline' }] } }, 'validation_failed', /cannot contain a pipeline/],
+      [
+        { type: 'pipeline', options: { steps: [{ type: 'transform', options: { rotate: 9999 } }] } },
+        'validation_failed',
+        /steps\[0\]/,
+      ],
+      [
+        { type: 'pipeline', options: { steps: [{ type: 'pipeline' }] } },
+        'validation_failed',
+        /cannot contain a pipeline/,
+      ],
       [{ type: 'pipeline', options: {} }, 'validation_failed', /steps/],
     ];
     for (const [body, code, detail] of cases) {
@@ -95,7 +116,10 @@ describeEachStore('job templates', (target) => {
       expectProblem(res, 400, code);
       expect(res.body.detail).toMatch(detail);
       // The same answer as submitting that type and those options directly.
-      const submitted = await api.call('POST', '/v1/jobs', { key, json: { ...body, input: { url: 'https://example.com/a.jpg' } } });
+      const submitted = await api.call('POST', '/v1/jobs', {
+        key,
+        json: { ...body, input: { url: 'https://example.com/a.jpg' } },
+      });
       expect([submitted.status, submitted.body.code]).toEqual([400, code]);
     }
     expectProblem(await create(key, 'has space'), 400, 'validation_failed');
@@ -103,11 +127,19 @@ describeEachStore('job templates', (target) => {
     expectProblem(await create(key, 'extra', { ...small, input: { uploadId: 'u1' } }), 400, 'validation_failed');
     // No processor's schema lets options grow this large, so the engine's own bound is tried directly.
     const huge = { type: 'noop', options: { note: 'x'.repeat(MAX_TEMPLATE_OPTIONS_BYTES) } };
-    await expect(api.services.engine.templates.create(vendorId, 'huge', huge)).rejects.toMatchObject({ code: 'validation_failed', message: /at most 16384 bytes/ });
+    await expect(api.services.engine.templates.create(vendorId, 'huge', huge)).rejects.toMatchObject({
+      code: 'validation_failed',
+      message: /at most 16384 bytes/,
+    });
 
     const pipeline = await create(key, 'cut-and-shrink', {
       type: 'pipeline',
-      options: { steps: [{ type: 'transform', options: { rotate: 90 } }, { type: 'transform', options: { resize: { width: 50 } } }] },
+      options: {
+        steps: [
+          { type: 'transform', options: { rotate: 90 } },
+          { type: 'transform', options: { resize: { width: 50 } } },
+        ],
+      },
     });
     expect(pipeline.status, JSON.stringify(pipeline.body)).toBe(201);
     expect((await api.call('GET', '/v1/templates', { key })).body.templates).toHaveLength(BUILT_IN_NAMES.length + 1);
@@ -119,7 +151,11 @@ describeEachStore('job templates', (target) => {
     expectProblem(await create(key, 'mine'), 409, 'conflict');
     for (const name of BUILT_IN_NAMES) {
       expectProblem(await create(key, name), 409, 'conflict');
-      expectProblem(await api.call('PUT', `/v1/templates/${name}`, { key, json: { options: {} } }), 409, 'built_in_template');
+      expectProblem(
+        await api.call('PUT', `/v1/templates/${name}`, { key, json: { options: {} } }),
+        409,
+        'built_in_template',
+      );
       expectProblem(await api.call('DELETE', `/v1/templates/${name}`, { key }), 409, 'built_in_template');
     }
     const thumbnail = BUILT_IN_TEMPLATES.find((t) => t.name === 'thumbnail-400')!;
@@ -142,10 +178,23 @@ describeEachStore('job templates', (target) => {
     const b = await api.vendor();
     expect((await create(a.key, 'private')).status).toBe(201);
     expectProblem(await api.call('GET', '/v1/templates/private', { key: b.key }), 404, 'not_found');
-    expectProblem(await api.call('PUT', '/v1/templates/private', { key: b.key, json: { options: {} } }), 404, 'not_found');
+    expectProblem(
+      await api.call('PUT', '/v1/templates/private', { key: b.key, json: { options: {} } }),
+      404,
+      'not_found',
+    );
     expectProblem(await api.call('DELETE', '/v1/templates/private', { key: b.key }), 404, 'not_found');
-    expect((await api.call('GET', '/v1/templates', { key: b.key })).body.templates.map((t: { name: string }) => t.name)).toEqual(BUILT_IN_NAMES);
-    expectProblem(await api.call('POST', '/v1/jobs', { key: b.key, json: { template: 'private', input: { url: 'https://example.com/a.jpg' } } }), 400, 'unknown_template');
+    expect(
+      (await api.call('GET', '/v1/templates', { key: b.key })).body.templates.map((t: { name: string }) => t.name),
+    ).toEqual(BUILT_IN_NAMES);
+    expectProblem(
+      await api.call('POST', '/v1/jobs', {
+        key: b.key,
+        json: { template: 'private', input: { url: 'https://example.com/a.jpg' } },
+      }),
+      400,
+      'unknown_template',
+    );
     // The same name is free for the other vendor, and A's template is untouched by B's.
     expect((await create(b.key, 'private', { type: 'transform', options: { rotate: 90 } })).status).toBe(201);
     expect((await api.call('GET', '/v1/templates/private', { key: a.key })).body.options).toEqual(small.options);
@@ -156,25 +205,51 @@ describeEachStore('job templates', (target) => {
     const { id: vendorId, key } = await api.vendor();
     await create(key, 'small-png');
     const uploadId = await upload(key);
-    const plain = await api.call('POST', '/v1/jobs', { key, json: { template: 'small-png', input: { uploadId }, metadata: { sku: 'A1' } } });
+    const plain = await api.call('POST', '/v1/jobs', {
+      key,
+      json: { template: 'small-png', input: { uploadId }, metadata: { sku: 'A1' } },
+    });
     expect(plain.status, JSON.stringify(plain.body)).toBe(202);
     expect(plain.body).toMatchObject({ type: 'transform', template: 'small-png', metadata: { sku: 'A1' } });
     expect((await api.call('GET', `/v1/jobs/${plain.body.id}`, { key })).body.template).toBe('small-png');
-    expect((await stored(plain.body.id, vendorId)).options).toEqual({ resize: { width: 100, height: 100, fit: 'inside' }, format: 'png' });
+    expect((await stored(plain.body.id, vendorId)).options).toEqual({
+      resize: { width: 100, height: 100, fit: 'inside' },
+      format: 'png',
+    });
 
     // `resize` is replaced whole (its height is gone, its fit back to the default), `format` kept, `rotate` added.
-    const over = await api.call('POST', '/v1/jobs', { key, json: { template: 'small-png', input: { uploadId }, options: { resize: { width: 50 }, rotate: 90 } } });
+    const over = await api.call('POST', '/v1/jobs', {
+      key,
+      json: { template: 'small-png', input: { uploadId }, options: { resize: { width: 50 }, rotate: 90 } },
+    });
     expect(over.status, JSON.stringify(over.body)).toBe(202);
-    expect((await stored(over.body.id, vendorId)).options).toEqual({ resize: { width: 50, fit: 'cover' }, format: 'png', rotate: 90 });
+    expect((await stored(over.body.id, vendorId)).options).toEqual({
+      resize: { width: 50, fit: 'cover' },
+      format: 'png',
+      rotate: 90,
+    });
     // The template itself is unchanged by the submissions (defaults are applied to copies).
     expect((await api.call('GET', '/v1/templates/small-png', { key })).body.options).toEqual(small.options);
 
-    const multipart = await api.call('POST', '/v1/jobs', { key, form: imageForm([{ bytes: await jpeg() }], { template: 'small-png', options: '{"format":"webp"}' }) });
+    const multipart = await api.call('POST', '/v1/jobs', {
+      key,
+      form: imageForm([{ bytes: await jpeg() }], { template: 'small-png', options: '{"format":"webp"}' }),
+    });
     expect(multipart.status, JSON.stringify(multipart.body)).toBe(202);
-    expect((await stored(multipart.body.id, vendorId))).toMatchObject({ type: 'transform', options: { format: 'webp', resize: { width: 100 } } });
+    expect(await stored(multipart.body.id, vendorId)).toMatchObject({
+      type: 'transform',
+      options: { format: 'webp', resize: { width: 100 } },
+    });
 
-    const builtIn = await api.call('POST', '/v1/jobs', { key, json: { template: 'thumbnail-400', input: { uploadId } } });
-    expect((await stored(builtIn.body.id, vendorId))).toMatchObject({ type: 'transform', template: 'thumbnail-400', options: { resize: { width: 400, height: 400, fit: 'inside' } } });
+    const builtIn = await api.call('POST', '/v1/jobs', {
+      key,
+      json: { template: 'thumbnail-400', input: { uploadId } },
+    });
+    expect(await stored(builtIn.body.id, vendorId)).toMatchObject({
+      type: 'transform',
+      template: 'thumbnail-400',
+      options: { resize: { width: 400, height: 400, fit: 'inside' } },
+    });
     const typed = await api.call('POST', '/v1/jobs', { key, json: { ...small, input: { uploadId } } });
     expect(typed.body.template).toBeNull();
   });
@@ -190,12 +265,25 @@ describeEachStore('job templates', (target) => {
     const unknown = await api.call('POST', '/v1/jobs', { key, json: { template: 'nope', input } });
     expectProblem(unknown, 400, 'unknown_template');
     expect(unknown.body.detail).toMatch(/"nope"/);
-    const broken = await api.call('POST', '/v1/jobs', { key, json: { template: 'small-png', input, options: { resize: {} } } });
+    const broken = await api.call('POST', '/v1/jobs', {
+      key,
+      json: { template: 'small-png', input, options: { resize: {} } },
+    });
     expectProblem(broken, 400, 'validation_failed');
-    const wrongKind = await api.call('POST', '/v1/jobs', { key, json: { template: 'small-png', input, options: { aspect: '1:1' } } });
+    const wrongKind = await api.call('POST', '/v1/jobs', {
+      key,
+      json: { template: 'small-png', input, options: { aspect: '1:1' } },
+    });
     expectProblem(wrongKind, 400, 'validation_failed');
-    expectProblem(await api.call('POST', '/v1/jobs', { key, json: { template: 'bad name', input } }), 400, 'validation_failed');
-    const form = await api.call('POST', '/v1/jobs', { key, form: imageForm([{ bytes: await jpeg() }], { template: 'nope' }) });
+    expectProblem(
+      await api.call('POST', '/v1/jobs', { key, json: { template: 'bad name', input } }),
+      400,
+      'validation_failed',
+    );
+    const form = await api.call('POST', '/v1/jobs', {
+      key,
+      form: imageForm([{ bytes: await jpeg() }], { template: 'nope' }),
+    });
     expectProblem(form, 400, 'unknown_template');
     expect((await api.call('GET', '/v1/jobs', { key })).body.jobs).toEqual([]);
   });
@@ -217,21 +305,41 @@ describeEachStore('job templates', (target) => {
     });
     expect(bulk.status, JSON.stringify(bulk.body)).toBe(202);
     const jobs = await Promise.all(bulk.body.jobIds.map((id: string) => stored(id, vendorId)));
-    expect(jobs.map((j) => [j.type, j.options.format ?? null, j.options.resize ?? null, j.options.rotate ?? null])).toEqual([
+    expect(
+      jobs.map((j) => [j.type, j.options.format ?? null, j.options.resize ?? null, j.options.rotate ?? null]),
+    ).toEqual([
       ['transform', 'png', { width: 100, height: 100, fit: 'inside' }, null],
       ['transform', 'jpeg', { width: 100, height: 100, fit: 'inside' }, null],
       ['transform', null, { width: 400, height: 400, fit: 'inside' }, null],
       ['transform', null, null, 180],
     ]);
 
-    const refused = await api.call('POST', '/v1/jobs/bulk', { key, json: { jobs: [{ template: 'small-png', input: { uploadId } }, { template: 'nope', input: { uploadId } }] } });
+    const refused = await api.call('POST', '/v1/jobs/bulk', {
+      key,
+      json: {
+        jobs: [
+          { template: 'small-png', input: { uploadId } },
+          { template: 'nope', input: { uploadId } },
+        ],
+      },
+    });
     expectProblem(refused, 400, 'unknown_template');
     expect(refused.body.detail).toMatch(/^jobs\[1\]: /);
 
-    const files = await api.call('POST', '/v1/jobs/bulk', { key, form: imageForm([{ bytes: await jpeg() }, { bytes: await jpeg(30, 20) }], { template: 'small-png', options: '{"rotate":90}' }) });
+    const files = await api.call('POST', '/v1/jobs/bulk', {
+      key,
+      form: imageForm([{ bytes: await jpeg() }, { bytes: await jpeg(30, 20) }], {
+        template: 'small-png',
+        options: '{"rotate":90}',
+      }),
+    });
     expect(files.status, JSON.stringify(files.body)).toBe(202);
     for (const id of files.body.jobIds) {
-      expect((await stored(id, vendorId))).toMatchObject({ type: 'transform', options: { rotate: 90, format: 'png', resize: { width: 100 } }, batchId: files.body.batchId });
+      expect(await stored(id, vendorId)).toMatchObject({
+        type: 'transform',
+        options: { rotate: 90, format: 'png', resize: { width: 100 } },
+        batchId: files.body.batchId,
+      });
     }
     // Nothing of the refused bulk was queued: 4 + 2 jobs.
     expect((await api.call('GET', '/v1/jobs?limit=100', { key })).body.jobs).toHaveLength(6);
@@ -262,8 +370,14 @@ describeEachStore('job templates', (target) => {
 
     it('runs thumbnail-400 on a real image: 400 px on the long side, the aspect kept', async () => {
       const { key } = await worked.vendor();
-      for (const [width, height] of [[640, 480], [300, 900]]) {
-        const res = await worked.call('POST', '/v1/jobs', { key, form: imageForm([{ bytes: await jpeg(width, height) }], { template: 'thumbnail-400' }) });
+      for (const [width, height] of [
+        [640, 480],
+        [300, 900],
+      ]) {
+        const res = await worked.call('POST', '/v1/jobs', {
+          key,
+          form: imageForm([{ bytes: await jpeg(width, height) }], { template: 'thumbnail-400' }),
+        });
         expect(res.status, JSON.stringify(res.body)).toBe(202);
         const job = await waitForJob(worked, key, res.body.id, ['succeeded', 'failed']);
         expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
@@ -280,14 +394,30 @@ describeEachStore('job templates', (target) => {
       const { key } = await worked.vendor();
       const client = new PixqClient({ baseUrl: worked.base, apiKey: key });
       expect((await client.templates()).templates.map((t) => t.name)).toEqual(BUILT_IN_NAMES);
-      expect(await client.template('id-photo-35x45')).toMatchObject({ type: 'face-crop', options: { aspect: '35:45' }, builtIn: true });
+      expect(await client.template('id-photo-35x45')).toMatchObject({
+        type: 'face-crop',
+        options: { aspect: '35:45' },
+        builtIn: true,
+      });
       const made = await client.createTemplate({ name: 'tiny', type: 'transform', options: { resize: { width: 20 } } });
       expect(made).toMatchObject({ name: 'tiny', builtIn: false });
-      expect(await client.updateTemplate('tiny', { options: { resize: { width: 10 }, format: 'png' } })).toMatchObject({ options: { resize: { width: 10 }, format: 'png' } });
+      expect(await client.updateTemplate('tiny', { options: { resize: { width: 10 }, format: 'png' } })).toMatchObject({
+        options: { resize: { width: 10 }, format: 'png' },
+      });
 
-      const one = await client.submit({ template: 'tiny', file: { bytes: await jpeg(), name: 'a.jpg', type: 'image/jpeg' } });
-      expect((await client.wait(one.id, { timeoutMs: 20_000 })).outputs[0]).toMatchObject({ width: 10, contentType: 'image/png' });
-      const bulk = await client.submitBulk({ template: 'tiny', options: { format: 'webp' }, files: [{ bytes: await jpeg(), name: 'b.jpg', type: 'image/jpeg' }] });
+      const one = await client.submit({
+        template: 'tiny',
+        file: { bytes: await jpeg(), name: 'a.jpg', type: 'image/jpeg' },
+      });
+      expect((await client.wait(one.id, { timeoutMs: 20_000 })).outputs[0]).toMatchObject({
+        width: 10,
+        contentType: 'image/png',
+      });
+      const bulk = await client.submitBulk({
+        template: 'tiny',
+        options: { format: 'webp' },
+        files: [{ bytes: await jpeg(), name: 'b.jpg', type: 'image/jpeg' }],
+      });
       const [job] = await Promise.all(bulk.jobIds.map((id) => client.wait(id, { timeoutMs: 20_000 })));
       expect(job.outputs[0]).toMatchObject({ width: 10, contentType: 'image/webp' });
 

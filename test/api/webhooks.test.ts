@@ -2,7 +2,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, expectProblem, waitForJob, type ApiHarness } from '../support/api.js';
 import { waitUntil } from '../support/processes.js';
 import { describeEachStore } from '../support/stores.js';
-import { FAST_WEBHOOK_SCHEDULE as FAST_SCHEDULE, WEBHOOK_TEST_ENV as ENV, webhookReceiver } from '../support/webhook-receiver.js';
+import {
+  FAST_WEBHOOK_SCHEDULE as FAST_SCHEDULE,
+  WEBHOOK_TEST_ENV as ENV,
+  webhookReceiver,
+} from '../support/webhook-receiver.js';
 import { nextAttemptDelay } from '../../src/engine/webhooks.js';
 import { retryAfterMs } from '../../src/worker/webhook-deliverer.js';
 
@@ -47,7 +51,11 @@ describeEachStore('webhooks', (target) => {
     const { key } = await api.vendor();
     await endpointFor(key, ['job.succeeded']);
     const ids = await submitNoops(key, 200);
-    await waitUntil(() => new Set(receiver.delivered().map((r) => r.payload.data.jobId)).size === 200, 60_000, '200 deliveries');
+    await waitUntil(
+      () => new Set(receiver.delivered().map((r) => r.payload.data.jobId)).size === 200,
+      60_000,
+      '200 deliveries',
+    );
     const delivered = receiver.delivered();
     expect(delivered.every((r) => r.verifiedWith.length === 1)).toBe(true);
     expect(new Set(delivered.map((r) => r.id)).size).toBe(delivered.length);
@@ -64,10 +72,15 @@ describeEachStore('webhooks', (target) => {
     receiver.respondWith(() => ({ status: 503 }));
     const ids = await submitNoops(key, 5);
     // Down until every delivery has failed at least twice, whatever the machine's speed.
-    const failures = (jobId: string) => receiver.received.filter((r) => r.payload.data.jobId === jobId && r.answered === 503).length;
+    const failures = (jobId: string) =>
+      receiver.received.filter((r) => r.payload.data.jobId === jobId && r.answered === 503).length;
     await waitUntil(() => ids.every((id) => failures(id) >= 2), 30_000, 'two failed attempts per delivery');
     receiver.respondWith(() => ({ status: 204 }));
-    await waitUntil(() => new Set(receiver.delivered().map((r) => r.payload.data.jobId)).size === 5, 30_000, 'late deliveries');
+    await waitUntil(
+      () => new Set(receiver.delivered().map((r) => r.payload.data.jobId)).size === 5,
+      30_000,
+      'late deliveries',
+    );
     for (const id of ids) {
       const attempts = receiver.received.filter((r) => r.payload.data.jobId === id);
       // Every retry of one delivery carries the same webhook-id, so a receiver can drop duplicates.
@@ -100,7 +113,11 @@ describeEachStore('webhooks', (target) => {
     const endpoint = await endpointFor(key, ['job.succeeded']);
     receiver.respondWith(() => ({ status: 410 }));
     await submitNoops(key, 1);
-    await waitUntil(async () => (await api.call('GET', `/v1/webhooks/${endpoint.id}`, { key })).body.status === 'disabled', 30_000, 'the endpoint disabled');
+    await waitUntil(
+      async () => (await api.call('GET', `/v1/webhooks/${endpoint.id}`, { key })).body.status === 'disabled',
+      30_000,
+      'the endpoint disabled',
+    );
     const read = await api.call('GET', `/v1/webhooks/${endpoint.id}`, { key });
     expect(read.body.disabledReason).toMatch(/410/);
     expect(receiver.received).toHaveLength(1);
@@ -128,7 +145,10 @@ describeEachStore('webhooks', (target) => {
   it('reports a finished batch once, with its counts', async () => {
     const { key } = await api.vendor();
     await endpointFor(key, ['batch.completed']);
-    const res = await api.call('POST', '/v1/jobs/bulk', { key, json: { jobs: [1, 2, 3].map(() => ({ type: 'noop', options: { ms: 0 } })) } });
+    const res = await api.call('POST', '/v1/jobs/bulk', {
+      key,
+      json: { jobs: [1, 2, 3].map(() => ({ type: 'noop', options: { ms: 0 } })) },
+    });
     expect(res.status).toBe(202);
     await waitUntil(() => receiver.delivered().length === 1, 30_000, 'batch.completed');
     expect(receiver.delivered()[0].payload).toMatchObject({
@@ -137,17 +157,29 @@ describeEachStore('webhooks', (target) => {
     });
     // A sweep of recently finished batches (for transactions that could not see each other) adds nothing more.
     await api.services.engine.webhooks.sweepCompletedBatches(60_000);
-    const deliveries = await api.services.engine.store.db.selectFrom('webhook_deliveries').selectAll().where('batch_id', '=', res.body.batchId).execute();
+    const deliveries = await api.services.engine.store.db
+      .selectFrom('webhook_deliveries')
+      .selectAll()
+      .where('batch_id', '=', res.body.batchId)
+      .execute();
     expect(deliveries).toHaveLength(1);
   }, 40_000);
 
   it('refuses private and metadata targets at registration', async () => {
     const { key } = await api.vendor();
-    for (const url of ['http://169.254.169.254/latest/meta-data', 'http://10.0.0.1/hook', 'ftp://127.0.0.1/hook', 'http://user:pw@127.0.0.1/']) {
+    for (const url of [
+      'http://169.254.169.254/latest/meta-data',
+      'http://10.0.0.1/hook',
+      'ftp://127.0.0.1/hook',
+      'http://user:pw@127.0.0.1/',
+    ]) {
       const res = await api.call('POST', '/v1/webhooks', { key, json: { url } });
       expectProblem(res, 400, 'url_not_allowed');
     }
-    const bad = await api.call('POST', '/v1/webhooks', { key, json: { url: 'http://127.0.0.1/', events: ['job.exploded'] } });
+    const bad = await api.call('POST', '/v1/webhooks', {
+      key,
+      json: { url: 'http://127.0.0.1/', events: ['job.exploded'] },
+    });
     expectProblem(bad, 400, 'validation_failed');
   });
 
@@ -164,7 +196,10 @@ describeEachStore('webhooks', (target) => {
       ['POST', `/v1/webhooks/${endpoint.id}/deliveries/x.1/replay`],
     ];
     for (const [method, path] of paths) {
-      const res = await api.call(method, path, { key: other.key, ...(method === 'PATCH' && { json: { description: 'mine now' } }) });
+      const res = await api.call(method, path, {
+        key: other.key,
+        ...(method === 'PATCH' && { json: { description: 'mine now' } }),
+      });
       expectProblem(res, 404, 'not_found');
     }
     expect((await api.call('GET', '/v1/webhooks', { key: other.key })).body.webhooks).toEqual([]);
@@ -192,7 +227,11 @@ describeEachStore('webhooks: SSRF at delivery', (target) => {
   beforeAll(async () => {
     // One process allowed loopback when the endpoint was registered; the delivering process is not.
     registrar = await startApi(target, ENV);
-    deliverer = await startApi(target, { PIXQ_WEBHOOK_RETRY_SCHEDULE: FAST_SCHEDULE }, { dataDir: registrar.dataDir, databaseUrl: registrar.databaseUrl });
+    deliverer = await startApi(
+      target,
+      { PIXQ_WEBHOOK_RETRY_SCHEDULE: FAST_SCHEDULE },
+      { dataDir: registrar.dataDir, databaseUrl: registrar.databaseUrl },
+    );
   });
   afterAll(async () => {
     await deliverer?.close();
@@ -203,12 +242,16 @@ describeEachStore('webhooks: SSRF at delivery', (target) => {
     const receiver = await webhookReceiver();
     try {
       const { key } = await registrar.vendor();
-      const created = await registrar.call('POST', '/v1/webhooks', { key, json: { url: receiver.url, events: ['job.succeeded'] } });
+      const created = await registrar.call('POST', '/v1/webhooks', {
+        key,
+        json: { url: receiver.url, events: ['job.succeeded'] },
+      });
       expect(created.status).toBe(201);
       const job = await registrar.call('POST', '/v1/jobs', { key, json: { type: 'noop', options: { ms: 0 } } });
       await deliverer.startWorker();
       await waitForJob(deliverer, key, job.body.id, ['succeeded']);
-      const deliveries = async () => (await registrar.call('GET', `/v1/webhooks/${created.body.endpoint.id}/deliveries`, { key })).body.deliveries;
+      const deliveries = async () =>
+        (await registrar.call('GET', `/v1/webhooks/${created.body.endpoint.id}/deliveries`, { key })).body.deliveries;
       await waitUntil(async () => (await deliveries())[0]?.status === 'failed', 30_000, 'the delivery refused');
       expect((await deliveries())[0].lastError).toMatch(/loopback/);
       expect(receiver.received).toHaveLength(0);

@@ -78,7 +78,9 @@ describeEachStore('blob deletion race', (dbTarget) => {
       const first = await upload((await store.put(data, 'image/png')).key);
       await engine.uploads.discard(vendor.id, [first.id]);
       clock.advance(BLOB_GRACE_MS);
-      const streamed = await store.putStream(Readable.from([data.subarray(0, 100), data.subarray(100)]), { maxBytes: 10_000 });
+      const streamed = await store.putStream(Readable.from([data.subarray(0, 100), data.subarray(100)]), {
+        maxBytes: 10_000,
+      });
       clock.advance(BLOB_GRACE_MS / 2);
       expect(await sweep()).toBe(0);
       const second = await upload(streamed.key);

@@ -115,7 +115,9 @@ describe('loadSigningSecret', () => {
   });
 
   it('otherwise generates one key, persists it with mode 0600 and every caller agrees on it', async () => {
-    const loaded = await Promise.all(Array.from({ length: 8 }, () => loadSigningSecret({ dataDir, signingSecret: undefined })));
+    const loaded = await Promise.all(
+      Array.from({ length: 8 }, () => loadSigningSecret({ dataDir, signingSecret: undefined })),
+    );
     expect(new Set(loaded.map((k) => k.toString('hex'))).size).toBe(1);
     expect(loaded[0].length).toBe(32);
     const file = path.join(dataDir, 'signing.key');

@@ -27,7 +27,10 @@ describe('pixq submit', () => {
       fs.writeFileSync(path.join(folder, 'corrupt.jpg'), good.subarray(0, 200)); // a JPEG cut short
       fs.writeFileSync(path.join(folder, 'notes.txt'), 'not an image, not picked from a folder');
 
-      const first = await submit([folder, '--type', 'transform', '--options', '{"format":"png","resize":{"width":20}}'], key);
+      const first = await submit(
+        [folder, '--type', 'transform', '--options', '{"format":"png","resize":{"width":20}}'],
+        key,
+      );
       expect(first.code, first.lines.join('\n')).toBe(1);
       for (const name of ['a', 'b', 'c']) {
         const meta = await sharp(path.join(folder, `${name}.jpg.pixq.png`)).metadata();
@@ -42,7 +45,10 @@ describe('pixq submit', () => {
       // Not a terminal: plain progress lines per batch, two batches for four files at two per request.
       expect(first.lines.some((l) => /^batch 1\/2 .*done, .*failed, .*\/s, ETA/.test(l))).toBe(true);
 
-      const second = await submit([path.join(folder, '*.jpg'), '--type', 'transform', '--options', '{"format":"png","resize":{"width":20}}'], key);
+      const second = await submit(
+        [path.join(folder, '*.jpg'), '--type', 'transform', '--options', '{"format":"png","resize":{"width":20}}'],
+        key,
+      );
       expect(second.code, second.lines.join('\n')).toBe(1);
       expect(second.lines).toContain('skipping 3 of 4 inputs: their outputs exist');
       expect(second.lines.find((l) => l.startsWith('done in'))).toMatch(/0 succeeded, 1 failed, 3 skipped/);

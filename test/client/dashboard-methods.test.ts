@@ -1,7 +1,17 @@
 import { PixqApiError, PixqClient } from '@pixq/client';
 import { expect, it } from 'vitest';
 import {
-  ApiKeyList, BulkActionResult, JobList, JobTypeList, JobTypeView, KeyIssued, StatsSeries, VendorCreated, VendorList, VendorView, WorkerList,
+  ApiKeyList,
+  BulkActionResult,
+  JobList,
+  JobTypeList,
+  JobTypeView,
+  KeyIssued,
+  StatsSeries,
+  VendorCreated,
+  VendorList,
+  VendorView,
+  WorkerList,
 } from '../../src/api/schemas.js';
 import { ADMIN_KEY, expectShape, useApi } from '../support/api.js';
 import { describeEachStore } from '../support/stores.js';
@@ -35,7 +45,10 @@ describeEachStore('PixqClient dashboard methods', (target) => {
     expectShape(WorkerList, await pixq.workers());
 
     const vendor = new PixqClient({ baseUrl: api().base, apiKey: created.apiKey });
-    expect(await vendor.whoami()).toEqual({ kind: 'vendor', vendor: { id: created.vendor.id, name: created.vendor.name } });
+    expect(await vendor.whoami()).toEqual({
+      kind: 'vendor',
+      vendor: { id: created.vendor.id, name: created.vendor.name },
+    });
     await expect(vendor.vendors()).rejects.toMatchObject({ status: 403, code: 'forbidden' });
     const revoked = new PixqClient({ baseUrl: api().base, apiKey: issued.apiKey });
     await expect(revoked.whoami()).rejects.toBeInstanceOf(PixqApiError);
@@ -54,7 +67,11 @@ describeEachStore('PixqClient dashboard methods', (target) => {
     const cancelled = await pixq.cancelMatching({ metadata: ['lot=7'] });
     expectShape(BulkActionResult, cancelled);
     expect(cancelled).toEqual({ matched: 2, changed: 2, more: false });
-    expect(await pixq.retryMatching({ metadata: ['lot=7'], state: 'cancelled' })).toEqual({ matched: 2, changed: 2, more: false });
+    expect(await pixq.retryMatching({ metadata: ['lot=7'], state: 'cancelled' })).toEqual({
+      matched: 2,
+      changed: 2,
+      more: false,
+    });
     const series = await pixq.statsSeries({ minutes: 10 });
     expectShape(StatsSeries, series);
     expect(series.buckets).toHaveLength(10);

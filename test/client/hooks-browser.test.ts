@@ -9,10 +9,10 @@ import { jpeg, startApi, type ApiHarness } from '../support/api.js';
 import { waitUntil } from '../support/processes.js';
 import { sqliteTarget } from '../support/stores.js';
 
-
 /** A static server for the bundled page, on its own port: another origin than the API, as in production. */
 async function pageServer(script: string) {
-  const html = '<!doctype html><html><body><div id="root"></div><script type="module" src="/page.js"></script></body></html>';
+  const html =
+    '<!doctype html><html><body><div id="root"></div><script type="module" src="/page.js"></script></body></html>';
   const server = http.createServer((req, res) => {
     if (req.url?.startsWith('/page.js')) res.writeHead(200, { 'content-type': 'text/javascript' }).end(script);
     else res.writeHead(200, { 'content-type': 'text/html' }).end(html);
@@ -22,7 +22,9 @@ async function pageServer(script: string) {
 }
 
 const streams = (api: ApiHarness) =>
-  (api.services.engine.bus as unknown as { emitter: { listenerCount(e: string): number } }).emitter.listenerCount('event');
+  (api.services.engine.bus as unknown as { emitter: { listenerCount(e: string): number } }).emitter.listenerCount(
+    'event',
+  );
 
 describe.skipIf(!hasChromium)('React hooks in Chromium against a real server', () => {
   let browser: Browser;
@@ -58,7 +60,8 @@ describe.skipIf(!hasChromium)('React hooks in Chromium against a real server', (
     form.append('options', JSON.stringify({ format: 'png' }));
     form.append('image', new Blob([photo], { type: 'image/jpeg' }), 'p.jpg');
     const job = (await api.call('POST', '/v1/jobs', { key, form })).body;
-    const batch = (await call('/v1/jobs/bulk', { jobs: [{ type: 'noop' }, { type: 'noop', options: { ms: 30 } }] })).body;
+    const batch = (await call('/v1/jobs/bulk', { jobs: [{ type: 'noop' }, { type: 'noop', options: { ms: 30 } }] }))
+      .body;
 
     const tab = await browser.newPage();
     const eventUrls: string[] = [];
@@ -72,13 +75,32 @@ describe.skipIf(!hasChromium)('React hooks in Chromium against a real server', (
 
     const stopWorker = await api.startWorker();
     try {
-      await waitUntil(async () => (await read('job')).isComplete && (await read('batch')).isComplete, 30_000, 'both hooks to complete');
+      await waitUntil(
+        async () => (await read('job')).isComplete && (await read('batch')).isComplete,
+        30_000,
+        'both hooks to complete',
+      );
     } finally {
       await stopWorker();
     }
-    expect(await read('job')).toEqual({ state: 'succeeded', progress: { stage: null, percentage: 100, message: null }, isComplete: true, error: null, outputs: 1 });
-    expect(await read('batch')).toEqual({ counts: { queued: 0, delayed: 0, running: 0, succeeded: 2, failed: 0, cancelled: 0 }, total: 2, percent: 100, isComplete: true });
-    expect(await tab.evaluate(() => (globalThis as unknown as { seenStates: string[] }).seenStates)).toEqual(['queued', 'running', 'succeeded']);
+    expect(await read('job')).toEqual({
+      state: 'succeeded',
+      progress: { stage: null, percentage: 100, message: null },
+      isComplete: true,
+      error: null,
+      outputs: 1,
+    });
+    expect(await read('batch')).toEqual({
+      counts: { queued: 0, delayed: 0, running: 0, succeeded: 2, failed: 0, cancelled: 0 },
+      total: 2,
+      percent: 100,
+      isComplete: true,
+    });
+    expect(await tab.evaluate(() => (globalThis as unknown as { seenStates: string[] }).seenStates)).toEqual([
+      'queued',
+      'running',
+      'succeeded',
+    ]);
     // EventSource cannot send the key: the SDK fetched event tokens and put them in the URL.
     expect(eventUrls.length).toBeGreaterThanOrEqual(2);
     expect(eventUrls.every((u) => new URL(u).searchParams.get('token')?.startsWith('pxe1.'))).toBe(true);

@@ -9,7 +9,9 @@ import { describeEachStore, sqliteTarget } from '../support/stores.js';
 
 /** Event-stream subscriptions open on the API's bus: a stream counts once the server holds it. */
 const streams = (api: ApiHarness) =>
-  (api.services.engine.bus as unknown as { emitter: { listenerCount(e: string): number } }).emitter.listenerCount('event');
+  (api.services.engine.bus as unknown as { emitter: { listenerCount(e: string): number } }).emitter.listenerCount(
+    'event',
+  );
 
 /** The SDK against a real pixq on loopback: every call goes over HTTP to the real routes and store. */
 describeEachStore('PixqClient', (target) => {
@@ -26,12 +28,21 @@ describeEachStore('PixqClient', (target) => {
     expectShape(UploadView, upload);
     expect(upload).toMatchObject({ width: 80, height: 60, contentType: 'image/jpeg' });
 
-    const byUpload = await pixq.submit({ type: 'transform', input: { uploadId: upload.id }, options: { format: 'png' }, metadata: { sku: 'p1' } });
+    const byUpload = await pixq.submit({
+      type: 'transform',
+      input: { uploadId: upload.id },
+      options: { format: 'png' },
+      metadata: { sku: 'p1' },
+    });
     expectShape(JobView, byUpload);
     expect(byUpload).toMatchObject({ state: 'queued', type: 'transform', metadata: { sku: 'p1' } });
     const again = await pixq.submit({ type: 'noop', idempotencyKey: 'same-key' });
     expect((await pixq.submit({ type: 'noop', idempotencyKey: 'same-key' })).id).toBe(again.id);
-    const byFile = await pixq.submit({ type: 'transform', file: new Blob([photo], { type: 'image/jpeg' }), options: { resize: { width: 40 } } });
+    const byFile = await pixq.submit({
+      type: 'transform',
+      file: new Blob([photo], { type: 'image/jpeg' }),
+      options: { resize: { width: 40 } },
+    });
     expect((await pixq.job(byFile.id)).id).toBe(byFile.id);
 
     const cancelled = await pixq.cancel(again.id);
@@ -41,14 +52,21 @@ describeEachStore('PixqClient', (target) => {
     const stop = await api().startWorker();
     try {
       const done = await pixq.wait(byFile.id, { timeoutMs: 30_000 });
-      expect(done).toMatchObject({ state: 'succeeded', outputs: [{ contentType: 'image/jpeg', width: 40, height: 30 }] });
+      expect(done).toMatchObject({
+        state: 'succeeded',
+        outputs: [{ contentType: 'image/jpeg', width: 40, height: 30 }],
+      });
       const first = await pixq.download(byFile.id);
       expect(first.type).toBe('image/jpeg');
       expect(first.size).toBe(done.outputs[0].bytes);
       const converted = await pixq.wait(byUpload.id, { timeoutMs: 30_000 });
       expect(converted.outputs[0].contentType).toBe('image/png');
       const viaSignedUrl = await pixq.download(byUpload.id, 0);
-      expect(Buffer.from(await viaSignedUrl.arrayBuffer()).subarray(1, 4).toString()).toBe('PNG');
+      expect(
+        Buffer.from(await viaSignedUrl.arrayBuffer())
+          .subarray(1, 4)
+          .toString(),
+      ).toBe('PNG');
     } finally {
       await stop();
     }
@@ -59,7 +77,14 @@ describeEachStore('PixqClient', (target) => {
     const specs = await pixq.submitBulk([{ type: 'noop' }, { type: 'noop' }, { type: 'noop' }]);
     expect(specs.count).toBe(3);
     const photo = await jpeg();
-    const files = await pixq.submitBulk({ files: [{ bytes: photo, name: 'x.jpg' }, { bytes: photo, name: 'y.jpg' }], type: 'transform', options: { format: 'webp' } });
+    const files = await pixq.submitBulk({
+      files: [
+        { bytes: photo, name: 'x.jpg' },
+        { bytes: photo, name: 'y.jpg' },
+      ],
+      type: 'transform',
+      options: { format: 'webp' },
+    });
     expect(files.count).toBe(2);
 
     const listed = [];
@@ -123,7 +148,10 @@ describeEachStore('PixqClient', (target) => {
     expect(missing).toMatchObject({ status: 404, code: 'not_found', retryAfter: undefined });
     const anonymous = new PixqClient({ baseUrl: api().base, apiKey: 'pixq_not-a-key' });
     await expect(anonymous.stats()).rejects.toMatchObject({ name: 'PixqApiError', status: 401, code: 'unauthorized' });
-    await expect(pixq.submit({ type: 'no-such-type' })).rejects.toMatchObject({ status: 400, code: 'unknown_job_type' });
+    await expect(pixq.submit({ type: 'no-such-type' })).rejects.toMatchObject({
+      status: 400,
+      code: 'unknown_job_type',
+    });
     await expect(pixq.wait('01NOPE', { timeoutMs: 10_000 })).rejects.toMatchObject({ status: 404, code: 'not_found' });
   });
 
@@ -133,11 +161,22 @@ describeEachStore('PixqClient', (target) => {
     const webhookUrl = 'https://93.184.215.14/hook';
     const json = await pixq.submit({ type: 'noop', webhookUrl });
     expect(json.webhookUrl).toBe(webhookUrl);
-    const multipart = await pixq.submit({ type: 'transform', file: new Blob([await jpeg(20, 20)], { type: 'image/jpeg' }), webhookUrl });
+    const multipart = await pixq.submit({
+      type: 'transform',
+      file: new Blob([await jpeg(20, 20)], { type: 'image/jpeg' }),
+      webhookUrl,
+    });
     expect(multipart.webhookUrl).toBe(webhookUrl);
-    const bulk = await pixq.submitBulk({ type: 'transform', files: [{ bytes: await jpeg(20, 20), name: 'a.jpg' }], webhookUrl });
+    const bulk = await pixq.submitBulk({
+      type: 'transform',
+      files: [{ bytes: await jpeg(20, 20), name: 'a.jpg' }],
+      webhookUrl,
+    });
     expect((await pixq.job(bulk.jobIds[0])).webhookUrl).toBe(webhookUrl);
-    await expect(pixq.submit({ type: 'noop', webhookUrl: 'http://127.0.0.1/' })).rejects.toMatchObject({ status: 400, code: 'url_not_allowed' });
+    await expect(pixq.submit({ type: 'noop', webhookUrl: 'http://127.0.0.1/' })).rejects.toMatchObject({
+      status: 400,
+      code: 'url_not_allowed',
+    });
 
     const secret = await pixq.callbackSecret();
     expect(secret).toMatchObject({ secret: expect.stringMatching(/^whsec_/), previousSecretUntil: null });
@@ -149,21 +188,33 @@ describeEachStore('PixqClient', (target) => {
     // Cancelling the queued job is its final state: its callback is written with it.
     await pixq.cancel(json.id);
     const { deliveries } = await pixq.jobDeliveries(json.id);
-    expect(deliveries).toEqual([expect.objectContaining({ endpointId: null, eventType: 'job.cancelled', jobId: json.id, status: 'pending' })]);
+    expect(deliveries).toEqual([
+      expect.objectContaining({ endpointId: null, eventType: 'job.cancelled', jobId: json.id, status: 'pending' }),
+    ]);
   });
 
   it('does not see another vendor’s job through any call', async () => {
     const owner = await client();
     const other = await client();
     const job = await owner.submit({ type: 'noop' });
-    for (const call of [() => other.job(job.id), () => other.cancel(job.id), () => other.download(job.id), () => other.wait(job.id), () => other.jobDeliveries(job.id), () => other.jobEvents(job.id), () => other.jobInput(job.id)]) {
+    for (const call of [
+      () => other.job(job.id),
+      () => other.cancel(job.id),
+      () => other.download(job.id),
+      () => other.wait(job.id),
+      () => other.jobDeliveries(job.id),
+      () => other.jobEvents(job.id),
+      () => other.jobInput(job.id),
+    ]) {
       await expect(call()).rejects.toMatchObject({ status: 404, code: 'not_found' });
     }
     const listed = [];
     for await (const j of other.jobs()) listed.push(j.id);
     expect(listed).not.toContain(job.id);
     // The owner reads the job's stored events; a job without an input image has none to give.
-    expect((await owner.jobEvents(job.id)).events).toEqual([expect.objectContaining({ jobId: job.id, kind: 'state', state: 'queued' })]);
+    expect((await owner.jobEvents(job.id)).events).toEqual([
+      expect.objectContaining({ jobId: job.id, kind: 'state', state: 'queued' }),
+    ]);
     await expect(owner.jobInput(job.id)).rejects.toMatchObject({ status: 404, code: 'not_found' });
     expect((await owner.jobTypes()).available).toContain('noop');
   });
@@ -176,12 +227,20 @@ describe('PixqClient rate limits', () => {
     const { key } = await api().vendor();
     const plain = new PixqClient({ baseUrl: api().base, apiKey: key });
     let refusal: unknown;
-    for (let i = 0; i < 50 && !refusal; i++) refusal = await plain.stats().then(() => undefined, (e: unknown) => e);
+    for (let i = 0; i < 50 && !refusal; i++)
+      refusal = await plain.stats().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(refusal).toBeInstanceOf(PixqApiError);
     expect(refusal).toMatchObject({ status: 429, code: 'rate_limited', retryAfter: expect.any(Number) });
 
     const retries: string[] = [];
-    const patient = new PixqClient({ baseUrl: api().base, apiKey: key, retry: { onRetry: ({ error }) => retries.push(error.code) } });
+    const patient = new PixqClient({
+      baseUrl: api().base,
+      apiKey: key,
+      retry: { onRetry: ({ error }) => retries.push(error.code) },
+    });
     for (let i = 0; i < 50 && retries.length === 0; i++) await patient.stats();
     expect(retries[0]).toBe('rate_limited');
   });
@@ -197,7 +256,10 @@ describe('PixqClient.wait when events are blocked or the server restarts', () =>
       const blocking: typeof fetch = async (input, init) => {
         if (String(input).includes('/v1/events')) {
           refused++;
-          return new Response('<html>blocked by policy</html>', { status: 403, headers: { 'content-type': 'text/html' } });
+          return new Response('<html>blocked by policy</html>', {
+            status: 403,
+            headers: { 'content-type': 'text/html' },
+          });
         }
         return fetch(input, init);
       };
@@ -232,10 +294,14 @@ describe('PixqClient.wait when events are blocked or the server restarts', () =>
 
       // While no API runs, another process returns the job to the queue (if its lease is left) and cancels it.
       const offline = await openServices(loadConfig(testEnv(location, env)));
-      await waitUntil(async () => {
-        await offline.engine.maintenance.reapExpiredLeases();
-        return (await offline.engine.jobs.get(job.id, vendorId)).state !== 'running';
-      }, 20_000, 'the job to leave running');
+      await waitUntil(
+        async () => {
+          await offline.engine.maintenance.reapExpiredLeases();
+          return (await offline.engine.jobs.get(job.id, vendorId)).state !== 'running';
+        },
+        20_000,
+        'the job to leave running',
+      );
       await offline.engine.jobs.cancel(job.id, vendorId);
       await offline.close();
 

@@ -92,7 +92,9 @@ describe('Dockerfile', () => {
     // directory: without the directory in the image, the non-root user could not write into the volume.
     const user = finalStage.filter((i) => i.keyword === 'USER').at(-1)!.args;
     const runs = finalStage.filter((i) => i.keyword === 'RUN').map((i) => i.args);
-    const mounts = pixqServices.flatMap(([, service]) => ((service.volumes ?? []) as string[]).map((v) => v.split(':')[1]));
+    const mounts = pixqServices.flatMap(([, service]) =>
+      ((service.volumes ?? []) as string[]).map((v) => v.split(':')[1]),
+    );
     expect(mounts).toContain('/data/models');
     for (const mount of mounts) {
       const run = runs.find((r) => /\bmkdir -p\b/.test(r) && r.split(/\s+/).includes(mount));
@@ -103,7 +105,8 @@ describe('Dockerfile', () => {
   });
 
   it("sets the variables `npm start` sets before node (glibc's malloc settings)", () => {
-    const start = (JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+    const start = (JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { scripts: { start: string } })
+      .scripts.start;
     const assignments = [...start.matchAll(/(\w+=\S+)\s/g)].map((m) => m[1]);
     expect(assignments).toContain('MALLOC_ARENA_MAX=2');
     const env = finalStage.filter((i) => i.keyword === 'ENV').flatMap((i) => i.args.split(/\s+/));

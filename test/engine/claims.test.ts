@@ -55,7 +55,10 @@ describeEachStore('caps, job types and leases', (target) => {
   it('hands out claimed jobs exactly as the store now holds them, also on a retried attempt', async () => {
     const { engine } = await open({ backoffBaseMs: 0 });
     const v = await engine.vendors.create('v');
-    await engine.jobs.enqueue(v.id, [...specs(2), { type: 'noop', options: { ms: 1 }, priority: 5, metadata: { recordId: 'r1' } }]);
+    await engine.jobs.enqueue(v.id, [
+      ...specs(2),
+      { type: 'noop', options: { ms: 1 }, priority: 5, metadata: { recordId: 'r1' } },
+    ]);
     const first = await claim(engine, 'w', { noop: 1 });
     await engine.work.fail('w', first.jobs[0], new Error('flaky'));
     await engine.maintenance.promoteDelayed();

@@ -9,10 +9,27 @@ describeEachStore('vendors and enqueue', (target) => {
   it('stores every job field and reads it back', async () => {
     const { engine } = await open();
     const vendor = await engine.vendors.create('acme', { weight: 2, maxRunning: 3, maxQueued: 100 });
-    expect(await engine.vendors.get('acme')).toMatchObject({ id: vendor.id, weight: 2, maxRunning: 3, maxQueued: 100, status: 'active' });
+    expect(await engine.vendors.get('acme')).toMatchObject({
+      id: vendor.id,
+      weight: 2,
+      maxRunning: 3,
+      maxQueued: 100,
+      status: 'active',
+    });
     const { jobs } = await engine.jobs.enqueue(
       vendor.id,
-      [{ type: 'noop', options: { ms: 5 }, priority: 7, maxAttempts: 5, timeoutMs: 1234, metadata: { recordId: 'r-1' }, idempotencyKey: 'k1', inputBlob: 'a'.repeat(64) }],
+      [
+        {
+          type: 'noop',
+          options: { ms: 5 },
+          priority: 7,
+          maxAttempts: 5,
+          timeoutMs: 1234,
+          metadata: { recordId: 'r-1' },
+          idempotencyKey: 'k1',
+          inputBlob: 'a'.repeat(64),
+        },
+      ],
       'batch-1',
     );
     const job = await engine.jobs.get(jobs[0].id, vendor.id);

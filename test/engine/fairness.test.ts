@@ -54,7 +54,12 @@ describeEachStore('fair claims between vendors', (target) => {
     await drainOneByOne(engine, 'noop', 100);
     await engine.jobs.enqueue(b.id, specs(20));
     const order = await drainOneByOne(engine, 'noop', 20);
-    const longestRunOfB = Math.max(...order.join('').split(a.id).map((run) => run.length / b.id.length));
+    const longestRunOfB = Math.max(
+      ...order
+        .join('')
+        .split(a.id)
+        .map((run) => run.length / b.id.length),
+    );
     expect(longestRunOfB).toBeLessThanOrEqual(2);
   });
 

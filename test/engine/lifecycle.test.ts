@@ -44,8 +44,15 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
     const [a, b] = (await claim(engine, 'w', { noop: 2 })).jobs;
     await engine.work.fail('w', a, new PixqError('invalid_image', 'not an image'));
     await engine.work.fail('w', b, new Error('socket hang up'));
-    expect(await engine.jobs.get(a.id)).toMatchObject({ state: 'failed', attempts: 1, error: { code: 'invalid_image', retryable: false } });
-    expect(await engine.jobs.get(b.id)).toMatchObject({ state: 'delayed', error: { code: 'internal_error', retryable: true } });
+    expect(await engine.jobs.get(a.id)).toMatchObject({
+      state: 'failed',
+      attempts: 1,
+      error: { code: 'invalid_image', retryable: false },
+    });
+    expect(await engine.jobs.get(b.id)).toMatchObject({
+      state: 'delayed',
+      error: { code: 'internal_error', retryable: true },
+    });
   });
 
   it('cancels a queued job at once, flags a running one, and can queue failed or cancelled jobs again', async () => {
@@ -87,7 +94,10 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
     const { jobs } = await engine.jobs.enqueue(v.id, specs(1));
     const [job] = (await claim(engine, 'w', { noop: 1 })).jobs;
     await engine.work.progress('w', job.id, { percent: 40, stage: 'inference', message: 'half way' });
-    await succeed(engine, 'w', job, { outputs: [{ blob: 'b'.repeat(64), contentType: 'image/png', width: 2, height: 3, bytes: 10 }], result: { ok: 1 } });
+    await succeed(engine, 'w', job, {
+      outputs: [{ blob: 'b'.repeat(64), contentType: 'image/png', width: 2, height: 3, bytes: 10 }],
+      result: { ok: 1 },
+    });
     await waitUntil(() => events.length >= 4, 20_000, 'four published events');
     expect(events.map((e) => [e.kind, e.state])).toEqual([
       ['state', 'queued'],
@@ -100,15 +110,25 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
     // What a reconnecting stream replays equals what was published, ids included (SQLite derives them from
     // the last insert id), so a client resuming from one of them gets exactly what it missed.
     expect(await engine.jobs.eventsAfter({ vendorId: v.id, afterId: 0, limit: 100 })).toEqual(events);
-    expect(await engine.jobs.eventsAfter({ vendorId: v.id, afterId: events[1].id, limit: 100 })).toEqual(events.slice(2));
+    expect(await engine.jobs.eventsAfter({ vendorId: v.id, afterId: events[1].id, limit: 100 })).toEqual(
+      events.slice(2),
+    );
     expect(events.every((e) => e.jobId === jobs[0].id && e.vendorId === v.id)).toBe(true);
     const stored = await engine.jobs.get(job.id);
-    expect(stored.outputs).toEqual([{ blob: 'b'.repeat(64), contentType: 'image/png', width: 2, height: 3, bytes: 10 }]);
+    expect(stored.outputs).toEqual([
+      { blob: 'b'.repeat(64), contentType: 'image/png', width: 2, height: 3, bytes: 10 },
+    ]);
     expect(stored.result).toEqual({ ok: 1 });
     // The succeeded event is built from the worker's copy of the job; it must say what the row says.
     const done = { percent: 100, stage: null, message: null };
     expect(stored.progress).toEqual(done);
-    expect(events[3]).toMatchObject({ progress: done, attempts: stored.attempts, type: stored.type, batchId: stored.batchId, error: null });
+    expect(events[3]).toMatchObject({
+      progress: done,
+      attempts: stored.attempts,
+      type: stored.type,
+      batchId: stored.batchId,
+      error: null,
+    });
   });
 
   it('publishes the stored ids for events written together in one statement', async () => {
@@ -153,9 +173,14 @@ describeEachStore('retries, cancel, events, stats and retention', (target) => {
     const shared = await blobs.put(Buffer.from('shared input'), 'image/png');
     const output = await blobs.put(Buffer.from('output of old job'), 'image/png');
     const v = await engine.vendors.create('v');
-    const { jobs } = await engine.jobs.enqueue(v.id, [{ type: 'noop', inputBlob: shared.key }, { type: 'noop', inputBlob: shared.key }]);
+    const { jobs } = await engine.jobs.enqueue(v.id, [
+      { type: 'noop', inputBlob: shared.key },
+      { type: 'noop', inputBlob: shared.key },
+    ]);
     const [old] = (await claim(engine, 'w', { noop: 1 })).jobs;
-    await succeed(engine, 'w', old, { outputs: [{ blob: output.key, contentType: 'image/png', width: 1, height: 1, bytes: output.bytes }] });
+    await succeed(engine, 'w', old, {
+      outputs: [{ blob: output.key, contentType: 'image/png', width: 1, height: 1, bytes: output.bytes }],
+    });
     now += 8 * 86_400_000;
     const deleted = await engine.maintenance.prune(7 * 86_400_000, (key) => blobs.delete(key));
     expect(deleted).toBe(1);

@@ -10,7 +10,11 @@ export const ADMIN_KEY = 'fault-test-admin-key-0123456789';
 export interface ApiProcess {
   process: PixqProcess;
   base: string;
-  call(method: string, path: string, opts?: { key?: string; json?: unknown; body?: string | FormData; headers?: Record<string, string> }): Promise<Reply>;
+  call(
+    method: string,
+    path: string,
+    opts?: { key?: string; json?: unknown; body?: string | FormData; headers?: Record<string, string> },
+  ): Promise<Reply>;
 }
 
 export interface Reply {
@@ -20,7 +24,10 @@ export interface Reply {
 }
 
 /** Starts `pixq api` (or `pixq start`: API and workers) and waits until `/readyz` answers 200. */
-export async function spawnApi(env: Record<string, string | undefined>, command: 'api' | 'start' = 'api'): Promise<ApiProcess> {
+export async function spawnApi(
+  env: Record<string, string | undefined>,
+  command: 'api' | 'start' = 'api',
+): Promise<ApiProcess> {
   const port = await freePort();
   const process = spawnPixq([command], { PORT: String(port), HOST: '127.0.0.1', PIXQ_ADMIN_KEY: ADMIN_KEY, ...env });
   const base = `http://127.0.0.1:${port}`;
@@ -61,7 +68,10 @@ export async function createVendor(api: ApiProcess, name: string) {
 
 /** Budgets no fault test should run into. */
 export const GENEROUS_RATES = Object.fromEntries(
-  ['PIXQ_RATE_REQUESTS', 'PIXQ_RATE_ANONYMOUS', 'PIXQ_RATE_IMAGE', 'PIXQ_RATE_BULK'].map((name) => [name, '1000000/1m']),
+  ['PIXQ_RATE_REQUESTS', 'PIXQ_RATE_ANONYMOUS', 'PIXQ_RATE_IMAGE', 'PIXQ_RATE_BULK'].map((name) => [
+    name,
+    '1000000/1m',
+  ]),
 );
 
 export interface SseRecorder {
@@ -76,7 +86,10 @@ export interface SseRecorder {
 /** Opens `GET /v1/events` for a vendor and records what arrives until `close()`. */
 export async function recordEvents(api: ApiProcess, key: string): Promise<SseRecorder> {
   const controller = new AbortController();
-  const res = await fetch(`${api.base}/v1/events`, { headers: { authorization: `Bearer ${key}` }, signal: controller.signal });
+  const res = await fetch(`${api.base}/v1/events`, {
+    headers: { authorization: `Bearer ${key}` },
+    signal: controller.signal,
+  });
   if (res.status !== 200 || !res.body) throw new Error(`event stream answered ${res.status}`);
   const recorder: SseRecorder = { ids: [], events: [], ended: undefined, close: () => controller.abort() };
   const decoder = new TextDecoder();

@@ -69,7 +69,11 @@ describe.skipIf(Boolean(unavailable))('faults: PostgreSQL restarts and outages',
   }
 
   /** The test's own reads fail while the server is down; a failed read is "not yet". */
-  const totals = (engine: Engine) => engine.stats(3_600_000).then((s) => s.totals, () => ({}) as Record<string, number>);
+  const totals = (engine: Engine) =>
+    engine.stats(3_600_000).then(
+      (s) => s.totals,
+      () => ({}) as Record<string, number>,
+    );
 
   async function storedEventIds(engine: Engine, vendorId: string) {
     const rows = await engine.store.db.selectFrom('events').select('id').where('vendor_id', '=', vendorId).execute();
@@ -79,10 +83,14 @@ describe.skipIf(Boolean(unavailable))('faults: PostgreSQL restarts and outages',
   /** Every stored event reached the stream, the stream never broke, and every job's success was among them. */
   async function expectEveryEvent(engine: Engine, vendorId: string, stream: SseRecorder, jobs: number) {
     const stored = await storedEventIds(engine, vendorId);
-    await waitUntil(() => {
-      const received = new Set(stream.ids);
-      return stored.every((id) => received.has(id));
-    }, 60_000, 'the event stream to deliver every stored event');
+    await waitUntil(
+      () => {
+        const received = new Set(stream.ids);
+        return stored.every((id) => received.has(id));
+      },
+      60_000,
+      'the event stream to deliver every stored event',
+    );
     expect(stream.ended).toBeUndefined();
     const succeeded = new Set(stream.events.filter((e) => e.state === 'succeeded').map((e) => e.jobId));
     expect(succeeded.size).toBe(jobs);
@@ -93,79 +101,130 @@ describe.skipIf(Boolean(unavailable))('faults: PostgreSQL restarts and outages',
     return p.logs.filter((l) => l.msg === 'event bus reconnected; missed events delivered') as { caughtUp: number }[];
   }
 
-  it('a restart mid-run: 2,000 noop jobs on three workers all succeed and SSE clients get every event', { timeout: 480_000 }, async () => {
-    const JOBS = 2000;
-    const began = Date.now();
-    const s = await service('restart_mid_run');
-    try {
-      console.log(`restart: processes up after ${Date.now() - began} ms`);
-      const streams = [await recordEvents(s.api, s.key), await recordEvents(s.api, s.key)];
-      await s.engine.jobs.enqueue(s.vendorId, Array.from({ length: JOBS }, () => ({ type: 'noop', options: { ms: 10 } })));
-      await waitUntil(async () => ((await totals(s.engine)).succeeded ?? 0) >= JOBS / 4, 120_000, 'a quarter of the jobs');
+  it(
+    'a restart mid-run: 2,000 noop jobs on three workers all succeed and SSE clients get every event',
+    { timeout: 480_000 },
+    async () => {
+      const JOBS = 2000;
+      const began = Date.now();
+      const s = await service('restart_mid_run');
+      try {
+        console.log(`restart: processes up after ${Date.now() - began} ms`);
+        const streams = [await recordEvents(s.api, s.key), await recordEvents(s.api, s.key)];
+        await s.engine.jobs.enqueue(
+          s.vendorId,
+          Array.from({ length: JOBS }, () => ({ type: 'noop', options: { ms: 10 } })),
+        );
+        await waitUntil(
+          async () => ((await totals(s.engine)).succeeded ?? 0) >= JOBS / 4,
+          120_000,
+          'a quarter of the jobs',
+        );
 
-      console.log(`restart: a quarter done after ${Date.now() - began} ms`);
-      const restartStarted = Date.now();
-      await server.restart('fast');
-      const restartMs = Date.now() - restartStarted;
-      await waitUntil(async () => ((await totals(s.engine)).succeeded ?? 0) === JOBS, 180_000, 'every job to succeed');
-      expect(await totals(s.engine)).toEqual({ succeeded: JOBS });
-      console.log(`restart: all done after ${Date.now() - began} ms`);
+        console.log(`restart: a quarter done after ${Date.now() - began} ms`);
+        const restartStarted = Date.now();
+        await server.restart('fast');
+        const restartMs = Date.now() - restartStarted;
+        await waitUntil(
+          async () => ((await totals(s.engine)).succeeded ?? 0) === JOBS,
+          180_000,
+          'every job to succeed',
+        );
+        expect(await totals(s.engine)).toEqual({ succeeded: JOBS });
+        console.log(`restart: all done after ${Date.now() - began} ms`);
 
-      const delivered = [];
-      for (const stream of streams) delivered.push(await expectEveryEvent(s.engine, s.vendorId, stream, JOBS));
-      // Every process lost its LISTEN connection and got it back; the API delivered what it missed.
-      await waitUntil(() => s.processes.every((p) => reconnections(p).length > 0), 30_000, 'every process to reconnect its event bus');
-      expect(s.processes.every((p) => p.child.exitCode === null)).toBe(true);
-      const caughtUp = reconnections(s.api.process).reduce((n, l) => n + l.caughtUp, 0);
-      console.log(`restart: server down and up in ${restartMs} ms; API bus caught up ${caughtUp} events; streams got ${delivered.map((d) => `${d.received}/${d.stored}`).join(', ')} (received/stored)`);
-      streams.forEach((stream) => stream.close());
-    } finally {
-      await s.close();
-    }
-  });
+        const delivered = [];
+        for (const stream of streams) delivered.push(await expectEveryEvent(s.engine, s.vendorId, stream, JOBS));
+        // Every process lost its LISTEN connection and got it back; the API delivered what it missed.
+        await waitUntil(
+          () => s.processes.every((p) => reconnections(p).length > 0),
+          30_000,
+          'every process to reconnect its event bus',
+        );
+        expect(s.processes.every((p) => p.child.exitCode === null)).toBe(true);
+        const caughtUp = reconnections(s.api.process).reduce((n, l) => n + l.caughtUp, 0);
+        console.log(
+          `restart: server down and up in ${restartMs} ms; API bus caught up ${caughtUp} events; streams got ${delivered.map((d) => `${d.received}/${d.stored}`).join(', ')} (received/stored)`,
+        );
+        streams.forEach((stream) => stream.close());
+      } finally {
+        await s.close();
+      }
+    },
+  );
 
-  it('the database stopped for 20 s: the API answers 503 with Retry-After meanwhile and every job succeeds after', { timeout: 360_000 }, async () => {
-    const JOBS = 400;
-    const OUTAGE_MS = 20_000;
-    const s = await service('outage_20s');
-    try {
-      const stream = await recordEvents(s.api, s.key);
-      const { jobs } = await s.engine.jobs.enqueue(s.vendorId, Array.from({ length: JOBS }, () => ({ type: 'noop', options: { ms: 300 } })));
-      await waitUntil(async () => ((await totals(s.engine)).succeeded ?? 0) >= 24, 60_000, 'the first jobs to succeed');
-      const submit = { type: 'noop', input: { url: 'https://example.com/a.jpg' }, options: { ms: 1 } };
+  it(
+    'the database stopped for 20 s: the API answers 503 with Retry-After meanwhile and every job succeeds after',
+    { timeout: 360_000 },
+    async () => {
+      const JOBS = 400;
+      const OUTAGE_MS = 20_000;
+      const s = await service('outage_20s');
+      try {
+        const stream = await recordEvents(s.api, s.key);
+        const { jobs } = await s.engine.jobs.enqueue(
+          s.vendorId,
+          Array.from({ length: JOBS }, () => ({ type: 'noop', options: { ms: 300 } })),
+        );
+        await waitUntil(
+          async () => ((await totals(s.engine)).succeeded ?? 0) >= 24,
+          60_000,
+          'the first jobs to succeed',
+        );
+        const submit = { type: 'noop', input: { url: 'https://example.com/a.jpg' }, options: { ms: 1 } };
 
-      await server.stop('fast');
-      const stoppedAt = Date.now();
-      const seen: { route: string; status: number; code?: string; retryAfter: string | null }[] = [];
-      // The outage lasts the issue's 20 s; the API is probed through it (a read, a submission, readiness).
-      while (Date.now() - stoppedAt < OUTAGE_MS) {
-        for (const [method, path, json] of [['GET', `/v1/jobs/${jobs[0].id}`], ['POST', '/v1/jobs', submit], ['GET', '/readyz']] as const) {
-          const res = await s.api.call(method, path, { key: s.key, json });
-          seen.push({ route: `${method} ${path.split('/')[2] ?? path}`, status: res.status, code: res.body?.code, retryAfter: res.headers.get('retry-after') });
-          if (path === '/readyz') expect(res.body?.detail).toMatch(/database is unreachable/);
+        await server.stop('fast');
+        const stoppedAt = Date.now();
+        const seen: { route: string; status: number; code?: string; retryAfter: string | null }[] = [];
+        // The outage lasts the issue's 20 s; the API is probed through it (a read, a submission, readiness).
+        while (Date.now() - stoppedAt < OUTAGE_MS) {
+          for (const [method, path, json] of [
+            ['GET', `/v1/jobs/${jobs[0].id}`],
+            ['POST', '/v1/jobs', submit],
+            ['GET', '/readyz'],
+          ] as const) {
+            const res = await s.api.call(method, path, { key: s.key, json });
+            seen.push({
+              route: `${method} ${path.split('/')[2] ?? path}`,
+              status: res.status,
+              code: res.body?.code,
+              retryAfter: res.headers.get('retry-after'),
+            });
+            if (path === '/readyz') expect(res.body?.detail).toMatch(/database is unreachable/);
+          }
+          await new Promise((r) => setTimeout(r, 250));
         }
-        await new Promise((r) => setTimeout(r, 250));
-      }
-      await server.start();
-      const startedAt = Date.now();
-      await waitUntil(async () => (await s.api.call('GET', `/v1/jobs/${jobs[0].id}`, { key: s.key })).status === 200, 60_000, 'the API to answer again');
-      const recoveredMs = Date.now() - startedAt;
+        await server.start();
+        const startedAt = Date.now();
+        await waitUntil(
+          async () => (await s.api.call('GET', `/v1/jobs/${jobs[0].id}`, { key: s.key })).status === 200,
+          60_000,
+          'the API to answer again',
+        );
+        const recoveredMs = Date.now() - startedAt;
 
-      expect(seen.length).toBeGreaterThan(10);
-      for (const answer of seen) {
-        expect(answer.status, JSON.stringify(answer)).toBe(503);
-        expect(answer.retryAfter, JSON.stringify(answer)).toMatch(/^\d+$/);
-        expect(answer.code).toBe(answer.route === 'GET /readyz' ? 'not_ready' : 'store_unavailable');
+        expect(seen.length).toBeGreaterThan(10);
+        for (const answer of seen) {
+          expect(answer.status, JSON.stringify(answer)).toBe(503);
+          expect(answer.retryAfter, JSON.stringify(answer)).toMatch(/^\d+$/);
+          expect(answer.code).toBe(answer.route === 'GET /readyz' ? 'not_ready' : 'store_unavailable');
+        }
+        await waitUntil(
+          async () => ((await totals(s.engine)).succeeded ?? 0) === JOBS,
+          120_000,
+          'every job to succeed',
+        );
+        expect(await totals(s.engine)).toEqual({ succeeded: JOBS });
+        const delivered = await expectEveryEvent(s.engine, s.vendorId, stream, JOBS);
+        expect(s.processes.every((p) => p.child.exitCode === null)).toBe(true);
+        const reran = await s.engine.store.db.selectFrom('jobs').select('id').where('attempts', '>=', 2).execute();
+        console.log(
+          `outage: ${seen.length} answers in ${OUTAGE_MS} ms, all 503 with Retry-After; API answered again ${recoveredMs} ms after the server started; ${reran.length} jobs ran twice; stream got ${delivered.received}/${delivered.stored}`,
+        );
+        stream.close();
+      } finally {
+        await s.close();
       }
-      await waitUntil(async () => ((await totals(s.engine)).succeeded ?? 0) === JOBS, 120_000, 'every job to succeed');
-      expect(await totals(s.engine)).toEqual({ succeeded: JOBS });
-      const delivered = await expectEveryEvent(s.engine, s.vendorId, stream, JOBS);
-      expect(s.processes.every((p) => p.child.exitCode === null)).toBe(true);
-      const reran = await s.engine.store.db.selectFrom('jobs').select('id').where('attempts', '>=', 2).execute();
-      console.log(`outage: ${seen.length} answers in ${OUTAGE_MS} ms, all 503 with Retry-After; API answered again ${recoveredMs} ms after the server started; ${reran.length} jobs ran twice; stream got ${delivered.received}/${delivered.stored}`);
-      stream.close();
-    } finally {
-      await s.close();
-    }
-  });
+    },
+  );
 });

@@ -35,15 +35,18 @@ describe('faults: URL sources that trickle or never end', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    api = await spawnApi({
-      PIXQ_DATA_DIR: tempDir(),
-      PIXQ_URL_ALLOWLIST: '127.0.0.1',
-      PIXQ_URL_TIMEOUT_MS: '1500',
-      PIXQ_WORKER_CONCURRENCY: 'transform=1',
-      PIXQ_POLL_MS: '100',
-      PIXQ_LOG_LEVEL: 'warn',
-      ...GENEROUS_RATES,
-    }, 'start');
+    api = await spawnApi(
+      {
+        PIXQ_DATA_DIR: tempDir(),
+        PIXQ_URL_ALLOWLIST: '127.0.0.1',
+        PIXQ_URL_TIMEOUT_MS: '1500',
+        PIXQ_WORKER_CONCURRENCY: 'transform=1',
+        PIXQ_POLL_MS: '100',
+        PIXQ_LOG_LEVEL: 'warn',
+        ...GENEROUS_RATES,
+      },
+      'start',
+    );
   }, 240_000); // starting a process from source on a loaded machine
   afterAll(async () => {
     await stopAll([api.process]);
@@ -54,12 +57,16 @@ describe('faults: URL sources that trickle or never end', () => {
   it('times out with url_fetch_failed, closes the connection and frees the slot', { timeout: 120_000 }, async () => {
     const { key } = await createVendor(api, 'slow-url');
     const submit = async (url: string) => {
-      const res = await api.call('POST', '/v1/jobs', { key, json: { type: 'transform', input: { url }, options: { resize: { width: 50 } }, maxAttempts: 1 } });
+      const res = await api.call('POST', '/v1/jobs', {
+        key,
+        json: { type: 'transform', input: { url }, options: { resize: { width: 50 } }, maxAttempts: 1 },
+      });
       expect(res.status, JSON.stringify(res.body)).toBe(202);
       return res.body.id as string;
     };
     const job = (id: string) => api.call('GET', `/v1/jobs/${id}`, { key }).then((r) => r.body);
-    const finished = (id: string) => waitUntil(async () => ['succeeded', 'failed'].includes((await job(id)).state), 60_000, `job ${id} to finish`);
+    const finished = (id: string) =>
+      waitUntil(async () => ['succeeded', 'failed'].includes((await job(id)).state), 60_000, `job ${id} to finish`);
 
     const slow = [await submit(`${base}/trickle.jpg`), await submit(`${base}/hang.jpg`)];
     for (const id of slow) await finished(id);
@@ -69,7 +76,11 @@ describe('faults: URL sources that trickle or never end', () => {
       expect(body.error.message).toMatch(/within 1500 ms/);
     }
     // The worker hung up on both sources, and its only slot runs the next job.
-    await waitUntil(() => closed.includes('/trickle.jpg') && closed.includes('/hang.jpg'), 30_000, 'both downloads to be closed');
+    await waitUntil(
+      () => closed.includes('/trickle.jpg') && closed.includes('/hang.jpg'),
+      30_000,
+      'both downloads to be closed',
+    );
     const good = await imageServer(await jpeg(120, 90));
     try {
       const next = await submit(good.url());

@@ -7,8 +7,18 @@ describe('storeFault', () => {
   const coded = (code: string, message = 'failed') => Object.assign(new Error(message), { code });
 
   it('maps connection failures and server shutdowns to 503 store_unavailable with a Retry-After', () => {
-    for (const err of [coded('ECONNREFUSED'), coded('57P01', 'terminating connection due to administrator command'), coded('08006'), new Error('Connection terminated unexpectedly')]) {
-      expect(storeFault(err)).toMatchObject({ code: 'store_unavailable', status: 503, retryable: true, details: { retryAfterSeconds: expect.any(Number) } });
+    for (const err of [
+      coded('ECONNREFUSED'),
+      coded('57P01', 'terminating connection due to administrator command'),
+      coded('08006'),
+      new Error('Connection terminated unexpectedly'),
+    ]) {
+      expect(storeFault(err)).toMatchObject({
+        code: 'store_unavailable',
+        status: 503,
+        retryable: true,
+        details: { retryAfterSeconds: expect.any(Number) },
+      });
     }
   });
 
@@ -23,13 +33,16 @@ describe('storeFault', () => {
       full = err;
     }
     expect((full as { code?: string }).code).toBe('SQLITE_FULL');
-    for (const err of [full, coded('ENOSPC'), coded('53100')]) expect(storeFault(err)).toMatchObject({ code: 'storage_full', status: 507 });
+    for (const err of [full, coded('ENOSPC'), coded('53100')])
+      expect(storeFault(err)).toMatchObject({ code: 'storage_full', status: 507 });
     expect(toJobError(full)).toMatchObject({ code: 'storage_full', retryable: true });
   });
 
-  it('leaves other errors, and pixq\'s own, alone', () => {
+  it("leaves other errors, and pixq's own, alone", () => {
     expect(storeFault(new Error('boom'))).toBeUndefined();
     expect(storeFault(coded('23505', 'duplicate key'))).toBeUndefined();
-    expect(storeFault(new PixqError('url_fetch_failed', 'connection error to the source', { status: 422 }))).toBeUndefined();
+    expect(
+      storeFault(new PixqError('url_fetch_failed', 'connection error to the source', { status: 422 })),
+    ).toBeUndefined();
   });
 });

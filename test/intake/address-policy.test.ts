@@ -22,27 +22,37 @@ const FORBIDDEN_V6 = ['::1/128', '::/128', 'fc00::/7', 'fe80::/10', 'ff00::/8', 
 function inRange(cidr: string): fc.Arbitrary<string> {
   const [base, bits] = ipaddr.parseCIDR(cidr);
   const bytes = base.toByteArray();
-  return fc.array(fc.integer({ min: 0, max: 255 }), { minLength: bytes.length, maxLength: bytes.length }).map((noise) => {
-    const mixed = bytes.map((b, i) => {
-      const fixedBits = Math.max(0, Math.min(8, bits - i * 8));
-      const mask = (0xff << (8 - fixedBits)) & 0xff;
-      return (b & mask) | (noise[i] & ~mask & 0xff);
+  return fc
+    .array(fc.integer({ min: 0, max: 255 }), { minLength: bytes.length, maxLength: bytes.length })
+    .map((noise) => {
+      const mixed = bytes.map((b, i) => {
+        const fixedBits = Math.max(0, Math.min(8, bits - i * 8));
+        const mask = (0xff << (8 - fixedBits)) & 0xff;
+        return (b & mask) | (noise[i] & ~mask & 0xff);
+      });
+      return ipaddr.fromByteArray(mixed).toString();
     });
-    return ipaddr.fromByteArray(mixed).toString();
-  });
 }
 
 describe('forbiddenRange', () => {
   it.each([...FORBIDDEN_V4, ...FORBIDDEN_V6])('refuses every address in %s', (cidr) => {
-    fc.assert(fc.property(inRange(cidr), (ip) => forbiddenRange(ip) !== undefined), { numRuns: 200 });
+    fc.assert(
+      fc.property(inRange(cidr), (ip) => forbiddenRange(ip) !== undefined),
+      { numRuns: 200 },
+    );
   });
 
-  it.each(['169.254.169.254', 'fd00:ec2::254', '100.100.100.200', '255.255.255.255', '::ffff:127.0.0.1', '::ffff:10.1.2.3', '::7f00:1'])(
-    'refuses %s',
-    (ip) => {
-      expect(forbiddenRange(ip)).toBeDefined();
-    },
-  );
+  it.each([
+    '169.254.169.254',
+    'fd00:ec2::254',
+    '100.100.100.200',
+    '255.255.255.255',
+    '::ffff:127.0.0.1',
+    '::ffff:10.1.2.3',
+    '::7f00:1',
+  ])('refuses %s', (ip) => {
+    expect(forbiddenRange(ip)).toBeDefined();
+  });
 
   it.each(['8.8.8.8', '1.1.1.1', '151.101.1.69', '2606:4700:4700::1111', '2a00:1450:4001:82b::200e'])(
     'allows the public address %s',
@@ -53,7 +63,10 @@ describe('forbiddenRange', () => {
 
   it('judges an IPv4-mapped IPv6 address exactly like the IPv4 address', () => {
     fc.assert(
-      fc.property(fc.ipV4(), (ip) => (forbiddenRange(`::ffff:${ip}`) === undefined) === (forbiddenRange(ip) === undefined)),
+      fc.property(
+        fc.ipV4(),
+        (ip) => (forbiddenRange(`::ffff:${ip}`) === undefined) === (forbiddenRange(ip) === undefined),
+      ),
       { numRuns: 500 },
     );
   });

@@ -98,7 +98,9 @@ describe('downloadImage: happy path', () => {
   });
 
   it('follows exactly 5 redirects but not 6', async () => {
-    await expect(downloadImage(server.url('/hops?n=4'), options())).resolves.toMatchObject({ finalUrl: server.url('/image') });
+    await expect(downloadImage(server.url('/hops?n=4'), options())).resolves.toMatchObject({
+      finalUrl: server.url('/image'),
+    });
     const err = await rejection(downloadImage(server.url('/hops?n=5'), options()));
     expect([err.code, err.details?.reason]).toEqual(['url_fetch_failed', 'redirects']);
   });
@@ -106,7 +108,10 @@ describe('downloadImage: happy path', () => {
   it('connects to the address its own lookup checked (a name only the injected resolver knows)', async () => {
     const calls: string[] = [];
     const resolve = fakeDns({ 'images.pixq.test': ['127.0.0.1'] }, calls);
-    const result = await downloadImage(server.url('/image', 'images.pixq.test'), options({ allowlist: ['images.pixq.test'], resolve }));
+    const result = await downloadImage(
+      server.url('/image', 'images.pixq.test'),
+      options({ allowlist: ['images.pixq.test'], resolve }),
+    );
     expect(result.bytes.equals(PAYLOAD)).toBe(true);
     expect(calls).toEqual(['images.pixq.test']);
   });
@@ -156,9 +161,14 @@ describe('downloadImage: SSRF', () => {
   });
 
   it('refuses a name if ANY of its addresses is private, whatever the order', async () => {
-    const resolve = fakeDns({ 'mixed.pixq.test': ['93.184.216.34', '10.0.0.1'], 'mixed6.pixq.test': ['2606:4700::1', 'fd00:ec2::254'] });
+    const resolve = fakeDns({
+      'mixed.pixq.test': ['93.184.216.34', '10.0.0.1'],
+      'mixed6.pixq.test': ['2606:4700::1', 'fd00:ec2::254'],
+    });
     for (const host of ['mixed.pixq.test', 'mixed6.pixq.test']) {
-      const err = await rejection(downloadImage(`http://${host}/`, options({ allowlist: [], resolve, timeoutMs: 1000 })));
+      const err = await rejection(
+        downloadImage(`http://${host}/`, options({ allowlist: [], resolve, timeoutMs: 1000 })),
+      );
       expect(err.code).toBe('url_not_allowed');
     }
   });
@@ -257,7 +267,9 @@ describe('downloadImage: limits and upstream failures', () => {
     const controller = new AbortController();
     const held = stalled.size;
     // Generous own deadline: only the abort, sent once the server holds the request, can end the download.
-    const download = rejection(downloadImage(server.url('/silent'), options({ timeoutMs: 60_000, signal: controller.signal })));
+    const download = rejection(
+      downloadImage(server.url('/silent'), options({ timeoutMs: 60_000, signal: controller.signal })),
+    );
     await waitUntil(() => stalled.size > held, 30_000, 'the server to hold the request');
     controller.abort();
     const err = await download;
@@ -270,13 +282,23 @@ describe('downloadImage: property', () => {
   const hostileDns: Resolver = async (hostname) => {
     const pick = hostname.length % 4;
     if (pick === 0) throw Object.assign(new Error('ENOTFOUND'), { code: 'ENOTFOUND' });
-    return [[{ address: '127.0.0.1', family: 4 }], [{ address: '::1', family: 6 }], [{ address: '169.254.169.254', family: 4 }]][pick - 1];
+    return [
+      [{ address: '127.0.0.1', family: 4 }],
+      [{ address: '::1', family: 6 }],
+      [{ address: '169.254.169.254', family: 4 }],
+    ][pick - 1];
   };
 
   const anyUrl = fc.oneof(
-    fc.webUrl({ validSchemes: ['http', 'https', 'ftp', 'file', 'gopher', 'data'], withQueryParameters: true, withFragments: true }),
+    fc.webUrl({
+      validSchemes: ['http', 'https', 'ftp', 'file', 'gopher', 'data'],
+      withQueryParameters: true,
+      withFragments: true,
+    }),
     fc.string(),
-    fc.tuple(fc.constantFrom('http://', 'https://', 'http://[', 'http://user@', 'file://', ''), fc.string()).map(([a, b]) => a + b),
+    fc
+      .tuple(fc.constantFrom('http://', 'https://', 'http://[', 'http://user@', 'file://', ''), fc.string())
+      .map(([a, b]) => a + b),
   );
 
   it('never throws anything but a PixqError, and never fetches', async () => {

@@ -9,7 +9,9 @@ const HEIGHT = 30;
 const MAX_PIXELS = 1_000_000;
 
 function noise(width = WIDTH, height = HEIGHT) {
-  return sharp({ create: { width, height, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 40 } } });
+  return sharp({
+    create: { width, height, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 40 } },
+  });
 }
 
 function pngChunk(type: string, data: Buffer): Buffer {
@@ -71,7 +73,10 @@ describe('sniffImage', () => {
 
   it.each([
     ['a text file (named photo.jpg by its uploader)', Buffer.from('definitely a photo, trust me\n')],
-    ['an SVG', Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>alert(1)</script></svg>')],
+    [
+      'an SVG',
+      Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>alert(1)</script></svg>'),
+    ],
     ['a PDF', Buffer.from('%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n')],
     ['a BMP', Buffer.concat([Buffer.from('BM'), Buffer.alloc(60)])],
   ])('refuses %s with unsupported_media_type', async (_name, bytes) => {

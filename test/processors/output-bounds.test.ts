@@ -23,7 +23,9 @@ import { TEST_MODELS_DIR } from '../support/models.js';
 async function stripPng(): Promise<Buffer> {
   const rows = Buffer.alloc(60_000 * 3);
   for (let y = 0; y < 60_000; y++) rows.fill(Math.floor(y / 240) % 256, y * 3, y * 3 + 3);
-  return sharp(rows, { raw: { width: 1, height: 60_000, channels: 3 } }).png({ compressionLevel: 9 }).toBuffer();
+  return sharp(rows, { raw: { width: 1, height: 60_000, channels: 3 } })
+    .png({ compressionLevel: 9 })
+    .toBuffer();
 }
 
 const config = loadConfig({ PIXQ_DATA_DIR: os.tmpdir(), PIXQ_MODELS_DIR: TEST_MODELS_DIR });
@@ -50,7 +52,12 @@ describe('output bounds', () => {
     const err = await rejection(done);
     expect(err.code).toBe('output_too_large');
     expect(err.retryable).toBe(false);
-    expect(err.details).toMatchObject({ width: 300, height: 18_000_000, maxPixels: config.maxPixels, maxSide: MAX_OUTPUT_SIDE });
+    expect(err.details).toMatchObject({
+      width: 300,
+      height: 18_000_000,
+      maxPixels: config.maxPixels,
+      maxSide: MAX_OUTPUT_SIDE,
+    });
     expect(err.message).toContain('300x18000000');
     expect(ctx.blobs.stored.size).toBe(0);
   });
@@ -68,22 +75,36 @@ describe('output bounds', () => {
   });
 
   it('transform counts the rotation: a 45 degree turn of a wide image grows past the side limit', async () => {
-    const wide = await sharp({ create: { width: 12_000, height: 200, channels: 3, background: '#808080' } }).png().toBuffer();
+    const wide = await sharp({ create: { width: 12_000, height: 200, channels: 3, background: '#808080' } })
+      .png()
+      .toBuffer();
     const err = await rejection(run(createTransform(config), wide, { rotate: 45, background: '#ffffff' }).done);
     expect(err.code).toBe('output_too_large');
     expect(err.details?.width).toBeGreaterThan(MAX_OUTPUT_SIDE / 2);
   });
 
   it('the computed transform size is the size sharp writes', async () => {
-    const input = await sharp({ create: { width: 640, height: 427, channels: 3, background: '#808080' } }).png().toBuffer();
+    const input = await sharp({ create: { width: 640, height: 427, channels: 3, background: '#808080' } })
+      .png()
+      .toBuffer();
     const processor = createTransform(config);
     const cases: unknown[] = [];
     for (const fit of ['cover', 'contain', 'fill', 'inside', 'outside']) {
-      for (const box of [{ width: 300 }, { height: 100 }, { width: 1000 }, { width: 300, height: 300 }, { width: 1000, height: 90 }]) {
+      for (const box of [
+        { width: 300 },
+        { height: 100 },
+        { width: 1000 },
+        { width: 300, height: 300 },
+        { width: 1000, height: 90 },
+      ]) {
         for (const withoutEnlargement of [false, true]) cases.push({ resize: { ...box, fit, withoutEnlargement } });
       }
     }
-    cases.push({ rotate: 90 }, { rotate: 30, background: '#fff' }, { rotate: -45, background: '#fff', resize: { width: 200 } });
+    cases.push(
+      { rotate: 90 },
+      { rotate: 30, background: '#fff' },
+      { rotate: -45, background: '#fff', resize: { width: 200 } },
+    );
     for (const raw of cases) {
       const options = parseOptions(processor, raw);
       const { outputs } = await processor.run(testContext(input, options));
@@ -95,7 +116,9 @@ describe('output bounds', () => {
   });
 
   it('face-crop with an explicit size over PIXQ_MAX_PIXELS fails output_too_large before detecting faces', async () => {
-    const { ctx, done } = run(createFaceCrop(config), await portraitJpeg(PORTRAITS[0]), { size: { width: 8000, height: 8000 } });
+    const { ctx, done } = run(createFaceCrop(config), await portraitJpeg(PORTRAITS[0]), {
+      size: { width: 8000, height: 8000 },
+    });
     const err = await rejection(done);
     expect(err.code).toBe('output_too_large');
     expect(err.retryable).toBe(false);

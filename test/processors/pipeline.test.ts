@@ -32,11 +32,20 @@ describe('pipeline validation at submit time', () => {
   it.each([
     [{ steps: [] }, 'options.steps'],
     [{ steps: Array.from({ length: 9 }, () => ({ type: 'transform', options: { format: 'png' } })) }, 'options.steps'],
-    [{ steps: [{ type: 'transform' }, { type: 'pipeline', options: { steps: [{ type: 'transform' }] } }] }, 'options.steps[1].type'],
+    [
+      { steps: [{ type: 'transform' }, { type: 'pipeline', options: { steps: [{ type: 'transform' }] } }] },
+      'options.steps[1].type',
+    ],
     [{ steps: [{ type: 'transform' }, { type: 'sharpen' }] }, 'options.steps[1].type: unknown job type "sharpen"'],
-    [{ steps: [{ type: 'face-crop' }, { type: 'transform', options: { background: 'nope' } }] }, 'options.steps[1] (transform)'],
+    [
+      { steps: [{ type: 'face-crop' }, { type: 'transform', options: { background: 'nope' } }] },
+      'options.steps[1] (transform)',
+    ],
     [{ steps: [{ type: 'face-crop', options: { aspect: 'wide' } }] }, 'options.steps[0] (face-crop)'],
-    [{ steps: [{ type: 'transform', options: { resize: { width: 10, fit: 'squash' } } }] }, 'options.steps[0] (transform)'],
+    [
+      { steps: [{ type: 'transform', options: { resize: { width: 10, fit: 'squash' } } }] },
+      'options.steps[0] (transform)',
+    ],
   ])('refuses %j naming %s', (raw, where) => {
     let err: unknown;
     try {
@@ -179,7 +188,10 @@ describe('ID photo pipeline', () => {
     const { data, info } = await sharp(bytes).raw().toBuffer({ resolveWithObject: true });
     expect([info.width, info.height, info.channels]).toEqual([413, 531, 3]);
     const at = (x: number, y: number) => [...data.subarray((y * 413 + x) * 3, (y * 413 + x) * 3 + 3)];
-    for (const [x, y] of [[2, 2], [410, 2]]) {
+    for (const [x, y] of [
+      [2, 2],
+      [410, 2],
+    ]) {
       expect(Math.min(...at(x, y))).toBeGreaterThan(240);
     }
     const [face] = await detectFaces(sharp(bytes), 413, 531);

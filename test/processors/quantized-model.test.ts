@@ -41,7 +41,9 @@ describe('the int8 ISNet', () => {
       await writeFile(`${file}.json`, JSON.stringify({ key: 'stale', sha256: '0'.repeat(64) }));
       const messages: string[] = [];
       const log = pino({ level: 'info' }, { write: (line: string) => void messages.push(JSON.parse(line).msg) });
-      const concurrent = await Promise.all([1, 2].map(() => ensureInt8Model(modelsDir, '/models/medium', spec, { ...build, log })));
+      const concurrent = await Promise.all(
+        [1, 2].map(() => ensureInt8Model(modelsDir, '/models/medium', spec, { ...build, log })),
+      );
       expect(concurrent).toEqual([file, file]);
       expect(messages.filter((m) => m.startsWith('building the int8 model'))).toHaveLength(1);
 

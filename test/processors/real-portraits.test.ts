@@ -27,24 +27,30 @@ async function meanAlpha(png: Buffer, region: Region): Promise<number> {
 
 // Both real models together: the face the detector finds is the face background removal keeps.
 describe('background removal on real portraits, checked against the detected face', () => {
-  it.each(PORTRAITS.map((p) => [p.name, p] as const))('%s: the detected face stays opaque, the top corners clear', async (_name, portrait) => {
-    const input = await portraitJpeg(portrait);
-    const opened = await openImage(input, config.maxPixels);
-    const [face] = await detectFaces(opened.image, opened.width, opened.height);
-    expect(face).toBeDefined();
+  it.each(PORTRAITS.map((p) => [p.name, p] as const))(
+    '%s: the detected face stays opaque, the top corners clear',
+    async (_name, portrait) => {
+      const input = await portraitJpeg(portrait);
+      const opened = await openImage(input, config.maxPixels);
+      const [face] = await detectFaces(opened.image, opened.width, opened.height);
+      expect(face).toBeDefined();
 
-    const ctx = testContext(input, parseOptions(removeBackground, {}));
-    const { outputs } = await removeBackground.run(ctx);
-    const cutout = ctx.blobs.get(outputs[0].key);
-    const box = {
-      x: Math.round(face.box.x),
-      y: Math.round(face.box.y),
-      width: Math.round(face.box.width),
-      height: Math.round(face.box.height),
-    };
-    expect(await meanAlpha(cutout, box)).toBeGreaterThan(0.9 * 255);
-    const corner = 24;
-    expect(await meanAlpha(cutout, { x: 0, y: 0, width: corner, height: corner })).toBeLessThan(0.1 * 255);
-    expect(await meanAlpha(cutout, { x: opened.width - corner, y: 0, width: corner, height: corner })).toBeLessThan(0.1 * 255);
-  }, 120_000);
+      const ctx = testContext(input, parseOptions(removeBackground, {}));
+      const { outputs } = await removeBackground.run(ctx);
+      const cutout = ctx.blobs.get(outputs[0].key);
+      const box = {
+        x: Math.round(face.box.x),
+        y: Math.round(face.box.y),
+        width: Math.round(face.box.width),
+        height: Math.round(face.box.height),
+      };
+      expect(await meanAlpha(cutout, box)).toBeGreaterThan(0.9 * 255);
+      const corner = 24;
+      expect(await meanAlpha(cutout, { x: 0, y: 0, width: corner, height: corner })).toBeLessThan(0.1 * 255);
+      expect(await meanAlpha(cutout, { x: opened.width - corner, y: 0, width: corner, height: corner })).toBeLessThan(
+        0.1 * 255,
+      );
+    },
+    120_000,
+  );
 });

@@ -13,7 +13,10 @@ type Command =
 
 const command = (servers: number): fc.Arbitrary<Command> =>
   fc.oneof(
-    { weight: 4, arbitrary: fc.record({ kind: fc.constant('take' as const), tried: fc.subarray([...Array(servers).keys()]) }) },
+    {
+      weight: 4,
+      arbitrary: fc.record({ kind: fc.constant('take' as const), tried: fc.subarray([...Array(servers).keys()]) }),
+    },
     {
       weight: 3,
       arbitrary: fc.record({
@@ -27,7 +30,10 @@ const command = (servers: number): fc.Arbitrary<Command> =>
   );
 
 const scenario = fc
-  .record({ concurrency: fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 4 }), breaker: fc.integer({ min: 1, max: 3 }) })
+  .record({
+    concurrency: fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 4 }),
+    breaker: fc.integer({ min: 1, max: 3 }),
+  })
   .chain(({ concurrency, breaker }) =>
     fc.record({
       concurrency: fc.constant(concurrency),
@@ -40,7 +46,10 @@ describe('rembg server pool', () => {
   it('never exceeds a server concurrency, always picks the least busy usable server, and opens the breaker after N failures', () => {
     fc.assert(
       fc.property(scenario, ({ concurrency, breaker, commands }) => {
-        const pool = new ServerPool(concurrency.map((c, i) => ({ url: url(i), concurrency: c })), breaker);
+        const pool = new ServerPool(
+          concurrency.map((c, i) => ({ url: url(i), concurrency: c })),
+          breaker,
+        );
         const held: string[] = [];
         for (const cmd of commands) {
           const before = pool.view();
@@ -84,7 +93,13 @@ describe('rembg server pool', () => {
   });
 
   it('keeps callers waiting in line for a slot, and answers undefined at once when no untried server is in service', async () => {
-    const pool = new ServerPool([{ url: url(0), concurrency: 1 }, { url: url(1), concurrency: 1 }], 1);
+    const pool = new ServerPool(
+      [
+        { url: url(0), concurrency: 1 },
+        { url: url(1), concurrency: 1 },
+      ],
+      1,
+    );
     const signal = new AbortController().signal;
     expect(await pool.acquire(new Set(), signal)).toBe(url(0));
     expect(await pool.acquire(new Set(), signal)).toBe(url(1));

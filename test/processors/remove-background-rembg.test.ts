@@ -19,7 +19,9 @@ const SUBJECT = { left: 16, top: 12, width: 24, height: 24 };
 let input: Buffer;
 
 beforeAll(async () => {
-  const square = await sharp({ create: { width: 24, height: 24, channels: 3, background: '#000000' } }).png().toBuffer();
+  const square = await sharp({ create: { width: 24, height: 24, channels: 3, background: '#000000' } })
+    .png()
+    .toBuffer();
   input = await sharp({ create: { width: WIDTH, height: HEIGHT, channels: 3, background: '#ffffff' } })
     .composite([{ input: square, left: SUBJECT.left, top: SUBJECT.top }])
     .png()
@@ -53,7 +55,11 @@ function processorFor(pool: { server: RembgTestServer; slots?: number }[], env: 
   return proc;
 }
 
-async function run(proc: RemoveBackgroundProcessor, raw: Record<string, unknown>, ctx = testContext(input, parseOptions(proc, raw))) {
+async function run(
+  proc: RemoveBackgroundProcessor,
+  raw: Record<string, unknown>,
+  ctx = testContext(input, parseOptions(proc, raw)),
+) {
   const result = await proc.run(ctx);
   const data = ctx.blobs.get(result.outputs[0].key);
   return { ...result, data, info: await sharp(data).metadata() };
@@ -98,10 +104,13 @@ describe('remove-background on rembg servers: options', () => {
     const mask = await sharp(out.data).extractChannel(0).raw().toBuffer();
     expect(mask[20 * WIDTH + 20]).toBe(255);
     expect(mask[2 * WIDTH + 2]).toBe(0);
-    expect(out.result).toMatchObject({ subjectFound: true, foreground: Number(((24 * 24) / (WIDTH * HEIGHT)).toFixed(3)) });
+    expect(out.result).toMatchObject({
+      subjectFound: true,
+      foreground: Number(((24 * 24) / (WIDTH * HEIGHT)).toFixed(3)),
+    });
   });
 
-  it('crops by the answer\'s mask and then flattens here, so rembg gets no bgc', async () => {
+  it("crops by the answer's mask and then flattens here, so rembg gets no bgc", async () => {
     const a = await server();
     const proc = processorFor([{ server: a }]);
     const out = await run(proc, { backend: 'rembg', crop: true, background: 'white', format: 'webp' });
@@ -117,8 +126,22 @@ describe('remove-background on rembg servers: options', () => {
       const params = { model: 'u2net', onlyMask: false, postProcessMask: false };
       const matting = { foregroundThreshold: 230, backgroundThreshold: 20, erodeSize: 15 };
       const limits = { timeoutMs: 10_000, maxBytes: 1 << 20, signal: new AbortController().signal };
-      await callRemove(agent, a.url, { bytes: input, contentType: 'image/png' }, { ...params, alphaMatting: matting }, limits);
-      expect(a.calls[0].form).toEqual({ model: 'u2net', om: 'false', ppm: 'false', a: 'true', af: '230', ab: '20', ae: '15' });
+      await callRemove(
+        agent,
+        a.url,
+        { bytes: input, contentType: 'image/png' },
+        { ...params, alphaMatting: matting },
+        limits,
+      );
+      expect(a.calls[0].form).toEqual({
+        model: 'u2net',
+        om: 'false',
+        ppm: 'false',
+        a: 'true',
+        af: '230',
+        ab: '20',
+        ae: '15',
+      });
     } finally {
       await agent.close();
     }
@@ -143,15 +166,20 @@ describe('remove-background on rembg servers: options', () => {
     const a = await server();
     const remote = processorFor([{ server: a }], { PIXQ_REMOVE_BACKGROUND_BACKEND: 'rembg' });
     expect(parseOptions(remote, {}).backend).toBe('rembg');
-    expect(() => parseOptions(remote, { model: 'isnet-medium' })).toThrow(/options\.model: isnet-medium runs only on the local backend/);
+    expect(() => parseOptions(remote, { model: 'isnet-medium' })).toThrow(
+      /options\.model: isnet-medium runs only on the local backend/,
+    );
     expect(parseOptions(remote, { backend: 'local', model: 'isnet-medium' }).model).toBe('isnet-medium');
   });
 });
 
 describe('remove-background on rembg servers: the pool', () => {
-  it('spreads calls to the least busy server within each server\'s concurrency', async () => {
+  it("spreads calls to the least busy server within each server's concurrency", async () => {
     const [a, b] = [await server('hold'), await server('hold')];
-    const proc = processorFor([{ server: a, slots: 1 }, { server: b, slots: 3 }]);
+    const proc = processorFor([
+      { server: a, slots: 1 },
+      { server: b, slots: 3 },
+    ]);
     const jobs = [0, 1, 2, 3].map(() => run(proc, { backend: 'rembg' }));
     await waitUntil(() => a.active + b.active === 4, 10_000, 'four calls in flight');
     expect([a.active, b.active]).toEqual([1, 3]);
@@ -167,7 +195,10 @@ describe('remove-background on rembg servers: the pool', () => {
 
   it('alternates between equal servers by what is in flight', async () => {
     const [a, b] = [await server('hold'), await server('hold')];
-    const proc = processorFor([{ server: a, slots: 2 }, { server: b, slots: 2 }]);
+    const proc = processorFor([
+      { server: a, slots: 2 },
+      { server: b, slots: 2 },
+    ]);
     const first = [run(proc, { backend: 'rembg' }), run(proc, { backend: 'rembg' })];
     await waitUntil(() => a.active + b.active === 2, 10_000, 'two calls in flight');
     expect([a.active, b.active]).toEqual([1, 1]);
@@ -252,14 +283,18 @@ describe('remove-background on rembg servers: the pool', () => {
     const proc = processorFor([{ server: a }]);
     const err = await failure(run(proc, { backend: 'rembg' }));
     expect(err.code).toBe('rembg_failed');
-    expect(err.message).toMatch(/answered something that is not a usable image \(the content is not a supported image type/);
+    expect(err.message).toMatch(
+      /answered something that is not a usable image \(the content is not a supported image type/,
+    );
   });
 
-  it('holds answers to the pixel limit and to the input\'s size', async () => {
+  it("holds answers to the pixel limit and to the input's size", async () => {
     const a = await server('enlarge');
     const limited = processorFor([{ server: a }], { PIXQ_MAX_PIXELS: String(WIDTH * HEIGHT + 1) });
     const tooMany = await failure(run(limited, { backend: 'rembg' }));
-    expect(tooMany.message).toMatch(/not a usable image \(the image is 128x96 \(12288 pixels\), above the limit of 3073/);
+    expect(tooMany.message).toMatch(
+      /not a usable image \(the image is 128x96 \(12288 pixels\), above the limit of 3073/,
+    );
     const unlimited = processorFor([{ server: a }]);
     const wrongSize = await failure(run(unlimited, { backend: 'rembg' }));
     expect(wrongSize.message).toContain('answered a 128x96 image for a 64x48 input');
@@ -269,7 +304,11 @@ describe('remove-background on rembg servers: the pool', () => {
     const [a, b] = [await server('refuse'), await server()];
     const proc = processorFor([{ server: a }, { server: b }], { PIXQ_REMBG_BREAKER_FAILURES: '1' });
     const err = await failure(run(proc, { backend: 'rembg', model: 'birefnet-general-lite' }));
-    expect(err).toMatchObject({ code: 'rembg_rejected', retryable: false, details: { server: a.url, upstreamStatus: 422 } });
+    expect(err).toMatchObject({
+      code: 'rembg_rejected',
+      retryable: false,
+      details: { server: a.url, upstreamStatus: 422 },
+    });
     expect(err.message).toContain('string does not match regex');
     expect(b.calls).toHaveLength(0);
     expect(inService(proc, a)).toBe(true);
@@ -314,7 +353,11 @@ describeEachStore('remove-background with backend rembg through the API and a wo
 
       const refused = await api.call('POST', '/v1/jobs', {
         key,
-        json: { type: 'remove-background', input: { url: 'https://example.com/a.png' }, options: { backend: 'rembg', model: 'isnet-small' } },
+        json: {
+          type: 'remove-background',
+          input: { url: 'https://example.com/a.png' },
+          options: { backend: 'rembg', model: 'isnet-small' },
+        },
       });
       expectProblem(refused, 400, 'validation_failed');
     } finally {

@@ -11,10 +11,7 @@ import { ensureImglyModel, imglyDistDir } from '../../src/processors/models/imgl
 import { widenFp16Model } from '../../src/processors/models/onnx-fp32.js';
 import { OnnxHost } from '../../src/processors/models/onnx-worker.js';
 import { parseOptions } from '../../src/processors/options.js';
-import {
-  createRemoveBackground,
-  type RemoveBackgroundProcessor,
-} from '../../src/processors/remove-background.js';
+import { createRemoveBackground, type RemoveBackgroundProcessor } from '../../src/processors/remove-background.js';
 import { runJob, type JobRun } from '../support/processors.js';
 import { alphaOf, iou, syntheticScene, type Scene } from '../support/synthetic.js';
 import { waitUntil } from '../support/processes.js';
@@ -38,7 +35,11 @@ async function failureOf(work: Promise<unknown>): Promise<unknown> {
   throw new Error('expected the job to fail');
 }
 
-function meanIn(alpha: Uint8Array, width: number, box: { left: number; top: number; width: number; height: number }): number {
+function meanIn(
+  alpha: Uint8Array,
+  width: number,
+  box: { left: number; top: number; width: number; height: number },
+): number {
   let sum = 0;
   for (let y = box.top; y < box.top + box.height; y++) {
     for (let x = box.left; x < box.left + box.width; x++) sum += alpha[y * width + x];
@@ -84,7 +85,11 @@ describe('remove-background options', () => {
       refineEdges: true,
       postProcessMask: false,
     });
-    expect(parseOptions(proc, { alphaMatting: {} }).alphaMatting).toEqual({ foregroundThreshold: 240, backgroundThreshold: 10, erodeSize: 10 });
+    expect(parseOptions(proc, { alphaMatting: {} }).alphaMatting).toEqual({
+      foregroundThreshold: 240,
+      backgroundThreshold: 10,
+      erodeSize: 10,
+    });
   });
 
   it.each([
@@ -111,7 +116,15 @@ describe('remove-background options', () => {
   });
 
   it('accepts every catalogued model and colour syntax', () => {
-    for (const model of ['isnet-small', 'u2net', 'u2netp', 'u2net_human_seg', 'silueta', 'isnet-general-use', 'birefnet-general-lite']) {
+    for (const model of [
+      'isnet-small',
+      'u2net',
+      'u2netp',
+      'u2net_human_seg',
+      'silueta',
+      'isnet-general-use',
+      'birefnet-general-lite',
+    ]) {
       expect(parseOptions(proc, { model }).model).toBe(model);
     }
     expect(parseOptions(proc, { background: 'white', format: 'webp' }).background).toBe('white');
@@ -209,7 +222,10 @@ describe('remove-background with the default model (isnet-int8)', () => {
       { left: 326, width: 211, face: { left: 110, top: 25, width: 22, height: 28 } },
     ];
     for (const portrait of portraits) {
-      const input = await sharp(SAMPLES).extract({ left: portrait.left, top: 0, width: portrait.width, height: 158 }).jpeg({ quality: 95 }).toBuffer();
+      const input = await sharp(SAMPLES)
+        .extract({ left: portrait.left, top: 0, width: portrait.width, height: 158 })
+        .jpeg({ quality: 95 })
+        .toBuffer();
       const run = await runJob(proc, input);
       const alpha = await alphaOf(run.data);
       const corner = (left: number) => meanIn(alpha, portrait.width, { left, top: 0, width: 12, height: 12 });
@@ -311,7 +327,9 @@ describe('remove-background with rembg model files', () => {
     try {
       // Left half black, right half white: the tiny model calls bright pixels foreground.
       const input = await sharp({ create: { width: 200, height: 100, channels: 3, background: '#000' } })
-        .composite([{ input: { create: { width: 100, height: 100, channels: 3, background: '#fff' } }, left: 100, top: 0 }])
+        .composite([
+          { input: { create: { width: 100, height: 100, channels: 3, background: '#fff' } }, left: 100, top: 0 },
+        ])
         .png()
         .toBuffer();
       const first = await runJob(proc, input, { model: 'u2netp', refineEdges: false });

@@ -42,8 +42,13 @@ function solid(width: number, height: number, colour: string, channels: 3 | 4 = 
 
 /** Left half red, right half blue: shows which side a crop kept and which way an image turned. */
 async function halves(width: number, height: number): Promise<Buffer> {
-  const right = await solid(width / 2, height, '#0000ff').png().toBuffer();
-  return solid(width, height, '#ff0000').composite([{ input: right, left: width / 2, top: 0 }]).png().toBuffer();
+  const right = await solid(width / 2, height, '#0000ff')
+    .png()
+    .toBuffer();
+  return solid(width, height, '#ff0000')
+    .composite([{ input: right, left: width / 2, top: 0 }])
+    .png()
+    .toBuffer();
 }
 
 /** Random pixels compress badly, so encoder quality shows in the byte count. */
@@ -54,7 +59,9 @@ async function noiseJpeg(width: number, height: number): Promise<Buffer> {
     seed = (seed * 1103515245 + 12345) & 0x7fffffff;
     data[i] = seed >> 23;
   }
-  return sharp(data, { raw: { width, height, channels: 3 } }).jpeg({ quality: 95 }).toBuffer();
+  return sharp(data, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 95 })
+    .toBuffer();
 }
 
 describe('transform resize', () => {
@@ -74,7 +81,9 @@ describe('transform resize', () => {
 
   it('defaults fit to cover: width and height give exactly that size, one side keeps the aspect', async () => {
     // 698x899 is not quite 413:531; a box-fitting default gave 412x531.
-    const nearly = await transform(await solid(698, 899, '#808080').png().toBuffer(), { resize: { width: 413, height: 531 } });
+    const nearly = await transform(await solid(698, 899, '#808080').png().toBuffer(), {
+      resize: { width: 413, height: 531 },
+    });
     expect([nearly.meta.width, nearly.meta.height]).toEqual([413, 531]);
     const oneSide = await transform(await halves(400, 200), { resize: { width: 50 } });
     expect([oneSide.meta.width, oneSide.meta.height]).toEqual([50, 25]);
@@ -251,7 +260,13 @@ describe('transform input checks and job mechanics', () => {
   });
 
   it('refuses unknown options and an empty resize', () => {
-    for (const raw of [{ resize: { fit: 'cover' } }, { sharpen: true }, { quality: 0 }, { format: 'gif' }, { trim: -1 }]) {
+    for (const raw of [
+      { resize: { fit: 'cover' } },
+      { sharpen: true },
+      { quality: 0 },
+      { format: 'gif' },
+      { trim: -1 },
+    ]) {
       expect(() => options(raw)).toThrow(expect.objectContaining({ code: 'validation_failed' }));
     }
   });

@@ -21,22 +21,57 @@ describeEachStore('migration 0006-job-metadata', (target) => {
     databaseUrl = location.databaseUrl;
     store = await openStore(location);
     const before: Record<string, { up(db: never, dialect: never): Promise<void> }> = {
-      '0001-initial': initial, '0002-sparse-job-indexes': sparseJobIndexes, '0003-blob-ledger': blobLedger, '0004-webhooks': webhooks,
+      '0001-initial': initial,
+      '0002-sparse-job-indexes': sparseJobIndexes,
+      '0003-blob-ledger': blobLedger,
+      '0004-webhooks': webhooks,
     };
     const s = store;
-    const provider = { getMigrations: async () => Object.fromEntries(Object.entries(before).map(([name, m]) => [name, { up: (db) => m.up(db as never, s.dialect as never) } as Migration])) };
+    const provider = {
+      getMigrations: async () =>
+        Object.fromEntries(
+          Object.entries(before).map(([name, m]) => [
+            name,
+            { up: (db) => m.up(db as never, s.dialect as never) } as Migration,
+          ]),
+        ),
+    };
     const { error } = await new Migrator({ db: store.db, provider }).migrateToLatest();
     expect(error).toBeUndefined();
     const now = Date.now();
-    await store.db.insertInto('vendors').values({ id: 'V1', name: 'v1', weight: 1, status: 'active', virtual_time: 0, created_at: now, updated_at: now }).execute();
+    await store.db
+      .insertInto('vendors')
+      .values({ id: 'V1', name: 'v1', weight: 1, status: 'active', virtual_time: 0, created_at: now, updated_at: now })
+      .execute();
     const job = (i: number, metadata: string | null) => ({
-      id: `J${String(i).padStart(5, '0')}`, vendor_id: 'V1', type: 'noop', state: 'queued' as const, priority: 0, options: '{}', attempts: 0, max_attempts: 1,
-      backoff_base_ms: 1, backoff_max_ms: 1, timeout_ms: 1000, run_at: now, cancel_requested: 0, progress_percent: 0, metadata, created_at: now, updated_at: now,
+      id: `J${String(i).padStart(5, '0')}`,
+      vendor_id: 'V1',
+      type: 'noop',
+      state: 'queued' as const,
+      priority: 0,
+      options: '{}',
+      attempts: 0,
+      max_attempts: 1,
+      backoff_base_ms: 1,
+      backoff_max_ms: 1,
+      timeout_ms: 1000,
+      run_at: now,
+      cancel_requested: 0,
+      progress_percent: 0,
+      metadata,
+      created_at: now,
+      updated_at: now,
     });
     // More than one backfill page, and jobs without metadata or with values the index leaves out.
-    const rows = Array.from({ length: 2500 }, (_, i) => job(i, JSON.stringify({ recordId: `r-${i}`, n: i % 2 === 0, deep: { a: 1 }, long: 'y'.repeat(300) })));
+    const rows = Array.from({ length: 2500 }, (_, i) =>
+      job(i, JSON.stringify({ recordId: `r-${i}`, n: i % 2 === 0, deep: { a: 1 }, long: 'y'.repeat(300) })),
+    );
     rows.push(job(9999, null));
-    for (let i = 0; i < rows.length; i += 500) await store.db.insertInto('jobs').values(rows.slice(i, i + 500)).execute();
+    for (let i = 0; i < rows.length; i += 500)
+      await store.db
+        .insertInto('jobs')
+        .values(rows.slice(i, i + 500))
+        .execute();
 
     // The store stops at 0004: 0006 runs among the migrations it was missing.
     expect(await migrate(store)).toContain('0006-job-metadata');

@@ -32,7 +32,10 @@ export interface ApiHarness {
   logged: Record<string, unknown>[];
   call(method: string, path: string, opts?: CallOptions): Promise<Answer>;
   /** Creates a vendor through the admin API and returns it with its first key. */
-  vendor(name?: string, settings?: Record<string, unknown>): Promise<{ id: string; key: string; vendor: Record<string, unknown> }>;
+  vendor(
+    name?: string,
+    settings?: Record<string, unknown>,
+  ): Promise<{ id: string; key: string; vendor: Record<string, unknown> }>;
   /** Starts a worker (and the housekeeping timers) in this process; stopped by close(). */
   startWorker(): Promise<() => Promise<void>>;
   close(): Promise<void>;
@@ -95,7 +98,8 @@ export async function startApi(
   const logged: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) logged.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of String(chunk).split('\n').filter(Boolean))
+        logged.push(JSON.parse(line) as Record<string, unknown>);
       done();
     },
   });
@@ -117,7 +121,13 @@ export async function startApi(
     } else if (opts.form) body = opts.form;
     else if (opts.body !== undefined) body = opts.body;
     // A request the server never answers is a bug: fail it clearly instead of waiting out the test.
-    const res = await fetch(base + path, { method, headers, body, redirect: 'manual', signal: AbortSignal.timeout(15_000) });
+    const res = await fetch(base + path, {
+      method,
+      headers,
+      body,
+      redirect: 'manual',
+      signal: AbortSignal.timeout(15_000),
+    });
     return answer(res);
   };
 
@@ -180,16 +190,29 @@ export async function answer(res: Response): Promise<Answer> {
 
 /** Asserts an RFC 9457 problem answer with the given status and stable code. */
 export function expectProblem(res: Answer, status: number, code: string) {
-  expect({ status: res.status, code: res.body?.code }, res.raw.toString('utf8').slice(0, 500)).toEqual({ status, code });
+  expect({ status: res.status, code: res.body?.code }, res.raw.toString('utf8').slice(0, 500)).toEqual({
+    status,
+    code,
+  });
   expect(res.contentType).toMatch(/^application\/problem\+json/);
-  expect(res.body).toMatchObject({ status, code, type: expect.any(String), title: expect.any(String), detail: expect.any(String) });
+  expect(res.body).toMatchObject({
+    status,
+    code,
+    type: expect.any(String),
+    title: expect.any(String),
+    detail: expect.any(String),
+  });
 }
 
 /** A multipart form with each buffer as an `image` file, plus text fields. */
-export function imageForm(files: { bytes: Buffer; name?: string; type?: string }[], fields: Record<string, string> = {}) {
+export function imageForm(
+  files: { bytes: Buffer; name?: string; type?: string }[],
+  fields: Record<string, string> = {},
+) {
   const form = new FormData();
   for (const [name, value] of Object.entries(fields)) form.append(name, value);
-  for (const f of files) form.append('image', new Blob([f.bytes], { type: f.type ?? 'image/jpeg' }), f.name ?? 'photo.jpg');
+  for (const f of files)
+    form.append('image', new Blob([f.bytes], { type: f.type ?? 'image/jpeg' }), f.name ?? 'photo.jpg');
   return form;
 }
 
@@ -204,11 +227,15 @@ export async function jpeg(width = 64, height = 48): Promise<Buffer> {
       raw[i + 2] = 128;
     }
   }
-  return sharp(raw, { raw: { width, height, channels: 3 } }).jpeg({ quality: 80 }).toBuffer();
+  return sharp(raw, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 80 })
+    .toBuffer();
 }
 
 export async function png(width = 32, height = 32): Promise<Buffer> {
-  return sharp({ create: { width, height, channels: 4, background: { r: 10, g: 200, b: 30, alpha: 1 } } }).png().toBuffer();
+  return sharp({ create: { width, height, channels: 4, background: { r: 10, g: 200, b: 30, alpha: 1 } } })
+    .png()
+    .toBuffer();
 }
 
 /** Polls a job through the API until it reaches `state` (or any finished state, if it never will). */
@@ -233,7 +260,10 @@ export async function awayFromWindowEdge(windowMs = 3_600_000, marginMs = 10_000
  * A static image server on a loopback address, for URL inputs; `redirectTo` answers every path with a 302,
  * `failFirst` answers each path's first request with a 500 (a failed attempt the processor retries).
  */
-export async function imageServer(bytes: Buffer, opts: { host?: string; redirectTo?: string; failFirst?: boolean } = {}) {
+export async function imageServer(
+  bytes: Buffer,
+  opts: { host?: string; redirectTo?: string; failFirst?: boolean } = {},
+) {
   const hits: string[] = [];
   const server = http.createServer((req, res) => {
     const first = !hits.includes(req.url ?? '');
@@ -271,14 +301,23 @@ export interface SseStream {
   events: { id?: string; event?: string; data: any }[];
   /** Comment lines seen (heartbeats). */
   comments: string[];
-  waitFor(pred: (e: { id?: string; event?: string; data: any }) => boolean, timeoutMs?: number, what?: string): Promise<{ id?: string; data: any }>;
+  waitFor(
+    pred: (e: { id?: string; event?: string; data: any }) => boolean,
+    timeoutMs?: number,
+    what?: string,
+  ): Promise<{ id?: string; data: any }>;
   close(): void;
   /** Resolves when the server ends the stream (or it breaks); not when close() aborts it. */
   ended: Promise<void>;
   body?: any;
 }
 
-export async function openSse(api: { base: string }, path: string, key: string, headers: Record<string, string> = {}): Promise<SseStream> {
+export async function openSse(
+  api: { base: string },
+  path: string,
+  key: string,
+  headers: Record<string, string> = {},
+): Promise<SseStream> {
   const controller = new AbortController();
   const res = await fetch(api.base + path, {
     headers: { authorization: `Bearer ${key}`, accept: 'text/event-stream', ...headers },
@@ -297,7 +336,9 @@ export async function openSse(api: { base: string }, path: string, key: string, 
         const hit = stream.events.find(pred);
         if (hit) return hit;
         if (Date.now() - start > timeoutMs) {
-          throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(stream.events.map((e) => [e.id, e.data?.state]))}`);
+          throw new Error(
+            `timed out waiting for ${what}; got ${JSON.stringify(stream.events.map((e) => [e.id, e.data?.state]))}`,
+          );
         }
         await new Promise((r) => setTimeout(r, 20));
       }

@@ -7,5 +7,8 @@ export const hasChromium = fs.existsSync(CHROMIUM);
 
 /** Headless Chromium with the flags a root CI container without a GPU or network needs. */
 export function launchChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
 }

@@ -12,5 +12,7 @@ export default async function setup(): Promise<void> {
   const config = loadConfig({ PIXQ_MODELS_DIR: TEST_MODELS_DIR, PIXQ_LOG_LEVEL: 'silent' });
   const started = performance.now();
   await locateModel(MODELS[DEFAULT_MODEL], config, pino({ level: 'warn' }));
-  console.log(`test models: ${DEFAULT_MODEL} ready in ${TEST_MODELS_DIR} after ${Math.round(performance.now() - started)} ms`);
+  console.log(
+    `test models: ${DEFAULT_MODEL} ready in ${TEST_MODELS_DIR} after ${Math.round(performance.now() - started)} ms`,
+  );
 }

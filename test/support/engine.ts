@@ -1,5 +1,12 @@
 import { afterEach } from 'vitest';
-import { openEngine, type Engine, type EngineOptions, type Job, type JobState, type Outcome } from '../../src/engine/index.js';
+import {
+  openEngine,
+  type Engine,
+  type EngineOptions,
+  type Job,
+  type JobState,
+  type Outcome,
+} from '../../src/engine/index.js';
 import { dropDatabase, type StoreTarget } from './stores.js';
 
 export interface TestClock {

@@ -10,7 +10,18 @@ import { prepareZXingModule, writeBarcode } from 'zxing-wasm/writer';
  * check digit can be drawn on purpose); QR, DataMatrix and Code 128 come from zxing-wasm's writer.
  */
 
-const L_CODES = ['0001101', '0011001', '0010011', '0111101', '0100011', '0110001', '0101111', '0111011', '0110111', '0001011'];
+const L_CODES = [
+  '0001101',
+  '0011001',
+  '0010011',
+  '0111101',
+  '0100011',
+  '0110001',
+  '0101111',
+  '0111011',
+  '0110111',
+  '0001011',
+];
 const invert = (bits: string) => [...bits].map((b) => (b === '1' ? '0' : '1')).join('');
 const R_CODES = L_CODES.map(invert);
 const G_CODES = R_CODES.map((bits) => [...bits].reverse().join(''));
@@ -22,8 +33,14 @@ export function ean13Modules(code: string): string {
   if (!/^\d{13}$/.test(code)) throw new Error(`EAN-13 needs 13 digits, got ${code}`);
   const digits = [...code].map(Number);
   const parity = PARITY[digits[0]];
-  const left = digits.slice(1, 7).map((d, i) => (parity[i] === 'L' ? L_CODES[d] : G_CODES[d])).join('');
-  const right = digits.slice(7).map((d) => R_CODES[d]).join('');
+  const left = digits
+    .slice(1, 7)
+    .map((d, i) => (parity[i] === 'L' ? L_CODES[d] : G_CODES[d]))
+    .join('');
+  const right = digits
+    .slice(7)
+    .map((d) => R_CODES[d])
+    .join('');
   return `101${left}01010${right}101`;
 }
 
@@ -32,7 +49,9 @@ export function eanSvg(code: string, x: number, y: number, module = 4, height = 
   const modules = ean13Modules(code.length === 12 ? `0${code}` : code);
   const quiet = 11 * module;
   const bars = [...modules]
-    .map((bit, i) => (bit === '1' ? `<rect x="${x + quiet + i * module}" y="${y}" width="${module}" height="${height}"/>` : ''))
+    .map((bit, i) =>
+      bit === '1' ? `<rect x="${x + quiet + i * module}" y="${y}" width="${module}" height="${height}"/>` : '',
+    )
     .join('');
   return `<rect x="${x}" y="${y}" width="${modules.length * module + 2 * quiet}" height="${height}" fill="white"/><g fill="black">${bars}</g>`;
 }
@@ -41,9 +60,20 @@ const require = createRequire(import.meta.url);
 let writerReady: Promise<unknown> | undefined;
 
 /** A QR code, DataMatrix or Code 128 from zxing-wasm's writer, as an SVG fragment placed at (x, y), `size` px. */
-export async function zxingSvg(format: 'QRCode' | 'DataMatrix' | 'Code128', text: string, x: number, y: number, width: number, height = width) {
+export async function zxingSvg(
+  format: 'QRCode' | 'DataMatrix' | 'Code128',
+  text: string,
+  x: number,
+  y: number,
+  width: number,
+  height = width,
+) {
   writerReady ??= prepareZXingModule({
-    overrides: { wasmBinary: readFileSync(path.join(path.dirname(require.resolve('zxing-wasm/writer')), '../../writer/zxing_writer.wasm')).buffer as ArrayBuffer },
+    overrides: {
+      wasmBinary: readFileSync(
+        path.join(path.dirname(require.resolve('zxing-wasm/writer')), '../../writer/zxing_writer.wasm'),
+      ).buffer as ArrayBuffer,
+    },
     fireImmediately: true,
   });
   await writerReady;
@@ -51,7 +81,8 @@ export async function zxingSvg(format: 'QRCode' | 'DataMatrix' | 'Code128', text
   if (written.error) throw new Error(`zxing writer: ${written.error}`);
   const inner = written.svg.replace(/^[\s\S]*?<svg([^>]*)>/, '').replace(/<\/svg>\s*$/, '');
   const root = /<svg[^>]*>/.exec(written.svg)?.[0] ?? '';
-  const viewBox = /viewBox="([^"]+)"/.exec(root)?.[1] ?? `0 0 ${/width="(\d+)/.exec(root)?.[1]} ${/height="(\d+)/.exec(root)?.[1]}`;
+  const viewBox =
+    /viewBox="([^"]+)"/.exec(root)?.[1] ?? `0 0 ${/width="(\d+)/.exec(root)?.[1]} ${/height="(\d+)/.exec(root)?.[1]}`;
   return `<rect x="${x}" y="${y}" width="${width}" height="${height}" fill="white"/><svg x="${x}" y="${y}" width="${width}" height="${height}" viewBox="${viewBox}" preserveAspectRatio="none" shape-rendering="crispEdges">${inner}</svg>`;
 }
 
@@ -72,7 +103,10 @@ export async function renderLabel(spec: LabelSpec): Promise<Buffer> {
   const fontSize = spec.fontSize ?? 30;
   const lineHeight = Math.round(fontSize * 1.6);
   const text = spec.lines
-    .map((line, i) => `<text x="40" y="${60 + i * lineHeight}" font-family="DejaVu Sans" font-size="${fontSize}">${escapeXml(line)}</text>`)
+    .map(
+      (line, i) =>
+        `<text x="40" y="${60 + i * lineHeight}" font-family="DejaVu Sans" font-size="${fontSize}">${escapeXml(line)}</text>`,
+    )
     .join('');
   let y = 60 + spec.lines.length * lineHeight;
   const codes = (spec.codes ?? []).map((c) => {
@@ -144,7 +178,9 @@ export async function cleanLabel(width = 1000) {
 export async function defectiveLabel() {
   const wrong = EAN_13.slice(0, 12) + ((Number(EAN_13[12]) + 1) % 10);
   const png = await renderLabel({
-    lines: CLEAN_LINES.filter((l) => !l.startsWith('Net weight')).map((l) => (l.startsWith('Best before') ? 'Best before 15/03/2020' : l)),
+    lines: CLEAN_LINES.filter((l) => !l.startsWith('Net weight')).map((l) =>
+      l.startsWith('Best before') ? 'Best before 15/03/2020' : l,
+    ),
     codes: [{ svg: eanSvg(wrong, 0, 0), height: 120 }],
   });
   return { png, wrongEan: wrong };

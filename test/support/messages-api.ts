@@ -26,12 +26,16 @@ export async function messagesApi(): Promise<MessagesApi> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       if (req.method !== 'POST' || req.url !== '/v1/messages') {
-        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify(apiError('not_found_error', 'no such route')));
+        res
+          .writeHead(404, { 'content-type': 'application/json' })
+          .end(JSON.stringify(apiError('not_found_error', 'no such route')));
         return;
       }
       requests.push({ headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
       const answer = answers.length > 1 ? answers.shift()! : answers[0];
-      res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers }).end(JSON.stringify(answer.body));
+      res
+        .writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers })
+        .end(JSON.stringify(answer.body));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -31,9 +31,21 @@ export interface Portrait {
 export const UPSCALE = 4;
 
 export const PORTRAITS: Portrait[] = [
-  { name: 'woman-head-shoulders', sheet: { x: 166, y: 0, width: 151, height: 157 }, face: { x: 185, y: 120, width: 140, height: 150 } },
-  { name: 'man-at-table', sheet: { x: 326, y: 0, width: 210, height: 157 }, face: { x: 432, y: 110, width: 128, height: 125 } },
-  { name: 'woman-standing-arms-crossed', sheet: { x: 641, y: 0, width: 147, height: 157 }, face: { x: 355, y: 95, width: 78, height: 88 } },
+  {
+    name: 'woman-head-shoulders',
+    sheet: { x: 166, y: 0, width: 151, height: 157 },
+    face: { x: 185, y: 120, width: 140, height: 150 },
+  },
+  {
+    name: 'man-at-table',
+    sheet: { x: 326, y: 0, width: 210, height: 157 },
+    face: { x: 432, y: 110, width: 128, height: 125 },
+  },
+  {
+    name: 'woman-standing-arms-crossed',
+    sheet: { x: 641, y: 0, width: 147, height: 157 },
+    face: { x: 355, y: 95, width: 78, height: 88 },
+  },
 ];
 
 /**

@@ -53,7 +53,9 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
 
   const start = async () => {
     // fsync off: the cluster lives for one test run; a crash stop (`immediate`) still recovers from the WAL.
-    pgCtl(`-o "-p ${port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" -l ${logFile} -w -t 60 start`);
+    pgCtl(
+      `-o "-p ${port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" -l ${logFile} -w -t 60 start`,
+    );
     running = true;
   };
   const stop = async (mode: StopMode = 'fast') => {

@@ -91,7 +91,13 @@ export async function stopAll(processes: PixqProcess[]) {
 export async function workerCluster(target: StoreTarget, env: Record<string, string>) {
   const location = await target.fresh();
   const engine = await openEngine(location, DEFAULT_OPTIONS);
-  const workerEnv = { PIXQ_DATA_DIR: location.dataDir, PIXQ_MODELS_DIR: TEST_MODELS_DIR, DATABASE_URL: location.databaseUrl, PIXQ_ENABLE_NOOP: '1', ...env };
+  const workerEnv = {
+    PIXQ_DATA_DIR: location.dataDir,
+    PIXQ_MODELS_DIR: TEST_MODELS_DIR,
+    DATABASE_URL: location.databaseUrl,
+    PIXQ_ENABLE_NOOP: '1',
+    ...env,
+  };
   const workers = [0, 1, 2].map(() => spawnPixq(['worker'], workerEnv));
   try {
     await Promise.all(workers.map((w) => workerReady(w)));

@@ -39,4 +39,3 @@ export async function runJob(
   expect(stored).toHaveLength(1);
   return { result, data: stored[0].data, contentType: stored[0].contentType, stages };
 }
-

@@ -39,7 +39,7 @@ export interface RembgTestServer {
 }
 
 export async function startRembgServer(mode: RembgMode = 'ok'): Promise<RembgTestServer> {
-  let parked: (() => void)[] = [];
+  const parked: (() => void)[] = [];
   const state: RembgTestServer = {
     url: '',
     mode,
@@ -64,9 +64,12 @@ export async function startRembgServer(mode: RembgMode = 'ok'): Promise<RembgTes
     if (req.method === 'GET' && url.pathname === '/openapi.json') {
       state.probes++;
       if (state.mode === 'fail') return void res.writeHead(500).end('Internal Server Error');
-      return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"openapi":"3.1.0","info":{"title":"Rembg"}}');
+      return void res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end('{"openapi":"3.1.0","info":{"title":"Rembg"}}');
     }
-    if (req.method !== 'POST' || url.pathname !== '/api/remove') return void res.writeHead(404).end('{"detail":"Not Found"}');
+    if (req.method !== 'POST' || url.pathname !== '/api/remove')
+      return void res.writeHead(404).end('{"detail":"Not Found"}');
     state.active++;
     state.maxActive = Math.max(state.maxActive, state.active);
     let done = false;
@@ -109,19 +112,35 @@ async function handleRemove(
   if (state.mode === 'hold') await new Promise<void>(park);
   if (state.mode === 'hang') return {};
   if (state.mode === 'fail') return { status: 500, type: 'text/plain', body: 'Internal Server Error' };
-  if (state.mode === 'garbage') return { status: 200, type: 'text/html', body: '<html><body>502 Bad Gateway</body></html>' };
+  if (state.mode === 'garbage')
+    return { status: 200, type: 'text/html', body: '<html><body>502 Bad Gateway</body></html>' };
   if (state.mode === 'refuse' || !(file instanceof Blob)) {
-    return { status: 422, type: 'application/json', body: '{"detail":[{"loc":["body","model"],"msg":"string does not match regex"}]}' };
+    return {
+      status: 422,
+      type: 'application/json',
+      body: '{"detail":[{"loc":["body","model"],"msg":"string does not match regex"}]}',
+    };
   }
   const answer = await cutOut(image, fields.om === 'true', url.searchParams.get('bgc'));
   if (state.mode !== 'enlarge') return { status: 200, type: 'image/png', body: answer };
   const { width = 1, height = 1 } = await sharp(answer).metadata();
-  return { status: 200, type: 'image/png', body: await sharp(answer).resize(width * 2, height * 2).png().toBuffer() };
+  return {
+    status: 200,
+    type: 'image/png',
+    body: await sharp(answer)
+      .resize(width * 2, height * 2)
+      .png()
+      .toBuffer(),
+  };
 }
 
 /** Dark pixels are the subject; the answer is RGBA (or the grey mask), optionally flattened onto `bgc`. */
 async function cutOut(image: Buffer, onlyMask: boolean, bgc: string | null): Promise<Buffer> {
-  const { data, info } = await sharp(image).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(image)
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   const pixels = info.width * info.height;
   const mask = Buffer.alloc(pixels);
   for (let i = 0; i < pixels; i++) {
@@ -129,7 +148,11 @@ async function cutOut(image: Buffer, onlyMask: boolean, bgc: string | null): Pro
     mask[i] = 0.299 * r + 0.587 * g + 0.114 * b < 128 ? 255 : 0;
   }
   const size = { width: info.width, height: info.height };
-  if (onlyMask) return sharp(mask, { raw: { ...size, channels: 1 } }).toColourspace('b-w').png().toBuffer();
+  if (onlyMask)
+    return sharp(mask, { raw: { ...size, channels: 1 } })
+      .toColourspace('b-w')
+      .png()
+      .toBuffer();
   const rgba = Buffer.alloc(pixels * 4);
   for (let i = 0; i < pixels; i++) {
     data.copy(rgba, i * 4, i * 3, i * 3 + 3);

@@ -151,7 +151,10 @@ const LAYOUTS: Layout[] = [
 export const SCENE_COUNT = LAYOUTS.length;
 
 function paints([base, dark, light]: [string, string, string], mask: boolean): string {
-  if (mask) return [0, 1, 2, 3].map((i) => `<linearGradient id="p${i}"><stop offset="0" stop-color="#fff"/></linearGradient>`).join('');
+  if (mask)
+    return [0, 1, 2, 3]
+      .map((i) => `<linearGradient id="p${i}"><stop offset="0" stop-color="#fff"/></linearGradient>`)
+      .join('');
   return `<linearGradient id="p0" x1="0" y1="0" x2="1" y2="0"><stop offset="0" stop-color="${dark}"/><stop offset="0.45" stop-color="${base}"/><stop offset="0.7" stop-color="${light}" stop-opacity="0.9"/><stop offset="1" stop-color="${dark}"/></linearGradient>
     <linearGradient id="p1" x1="0" y1="0" x2="0" y2="1"><stop offset="0" stop-color="${dark}"/><stop offset="1" stop-color="${base}"/></linearGradient>
     <linearGradient id="p3" x1="0" y1="0" x2="1" y2="0"><stop offset="0" stop-color="#8e4a2b"/><stop offset="0.5" stop-color="#c8744a"/><stop offset="1" stop-color="#7a3d22"/></linearGradient>
@@ -179,23 +182,41 @@ function svg(layout: Layout, width: number, height: number, layer: Layer): strin
 }
 
 const render = (layout: Layout, width: number, height: number, layer: Layer) =>
-  sharp(Buffer.from(svg(layout, width, height, layer))).removeAlpha().raw().toBuffer();
+  sharp(Buffer.from(svg(layout, width, height, layer)))
+    .removeAlpha()
+    .raw()
+    .toBuffer();
 
 export async function syntheticScene(index: number, width = 640, height = 480): Promise<Scene> {
   const layout = LAYOUTS[index % LAYOUTS.length];
   const image = await withNoise(await render(layout, width, height, 'picture'), width, height);
-  const grey = await sharp(Buffer.from(svg(layout, width, height, 'mask'))).extractChannel(0).raw().toBuffer();
+  const grey = await sharp(Buffer.from(svg(layout, width, height, 'mask')))
+    .extractChannel(0)
+    .raw()
+    .toBuffer();
   const mask = Uint8Array.from(grey, (v) => (v >= 128 ? 255 : 0));
-  return { name: `${layout.object}-on-${layout.background}`, image, mask, width, height, thin: thinRegion(layout, width, height) };
+  return {
+    name: `${layout.object}-on-${layout.background}`,
+    image,
+    mask,
+    width,
+    height,
+    thin: thinRegion(layout, width, height),
+  };
 }
 
 /** Sensor-like noise, then JPEG: what a camera hands over. */
 async function withNoise(picture: Buffer, width: number, height: number): Promise<Buffer> {
   const raw = { width, height, channels: 3 as const };
-  const noise = await sharp({ create: { ...raw, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 18 } } })
+  const noise = await sharp({
+    create: { ...raw, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 18 } },
+  })
     .raw()
     .toBuffer();
-  return sharp(picture, { raw }).composite([{ input: noise, raw, blend: 'soft-light' }]).jpeg({ quality: 90 }).toBuffer();
+  return sharp(picture, { raw })
+    .composite([{ input: noise, raw, blend: 'soft-light' }])
+    .jpeg({ quality: 90 })
+    .toBuffer();
 }
 
 export interface SoftScene {
@@ -214,12 +235,20 @@ export interface SoftScene {
  */
 export async function softScene(index: number, width = 640, height = 480, softness = 4): Promise<SoftScene> {
   const layout = LAYOUTS[index % LAYOUTS.length];
-  const [foreground, background] = await Promise.all([render(layout, width, height, 'foreground'), render(layout, width, height, 'background')]);
-  const alpha = await sharp(Buffer.from(svg(layout, width, height, 'mask'))).extractChannel(0).blur(softness).raw().toBuffer();
+  const [foreground, background] = await Promise.all([
+    render(layout, width, height, 'foreground'),
+    render(layout, width, height, 'background'),
+  ]);
+  const alpha = await sharp(Buffer.from(svg(layout, width, height, 'mask')))
+    .extractChannel(0)
+    .blur(softness)
+    .raw()
+    .toBuffer();
   const picture = Buffer.alloc(width * height * 3);
   for (let i = 0; i < alpha.length; i++) {
     const a = alpha[i] / 255;
-    for (let c = 0; c < 3; c++) picture[i * 3 + c] = Math.round(foreground[i * 3 + c] * a + background[i * 3 + c] * (1 - a));
+    for (let c = 0; c < 3; c++)
+      picture[i * 3 + c] = Math.round(foreground[i * 3 + c] * a + background[i * 3 + c] * (1 - a));
   }
   const image = await withNoise(picture, width, height);
   return { name: `soft-${layout.object}-on-${layout.background}`, image, alpha: new Uint8Array(alpha), width, height };
@@ -267,7 +296,11 @@ export function iou(alpha: Uint8Array, truth: Uint8Array, threshold = 128): numb
 
 /** The alpha channel of an encoded image (255 everywhere when it has none). */
 export async function alphaOf(encoded: Buffer): Promise<Uint8Array> {
-  const { data, info } = await sharp(encoded).ensureAlpha().extractChannel(3).raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(encoded)
+    .ensureAlpha()
+    .extractChannel(3)
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   if (info.channels !== 1) throw new Error(`expected one channel, got ${info.channels}`);
   return new Uint8Array(data.buffer, data.byteOffset, data.length);
 }

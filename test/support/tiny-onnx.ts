@@ -97,7 +97,9 @@ export function slowMatMul(n: number, repeats: number): Buffer {
   const weight = Buffer.alloc(n * n * 4);
   for (let i = 0; i < n; i++) weight.writeFloatLE(1, (i * n + i) * 4);
   const initializer = message(int(1, n), int(1, n), int(2, FLOAT), bytes(8, 'w'), bytes(9, weight));
-  const nodes = Array.from({ length: repeats }, (_, i) => node('MatMul', [i === 0 ? 'x' : `h${i}`, 'w'], [i === repeats - 1 ? 'y' : `h${i + 1}`]));
+  const nodes = Array.from({ length: repeats }, (_, i) =>
+    node('MatMul', [i === 0 ? 'x' : `h${i}`, 'w'], [i === repeats - 1 ? 'y' : `h${i + 1}`]),
+  );
   return model({
     nodes,
     initializers: [initializer],

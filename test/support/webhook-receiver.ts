@@ -5,7 +5,11 @@ import { Webhook } from 'standardwebhooks';
 // Short delays so retries happen within a test; the schedule's shape (at once, then longer) is the real one's.
 export const FAST_WEBHOOK_SCHEDULE = '0,50ms,100ms,200ms,400ms,800ms,1600ms,3200ms';
 /** What webhook tests run with: receivers on loopback allowed, fast retries. */
-export const WEBHOOK_TEST_ENV = { PIXQ_URL_ALLOWLIST: '127.0.0.1', PIXQ_WEBHOOK_RETRY_SCHEDULE: FAST_WEBHOOK_SCHEDULE, PIXQ_WEBHOOK_TIMEOUT_MS: '2000' };
+export const WEBHOOK_TEST_ENV = {
+  PIXQ_URL_ALLOWLIST: '127.0.0.1',
+  PIXQ_WEBHOOK_RETRY_SCHEDULE: FAST_WEBHOOK_SCHEDULE,
+  PIXQ_WEBHOOK_TIMEOUT_MS: '2000',
+};
 
 /** One request the receiver got, with the outcome of verifying its signature against each known secret. */
 export interface ReceivedWebhook {

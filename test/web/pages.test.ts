@@ -16,9 +16,14 @@ const SCREENSHOTS = path.resolve('test-output/screenshots');
 
 /** A loopback server that answers 404 to everything: URL inputs that fail for certain, on the first attempt. */
 async function missingImages() {
-  const server = http.createServer((_req, res) => res.writeHead(404, { 'content-type': 'text/plain' }).end('no such image'));
+  const server = http.createServer((_req, res) =>
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('no such image'),
+  );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: (name: string) => `http://127.0.0.1:${(server.address() as AddressInfo).port}/${name}.jpg`, close: () => server.close() };
+  return {
+    url: (name: string) => `http://127.0.0.1:${(server.address() as AddressInfo).port}/${name}.jpg`,
+    close: () => server.close(),
+  };
 }
 
 /** The state word each upload row shows, as the page changes it (a MutationObserver, so no state is missed). */
@@ -70,14 +75,19 @@ describe.skipIf(!hasChromium)('dashboard pages in Chromium against a real server
     return tab;
   }
   const jobRows = (tab: Page) => tab.getByRole('table', { name: 'Jobs' }).locator('tbody tr');
-  const screenshot = (tab: Page, name: string) => tab.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  const screenshot = (tab: Page, name: string) =>
+    tab.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
 
   beforeAll(async () => {
     await buildDashboard();
     fs.mkdirSync(SCREENSHOTS, { recursive: true });
     missing = await missingImages();
     const modelsDir = tempDir();
-    api = await startApi(sqliteTarget, { PIXQ_URL_ALLOWLIST: '127.0.0.1', PIXQ_MODELS_DIR: modelsDir, PIXQ_MODEL_DOWNLOAD: 'false' });
+    api = await startApi(sqliteTarget, {
+      PIXQ_URL_ALLOWLIST: '127.0.0.1',
+      PIXQ_MODELS_DIR: modelsDir,
+      PIXQ_MODEL_DOWNLOAD: 'false',
+    });
     await api.startWorker();
     vendor = await api.vendor('acme-photos');
     other = await api.vendor('other-shop');
@@ -91,7 +101,13 @@ describe.skipIf(!hasChromium)('dashboard pages in Chromium against a real server
 
   it('uploads three photos with product-cutout-white, follows each live to succeeded, downloads one and a zip of all', async () => {
     // Real photos (cut off the sample sheet, as a phone would upload them) through the preset's real default model.
-    const photos = await Promise.all(PORTRAITS.slice(0, 3).map(async (portrait, i) => ({ name: `photo-${i + 1}.jpg`, mimeType: 'image/jpeg', buffer: await portraitJpeg(portrait) })));
+    const photos = await Promise.all(
+      PORTRAITS.slice(0, 3).map(async (portrait, i) => ({
+        name: `photo-${i + 1}.jpg`,
+        mimeType: 'image/jpeg',
+        buffer: await portraitJpeg(portrait),
+      })),
+    );
     // Paused, the jobs wait as queued until the test lets them run: both words are on screen for certain.
     await admin('pause', 'remove-background');
     const tab = await signedIn(vendor.key, '/upload');
@@ -102,19 +118,37 @@ describe.skipIf(!hasChromium)('dashboard pages in Chromium against a real server
     const row = (name: string) => tab.locator(`.upload-file[data-file="${name}"]`);
     for (const { name } of photos) await row(name).locator('.state', { hasText: 'queued' }).waitFor();
     await admin('resume', 'remove-background');
-    for (const { name } of photos) await row(name).getByRole('link', { name: 'Download' }).waitFor({ timeout: 240_000 });
+    for (const { name } of photos)
+      await row(name).getByRole('link', { name: 'Download' }).waitFor({ timeout: 240_000 });
 
     const seen = await tab.evaluate(() => (globalThis as unknown as { seen: Record<string, string[]> }).seen);
-    for (const { name } of photos) expect(seen[name].filter((w) => ['queued', 'running', 'succeeded'].includes(w))).toEqual(['queued', 'running', 'succeeded']);
+    for (const { name } of photos)
+      expect(seen[name].filter((w) => ['queued', 'running', 'succeeded'].includes(w))).toEqual([
+        'queued',
+        'running',
+        'succeeded',
+      ]);
 
-    const ids = await Promise.all(photos.map(async ({ name }) => (await row(name).locator('.job-link').textContent())!));
+    const ids = await Promise.all(
+      photos.map(async ({ name }) => (await row(name).locator('.job-link').textContent())!),
+    );
     const outputs = await Promise.all(ids.map((id) => outputOf(vendor.key, id)));
-    for (const id of ids) expect((await api.call('GET', `/v1/jobs/${id}`, { key: vendor.key })).body).toMatchObject({ type: 'remove-background', template: 'product-cutout-white' });
-    const [one] = await Promise.all([tab.waitForEvent('download'), row(photos[0].name).getByRole('link', { name: 'Download' }).click()]);
+    for (const id of ids)
+      expect((await api.call('GET', `/v1/jobs/${id}`, { key: vendor.key })).body).toMatchObject({
+        type: 'remove-background',
+        template: 'product-cutout-white',
+      });
+    const [one] = await Promise.all([
+      tab.waitForEvent('download'),
+      row(photos[0].name).getByRole('link', { name: 'Download' }).click(),
+    ]);
     expect(one.suggestedFilename()).toBe('photo-1.png');
     expect(fs.readFileSync(await one.path())).toEqual(outputs[0]);
 
-    const [zip] = await Promise.all([tab.waitForEvent('download'), tab.getByRole('button', { name: 'Download all' }).click()]);
+    const [zip] = await Promise.all([
+      tab.waitForEvent('download'),
+      tab.getByRole('button', { name: 'Download all' }).click(),
+    ]);
     const entries = unzipSync(fs.readFileSync(await zip.path()));
     expect(Object.keys(entries).sort()).toEqual(['photo-1.png', 'photo-2.png', 'photo-3.png']);
     photos.forEach(({ name }, i) => expect(Buffer.from(entries[name.replace('.jpg', '.png')])).toEqual(outputs[i]));
@@ -132,13 +166,21 @@ describe.skipIf(!hasChromium)('dashboard pages in Chromium against a real server
     // Input and output side by side, both decoded; the input is the very file uploaded.
     for (const alt of ['input', 'output 1']) {
       const image = tab.getByRole('img', { name: alt, exact: true });
-      await waitUntil(async () => (await image.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)) > 0, 20_000, `the ${alt} image to load`);
+      await waitUntil(
+        async () => (await image.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)) > 0,
+        20_000,
+        `the ${alt} image to load`,
+      );
     }
     // The page's CSP keeps its blob: URL from being fetched again, so the bytes are those of the answer it read.
     // (Every read of the page happens twice on opening it, the job's too: each answer is checked.)
     expect(inputs.length).toBeGreaterThan(0);
     for (const bytes of inputs) expect(bytes).toEqual(photos[0].buffer);
-    expect(await tab.getByRole('img', { name: 'input', exact: true }).evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)).toBe(PORTRAITS[0].sheet.width * UPSCALE);
+    expect(
+      await tab
+        .getByRole('img', { name: 'input', exact: true })
+        .evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth),
+    ).toBe(PORTRAITS[0].sheet.width * UPSCALE);
     await expect(tab.locator('.job-summary .state').textContent()).resolves.toBe('succeeded');
     await expect(tab.locator('pre.json').first().textContent()).resolves.toContain('"background": "#ffffff"');
     await screenshot(tab, 'job-detail');
@@ -146,7 +188,10 @@ describe.skipIf(!hasChromium)('dashboard pages in Chromium against a real server
   }, 300_000);
 
   it('filters jobs by a metadata value (a linkable URL) and shows only the matching ones, live', async () => {
-    const shown = [await submit(vendor.key, { type: 'noop', metadata: { recordId: '123' } }), await submit(vendor.key, { type: 'noop', metadata: { recordId: 123, shop: 'eu' } })];
+    const shown = [
+      await submit(vendor.key, { type: 'noop', metadata: { recordId: '123' } }),
+      await submit(vendor.key, { type: 'noop', metadata: { recordId: 123, shop: 'eu' } }),
+    ];
     await submit(vendor.key, { type: 'noop', metadata: { recordId: '456' } });
     await submit(other.key, { type: 'noop', metadata: { recordId: '123' } });
     const tab = await signedIn(vendor.key, '/jobs');
@@ -155,7 +200,11 @@ describe.skipIf(!hasChromium)('dashboard pages in Chromium against a real server
     await tab.waitForURL((url) => url.searchParams.get('metadata') === 'recordId=123');
     const rows = jobRows(tab);
     await waitUntil(async () => (await rows.count()) === shown.length, 20_000, 'the filtered list');
-    expect((await rows.evaluateAll((trs) => trs.map((tr) => (tr as unknown as { dataset: { job: string } }).dataset.job))).sort()).toEqual([...shown].sort());
+    expect(
+      (
+        await rows.evaluateAll((trs) => trs.map((tr) => (tr as unknown as { dataset: { job: string } }).dataset.job))
+      ).sort(),
+    ).toEqual([...shown].sort());
 
     // A job submitted now that matches appears without a reload.
     const late = await submit(vendor.key, { type: 'noop', metadata: { recordId: '123' } });
@@ -165,7 +214,16 @@ describe.skipIf(!hasChromium)('dashboard pages in Chromium against a real server
   });
 
   it('retries every failed job matching a filter after showing how many match, and shows them queued again', async () => {
-    const failing = await Promise.all(['a', 'b'].map((n) => submit(vendor.key, { type: 'transform', input: { url: missing.url(n) }, maxAttempts: 1, metadata: { run: 'retry-test' } })));
+    const failing = await Promise.all(
+      ['a', 'b'].map((n) =>
+        submit(vendor.key, {
+          type: 'transform',
+          input: { url: missing.url(n) },
+          maxAttempts: 1,
+          metadata: { run: 'retry-test' },
+        }),
+      ),
+    );
     const codes = [];
     for (const id of failing) codes.push((await waitForJob(api, vendor.key, id, ['failed'])).error.code as string);
     // The detail names the failed attempt's code and message.
@@ -183,7 +241,8 @@ describe.skipIf(!hasChromium)('dashboard pages in Chromium against a real server
       await tab.getByRole('button', { name: 'Confirm' }).click();
       await tab.getByText('matched 2, changed 2').waitFor();
       for (const id of failing) await tab.locator(`tr[data-job="${id}"] .state`, { hasText: 'queued' }).waitFor();
-      for (const id of failing) expect((await api.call('GET', `/v1/jobs/${id}`, { key: vendor.key })).body.state).toBe('queued');
+      for (const id of failing)
+        expect((await api.call('GET', `/v1/jobs/${id}`, { key: vendor.key })).body.state).toBe('queued');
       await screenshot(tab, 'jobs-retried');
     } finally {
       await admin('resume', 'transform');
@@ -194,18 +253,37 @@ describe.skipIf(!hasChromium)('dashboard pages in Chromium against a real server
   it('shows a job that failed once then succeeded with two attempts, the first with its error, from the stored events', async () => {
     const flaky = await imageServer(await jpeg(64, 48), { failFirst: true });
     try {
-      const id = await submit(vendor.key, { type: 'transform', input: { url: flaky.url('/flaky.jpg') }, maxAttempts: 2 });
-      expect(await waitForJob(api, vendor.key, id, ['succeeded', 'failed'])).toMatchObject({ state: 'succeeded', attempts: 2 });
+      const id = await submit(vendor.key, {
+        type: 'transform',
+        input: { url: flaky.url('/flaky.jpg') },
+        maxAttempts: 2,
+      });
+      expect(await waitForJob(api, vendor.key, id, ['succeeded', 'failed'])).toMatchObject({
+        state: 'succeeded',
+        attempts: 2,
+      });
       // Opened after the job finished: what the page shows comes from the stored events, not live ones.
       const tab = await signedIn(vendor.key, `/jobs/${id}`);
       const rows = tab.getByRole('table', { name: 'Attempts' }).locator('tbody tr');
       await waitUntil(async () => (await rows.count()) === 2, 20_000, 'two attempts');
-      const cells = await rows.evaluateAll((trs) => trs.map((tr) => [...(tr as unknown as { cells: { textContent: string }[] }).cells].map((td) => td.textContent)));
-      expect(cells.map((c) => [c[0], c[3], c[4]])).toEqual([['1', 'delayed', 'url_fetch_failed'], ['2', 'succeeded', '—']]);
+      const cells = await rows.evaluateAll((trs) =>
+        trs.map((tr) => [...(tr as unknown as { cells: { textContent: string }[] }).cells].map((td) => td.textContent)),
+      );
+      expect(cells.map((c) => [c[0], c[3], c[4]])).toEqual([
+        ['1', 'delayed', 'url_fetch_failed'],
+        ['2', 'succeeded', '—'],
+      ]);
       expect(cells[0][5]).toContain('500');
       await tab.getByText('No input image is kept for this job').waitFor();
       const timeline = await tab.locator('.timeline li[data-kind="state"]').allTextContents();
-      expect(timeline.map((t) => /\b(queued|running|delayed|succeeded)\b/.exec(t)?.[1])).toEqual(['queued', 'running', 'delayed', 'queued', 'running', 'succeeded']);
+      expect(timeline.map((t) => /\b(queued|running|delayed|succeeded)\b/.exec(t)?.[1])).toEqual([
+        'queued',
+        'running',
+        'delayed',
+        'queued',
+        'running',
+        'succeeded',
+      ]);
       await screenshot(tab, 'job-detail-attempts');
       await tab.close();
     } finally {
@@ -225,7 +303,9 @@ describe.skipIf(!hasChromium)('dashboard pages in Chromium against a real server
     await submit(other.key, { type: 'noop' });
     const tab = await signedIn(other.key, '/jobs');
     await jobRows(tab).first().waitFor();
-    const listed = await jobRows(tab).evaluateAll((trs) => trs.map((tr) => (tr as unknown as { dataset: { job: string } }).dataset.job));
+    const listed = await jobRows(tab).evaluateAll((trs) =>
+      trs.map((tr) => (tr as unknown as { dataset: { job: string } }).dataset.job),
+    );
     const own = (await api.call('GET', '/v1/jobs', { key: other.key })).body.jobs.map((j: { id: string }) => j.id);
     expect(listed.sort()).toEqual(own.sort());
     expect(listed).not.toContain(theirs);
@@ -233,7 +313,10 @@ describe.skipIf(!hasChromium)('dashboard pages in Chromium against a real server
     await screenshot(tab, 'jobs-375px');
 
     await tab.goto(`${api.base}/jobs/${theirs}`);
-    await tab.getByRole('alert').filter({ hasText: /not found/i }).waitFor();
+    await tab
+      .getByRole('alert')
+      .filter({ hasText: /not found/i })
+      .waitFor();
     expect(await tab.locator('img').count()).toBe(0);
     await tab.close();
   });

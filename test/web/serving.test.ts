@@ -56,7 +56,9 @@ describe('the dashboard served at /', () => {
     expect((await api.call('GET', '/v1/jobs')).status).toBe(401);
     expect((await api.call('GET', '/v1/vendors', { key: ADMIN_KEY })).status).toBe(200);
     expect((await api.call('GET', '/healthz')).body).toEqual({ status: 'ok' });
-    const routes = api.app.routeAccess.filter((r) => r.url.startsWith('/assets') || (DASHBOARD_PATHS as readonly string[]).includes(r.url));
+    const routes = api.app.routeAccess.filter(
+      (r) => r.url.startsWith('/assets') || (DASHBOARD_PATHS as readonly string[]).includes(r.url),
+    );
     expect(routes.length).toBeGreaterThan(0);
     expect(routes.every((r) => r.access === 'public')).toBe(true);
   });

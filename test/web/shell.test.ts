@@ -34,7 +34,10 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
 
   const open = async (width = 1280) => {
     const page = await browser.newPage({ viewport: { width, height: 900 } });
-    page.on('console', (m) => m.type() === 'error' && !m.text().startsWith('Failed to load resource') && problems.push(m.text()));
+    page.on(
+      'console',
+      (m) => m.type() === 'error' && !m.text().startsWith('Failed to load resource') && problems.push(m.text()),
+    );
     page.on('pageerror', (e) => problems.push(e.message));
     await page.goto(`${api.base}/`);
     return page;
@@ -43,7 +46,8 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     await page.getByLabel('API key').fill(key);
     await page.getByRole('button', { name: 'Sign in' }).click();
   };
-  const shoot = (page: Page, name: string) => page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  const shoot = (page: Page, name: string) =>
+    page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
   const submitTransform = async (key: string, server = api) => {
     const form = new FormData();
     form.append('type', 'transform');
@@ -75,13 +79,20 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     const mine = await api.vendor(`mine-${Date.now()}`);
     const other = await api.vendor(`other-${Date.now()}`);
     const ids = [await submitNoop(mine.key), await submitNoop(mine.key)];
-    const theirs = [await submitTransform(other.key), await submitTransform(other.key), await submitTransform(other.key)];
+    const theirs = [
+      await submitTransform(other.key),
+      await submitTransform(other.key),
+      await submitTransform(other.key),
+    ];
     for (const id of ids) await waitForJob(api, mine.key, id, ['succeeded']);
     for (const id of theirs) await waitForJob(api, other.key, id, ['succeeded']);
 
     const page = await open();
     const eventStreams: string[] = [];
-    page.on('request', (r) => new URL(r.url()).pathname === '/v1/events' && eventStreams.push(r.headers().authorization ?? ''));
+    page.on(
+      'request',
+      (r) => new URL(r.url()).pathname === '/v1/events' && eventStreams.push(r.headers().authorization ?? ''),
+    );
     await signIn(page, mine.key);
     const nav = page.getByRole('navigation', { name: 'Main' });
     await expect.poll(() => nav.getByRole('link').allTextContents()).toEqual(['Overview', 'Jobs', 'Upload']);
@@ -95,7 +106,11 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     expect(text).not.toContain(other.vendor.name as string);
     expect(await page.getByRole('table', { name: 'By vendor' }).count()).toBe(0);
     // The key lives in this tab's sessionStorage only.
-    expect(await page.evaluate('[Object.values(sessionStorage), localStorage.length, document.cookie]')).toEqual([[mine.key], 0, '']);
+    expect(await page.evaluate('[Object.values(sessionStorage), localStorage.length, document.cookie]')).toEqual([
+      [mine.key],
+      0,
+      '',
+    ]);
     await shoot(page, 'overview-vendor');
     // The counts follow the vendor's live events, the key in a header (never in a URL).
     expect(eventStreams.length).toBeGreaterThanOrEqual(1);
@@ -124,7 +139,9 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     await expect.poll(() => page.getByRole('heading', { name: 'Overview' }).count()).toBe(1);
     const keyId = (await api.call('GET', `/v1/vendors/${other.id}/keys`, { key: ADMIN_KEY })).body.keys[0].id;
     expect((await api.call('DELETE', `/v1/vendors/${other.id}/keys/${keyId}`, { key: ADMIN_KEY })).status).toBe(200);
-    await expect.poll(() => page.getByRole('status').textContent(), { timeout: 30_000 }).toMatch(/no longer accepts this key/);
+    await expect
+      .poll(() => page.getByRole('status').textContent(), { timeout: 30_000 })
+      .toMatch(/no longer accepts this key/);
     expect(await page.evaluate('sessionStorage.length')).toBe(0);
     await page.close();
   });
@@ -184,13 +201,20 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     await page.getByRole('checkbox', { name: 'Suspended' }).check();
     await page.getByRole('textbox', { name: 'Requests rate' }).fill('500/1m');
     await page.getByRole('button', { name: 'Save vendor' }).click();
-    await expect.poll(async () => (await api.call('GET', `/v1/vendors/${me.body.vendor.id}`, { key: ADMIN_KEY })).body)
+    await expect
+      .poll(async () => (await api.call('GET', `/v1/vendors/${me.body.vendor.id}`, { key: ADMIN_KEY })).body)
       .toMatchObject({ status: 'suspended', rateLimits: { requests: { limit: 500, windowMs: 60_000 } } });
     await page.getByRole('spinbutton', { name: 'Global running cap for transform' }).fill('3');
     await page.getByRole('textbox', { name: 'Global rate limit for transform' }).fill('100/1h');
     await page.getByRole('button', { name: 'Save limits for transform' }).click();
-    await expect.poll(async () => (await api.call('GET', '/v1/job-types', { key: ADMIN_KEY })).body.types)
-      .toContainEqual({ type: 'transform', paused: false, maxRunning: 3, rateLimit: { limit: 100, windowMs: 3_600_000 } });
+    await expect
+      .poll(async () => (await api.call('GET', '/v1/job-types', { key: ADMIN_KEY })).body.types)
+      .toContainEqual({
+        type: 'transform',
+        paused: false,
+        maxRunning: 3,
+        rateLimit: { limit: 100, windowMs: 3_600_000 },
+      });
     await shoot(page, 'vendor-edit');
     await api.call('PUT', '/v1/job-types/transform', { key: ADMIN_KEY, json: { maxRunning: null, rateLimit: null } });
 
@@ -218,7 +242,9 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     await page.setViewportSize({ width: 375, height: 800 });
     // Nothing wider than the screen but the tables, which scroll inside their own box. The charts follow the new
     // width when their resize observer fires, after the viewport change: wait for the layout, not a fixed time.
-    await expect.poll(() => page.evaluate<number>('document.documentElement.scrollWidth'), { timeout: 10_000 }).toBeLessThanOrEqual(375);
+    await expect
+      .poll(() => page.evaluate<number>('document.documentElement.scrollWidth'), { timeout: 10_000 })
+      .toBeLessThanOrEqual(375);
     await shoot(page, 'overview-375');
     await page.close();
     expect(problems).toEqual([]);
@@ -229,14 +255,25 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     const fresh = await startApi(sqliteTarget);
     try {
       await fresh.startWorker();
-      for (const [name, count] of [['acme-shoes', 14], ['northwind-photo', 9], ['idcards-eu', 5]] as const) {
+      for (const [name, count] of [
+        ['acme-shoes', 14],
+        ['northwind-photo', 9],
+        ['idcards-eu', 5],
+      ] as const) {
         const { key } = await fresh.vendor(name);
-        const jobs = await Promise.all(Array.from({ length: count }, (_, i) =>
-          fresh.call('POST', '/v1/jobs', { key, json: { type: 'noop', options: { ms: 20 + ((i * 37) % 180) } } })));
+        const jobs = await Promise.all(
+          Array.from({ length: count }, (_, i) =>
+            fresh.call('POST', '/v1/jobs', { key, json: { type: 'noop', options: { ms: 20 + ((i * 37) % 180) } } }),
+          ),
+        );
         for (const res of jobs) await waitForJob(fresh, key, res.body.id, ['succeeded']);
-        for (let i = 0; i < count / 3; i++) await waitForJob(fresh, key, await submitTransform(key, fresh), ['succeeded']);
+        for (let i = 0; i < count / 3; i++)
+          await waitForJob(fresh, key, await submitTransform(key, fresh), ['succeeded']);
         const long = await fresh.call('POST', '/v1/jobs', { key, json: { type: 'noop', options: { ms: 600_000 } } });
-        if (name === 'idcards-eu') await waitForJob(fresh, key, long.body.id, ['running']).then(() => fresh.call('POST', `/v1/jobs/${long.body.id}/cancel`, { key }));
+        if (name === 'idcards-eu')
+          await waitForJob(fresh, key, long.body.id, ['running']).then(() =>
+            fresh.call('POST', `/v1/jobs/${long.body.id}/cancel`, { key }),
+          );
       }
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       await page.goto(`${fresh.base}/`);
@@ -245,7 +282,10 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
       // The worker reports its running jobs with its next heartbeat; the page shows it at its next refresh.
       const workerRunning = page.getByRole('table', { name: 'Workers' }).getByRole('cell').nth(1);
       await expect.poll(() => workerRunning.textContent(), { timeout: 40_000 }).toBe('2');
-      await page.screenshot({ path: path.join(import.meta.dirname, '../../docs/images/dashboard-overview.png'), fullPage: true });
+      await page.screenshot({
+        path: path.join(import.meta.dirname, '../../docs/images/dashboard-overview.png'),
+        fullPage: true,
+      });
       await page.close();
     } finally {
       await fresh.close();

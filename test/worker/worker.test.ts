@@ -11,7 +11,11 @@ import { describeEachStore } from '../support/stores.js';
 import { useEngine } from '../support/engine.js';
 import { waitUntil } from '../support/processes.js';
 
-function startWorker(engine: Engine, dataDir: string, opts: { slots?: number; graceMs?: number; processors?: Processor[] } = {}) {
+function startWorker(
+  engine: Engine,
+  dataDir: string,
+  opts: { slots?: number; graceMs?: number; processors?: Processor[] } = {},
+) {
   const blobs = new FsBlobStore(dataDir, engine.blobs);
   const processors = opts.processors ?? [noop];
   const worker = new Worker({
@@ -59,7 +63,10 @@ describeEachStore('worker runtime', (target) => {
     const { engine, dataDir } = await open();
     const v = await engine.vendors.create('v');
     const worker = await startWorker(engine, dataDir, { slots: 3 });
-    const { jobs } = await engine.jobs.enqueue(v.id, Array.from({ length: 10 }, () => ({ type: 'noop', options: { ms: 5 } })));
+    const { jobs } = await engine.jobs.enqueue(
+      v.id,
+      Array.from({ length: 10 }, () => ({ type: 'noop', options: { ms: 5 } })),
+    );
     for (const job of jobs) await waitForState(engine, job.id, 'succeeded');
     const [health] = await engine.registry.workers();
     expect(health).toMatchObject({ id: worker.id, pid: process.pid, slots: { noop: 3 }, stopping: false });
@@ -72,7 +79,9 @@ describeEachStore('worker runtime', (target) => {
     const v = await engine.vendors.create('v');
     const worker = await startWorker(engine, dataDir);
     const work = 600_000;
-    const { jobs } = await engine.jobs.enqueue(v.id, [{ type: 'noop', options: { ms: work }, timeoutMs: 200, maxAttempts: 1 }]);
+    const { jobs } = await engine.jobs.enqueue(v.id, [
+      { type: 'noop', options: { ms: work }, timeoutMs: 200, maxAttempts: 1 },
+    ]);
     const job = await waitForState(engine, jobs[0].id, 'failed');
     expect(job.error).toMatchObject({ code: 'timeout', retryable: true });
     // Ended by its timeout: not before it, and not when the ten-minute work would have.
@@ -111,7 +120,11 @@ describeEachStore('worker runtime', (target) => {
     await waitForState(engine, jobs[0].id, 'running');
     await waitForState(engine, jobs[1].id, 'running');
     const stopped = worker.stop();
-    await waitUntil(async () => (await engine.registry.workers())[0]?.stopping === true, 30_000, 'the worker to report stopping');
+    await waitUntil(
+      async () => (await engine.registry.workers())[0]?.stopping === true,
+      30_000,
+      'the worker to report stopping',
+    );
     gate.open('short');
     await stopped;
     expect((await engine.jobs.get(jobs[0].id)).state).toBe('succeeded');

@@ -38,17 +38,29 @@ function Layout() {
           {admin && <NavLink href="/vendors">Vendors</NavLink>}
         </nav>
         <span className="who">{admin ? 'admin' : who.vendor.name}</span>
-        <button type="button" className="secondary" onClick={signOut}>Sign out</button>
+        <button type="button" className="secondary" onClick={signOut}>
+          Sign out
+        </button>
       </header>
       <main className="page">
         <Switch>
-          <Route path="/"><OverviewPage /></Route>
-          <Route path="/jobs"><JobsPage /></Route>
+          <Route path="/">
+            <OverviewPage />
+          </Route>
+          <Route path="/jobs">
+            <JobsPage />
+          </Route>
           <Route path="/jobs/:id">{(params) => <JobDetailPage id={params.id} />}</Route>
-          <Route path="/upload"><UploadPage /></Route>
+          <Route path="/upload">
+            <UploadPage />
+          </Route>
           <Route path="/vendors">{admin ? <VendorsPage /> : <Redirect to="/" />}</Route>
-          <Route path="/sign-in"><Redirect to="/" /></Route>
-          <Route><p>No such page.</p></Route>
+          <Route path="/sign-in">
+            <Redirect to="/" />
+          </Route>
+          <Route>
+            <p>No such page.</p>
+          </Route>
         </Switch>
       </main>
     </>

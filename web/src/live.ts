@@ -24,10 +24,13 @@ export function useRefresh(refresh: () => void, pollMs: number) {
     };
     const soon = () => {
       if (timer === undefined) {
-        timer = setTimeout(() => {
-          timer = undefined;
-          run();
-        }, Math.max(0, last + EVENT_REFRESH_MS - Date.now()));
+        timer = setTimeout(
+          () => {
+            timer = undefined;
+            run();
+          },
+          Math.max(0, last + EVENT_REFRESH_MS - Date.now()),
+        );
       }
     };
     run();

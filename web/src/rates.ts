@@ -12,13 +12,16 @@ export function parseRate(text: string): Rate | null {
   if (trimmed === '') return null;
   const match = /^(\d+)\s*\/\s*(\d*)\s*([smhd])$/.exec(trimmed);
   const windowMs = match ? Number(match[2] || 1) * UNITS[match[3]] : 0;
-  if (!match || Number(match[1]) < 1 || windowMs < 1000) throw new Error(`"${text}" is not a rate like 100/15m (count / window in s, m, h or d)`);
+  if (!match || Number(match[1]) < 1 || windowMs < 1000)
+    throw new Error(`"${text}" is not a rate like 100/15m (count / window in s, m, h or d)`);
   return { limit: Number(match[1]), windowMs };
 }
 
 /** In the largest unit that divides the window evenly: {100, 900000} -> `100/15m`, {50, 60000} -> `50/1m`. */
 export function formatRate(rate: Rate | null | undefined): string {
   if (!rate) return '';
-  const [unit, ms] = Object.entries(UNITS).reverse().find(([, ms]) => rate.windowMs % ms === 0) ?? ['s', 1000];
+  const [unit, ms] = Object.entries(UNITS)
+    .reverse()
+    .find(([, ms]) => rate.windowMs % ms === 0) ?? ['s', 1000];
   return `${rate.limit}/${rate.windowMs / ms}${unit}`;
 }

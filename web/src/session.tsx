@@ -49,7 +49,9 @@ type State =
  * earlier in this tab is checked again on load, and a key refused later signs the tab out.
  */
 export function SessionProvider({ children }: { children: ReactNode }) {
-  const [state, setState] = useState<State>(() => (sessionStorage.getItem(KEY_ITEM) ? { status: 'checking' } : { status: 'signed-out' }));
+  const [state, setState] = useState<State>(() =>
+    sessionStorage.getItem(KEY_ITEM) ? { status: 'checking' } : { status: 'signed-out' },
+  );
 
   const refused = useCallback((client: PixqClient) => {
     // Only the current session's client: a late answer to a session already left changes nothing.
@@ -72,11 +74,14 @@ export function SessionProvider({ children }: { children: ReactNode }) {
     );
   }, [refused]);
 
-  const signIn = useCallback(async (apiKey: string) => {
-    const session = await open(apiKey, refused);
-    sessionStorage.setItem(KEY_ITEM, apiKey);
-    setState({ status: 'signed-in', ...session });
-  }, [refused]);
+  const signIn = useCallback(
+    async (apiKey: string) => {
+      const session = await open(apiKey, refused);
+      sessionStorage.setItem(KEY_ITEM, apiKey);
+      setState({ status: 'signed-in', ...session });
+    },
+    [refused],
+  );
 
   const signOut = useCallback(() => {
     sessionStorage.removeItem(KEY_ITEM);

@@ -136,9 +136,13 @@ export class PixqClient {
     this.pollIntervalMs = options.pollIntervalMs ?? 1000;
     const inBrowser = typeof EventSource === 'function' && typeof document !== 'undefined';
     const transport = options.liveTransport ?? (inBrowser ? 'eventsource' : 'fetch');
-    this.live = transport === 'eventsource'
-      ? eventSourceTransport(this.baseUrl, options.eventToken ?? (async (scope) => (await this.eventToken(scope)).token))
-      : fetchTransport((path, init) => this.send(path, init), options.stallMs ?? 45_000);
+    this.live =
+      transport === 'eventsource'
+        ? eventSourceTransport(
+            this.baseUrl,
+            options.eventToken ?? (async (scope) => (await this.eventToken(scope)).token),
+          )
+        : fetchTransport((path, init) => this.send(path, init), options.stallMs ?? 45_000);
   }
 
   /** Submits one job: JSON with `input`, or multipart when `file` is given. Answers the queued job. */
@@ -374,14 +378,19 @@ export class PixqClient {
       if (FINISHED_STATES.has(job.state)) final = job;
       return final !== undefined;
     };
-    await follow(this.live, { jobId: id }, {
-      check: finished,
-      poll: finished,
-      onEvent: async (event) => {
-        opts.onEvent?.(event);
-        return event.kind === 'state' && FINISHED_STATES.has(event.state) && finished();
+    await follow(
+      this.live,
+      { jobId: id },
+      {
+        check: finished,
+        poll: finished,
+        onEvent: async (event) => {
+          opts.onEvent?.(event);
+          return event.kind === 'state' && FINISHED_STATES.has(event.state) && finished();
+        },
       },
-    }, { signal, pollIntervalMs: this.pollIntervalMs });
+      { signal, pollIntervalMs: this.pollIntervalMs },
+    );
     return final!;
   }
 
@@ -402,21 +411,26 @@ export class PixqClient {
       if (finishedCount(base.counts) >= base.total) final = base;
       return final !== undefined;
     };
-    await follow(this.live, { batchId }, {
-      check: read,
-      poll: read,
-      onEvent: async (event) => {
-        if (!base) await read();
-        if (event.kind !== 'state' || !FINISHED_STATES.has(event.state)) return false;
-        since.set(event.jobId, event.state);
-        const estimate = estimated(base!, since);
-        if (finishedCount(estimate.counts) < estimate.total) {
-          opts.onProgress?.(estimate);
-          return false;
-        }
-        return read(); // looks done: confirm
+    await follow(
+      this.live,
+      { batchId },
+      {
+        check: read,
+        poll: read,
+        onEvent: async (event) => {
+          if (!base) await read();
+          if (event.kind !== 'state' || !FINISHED_STATES.has(event.state)) return false;
+          since.set(event.jobId, event.state);
+          const estimate = estimated(base!, since);
+          if (finishedCount(estimate.counts) < estimate.total) {
+            opts.onProgress?.(estimate);
+            return false;
+          }
+          return read(); // looks done: confirm
+        },
       },
-    }, { signal, pollIntervalMs: this.pollIntervalMs });
+      { signal, pollIntervalMs: this.pollIntervalMs },
+    );
     return final!;
   }
 
@@ -432,8 +446,12 @@ export class PixqClient {
       wake?.();
       return false;
     };
-    follow(this.live, filter, { check: async () => false, onEvent: push, poll: async () => false },
-      { signal, lastEventId: opts.lastEventId, pollIntervalMs: this.pollIntervalMs, refusalsBeforePolling: Infinity })
+    follow(
+      this.live,
+      filter,
+      { check: async () => false, onEvent: push, poll: async () => false },
+      { signal, lastEventId: opts.lastEventId, pollIntervalMs: this.pollIntervalMs, refusalsBeforePolling: Infinity },
+    )
       .catch((error: unknown) => (ended = { error }))
       .finally(() => wake?.());
     try {
@@ -451,10 +469,17 @@ export class PixqClient {
   }
 
   private json<T>(method: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
-    return this.request(method, path, { body: JSON.stringify(body), headers: { ...headers, 'content-type': 'application/json' } });
+    return this.request(method, path, {
+      body: JSON.stringify(body),
+      headers: { ...headers, 'content-type': 'application/json' },
+    });
   }
 
-  private async request<T>(method: string, path: string, init: { body?: BodyInit; headers?: Record<string, string> } = {}): Promise<T> {
+  private async request<T>(
+    method: string,
+    path: string,
+    init: { body?: BodyInit; headers?: Record<string, string> } = {},
+  ): Promise<T> {
     const res = await this.send(path, { method, ...init });
     return (await res.json()) as T;
   }
@@ -488,12 +513,18 @@ export class PixqClient {
 }
 
 /** Runs `fn` with a signal that aborts with the caller's or, after `timeoutMs`, with a TimeoutError. */
-async function withDeadline<T>(opts: { signal?: AbortSignal; timeoutMs?: number }, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+async function withDeadline<T>(
+  opts: { signal?: AbortSignal; timeoutMs?: number },
+  fn: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
   const controller = linked(opts.signal);
-  const timer = opts.timeoutMs === undefined ? undefined : setTimeout(
-    () => controller.abort(new DOMException(`gave up after ${opts.timeoutMs} ms`, 'TimeoutError')),
-    opts.timeoutMs,
-  );
+  const timer =
+    opts.timeoutMs === undefined
+      ? undefined
+      : setTimeout(
+          () => controller.abort(new DOMException(`gave up after ${opts.timeoutMs} ms`, 'TimeoutError')),
+          opts.timeoutMs,
+        );
   try {
     return await fn(controller.signal);
   } finally {

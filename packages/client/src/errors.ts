@@ -30,7 +30,13 @@ export class PixqApiError extends Error {
     } else {
       await res.body?.cancel().catch(() => undefined);
     }
-    return new PixqApiError(res.status, `http_${res.status}`, `HTTP ${res.status} ${res.statusText}`.trim(), retryAfter, undefined);
+    return new PixqApiError(
+      res.status,
+      `http_${res.status}`,
+      `HTTP ${res.status} ${res.statusText}`.trim(),
+      retryAfter,
+      undefined,
+    );
   }
 }
 

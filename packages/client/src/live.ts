@@ -34,7 +34,12 @@ export interface FollowOptions {
  * Follows events until a handler says done: reconnects with the last event id after any break (so a server
  * restart loses nothing), and falls back to polling when the stream keeps being refused.
  */
-export async function follow(transport: EventTransport, filter: EventsFilter, handlers: FollowHandlers, opts: FollowOptions) {
+export async function follow(
+  transport: EventTransport,
+  filter: EventsFilter,
+  handlers: FollowHandlers,
+  opts: FollowOptions,
+) {
   const { signal } = opts;
   let lastEventId = opts.lastEventId ?? 0;
   let refusals = 0;
@@ -140,10 +145,12 @@ export function fetchTransport(
         alive();
         const headers: Record<string, string> = { accept: 'text/event-stream' };
         if (lastEventId > 0) headers['last-event-id'] = String(lastEventId);
-        const res = await request(`/v1/events${query(filter)}`, { headers, signal: local.signal }).catch((err: unknown) => {
-          // An answer that is not the API's own problem+json came from something in the way.
-          throw err instanceof PixqApiError && !err.problem ? new StreamRefused(err.message) : err;
-        });
+        const res = await request(`/v1/events${query(filter)}`, { headers, signal: local.signal }).catch(
+          (err: unknown) => {
+            // An answer that is not the API's own problem+json came from something in the way.
+            throw err instanceof PixqApiError && !err.problem ? new StreamRefused(err.message) : err;
+          },
+        );
         if (!(res.headers.get('content-type') ?? '').startsWith('text/event-stream') || !res.body) {
           await res.body?.cancel();
           throw new StreamRefused(`the events answer is ${res.headers.get('content-type')}, not an event stream`);
@@ -166,7 +173,10 @@ export function fetchTransport(
  * The stream over the browser's EventSource, which cannot send headers: each connection carries a fresh
  * event token (`?token=`) bound to the filter, and a reopened one says where to resume (`?lastEventId=`).
  */
-export function eventSourceTransport(baseUrl: string, token: (filter: EventsFilter) => Promise<string>): EventTransport {
+export function eventSourceTransport(
+  baseUrl: string,
+  token: (filter: EventsFilter) => Promise<string>,
+): EventTransport {
   return {
     async *open(filter, lastEventId, signal, onOpen) {
       const params: Record<string, string> = { token: await token(filter) };
@@ -208,6 +218,8 @@ export function eventSourceTransport(baseUrl: string, token: (filter: EventsFilt
 
 /** A query string; an array value repeats its parameter (`metadata=a=1&metadata=b=2`). */
 export function query(params: Record<string, string | number | readonly string[] | undefined>): string {
-  const pairs = Object.entries(params).flatMap(([k, v]) => (v === undefined ? [] : [v].flat().map((item) => [k, String(item)])));
+  const pairs = Object.entries(params).flatMap(([k, v]) =>
+    v === undefined ? [] : [v].flat().map((item) => [k, String(item)]),
+  );
   return pairs.length ? `?${new URLSearchParams(pairs).toString()}` : '';
 }

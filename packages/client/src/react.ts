@@ -15,8 +15,11 @@ export function PixqProvider(props: { client: PixqClient; children?: ReactNode }
 }
 
 function useClient(explicit: PixqClient | undefined): PixqClient {
-  const client = explicit ?? useContext(ClientContext);
-  if (!client) throw new Error('the pixq hooks need a client: wrap the tree in <PixqProvider client={...}> or pass { client }');
+  // Read on every render, whether or not a client is passed: hooks run in the same order each time.
+  const provided = useContext(ClientContext);
+  const client = explicit ?? provided;
+  if (!client)
+    throw new Error('the pixq hooks need a client: wrap the tree in <PixqProvider client={...}> or pass { client }');
   return client;
 }
 
@@ -59,8 +62,14 @@ export function useJob(id: string | null | undefined, opts: { client?: PixqClien
     };
     const fromJob = (job: Job) => update((s) => ({ ...s, job, state: job.state, progress: progressOf(job.progress) }));
     const fromEvent = (e: JobEvent) =>
-      update((s) => ({ ...s, state: e.state, progress: progressOf(e.progress), job: s.job && { ...s.job, state: e.state, progress: e.progress } }));
-    const fail = (error: unknown) => update((s) => ({ ...s, error: error instanceof Error ? error : new Error(String(error)) }));
+      update((s) => ({
+        ...s,
+        state: e.state,
+        progress: progressOf(e.progress),
+        job: s.job && { ...s.job, state: e.state, progress: e.progress },
+      }));
+    const fail = (error: unknown) =>
+      update((s) => ({ ...s, error: error instanceof Error ? error : new Error(String(error)) }));
     client.job(id).then(fromJob, fail);
     client.wait(id, { signal: controller.signal, onEvent: fromEvent }).then(fromJob, fail);
     return () => controller.abort();
@@ -71,7 +80,7 @@ export function useJob(id: string | null | undefined, opts: { client?: PixqClien
     state: snapshot.state,
     progress: snapshot.progress,
     isComplete,
-    error: snapshot.error ?? (isComplete ? snapshot.job?.error ?? undefined : undefined),
+    error: snapshot.error ?? (isComplete ? (snapshot.job?.error ?? undefined) : undefined),
   };
 }
 
@@ -97,12 +106,22 @@ export function useBatch(batchId: string | null | undefined, opts: { client?: Pi
     const update = (next: typeof state) => {
       if (!controller.signal.aborted) setState(next);
     };
-    client.waitBatch(batchId, { signal: controller.signal, onProgress: (batch) => update({ batch, isComplete: false }) }).then(
-      (batch) => update({ batch, isComplete: true }),
-      (error: unknown) => update({ isComplete: false, error: error instanceof Error ? error : new Error(String(error)) }),
-    );
+    client
+      .waitBatch(batchId, { signal: controller.signal, onProgress: (batch) => update({ batch, isComplete: false }) })
+      .then(
+        (batch) => update({ batch, isComplete: true }),
+        (error: unknown) =>
+          update({ isComplete: false, error: error instanceof Error ? error : new Error(String(error)) }),
+      );
     return () => controller.abort();
   }, [client, batchId]);
   const { batch } = state;
-  return { batch, counts: batch?.counts ?? {}, total: batch?.total ?? 0, percent: batch?.percent ?? 0, isComplete: state.isComplete, error: state.error };
+  return {
+    batch,
+    counts: batch?.counts ?? {},
+    total: batch?.total ?? 0,
+    percent: batch?.percent ?? 0,
+    isComplete: state.isComplete,
+    error: state.error,
+  };
 }

@@ -61,7 +61,8 @@ export const WebhookUrl = Type.String({
 
 export const TemplateName = Type.String({
   ...Identifier,
-  description: "A template's name instead of `type`: its type and options, with the submission's `options` laid over them (top-level keys replaced whole).",
+  description:
+    "A template's name instead of `type`: its type and options, with the submission's `options` laid over them (top-level keys replaced whole).",
 });
 
 /** A submission names exactly one of `type` and `template` (the server refuses neither or both with a 400). */
@@ -71,8 +72,16 @@ export const JobSubmission = Type.Object(
     template: Type.Optional(TemplateName),
     input: Type.Optional(JobInput),
     options: Type.Optional(FreeObject),
-    priority: Type.Optional(Type.Integer({ minimum: JOB_LIMITS.priority.min, maximum: JOB_LIMITS.priority.max, description: 'Higher runs first.' })),
-    maxAttempts: Type.Optional(Type.Integer({ minimum: JOB_LIMITS.maxAttempts.min, maximum: JOB_LIMITS.maxAttempts.max })),
+    priority: Type.Optional(
+      Type.Integer({
+        minimum: JOB_LIMITS.priority.min,
+        maximum: JOB_LIMITS.priority.max,
+        description: 'Higher runs first.',
+      }),
+    ),
+    maxAttempts: Type.Optional(
+      Type.Integer({ minimum: JOB_LIMITS.maxAttempts.min, maximum: JOB_LIMITS.maxAttempts.max }),
+    ),
     timeoutMs: Type.Optional(Type.Integer({ minimum: JOB_LIMITS.timeoutMs.min, maximum: JOB_LIMITS.timeoutMs.max })),
     metadata: Type.Optional(FreeObject),
     webhookUrl: Type.Optional(WebhookUrl),
@@ -115,7 +124,11 @@ export const TemplateUpdate = Type.Object(
 );
 export type TemplateUpdate = Static<typeof TemplateUpdate>;
 
-export const BulkAccepted = Type.Object({ batchId: Type.String(), jobIds: Type.Array(Type.String()), count: Type.Integer() });
+export const BulkAccepted = Type.Object({
+  batchId: Type.String(),
+  jobIds: Type.Array(Type.String()),
+  count: Type.Integer(),
+});
 export type BulkAccepted = Static<typeof BulkAccepted>;
 
 export const JobOutputView = Type.Object({
@@ -126,7 +139,11 @@ export const JobOutputView = Type.Object({
   bytes: Type.Integer(),
 });
 
-const Progress = Type.Object({ percent: Type.Number(), stage: Nullable(Type.String()), message: Nullable(Type.String()) });
+const Progress = Type.Object({
+  percent: Type.Number(),
+  stage: Nullable(Type.String()),
+  message: Nullable(Type.String()),
+});
 const JobErrorView = Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]);
 
 export const JobView = Type.Object(
@@ -142,10 +159,15 @@ export const JobView = Type.Object(
     startedAt: Nullable(IsoTime),
     finishedAt: Nullable(IsoTime),
     batchId: Nullable(Type.String()),
-    options: Type.Record(Type.String(), Type.Unknown(), { description: 'The options as validated and stored (a template\'s resolved).' }),
+    options: Type.Record(Type.String(), Type.Unknown(), {
+      description: "The options as validated and stored (a template's resolved).",
+    }),
     metadata: Type.Union([FreeObject, Type.Null()]),
     webhookUrl: Nullable(Type.String({ description: "Where the job's own callback goes when it finishes." })),
-    template: Type.Union([Type.String({ description: 'The template the job was submitted by; its type and options are resolved.' }), Type.Null()]),
+    template: Type.Union([
+      Type.String({ description: 'The template the job was submitted by; its type and options are resolved.' }),
+      Type.Null(),
+    ]),
     result: Type.Union([FreeObject, Type.Null()]),
     outputs: Type.Array(JobOutputView),
     error: JobErrorView,
@@ -172,7 +194,10 @@ const MetadataFilter = Type.Array(
     pattern: `^[^=]{1,${METADATA_INDEX.maxKeyLength}}=[\\s\\S]{0,${METADATA_INDEX.maxValueLength}}$`,
     description: 'key=value (the first "=" separates them)',
   }),
-  { maxItems: METADATA_INDEX.maxFilters, description: 'Jobs whose top-level metadata has every one of these key=value pairs.' },
+  {
+    maxItems: METADATA_INDEX.maxFilters,
+    description: 'Jobs whose top-level metadata has every one of these key=value pairs.',
+  },
 );
 
 /** The fields that select jobs: the list, the count and the bulk actions take the same ones. */
@@ -183,7 +208,9 @@ const jobFilterFields = {
   createdAfter: Type.Optional(Type.String({ format: 'date-time' })),
   createdBefore: Type.Optional(Type.String({ format: 'date-time' })),
   metadata: Type.Optional(MetadataFilter),
-  vendorId: Type.Optional(Type.String({ ...IDENTIFIER, description: 'Admin key only: one vendor\'s jobs (default: every vendor\'s).' })),
+  vendorId: Type.Optional(
+    Type.String({ ...IDENTIFIER, description: "Admin key only: one vendor's jobs (default: every vendor's)." }),
+  ),
 };
 
 export const JobFilter = Type.Object(jobFilterFields, { additionalProperties: false });
@@ -206,7 +233,9 @@ export type JobCount = Static<typeof JobCount>;
 export const MAX_BULK_ACTION = 10_000;
 
 export const BulkActionResult = Type.Object({
-  matched: Type.Integer({ description: `Jobs the filter selected in a state the action applies to (at most ${MAX_BULK_ACTION}).` }),
+  matched: Type.Integer({
+    description: `Jobs the filter selected in a state the action applies to (at most ${MAX_BULK_ACTION}).`,
+  }),
   changed: Type.Integer({ description: 'Of those, the jobs cancelled (or flagged, when running) or queued again.' }),
   more: Type.Boolean({ description: 'More matching jobs remain: call again to act on the next ones.' }),
 });
@@ -221,7 +250,10 @@ export const StatsSeriesQuery = Type.Object(
 );
 export type StatsSeriesQuery = Static<typeof StatsSeriesQuery>;
 
-const MedianP95 = Type.Object({ p50: Type.Union([Type.Number(), Type.Null()]), p95: Type.Union([Type.Number(), Type.Null()]) });
+const MedianP95 = Type.Object({
+  p50: Type.Union([Type.Number(), Type.Null()]),
+  p95: Type.Union([Type.Number(), Type.Null()]),
+});
 
 export const StatsSeries = Type.Object({
   buckets: Type.Array(
@@ -278,7 +310,9 @@ export const MAX_JOB_EVENTS_PAGE = 500;
 
 export const JobEventsQuery = Type.Object(
   {
-    afterId: Type.Optional(Type.Integer({ minimum: 0, default: 0, description: 'The last event id of the previous page (`nextAfterId`).' })),
+    afterId: Type.Optional(
+      Type.Integer({ minimum: 0, default: 0, description: 'The last event id of the previous page (`nextAfterId`).' }),
+    ),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_JOB_EVENTS_PAGE, default: 100 })),
   },
   { additionalProperties: false },
@@ -287,7 +321,9 @@ export type JobEventsQuery = Static<typeof JobEventsQuery>;
 
 export const JobEventList = Type.Object({
   events: Type.Array(JobEventView, { description: 'Oldest first; events older than a day are gone.' }),
-  nextAfterId: Type.Union([Type.Integer(), Type.Null()], { description: 'Pass as afterId for the next page; null on the last.' }),
+  nextAfterId: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'Pass as afterId for the next page; null on the last.',
+  }),
 });
 export type JobEventList = Static<typeof JobEventList>;
 
@@ -295,8 +331,19 @@ export const EventsQuery = Type.Object(
   {
     jobId: Type.Optional(Identifier),
     batchId: Type.Optional(Identifier),
-    token: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'An event token from POST /v1/events/tokens, for clients that cannot send headers (EventSource).' })),
-    lastEventId: Type.Optional(Type.String({ maxLength: 32, description: 'Same as the Last-Event-ID header, for a new EventSource resuming an old stream.' })),
+    token: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 1024,
+        description: 'An event token from POST /v1/events/tokens, for clients that cannot send headers (EventSource).',
+      }),
+    ),
+    lastEventId: Type.Optional(
+      Type.String({
+        maxLength: 32,
+        description: 'Same as the Last-Event-ID header, for a new EventSource resuming an old stream.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -309,7 +356,9 @@ export const EventTokenRequest = Type.Object(
   {
     jobId: Type.Optional(Identifier),
     batchId: Type.Optional(Identifier),
-    ttlSeconds: Type.Optional(Type.Integer({ minimum: 10, maximum: MAX_EVENT_TOKEN_TTL_S, default: MAX_EVENT_TOKEN_TTL_S })),
+    ttlSeconds: Type.Optional(
+      Type.Integer({ minimum: 10, maximum: MAX_EVENT_TOKEN_TTL_S, default: MAX_EVENT_TOKEN_TTL_S }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -353,12 +402,20 @@ export type WebhookDeliveryList = Static<typeof WebhookDeliveryList>;
 /** The vendor's secret that signs its jobs' own callbacks (Standard Webhooks). */
 export const CallbackSecretView = Type.Object({
   secret: Type.String({ description: 'whsec_… secret for verifying the webhook-signature header.' }),
-  previousSecretUntil: Nullable(Type.String({ format: 'date-time', description: 'After a rotation: until when the replaced secret signs alongside.' })),
+  previousSecretUntil: Nullable(
+    Type.String({
+      format: 'date-time',
+      description: 'After a rotation: until when the replaced secret signs alongside.',
+    }),
+  ),
   createdAt: IsoTime,
   updatedAt: IsoTime,
 });
 export type CallbackSecret = Static<typeof CallbackSecretView>;
-const Rate = Type.Object({ limit: Type.Integer({ minimum: 1 }), windowMs: Type.Integer({ minimum: 1000 }) }, { additionalProperties: false });
+const Rate = Type.Object(
+  { limit: Type.Integer({ minimum: 1 }), windowMs: Type.Integer({ minimum: 1000 }) },
+  { additionalProperties: false },
+);
 export const RateLimitsSetting = Type.Object(
   {
     requests: Type.Optional(Rate),
@@ -381,10 +438,10 @@ export const VendorSettingsBody = Type.Object(
 );
 export type VendorSettings = Static<typeof VendorSettingsBody>;
 
-export const VendorCreateBody = Type.Composite([
-  Type.Object({ name: Type.String({ minLength: 1, maxLength: 64 }) }),
-  VendorSettingsBody,
-], { additionalProperties: false });
+export const VendorCreateBody = Type.Composite(
+  [Type.Object({ name: Type.String({ minLength: 1, maxLength: 64 }) }), VendorSettingsBody],
+  { additionalProperties: false },
+);
 export type VendorCreate = Static<typeof VendorCreateBody>;
 
 export const VendorView = Type.Object({

@@ -13,7 +13,11 @@ export const compatRoute = (...budgets: Budget[]) => ({ access: 'vendor' as cons
 export function checkVendorClaim(vendor: Vendor, claimed: unknown): void {
   if (claimed === undefined || claimed === null) return;
   if (String(claimed) === vendor.id || String(claimed) === vendor.name) return;
-  throw new PixqError('forbidden', 'vendorId names another vendor than the API key belongs to; the vendor always comes from the key', { status: 403 });
+  throw new PixqError(
+    'forbidden',
+    'vendorId names another vendor than the API key belongs to; the vendor always comes from the key',
+    { status: 403 },
+  );
 }
 
 /**

@@ -16,7 +16,10 @@ import { callerFields, checkVendorClaim, compatMetadata, compatRoute, pixqModel 
  * read from it. `recordId`, `projectId` and any other body field are kept as the job's metadata.
  */
 const Photo = Type.Object(
-  { photoUrl: Type.String({ minLength: 1, maxLength: 2048 }), vendorId: Type.Optional(Type.Union([Type.String(), Type.Integer()])) },
+  {
+    photoUrl: Type.String({ minLength: 1, maxLength: 2048 }),
+    vendorId: Type.Optional(Type.Union([Type.String(), Type.Integer()])),
+  },
   { additionalProperties: true },
 );
 const Bulk = Type.Object(
@@ -24,19 +27,47 @@ const Bulk = Type.Object(
   { additionalProperties: true },
 );
 const FreeObject = Type.Record(Type.String(), Type.Unknown());
-const Queued = Type.Object({ jobId: Type.String(), status: Type.Literal('waiting'), estimatedTime: Type.Integer({ description: 'seconds' }) });
-const BulkQueued = Type.Object({ jobIds: Type.Array(Type.String()), count: Type.Integer(), estimatedTime: Type.Integer({ description: 'seconds' }) });
+const Queued = Type.Object({
+  jobId: Type.String(),
+  status: Type.Literal('waiting'),
+  estimatedTime: Type.Integer({ description: 'seconds' }),
+});
+const BulkQueued = Type.Object({
+  jobIds: Type.Array(Type.String()),
+  count: Type.Integer(),
+  estimatedTime: Type.Integer({ description: 'seconds' }),
+});
 const BullState = Type.Union(['waiting', 'active', 'completed', 'failed', 'delayed'].map((s) => Type.Literal(s)));
 const BullJob = Type.Object({
   id: Type.String(),
   state: BullState,
   progress: Type.Integer({ minimum: 0, maximum: 100 }),
-  result: Type.Union([Type.Object({ outputUrl: Type.String(), contentType: Type.String(), width: Type.Integer(), height: Type.Integer(), details: Type.Union([FreeObject, Type.Null()]) }), Type.Null()]),
+  result: Type.Union([
+    Type.Object({
+      outputUrl: Type.String(),
+      contentType: Type.String(),
+      width: Type.Integer(),
+      height: Type.Integer(),
+      details: Type.Union([FreeObject, Type.Null()]),
+    }),
+    Type.Null(),
+  ]),
   failedReason: Type.Union([Type.String(), Type.Null()]),
   data: FreeObject,
 });
-const BullCounts = Type.Object({ waiting: Type.Integer(), active: Type.Integer(), completed: Type.Integer(), failed: Type.Integer(), delayed: Type.Integer() });
-const Health = Type.Object({ status: Type.Union([Type.Literal('healthy'), Type.Literal('unhealthy')]), workers: Type.Integer(), activeJobs: Type.Integer(), timestamp: Type.String() });
+const BullCounts = Type.Object({
+  waiting: Type.Integer(),
+  active: Type.Integer(),
+  completed: Type.Integer(),
+  failed: Type.Integer(),
+  delayed: Type.Integer(),
+});
+const Health = Type.Object({
+  status: Type.Union([Type.Literal('healthy'), Type.Literal('unhealthy')]),
+  workers: Type.Integer(),
+  activeJobs: Type.Integer(),
+  timestamp: Type.String(),
+});
 
 const QUEUES = { 'remove-bg': 'remove-background', 'crop-face': 'face-crop' } as const;
 const BULL_STATES: Record<JobState, 'waiting' | 'active' | 'completed' | 'failed' | 'delayed'> = {
@@ -50,91 +81,161 @@ const BULL_STATES: Record<JobState, 'waiting' | 'active' | 'completed' | 'failed
 /** Seconds one job is expected to take when the vendor has no recent runs to measure. */
 const DEFAULT_JOB_SECONDS = 5;
 
-export const imageQueueRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
-  const api = app.withTypeProvider<TypeBoxTypeProvider>();
-  const tags = ['compat: image-queue'];
-  const problems = problemResponses(400, 401, 403, 404, 429);
+export const imageQueueRoutes =
+  (deps: ApiDeps): FastifyPluginAsync =>
+  async (app) => {
+    const api = app.withTypeProvider<TypeBoxTypeProvider>();
+    const tags = ['compat: image-queue'];
+    const problems = problemResponses(400, 401, 403, 404, 429);
 
-  const submission = (queue: keyof typeof QUEUES, photo: Record<string, unknown>, shared: Record<string, unknown> = {}): JobSubmission => {
-    const { photoUrl, vendorId: _claim, ...fields } = { ...shared, ...photo };
-    const type = QUEUES[queue];
-    return {
-      type,
-      input: { url: String(photoUrl) },
-      options: type === 'remove-background' ? { model: pixqModel(undefined) } : {},
-      metadata: compatMetadata('image-queue', { ...fields, photoUrl }),
+    const submission = (
+      queue: keyof typeof QUEUES,
+      photo: Record<string, unknown>,
+      shared: Record<string, unknown> = {},
+    ): JobSubmission => {
+      const { photoUrl, vendorId: _claim, ...fields } = { ...shared, ...photo };
+      const type = QUEUES[queue];
+      return {
+        type,
+        input: { url: String(photoUrl) },
+        options: type === 'remove-background' ? { model: pixqModel(undefined) } : {},
+        metadata: compatMetadata('image-queue', { ...fields, photoUrl }),
+      };
     };
+
+    for (const queue of Object.keys(QUEUES) as (keyof typeof QUEUES)[]) {
+      api.post(
+        `/image-queue/${queue}-queue`,
+        {
+          config: compatRoute('image'),
+          schema: {
+            tags,
+            summary: `Queue one photo (${QUEUES[queue]}); Bull-style answer`,
+            body: Photo,
+            response: { 200: Queued, ...problems },
+          },
+        },
+        async (request, reply) => {
+          const vendor = vendorOf(request);
+          checkVendorClaim(vendor, request.body.vendorId);
+          const [job] = await submitJobs(deps, request, reply, [submission(queue, request.body)]);
+          return {
+            jobId: job.id,
+            status: 'waiting' as const,
+            estimatedTime: await estimateSeconds(deps.engine, vendor.id, 1),
+          };
+        },
+      );
+
+      const bulkName = queue === 'remove-bg' ? 'bulk-remove-bg' : 'bulk-crop-face';
+      api.post(
+        `/image-queue/${bulkName}`,
+        {
+          config: compatRoute('bulk'),
+          schema: {
+            tags,
+            summary: `Queue many photos (${QUEUES[queue]}) in one transaction`,
+            body: Bulk,
+            response: { 200: BulkQueued, ...problems },
+          },
+        },
+        async (request, reply) => {
+          const vendor = vendorOf(request);
+          const { photos, ...shared } = request.body;
+          checkVendorClaim(vendor, shared.vendorId);
+          for (const photo of photos) checkVendorClaim(vendor, photo.vendorId);
+          const jobs = await submitJobs(
+            deps,
+            request,
+            reply,
+            photos.map((p) => submission(queue, p, shared)),
+            { batchId: newId() },
+          );
+          return {
+            jobIds: jobs.map((j) => j.id),
+            count: jobs.length,
+            estimatedTime: await estimateSeconds(deps.engine, vendor.id, jobs.length),
+          };
+        },
+      );
+    }
+
+    api.get(
+      '/image-queue/job/:id',
+      {
+        config: compatRoute(),
+        schema: {
+          tags,
+          summary: 'A job in Bull’s shape: state, progress 0..100, result',
+          params: IdParams,
+          response: { 200: BullJob, ...problems },
+        },
+      },
+      async (request) => {
+        const job = await deps.engine.jobs.get(request.params.id, vendorOf(request).id);
+        return bullJob(job, job.outputs[0] && outputUrl(deps.signer, job.vendorId, job.outputs[0]), job.outputs[0]);
+      },
+    );
+
+    api.get(
+      '/image-queue/queue-stats',
+      {
+        config: compatRoute(),
+        schema: {
+          tags,
+          summary: 'Bull job counts per queue, for your jobs',
+          response: { 200: Type.Object({ 'remove-bg': BullCounts, 'crop-face': BullCounts }), ...problems },
+        },
+      },
+      async (request) => {
+        const stats = await deps.engine.stats(15 * 60_000, vendorOf(request).id);
+        const counts = (type: string) => {
+          const byState = stats.byType[type] ?? {};
+          const out = { waiting: 0, active: 0, completed: 0, failed: 0, delayed: 0 };
+          for (const [state, n] of Object.entries(byState)) out[BULL_STATES[state as JobState]] += n ?? 0;
+          return out;
+        };
+        return { 'remove-bg': counts(QUEUES['remove-bg']), 'crop-face': counts(QUEUES['crop-face']) };
+      },
+    );
+
+    api.get(
+      '/worker/health',
+      {
+        config: compatRoute(),
+        schema: {
+          tags,
+          summary: 'Whether workers are alive, and how many jobs they run',
+          response: { 200: Health, ...problems },
+        },
+      },
+      async () => {
+        const workers = await deps.engine.registry.workers();
+        return {
+          status: workers.length > 0 ? ('healthy' as const) : ('unhealthy' as const),
+          workers: workers.length,
+          activeJobs: workers.reduce((sum, w) => sum + w.running, 0),
+          timestamp: new Date().toISOString(),
+        };
+      },
+    );
   };
-
-  for (const queue of Object.keys(QUEUES) as (keyof typeof QUEUES)[]) {
-    api.post(`/image-queue/${queue}-queue`, {
-      config: compatRoute('image'),
-      schema: { tags, summary: `Queue one photo (${QUEUES[queue]}); Bull-style answer`, body: Photo, response: { 200: Queued, ...problems } },
-    }, async (request, reply) => {
-      const vendor = vendorOf(request);
-      checkVendorClaim(vendor, request.body.vendorId);
-      const [job] = await submitJobs(deps, request, reply, [submission(queue, request.body)]);
-      return { jobId: job.id, status: 'waiting' as const, estimatedTime: await estimateSeconds(deps.engine, vendor.id, 1) };
-    });
-
-    const bulkName = queue === 'remove-bg' ? 'bulk-remove-bg' : 'bulk-crop-face';
-    api.post(`/image-queue/${bulkName}`, {
-      config: compatRoute('bulk'),
-      schema: { tags, summary: `Queue many photos (${QUEUES[queue]}) in one transaction`, body: Bulk, response: { 200: BulkQueued, ...problems } },
-    }, async (request, reply) => {
-      const vendor = vendorOf(request);
-      const { photos, ...shared } = request.body;
-      checkVendorClaim(vendor, shared.vendorId);
-      for (const photo of photos) checkVendorClaim(vendor, photo.vendorId);
-      const jobs = await submitJobs(deps, request, reply, photos.map((p) => submission(queue, p, shared)), { batchId: newId() });
-      return { jobIds: jobs.map((j) => j.id), count: jobs.length, estimatedTime: await estimateSeconds(deps.engine, vendor.id, jobs.length) };
-    });
-  }
-
-  api.get('/image-queue/job/:id', {
-    config: compatRoute(),
-    schema: { tags, summary: 'A job in Bull’s shape: state, progress 0..100, result', params: IdParams, response: { 200: BullJob, ...problems } },
-  }, async (request) => {
-    const job = await deps.engine.jobs.get(request.params.id, vendorOf(request).id);
-    return bullJob(job, job.outputs[0] && outputUrl(deps.signer, job.vendorId, job.outputs[0]), job.outputs[0]);
-  });
-
-  api.get('/image-queue/queue-stats', {
-    config: compatRoute(),
-    schema: { tags, summary: 'Bull job counts per queue, for your jobs', response: { 200: Type.Object({ 'remove-bg': BullCounts, 'crop-face': BullCounts }), ...problems } },
-  }, async (request) => {
-    const stats = await deps.engine.stats(15 * 60_000, vendorOf(request).id);
-    const counts = (type: string) => {
-      const byState = stats.byType[type] ?? {};
-      const out = { waiting: 0, active: 0, completed: 0, failed: 0, delayed: 0 };
-      for (const [state, n] of Object.entries(byState)) out[BULL_STATES[state as JobState]] += n ?? 0;
-      return out;
-    };
-    return { 'remove-bg': counts(QUEUES['remove-bg']), 'crop-face': counts(QUEUES['crop-face']) };
-  });
-
-  api.get('/worker/health', {
-    config: compatRoute(),
-    schema: { tags, summary: 'Whether workers are alive, and how many jobs they run', response: { 200: Health, ...problems } },
-  }, async () => {
-    const workers = await deps.engine.registry.workers();
-    return {
-      status: workers.length > 0 ? ('healthy' as const) : ('unhealthy' as const),
-      workers: workers.length,
-      activeJobs: workers.reduce((sum, w) => sum + w.running, 0),
-      timestamp: new Date().toISOString(),
-    };
-  });
-};
 
 function bullJob(job: Job, url: string | undefined, output: JobOutput | undefined) {
   return {
     id: job.id,
     state: BULL_STATES[job.state],
     progress: Math.round(job.state === 'succeeded' ? 100 : job.progress.percent),
-    result: job.state === 'succeeded' && url && output
-      ? { outputUrl: url, contentType: output.contentType, width: output.width, height: output.height, details: job.result }
-      : null,
+    result:
+      job.state === 'succeeded' && url && output
+        ? {
+            outputUrl: url,
+            contentType: output.contentType,
+            width: output.width,
+            height: output.height,
+            details: job.result,
+          }
+        : null,
     failedReason: job.error?.message ?? (job.state === 'cancelled' ? 'cancelled' : null),
     data: callerFields(job),
   };

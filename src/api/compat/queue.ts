@@ -31,7 +31,14 @@ const OldJob = Type.Object({
   progress: Type.Object({ total: Type.Integer(), processed: Type.Integer(), failed: Type.Integer() }),
   model: Type.String(),
   filenames: Type.Array(Type.String()),
-  results: Type.Array(Type.Object({ filename: Type.String(), status: Status, url: Nullable(Type.String()), error: Nullable(Type.String()) })),
+  results: Type.Array(
+    Type.Object({
+      filename: Type.String(),
+      status: Status,
+      url: Nullable(Type.String()),
+      error: Nullable(Type.String()),
+    }),
+  ),
   error: Nullable(Type.String()),
 });
 const Submitted = Type.Object({
@@ -42,10 +49,17 @@ const Submitted = Type.Object({
   model: Type.String(),
   message: Type.String(),
 });
-const WorkerState = Type.Object({ status: Type.Union([Type.Literal('running'), Type.Literal('stopped')]), active_jobs: Type.Integer(), max_concurrent: Type.Integer() });
+const WorkerState = Type.Object({
+  status: Type.Union([Type.Literal('running'), Type.Literal('stopped')]),
+  active_jobs: Type.Integer(),
+  max_concurrent: Type.Integer(),
+});
 const Counts = Type.Object(Object.fromEntries([...OLD_STATUSES, 'total'].map((s) => [s, Type.Integer()])));
 const JobParams = Type.Object({ job_id: Identifier });
-const ListQuery = Type.Object({ status: Type.Optional(Status), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 50 })) }, { additionalProperties: false });
+const ListQuery = Type.Object(
+  { status: Type.Optional(Status), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 50 })) },
+  { additionalProperties: false },
+);
 
 const STATUS_OF: Record<JobState, OldStatus> = {
   queued: 'pending',
@@ -58,98 +72,178 @@ const STATUS_OF: Record<JobState, OldStatus> = {
 /** /queue/jobs looks at the vendor's newest jobs only, so one request stays bounded. */
 const LIST_SCAN_JOBS = 1000;
 
-export const queueRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
-  const api = app.withTypeProvider<TypeBoxTypeProvider>();
-  const tags = ['compat: queue'];
-  const problems = problemResponses(400, 401, 403, 404, 413, 429);
-  const { engine } = deps;
+export const queueRoutes =
+  (deps: ApiDeps): FastifyPluginAsync =>
+  async (app) => {
+    const api = app.withTypeProvider<TypeBoxTypeProvider>();
+    const tags = ['compat: queue'];
+    const problems = problemResponses(400, 401, 403, 404, 413, 429);
+    const { engine } = deps;
 
-  api.post('/queue/submit', {
-    config: compatRoute('bulk'),
-    schema: {
-      tags,
-      summary: 'Submit one or many files (multipart "images") as one job',
-      querystring: Type.Object({ model: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }),
-      response: { 200: Submitted, ...problems, ...problemResponses(415, 422) },
-    },
-  }, async (request, reply) => {
-    if (!request.isMultipart()) throw new PixqError('unsupported_media_type', 'send the images as multipart/form-data in the field "images"', { status: 415 });
-    const model = pixqModel(request.query.model);
-    const { uploadIds, filenames } = await readMultipart(request, deps, deps.config.maxBulkFiles, 'images');
-    if (uploadIds.length === 0) throw validationFailed('send at least one file in the multipart field "images"');
-    const jobType = uploadIds.length > 1 ? ('batch' as const) : ('single' as const);
-    const oldModel = request.query.model ?? model;
-    const batchId = newId();
-    await submitJobs(deps, request, reply, uploadIds.map((uploadId, index) => ({
-      type: 'remove-background',
-      input: { uploadId },
-      options: { model },
-      metadata: compatMetadata('queue', { filename: filenames[index], index, model: oldModel, job_type: jobType }),
-    })), { batchId });
-    return {
-      job_id: batchId,
-      status: 'queued' as const,
-      job_type: jobType,
-      files_count: uploadIds.length,
-      model: oldModel,
-      message: `job queued with ${uploadIds.length} file${uploadIds.length > 1 ? 's' : ''}`,
-    };
-  });
+    api.post(
+      '/queue/submit',
+      {
+        config: compatRoute('bulk'),
+        schema: {
+          tags,
+          summary: 'Submit one or many files (multipart "images") as one job',
+          querystring: Type.Object(
+            { model: Type.Optional(Type.String({ maxLength: 64 })) },
+            { additionalProperties: false },
+          ),
+          response: { 200: Submitted, ...problems, ...problemResponses(415, 422) },
+        },
+      },
+      async (request, reply) => {
+        if (!request.isMultipart())
+          throw new PixqError(
+            'unsupported_media_type',
+            'send the images as multipart/form-data in the field "images"',
+            { status: 415 },
+          );
+        const model = pixqModel(request.query.model);
+        const { uploadIds, filenames } = await readMultipart(request, deps, deps.config.maxBulkFiles, 'images');
+        if (uploadIds.length === 0) throw validationFailed('send at least one file in the multipart field "images"');
+        const jobType = uploadIds.length > 1 ? ('batch' as const) : ('single' as const);
+        const oldModel = request.query.model ?? model;
+        const batchId = newId();
+        await submitJobs(
+          deps,
+          request,
+          reply,
+          uploadIds.map((uploadId, index) => ({
+            type: 'remove-background',
+            input: { uploadId },
+            options: { model },
+            metadata: compatMetadata('queue', {
+              filename: filenames[index],
+              index,
+              model: oldModel,
+              job_type: jobType,
+            }),
+          })),
+          { batchId },
+        );
+        return {
+          job_id: batchId,
+          status: 'queued' as const,
+          job_type: jobType,
+          files_count: uploadIds.length,
+          model: oldModel,
+          message: `job queued with ${uploadIds.length} file${uploadIds.length > 1 ? 's' : ''}`,
+        };
+      },
+    );
 
-  api.get('/queue/job/:job_id', {
-    config: compatRoute(),
-    schema: { tags, summary: 'Status, progress and results of one job', params: JobParams, response: { 200: OldJob, ...problems } },
-  }, async (request) => {
-    const vendorId = vendorOf(request).id;
-    return oldJob(deps, request.params.job_id, await batchJobs(engine, vendorId, request.params.job_id, deps.config.maxBulkFiles));
-  });
+    api.get(
+      '/queue/job/:job_id',
+      {
+        config: compatRoute(),
+        schema: {
+          tags,
+          summary: 'Status, progress and results of one job',
+          params: JobParams,
+          response: { 200: OldJob, ...problems },
+        },
+      },
+      async (request) => {
+        const vendorId = vendorOf(request).id;
+        return oldJob(
+          deps,
+          request.params.job_id,
+          await batchJobs(engine, vendorId, request.params.job_id, deps.config.maxBulkFiles),
+        );
+      },
+    );
 
-  api.get('/queue/jobs', {
-    config: compatRoute(),
-    schema: { tags, summary: `Your jobs, newest first (among your newest ${LIST_SCAN_JOBS} files)`, querystring: ListQuery, response: { 200: Type.Object({ total: Type.Integer(), jobs: Type.Array(OldJob) }), ...problems } },
-  }, async (request) => {
-    const vendorId = vendorOf(request).id;
-    const batches = await recentQueueBatches(engine, vendorId);
-    const all = await Promise.all([...batches].map(async ([id, jobs]) => oldJob(deps, id, jobs)));
-    const matching = all.filter((j) => !request.query.status || j.status === request.query.status);
-    return { total: matching.length, jobs: matching.slice(0, request.query.limit ?? 50) };
-  });
+    api.get(
+      '/queue/jobs',
+      {
+        config: compatRoute(),
+        schema: {
+          tags,
+          summary: `Your jobs, newest first (among your newest ${LIST_SCAN_JOBS} files)`,
+          querystring: ListQuery,
+          response: { 200: Type.Object({ total: Type.Integer(), jobs: Type.Array(OldJob) }), ...problems },
+        },
+      },
+      async (request) => {
+        const vendorId = vendorOf(request).id;
+        const batches = await recentQueueBatches(engine, vendorId);
+        const all = await Promise.all([...batches].map(async ([id, jobs]) => oldJob(deps, id, jobs)));
+        const matching = all.filter((j) => !request.query.status || j.status === request.query.status);
+        return { total: matching.length, jobs: matching.slice(0, request.query.limit ?? 50) };
+      },
+    );
 
-  api.get('/queue/stats', {
-    config: compatRoute(),
-    schema: { tags, summary: 'Counts of your files by status, and the workers', response: { 200: Type.Object({ stats: Counts, worker: WorkerState }), ...problems } },
-  }, async (request) => {
-    const totals = (await engine.stats(15 * 60_000, vendorOf(request).id)).byType['remove-background'] ?? {};
-    const stats = { pending: 0, processing: 0, completed: 0, failed: 0, cancelled: 0, total: 0 };
-    for (const [state, n] of Object.entries(totals)) {
-      stats[STATUS_OF[state as JobState]] += n ?? 0;
-      stats.total += n ?? 0;
-    }
-    return { stats, worker: await workerState(engine) };
-  });
+    api.get(
+      '/queue/stats',
+      {
+        config: compatRoute(),
+        schema: {
+          tags,
+          summary: 'Counts of your files by status, and the workers',
+          response: { 200: Type.Object({ stats: Counts, worker: WorkerState }), ...problems },
+        },
+      },
+      async (request) => {
+        const totals = (await engine.stats(15 * 60_000, vendorOf(request).id)).byType['remove-background'] ?? {};
+        const stats = { pending: 0, processing: 0, completed: 0, failed: 0, cancelled: 0, total: 0 };
+        for (const [state, n] of Object.entries(totals)) {
+          stats[STATUS_OF[state as JobState]] += n ?? 0;
+          stats.total += n ?? 0;
+        }
+        return { stats, worker: await workerState(engine) };
+      },
+    );
 
-  api.post('/queue/job/:job_id/cancel', {
-    config: compatRoute(),
-    schema: { tags, summary: 'Cancel a job (its files not yet done)', params: JobParams, response: { 200: Type.Object({ job_id: Type.String(), status: Type.Literal('cancelled'), message: Type.String() }), ...problems, ...problemResponses(409) } },
-  }, async (request) => {
-    const vendorId = vendorOf(request).id;
-    const jobs = await batchJobs(engine, vendorId, request.params.job_id, deps.config.maxBulkFiles);
-    const open = jobs.filter((j) => !FINISHED_STATES.includes(j.state));
-    if (open.length === 0) throw new PixqError('invalid_state', 'the job is already finished', { status: 409 });
-    for (const job of open) {
-      // A file may finish between the read and the cancel; the others are still cancelled.
-      await engine.jobs.cancel(job.id, vendorId).catch((err: unknown) => {
-        if (!(err instanceof PixqError && err.code === 'invalid_state')) throw err;
-      });
-    }
-    return { job_id: request.params.job_id, status: 'cancelled' as const, message: `cancelled ${open.length} of ${jobs.length} files` };
-  });
+    api.post(
+      '/queue/job/:job_id/cancel',
+      {
+        config: compatRoute(),
+        schema: {
+          tags,
+          summary: 'Cancel a job (its files not yet done)',
+          params: JobParams,
+          response: {
+            200: Type.Object({ job_id: Type.String(), status: Type.Literal('cancelled'), message: Type.String() }),
+            ...problems,
+            ...problemResponses(409),
+          },
+        },
+      },
+      async (request) => {
+        const vendorId = vendorOf(request).id;
+        const jobs = await batchJobs(engine, vendorId, request.params.job_id, deps.config.maxBulkFiles);
+        const open = jobs.filter((j) => !FINISHED_STATES.includes(j.state));
+        if (open.length === 0) throw new PixqError('invalid_state', 'the job is already finished', { status: 409 });
+        for (const job of open) {
+          // A file may finish between the read and the cancel; the others are still cancelled.
+          await engine.jobs.cancel(job.id, vendorId).catch((err: unknown) => {
+            if (!(err instanceof PixqError && err.code === 'invalid_state')) throw err;
+          });
+        }
+        return {
+          job_id: request.params.job_id,
+          status: 'cancelled' as const,
+          message: `cancelled ${open.length} of ${jobs.length} files`,
+        };
+      },
+    );
 
-  api.get('/health', {
-    config: { access: 'public' },
-    schema: { tags, summary: 'The service is up, and whether workers run', response: { 200: Type.Object({ status: Type.Literal('healthy'), worker: WorkerState }) } },
-  }, async () => ({ status: 'healthy' as const, worker: await workerState(engine) }));
-};
+    api.get(
+      '/health',
+      {
+        config: { access: 'public' },
+        schema: {
+          tags,
+          summary: 'The service is up, and whether workers run',
+          response: { 200: Type.Object({ status: Type.Literal('healthy'), worker: WorkerState }) },
+        },
+      },
+      async () => ({ status: 'healthy' as const, worker: await workerState(engine) }),
+    );
+  };
 
 /** The jobs of one old job (a batch), in submission order; 404 for a batch that is not the vendor's. */
 async function batchJobs(engine: Engine, vendorId: string, batchId: string, max: number): Promise<Job[]> {
@@ -161,7 +255,7 @@ async function batchJobs(engine: Engine, vendorId: string, batchId: string, max:
 async function recentQueueBatches(engine: Engine, vendorId: string): Promise<Map<string, Job[]>> {
   const batches = new Map<string, Job[]>();
   let cursor: string | undefined;
-  for (let seen = 0; seen < LIST_SCAN_JOBS; ) {
+  for (let seen = 0; seen < LIST_SCAN_JOBS;) {
     const page = await engine.jobs.list(vendorId, { type: 'remove-background' }, 100, cursor);
     for (const job of page.jobs) {
       if (job.metadata?.via !== 'queue' || !job.batchId) continue;
@@ -171,7 +265,8 @@ async function recentQueueBatches(engine: Engine, vendorId: string): Promise<Map
     if (!page.nextCursor) break;
     cursor = page.nextCursor;
   }
-  for (const jobs of batches.values()) jobs.sort((a, b) => Number(a.metadata?.index ?? 0) - Number(b.metadata?.index ?? 0));
+  for (const jobs of batches.values())
+    jobs.sort((a, b) => Number(a.metadata?.index ?? 0) - Number(b.metadata?.index ?? 0));
   return batches;
 }
 
@@ -180,15 +275,17 @@ async function oldJob(deps: ApiDeps, id: string, jobs: Job[]) {
   for (const job of jobs) counts[STATUS_OF[job.state]]++;
   const finished = jobs.every((j) => FINISHED_STATES.includes(j.state));
   const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-  const results = await Promise.all(jobs.map(async (job) => {
-    const outputs = job.state === 'succeeded' ? (await deps.engine.jobs.get(job.id, job.vendorId)).outputs : [];
-    return {
-      filename: String(job.metadata?.filename ?? ''),
-      status: STATUS_OF[job.state],
-      url: outputs[0] ? outputUrl(deps.signer, job.vendorId, outputs[0]) : null,
-      error: job.error?.message ?? null,
-    };
-  }));
+  const results = await Promise.all(
+    jobs.map(async (job) => {
+      const outputs = job.state === 'succeeded' ? (await deps.engine.jobs.get(job.id, job.vendorId)).outputs : [];
+      return {
+        filename: String(job.metadata?.filename ?? ''),
+        status: STATUS_OF[job.state],
+        url: outputs[0] ? outputUrl(deps.signer, job.vendorId, outputs[0]) : null,
+        error: job.error?.message ?? null,
+      };
+    }),
+  );
   const started = jobs.map((j) => j.startedAt).filter((t): t is number => t !== null);
   return {
     id,
@@ -197,7 +294,11 @@ async function oldJob(deps: ApiDeps, id: string, jobs: Job[]) {
     created_at: iso(Math.min(...jobs.map((j) => j.createdAt)))!,
     started_at: started.length > 0 ? iso(Math.min(...started)) : null,
     completed_at: finished ? iso(Math.max(...jobs.map((j) => j.finishedAt ?? 0))) : null,
-    progress: { total: jobs.length, processed: counts.completed + counts.failed + counts.cancelled, failed: counts.failed },
+    progress: {
+      total: jobs.length,
+      processed: counts.completed + counts.failed + counts.cancelled,
+      failed: counts.failed,
+    },
     model: String(jobs[0].metadata?.model ?? ''),
     filenames: results.map((r) => r.filename),
     results,

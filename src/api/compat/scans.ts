@@ -34,17 +34,31 @@ const ScanSubmission = Type.Object(
 );
 type ScanSubmission = Static<typeof ScanSubmission>;
 
-const ScanState = Type.Union([Type.Literal('waiting'), Type.Literal('active'), Type.Literal('completed'), Type.Literal('failed')]);
+const ScanState = Type.Union([
+  Type.Literal('waiting'),
+  Type.Literal('active'),
+  Type.Literal('completed'),
+  Type.Literal('failed'),
+]);
 
 const ScanStatus = Type.Object({
   scanId: Type.String(),
   state: ScanState,
-  progress: Type.Object({ stage: Type.Union([Type.String(), Type.Null()]), percentage: Type.Number(), message: Type.Union([Type.String(), Type.Null()]) }),
+  progress: Type.Object({
+    stage: Type.Union([Type.String(), Type.Null()]),
+    percentage: Type.Number(),
+    message: Type.Union([Type.String(), Type.Null()]),
+  }),
   result: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
 });
 
-const QueueStats = Type.Object({ waiting: Type.Integer(), active: Type.Integer(), completed: Type.Integer(), failed: Type.Integer() });
+const QueueStats = Type.Object({
+  waiting: Type.Integer(),
+  active: Type.Integer(),
+  completed: Type.Integer(),
+  failed: Type.Integer(),
+});
 
 const SCAN_STATES: Record<JobState, Static<typeof ScanState>> = {
   queued: 'waiting',
@@ -57,64 +71,95 @@ const SCAN_STATES: Record<JobState, Static<typeof ScanState>> = {
 
 const problems = problemResponses(400, 401, 404, 413, 429);
 
-export const scanRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
-  const api = app.withTypeProvider<TypeBoxTypeProvider>();
-  const config = { access: 'vendor' as const };
+export const scanRoutes =
+  (deps: ApiDeps): FastifyPluginAsync =>
+  async (app) => {
+    const api = app.withTypeProvider<TypeBoxTypeProvider>();
+    const config = { access: 'vendor' as const };
 
-  api.post('/api/scans', {
-    config: { ...config, budgets: ['image'] },
-    schema: {
-      tags: ['compat'],
-      summary: 'Scanner: queue a label scan (JSON with imageUrl, or multipart with an `image` file)',
-      body: ScanSubmission,
-      response: { 202: Type.Object({ scanId: Type.String(), status: Type.Literal('QUEUED') }), ...problems },
-    },
-    preValidation: async (request) => {
-      if (!request.isMultipart()) return;
-      const { fields, uploadIds } = await readMultipart(request, deps, 1);
-      const marketplaces = typeof fields.marketplaces === 'string' ? parseList(fields.marketplaces) : fields.marketplaces;
-      request.body = { ...fields, marketplaces, ...(uploadIds.length > 0 && { uploadId: uploadIds[0] }) } as ScanSubmission;
-    },
-  }, async (request, reply) => {
-    const vendor = vendorOf(request);
-    const body = request.body;
-    const scanId = body.scanId ?? newId();
-    const spec = await toJobSpec(
-      deps,
-      vendor.id,
+    api.post(
+      '/api/scans',
       {
-        type: JOB_TYPE,
-        input: scanInput(body),
-        options: definedOnly({ category: body.category, marketplaces: body.marketplaces, productName: body.productName }),
-        metadata: { scanId, userId: body.userId },
+        config: { ...config, budgets: ['image'] },
+        schema: {
+          tags: ['compat'],
+          summary: 'Scanner: queue a label scan (JSON with imageUrl, or multipart with an `image` file)',
+          body: ScanSubmission,
+          response: { 202: Type.Object({ scanId: Type.String(), status: Type.Literal('QUEUED') }), ...problems },
+        },
+        preValidation: async (request) => {
+          if (!request.isMultipart()) return;
+          const { fields, uploadIds } = await readMultipart(request, deps, 1);
+          const marketplaces =
+            typeof fields.marketplaces === 'string' ? parseList(fields.marketplaces) : fields.marketplaces;
+          request.body = {
+            ...fields,
+            marketplaces,
+            ...(uploadIds.length > 0 && { uploadId: uploadIds[0] }),
+          } as ScanSubmission;
+        },
       },
-      idempotencyKey(scanId),
+      async (request, reply) => {
+        const vendor = vendorOf(request);
+        const body = request.body;
+        const scanId = body.scanId ?? newId();
+        const spec = await toJobSpec(
+          deps,
+          vendor.id,
+          {
+            type: JOB_TYPE,
+            input: scanInput(body),
+            options: definedOnly({
+              category: body.category,
+              marketplaces: body.marketplaces,
+              productName: body.productName,
+            }),
+            metadata: { scanId, userId: body.userId },
+          },
+          idempotencyKey(scanId),
+        );
+        await deps.engine.jobs.enqueue(vendor.id, [spec]);
+        return reply.code(202).send({ scanId, status: 'QUEUED' as const });
+      },
     );
-    await deps.engine.jobs.enqueue(vendor.id, [spec]);
-    return reply.code(202).send({ scanId, status: 'QUEUED' as const });
-  });
 
-  api.get('/api/scans/:scanId/status', {
-    config,
-    schema: {
-      tags: ['compat'],
-      summary: "Scanner: a scan's state, progress and, when done, its result",
-      params: Type.Object({ scanId: Type.String({ minLength: 1, maxLength: 100 }) }),
-      response: { 200: ScanStatus, ...problems },
-    },
-  }, async (request) => scanStatus(request.params.scanId, await deps.engine.jobs.getByIdempotencyKey(vendorOf(request).id, idempotencyKey(request.params.scanId))));
+    api.get(
+      '/api/scans/:scanId/status',
+      {
+        config,
+        schema: {
+          tags: ['compat'],
+          summary: "Scanner: a scan's state, progress and, when done, its result",
+          params: Type.Object({ scanId: Type.String({ minLength: 1, maxLength: 100 }) }),
+          response: { 200: ScanStatus, ...problems },
+        },
+      },
+      async (request) =>
+        scanStatus(
+          request.params.scanId,
+          await deps.engine.jobs.getByIdempotencyKey(vendorOf(request).id, idempotencyKey(request.params.scanId)),
+        ),
+    );
 
-  api.get('/api/queue/stats', {
-    config,
-    schema: { tags: ['compat'], summary: "Scanner: your scans by state", response: { 200: QueueStats, ...problems } },
-  }, async (request) => {
-    const stats = await deps.engine.stats(60_000, vendorOf(request).id);
-    const counts = stats.byType[JOB_TYPE] ?? {};
-    const total = { waiting: 0, active: 0, completed: 0, failed: 0 };
-    for (const [state, n] of Object.entries(counts)) total[SCAN_STATES[state as JobState]] += n ?? 0;
-    return total;
-  });
-};
+    api.get(
+      '/api/queue/stats',
+      {
+        config,
+        schema: {
+          tags: ['compat'],
+          summary: 'Scanner: your scans by state',
+          response: { 200: QueueStats, ...problems },
+        },
+      },
+      async (request) => {
+        const stats = await deps.engine.stats(60_000, vendorOf(request).id);
+        const counts = stats.byType[JOB_TYPE] ?? {};
+        const total = { waiting: 0, active: 0, completed: 0, failed: 0 };
+        for (const [state, n] of Object.entries(counts)) total[SCAN_STATES[state as JobState]] += n ?? 0;
+        return total;
+      },
+    );
+  };
 
 function scanInput(body: ScanSubmission) {
   if (body.uploadId && body.imageUrl) throw validationFailed('send either imageUrl or an "image" file, not both');

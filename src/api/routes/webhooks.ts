@@ -1,8 +1,20 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { WEBHOOK_EVENT_TYPES, type CallbackSecret, type WebhookDelivery, type WebhookEndpoint } from '../../engine/index.js';
-import { CallbackSecretView, Identifier, problemResponses, WebhookDeliveryList, WebhookDeliveryView, WebhookUrl } from '../schemas.js';
+import {
+  WEBHOOK_EVENT_TYPES,
+  type CallbackSecret,
+  type WebhookDelivery,
+  type WebhookEndpoint,
+} from '../../engine/index.js';
+import {
+  CallbackSecretView,
+  Identifier,
+  problemResponses,
+  WebhookDeliveryList,
+  WebhookDeliveryView,
+  WebhookUrl,
+} from '../schemas.js';
 import { vendorOf } from '../auth.js';
 import { checkWebhookTarget } from '../intake.js';
 import type { ApiDeps } from '../deps.js';
@@ -40,10 +52,16 @@ const EndpointView = Type.Object({
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });
-const WithSecret = Type.Object({ endpoint: EndpointView, secret: Type.String({ description: 'whsec_… signing secret, shown only here.' }) });
+const WithSecret = Type.Object({
+  endpoint: EndpointView,
+  secret: Type.String({ description: 'whsec_… signing secret, shown only here.' }),
+});
 const IdParams = Type.Object({ id: Identifier });
 const DeliveryParams = Type.Object({ id: Identifier, deliveryId: Identifier });
-const DeliveriesQuery = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })) }, { additionalProperties: false });
+const DeliveriesQuery = Type.Object(
+  { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })) },
+  { additionalProperties: false },
+);
 
 function endpointView(e: WebhookEndpoint) {
   return {
@@ -77,7 +95,12 @@ function deliveryView(d: WebhookDelivery) {
 }
 
 function callbackSecretView(c: CallbackSecret) {
-  return { secret: c.secret, previousSecretUntil: iso(c.previousSecretUntil), createdAt: iso(c.createdAt)!, updatedAt: iso(c.updatedAt)! };
+  return {
+    secret: c.secret,
+    previousSecretUntil: iso(c.previousSecretUntil),
+    createdAt: iso(c.createdAt)!,
+    updatedAt: iso(c.updatedAt)!,
+  };
 }
 
 /**
@@ -85,81 +108,199 @@ function callbackSecretView(c: CallbackSecret) {
  * `webhookUrl` callbacks, and each job's deliveries. Targets obey the same SSRF rules as image URLs, here at
  * registration and again by the delivery worker at every attempt. Another vendor's endpoint is a 404.
  */
-export const webhookRoutes = (deps: ApiDeps): FastifyPluginAsync => async (app) => {
-  const api = app.withTypeProvider<TypeBoxTypeProvider>();
-  const config = { access: 'vendor' as const };
-  const { engine } = deps;
-  const tags = ['webhooks'];
-  const checkTarget = (url: string) => checkWebhookTarget(deps.config, url);
+export const webhookRoutes =
+  (deps: ApiDeps): FastifyPluginAsync =>
+  async (app) => {
+    const api = app.withTypeProvider<TypeBoxTypeProvider>();
+    const config = { access: 'vendor' as const };
+    const { engine } = deps;
+    const tags = ['webhooks'];
+    const checkTarget = (url: string) => checkWebhookTarget(deps.config, url);
 
-  api.post('/v1/webhooks', {
-    config,
-    schema: { tags, summary: 'Register a webhook endpoint (its secret is shown once)', body: EndpointCreateBody, response: { 201: WithSecret, ...problemResponses(400, 401, 403) } },
-  }, async (request, reply) => {
-    const body = request.body;
-    const { endpoint, secret } = await engine.webhooks.create(vendorOf(request).id, { ...body, url: await checkTarget(body.url) });
-    return reply.code(201).send({ endpoint: endpointView(endpoint), secret });
-  });
+    api.post(
+      '/v1/webhooks',
+      {
+        config,
+        schema: {
+          tags,
+          summary: 'Register a webhook endpoint (its secret is shown once)',
+          body: EndpointCreateBody,
+          response: { 201: WithSecret, ...problemResponses(400, 401, 403) },
+        },
+      },
+      async (request, reply) => {
+        const body = request.body;
+        const { endpoint, secret } = await engine.webhooks.create(vendorOf(request).id, {
+          ...body,
+          url: await checkTarget(body.url),
+        });
+        return reply.code(201).send({ endpoint: endpointView(endpoint), secret });
+      },
+    );
 
-  api.get('/v1/webhooks', { config, schema: { tags, summary: 'List your webhook endpoints', response: { 200: Type.Object({ webhooks: Type.Array(EndpointView) }) } } },
-    async (request) => ({ webhooks: (await engine.webhooks.list(vendorOf(request).id)).map(endpointView) }));
+    api.get(
+      '/v1/webhooks',
+      {
+        config,
+        schema: {
+          tags,
+          summary: 'List your webhook endpoints',
+          response: { 200: Type.Object({ webhooks: Type.Array(EndpointView) }) },
+        },
+      },
+      async (request) => ({ webhooks: (await engine.webhooks.list(vendorOf(request).id)).map(endpointView) }),
+    );
 
-  api.get('/v1/webhooks/:id', { config, schema: { tags, summary: 'Get a webhook endpoint', params: IdParams, response: { 200: EndpointView, ...problemResponses(404) } } },
-    async (request) => endpointView(await engine.webhooks.get(request.params.id, vendorOf(request).id)));
+    api.get(
+      '/v1/webhooks/:id',
+      {
+        config,
+        schema: {
+          tags,
+          summary: 'Get a webhook endpoint',
+          params: IdParams,
+          response: { 200: EndpointView, ...problemResponses(404) },
+        },
+      },
+      async (request) => endpointView(await engine.webhooks.get(request.params.id, vendorOf(request).id)),
+    );
 
-  api.patch('/v1/webhooks/:id', {
-    config,
-    schema: { tags, summary: 'Change the URL, events or description; enable or disable', params: IdParams, body: EndpointUpdateBody, response: { 200: EndpointView, ...problemResponses(400, 404) } },
-  }, async (request) => {
-    const { url, ...rest } = request.body;
-    const changes = url === undefined ? rest : { ...rest, url: await checkTarget(url) };
-    return endpointView(await engine.webhooks.update(request.params.id, vendorOf(request).id, changes));
-  });
+    api.patch(
+      '/v1/webhooks/:id',
+      {
+        config,
+        schema: {
+          tags,
+          summary: 'Change the URL, events or description; enable or disable',
+          params: IdParams,
+          body: EndpointUpdateBody,
+          response: { 200: EndpointView, ...problemResponses(400, 404) },
+        },
+      },
+      async (request) => {
+        const { url, ...rest } = request.body;
+        const changes = url === undefined ? rest : { ...rest, url: await checkTarget(url) };
+        return endpointView(await engine.webhooks.update(request.params.id, vendorOf(request).id, changes));
+      },
+    );
 
-  api.delete('/v1/webhooks/:id', { config, schema: { tags, summary: 'Delete a webhook endpoint and its deliveries', params: IdParams, response: { 204: Type.Null(), ...problemResponses(404) } } },
-    async (request, reply) => {
-      await engine.webhooks.delete(request.params.id, vendorOf(request).id);
-      return reply.code(204).send(null);
-    });
+    api.delete(
+      '/v1/webhooks/:id',
+      {
+        config,
+        schema: {
+          tags,
+          summary: 'Delete a webhook endpoint and its deliveries',
+          params: IdParams,
+          response: { 204: Type.Null(), ...problemResponses(404) },
+        },
+      },
+      async (request, reply) => {
+        await engine.webhooks.delete(request.params.id, vendorOf(request).id);
+        return reply.code(204).send(null);
+      },
+    );
 
-  api.post('/v1/webhooks/:id/rotate-secret', {
-    config,
-    schema: { tags, summary: 'A new signing secret; the old one keeps signing alongside it for 24 h', params: IdParams, response: { 200: WithSecret, ...problemResponses(404) } },
-  }, async (request) => {
-    const { endpoint, secret } = await engine.webhooks.rotateSecret(request.params.id, vendorOf(request).id);
-    return { endpoint: endpointView(endpoint), secret };
-  });
+    api.post(
+      '/v1/webhooks/:id/rotate-secret',
+      {
+        config,
+        schema: {
+          tags,
+          summary: 'A new signing secret; the old one keeps signing alongside it for 24 h',
+          params: IdParams,
+          response: { 200: WithSecret, ...problemResponses(404) },
+        },
+      },
+      async (request) => {
+        const { endpoint, secret } = await engine.webhooks.rotateSecret(request.params.id, vendorOf(request).id);
+        return { endpoint: endpointView(endpoint), secret };
+      },
+    );
 
-  api.get('/v1/webhooks/:id/deliveries', {
-    config,
-    schema: { tags, summary: 'The latest deliveries: status, attempts, last response', params: IdParams, querystring: DeliveriesQuery, response: { 200: WebhookDeliveryList, ...problemResponses(404) } },
-  }, async (request) => ({
-    deliveries: (await engine.webhooks.deliveries(request.params.id, vendorOf(request).id, request.query.limit ?? 50)).map(deliveryView),
-  }));
+    api.get(
+      '/v1/webhooks/:id/deliveries',
+      {
+        config,
+        schema: {
+          tags,
+          summary: 'The latest deliveries: status, attempts, last response',
+          params: IdParams,
+          querystring: DeliveriesQuery,
+          response: { 200: WebhookDeliveryList, ...problemResponses(404) },
+        },
+      },
+      async (request) => ({
+        deliveries: (
+          await engine.webhooks.deliveries(request.params.id, vendorOf(request).id, request.query.limit ?? 50)
+        ).map(deliveryView),
+      }),
+    );
 
-  api.post('/v1/webhooks/:id/deliveries/:deliveryId/replay', {
-    config,
-    schema: { tags, summary: 'Send a delivery again', params: DeliveryParams, response: { 202: WebhookDeliveryView, ...problemResponses(404) } },
-  }, async (request, reply) => {
-    const delivery = await engine.webhooks.replay(request.params.id, request.params.deliveryId, vendorOf(request).id);
-    return reply.code(202).send(deliveryView(delivery));
-  });
+    api.post(
+      '/v1/webhooks/:id/deliveries/:deliveryId/replay',
+      {
+        config,
+        schema: {
+          tags,
+          summary: 'Send a delivery again',
+          params: DeliveryParams,
+          response: { 202: WebhookDeliveryView, ...problemResponses(404) },
+        },
+      },
+      async (request, reply) => {
+        const delivery = await engine.webhooks.replay(
+          request.params.id,
+          request.params.deliveryId,
+          vendorOf(request).id,
+        );
+        return reply.code(202).send(deliveryView(delivery));
+      },
+    );
 
-  // Static paths: they take precedence over /v1/webhooks/:id, whose ids are never these words.
-  api.get('/v1/webhooks/callback-secret', {
-    config,
-    schema: { tags, summary: "The secret that signs your jobs' own webhookUrl callbacks (created on first read)", response: { 200: CallbackSecretView } },
-  }, async (request) => callbackSecretView(await engine.webhooks.callbackSecret(vendorOf(request).id)));
+    // Static paths: they take precedence over /v1/webhooks/:id, whose ids are never these words.
+    api.get(
+      '/v1/webhooks/callback-secret',
+      {
+        config,
+        schema: {
+          tags,
+          summary: "The secret that signs your jobs' own webhookUrl callbacks (created on first read)",
+          response: { 200: CallbackSecretView },
+        },
+      },
+      async (request) => callbackSecretView(await engine.webhooks.callbackSecret(vendorOf(request).id)),
+    );
 
-  api.post('/v1/webhooks/callback-secret/rotate', {
-    config,
-    schema: { tags, summary: 'A new callback secret; the old one keeps signing alongside it for 24 h', response: { 200: CallbackSecretView } },
-  }, async (request) => callbackSecretView(await engine.webhooks.rotateCallbackSecret(vendorOf(request).id)));
+    api.post(
+      '/v1/webhooks/callback-secret/rotate',
+      {
+        config,
+        schema: {
+          tags,
+          summary: 'A new callback secret; the old one keeps signing alongside it for 24 h',
+          response: { 200: CallbackSecretView },
+        },
+      },
+      async (request) => callbackSecretView(await engine.webhooks.rotateCallbackSecret(vendorOf(request).id)),
+    );
 
-  api.get('/v1/jobs/:id/deliveries', {
-    config,
-    schema: { tags, summary: "The latest deliveries of a job's events: to your endpoints and to its own webhookUrl", params: IdParams, querystring: DeliveriesQuery, response: { 200: WebhookDeliveryList, ...problemResponses(404) } },
-  }, async (request) => ({
-    deliveries: (await engine.webhooks.jobDeliveries(request.params.id, vendorOf(request).id, request.query.limit ?? 50)).map(deliveryView),
-  }));
-};
+    api.get(
+      '/v1/jobs/:id/deliveries',
+      {
+        config,
+        schema: {
+          tags,
+          summary: "The latest deliveries of a job's events: to your endpoints and to its own webhookUrl",
+          params: IdParams,
+          querystring: DeliveriesQuery,
+          response: { 200: WebhookDeliveryList, ...problemResponses(404) },
+        },
+      },
+      async (request) => ({
+        deliveries: (
+          await engine.webhooks.jobDeliveries(request.params.id, vendorOf(request).id, request.query.limit ?? 50)
+        ).map(deliveryView),
+      }),
+    );
+  };

@@ -51,7 +51,12 @@ const ZOOM_OUT = 0.5;
  * Finds faces in an upright sRGB image, largest first. The image is scaled to fit 256x256 with its aspect kept,
  * so boxes map back with one scale factor and an offset.
  */
-export async function detectFaces(image: Sharp, width: number, height: number, opts: DetectOptions = {}): Promise<Face[]> {
+export async function detectFaces(
+  image: Sharp,
+  width: number,
+  height: number,
+  opts: DetectOptions = {},
+): Promise<Face[]> {
   const model = await loadBlazeface();
   const minScore = opts.minScore ?? DEFAULT_MIN_SCORE;
   const faces = await detectAtZoom(model, image, width, height, 1, minScore);
@@ -70,7 +75,9 @@ async function detectAtZoom(
   const letterbox = await toLetterbox(image, width, height, zoom);
   const outputs = runModel(model, letterbox.pixels);
   try {
-    const [scores16, boxes16, scores8, boxes8] = await Promise.all(outputs.map((t) => t.data() as Promise<Float32Array>));
+    const [scores16, boxes16, scores8, boxes8] = await Promise.all(
+      outputs.map((t) => t.data() as Promise<Float32Array>),
+    );
     const candidates = [
       ...decodeHead(HEADS[0], scores16, boxes16, INPUT_SIZE, minScore),
       ...decodeHead(HEADS[1], scores8, boxes8, INPUT_SIZE, minScore),
@@ -110,9 +117,12 @@ function runModel(model: Awaited<ReturnType<typeof loadBlazeface>>, pixels: Buff
   return tf.tidy(() => {
     // The network was trained on pixels scaled to -1..1.
     const input = tf.sub(tf.div(tf.tensor4d(Float32Array.from(pixels), [1, INPUT_SIZE, INPUT_SIZE, 3]), 127.5), 1);
-    const byAnchors = (model.execute(input, model.outputs.map((o) => o.name)) as tf.Tensor[]).map((t) =>
-      tf.squeeze(t, [0]),
-    );
+    const byAnchors = (
+      model.execute(
+        input,
+        model.outputs.map((o) => o.name),
+      ) as tf.Tensor[]
+    ).map((t) => tf.squeeze(t, [0]));
     const small = byAnchors.filter((t) => t.shape[0] === 512);
     const large = byAnchors.filter((t) => t.shape[0] === 384);
     const order = (pair: tf.Tensor[]) => [...pair].sort((a, b) => (a.shape[1] ?? 0) - (b.shape[1] ?? 0));

@@ -21,7 +21,8 @@ export function packageDir(name: string): string {
   let dir = path.dirname(require.resolve(name));
   while (dir !== path.dirname(dir)) {
     try {
-      if ((JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string }).name === name) return dir;
+      if ((JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string }).name === name)
+        return dir;
     } catch {
       // no package.json at this level: keep walking up
     }
@@ -90,7 +91,7 @@ async function startWasmBackend(): Promise<void> {
   tf.enableProdMode();
 }
 
-function removeAddedListeners(event: 'uncaughtException' | 'unhandledRejection', before: Function[]): void {
+function removeAddedListeners(event: 'uncaughtException' | 'unhandledRejection', before: readonly unknown[]): void {
   const emitter: NodeJS.EventEmitter = process;
   for (const listener of emitter.listeners(event)) {
     if (!before.includes(listener)) emitter.removeListener(event, listener as (...args: unknown[]) => void);

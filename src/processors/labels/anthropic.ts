@@ -17,7 +17,7 @@ export const LabelReview = Type.Object(
   {
     productName: Type.Optional(Text(500)),
     summary: Text(4000),
-    compliant: Type.Boolean({ description: 'Whether the label meets the named marketplaces\' rules for the category.' }),
+    compliant: Type.Boolean({ description: "Whether the label meets the named marketplaces' rules for the category." }),
     fields: Type.Object(
       {
         netQuantity: Type.Optional(Text(200)),
@@ -92,22 +92,30 @@ export class AnthropicReviewer {
       .toBuffer();
     // The engine's attempts are the one retry loop (durable, with the type's rate limit and retry-after), so
     // the SDK does not retry inside an attempt.
-    this.client ??= new Anthropic({ apiKey: this.settings.apiKey, baseURL: this.settings.baseUrl ?? null, maxRetries: 0 });
+    this.client ??= new Anthropic({
+      apiKey: this.settings.apiKey,
+      baseURL: this.settings.baseUrl ?? null,
+      maxRetries: 0,
+    });
     let message: Anthropic.Message;
     try {
       message = await this.client.messages.create(
         {
           model: this.settings.model,
           max_tokens: MAX_TOKENS,
-          tools: [{ name: TOOL_NAME, description: 'Record the review of the product label.', input_schema: INPUT_SCHEMA }],
+          tools: [
+            { name: TOOL_NAME, description: 'Record the review of the product label.', input_schema: INPUT_SCHEMA },
+          ],
           tool_choice: { type: 'tool', name: TOOL_NAME },
-          messages: [{
-            role: 'user',
-            content: [
-              { type: 'image', source: { type: 'base64', media_type: 'image/jpeg', data: image.toString('base64') } },
-              { type: 'text', text: prompt(request) },
-            ],
-          }],
+          messages: [
+            {
+              role: 'user',
+              content: [
+                { type: 'image', source: { type: 'base64', media_type: 'image/jpeg', data: image.toString('base64') } },
+                { type: 'text', text: prompt(request) },
+              ],
+            },
+          ],
         },
         { signal },
       );
@@ -141,13 +149,21 @@ function prompt(request: ReviewRequest): string {
 function toolInput(message: Anthropic.Message): LabelReview {
   const call = message.content.find((block) => block.type === 'tool_use' && block.name === TOOL_NAME);
   if (!call || call.type !== 'tool_use') {
-    throw new PixqError('provider_invalid_answer', `the model answered without calling ${TOOL_NAME} (stop reason ${message.stop_reason})`, { status: 502 });
+    throw new PixqError(
+      'provider_invalid_answer',
+      `the model answered without calling ${TOOL_NAME} (stop reason ${message.stop_reason})`,
+      { status: 502 },
+    );
   }
   if (!checkReview.Check(call.input)) {
     const first = checkReview.Errors(call.input).First();
-    throw new PixqError('provider_invalid_answer', `the model's answer does not match the schema: ${first?.path || '/'} ${first?.message ?? ''}`.trim(), {
-      status: 502,
-    });
+    throw new PixqError(
+      'provider_invalid_answer',
+      `the model's answer does not match the schema: ${first?.path || '/'} ${first?.message ?? ''}`.trim(),
+      {
+        status: 502,
+      },
+    );
   }
   return call.input;
 }
@@ -159,7 +175,11 @@ function toolInput(message: Anthropic.Message): LabelReview {
 function providerError(err: unknown): unknown {
   if (err instanceof APIUserAbortError) return err;
   if (err instanceof APIConnectionError) {
-    return new PixqError('provider_unavailable', `the Anthropic API could not be reached: ${err.message}`, { retryable: true, status: 503, cause: err });
+    return new PixqError('provider_unavailable', `the Anthropic API could not be reached: ${err.message}`, {
+      retryable: true,
+      status: 503,
+      cause: err,
+    });
   }
   if (!(err instanceof APIError) || err.status === undefined) return err;
   if (err.status === 429) {
@@ -171,9 +191,16 @@ function providerError(err: unknown): unknown {
     });
   }
   if (err.status >= 500 || err.status === 408) {
-    return new PixqError('provider_unavailable', `the Anthropic API failed (${err.status}): ${err.message}`, { retryable: true, status: 503, cause: err });
+    return new PixqError('provider_unavailable', `the Anthropic API failed (${err.status}): ${err.message}`, {
+      retryable: true,
+      status: 503,
+      cause: err,
+    });
   }
-  return new PixqError('provider_rejected', `the Anthropic API refused the request (${err.status}): ${err.message}`, { status: 502, cause: err });
+  return new PixqError('provider_rejected', `the Anthropic API refused the request (${err.status}): ${err.message}`, {
+    status: 502,
+    cause: err,
+  });
 }
 
 /** `retry-after-ms` or `retry-after` (seconds, or an HTTP date), capped at an hour. */

@@ -2,7 +2,13 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Sharp } from 'sharp';
-import { prepareZXingModule, purgeZXingModule, readBarcodes, type ReadInputBarcodeFormat, type ReadResult } from 'zxing-wasm/reader';
+import {
+  prepareZXingModule,
+  purgeZXingModule,
+  readBarcodes,
+  type ReadInputBarcodeFormat,
+  type ReadResult,
+} from 'zxing-wasm/reader';
 import { IdleCache } from './idle-cache.js';
 import type { Box } from './ocr.js';
 
@@ -18,7 +24,13 @@ export interface Barcode {
 }
 
 const FORMATS: ReadInputBarcodeFormat[] = ['EAN13', 'UPCA', 'Code128', 'QRCode', 'DataMatrix'];
-const NAMES: Record<string, BarcodeFormat> = { EAN13: 'EAN-13', UPCA: 'UPC-A', Code128: 'Code 128', QRCode: 'QR Code', DataMatrix: 'DataMatrix' };
+const NAMES: Record<string, BarcodeFormat> = {
+  EAN13: 'EAN-13',
+  UPCA: 'UPC-A',
+  Code128: 'Code 128',
+  QRCode: 'QR Code',
+  DataMatrix: 'DataMatrix',
+};
 
 const require = createRequire(import.meta.url);
 
@@ -37,7 +49,12 @@ export class BarcodeReader {
   async read(image: Sharp, signal: AbortSignal): Promise<Barcode[]> {
     const { data, info } = await image.clone().ensureAlpha().raw().toBuffer({ resolveWithObject: true });
     signal.throwIfAborted();
-    const pixels = { data: new Uint8ClampedArray(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height, colorSpace: 'srgb' as const };
+    const pixels = {
+      data: new Uint8ClampedArray(data.buffer, data.byteOffset, data.length),
+      width: info.width,
+      height: info.height,
+      colorSpace: 'srgb' as const,
+    };
     const { value } = await this.module.use('zxing', loadModule, async () => {
       await loadModule();
       return readBarcodes(pixels, { formats: FORMATS, returnErrors: true, maxNumberOfSymbols: 32, tryHarder: true });
@@ -63,7 +80,9 @@ let wasmBinary: ArrayBuffer | undefined;
  */
 function loadModule(): Promise<object> {
   if (!wasmBinary) {
-    const wasm = readFileSync(path.join(path.dirname(require.resolve('zxing-wasm/reader')), '../../reader/zxing_reader.wasm'));
+    const wasm = readFileSync(
+      path.join(path.dirname(require.resolve('zxing-wasm/reader')), '../../reader/zxing_reader.wasm'),
+    );
     wasmBinary = wasm.buffer.slice(wasm.byteOffset, wasm.byteOffset + wasm.length) as ArrayBuffer;
   }
   // The same overrides object contents make zxing-wasm return the module it already has.

@@ -23,13 +23,16 @@ export interface LabelFields {
   marks: (Found & { mark: 'CE' | 'recycling' | 'e-mark' })[];
 }
 
-const NET_KEYWORD = /\b(net\s*(wt|weight|vol(ume)?|contents?|qty|quantity|mass)?|netto|poids\s+net|contents?|inhalt)\b|℮/i;
+const NET_KEYWORD =
+  /\b(net\s*(wt|weight|vol(ume)?|contents?|qty|quantity|mass)?|netto|poids\s+net|contents?|inhalt)\b|℮/i;
 const QUANTITY = /(\d+(?:[.,]\d+)?)\s?(kg|mg|g|ml|cl|dl|l|fl\.?\s?oz|oz|lbs?)(?![a-z])/i;
-const DATE_KEYWORD = /\b(best\s+before(\s+end)?|bbe|bb|use\s+by|consume\s+by|exp(iry|iration)?(\s+date)?|expires|mhd)\b/i;
+const DATE_KEYWORD =
+  /\b(best\s+before(\s+end)?|bbe|bb|use\s+by|consume\s+by|exp(iry|iration)?(\s+date)?|expires|mhd)\b/i;
 const LOT = /\b(?:lot|batch)(?:\s*(?:no|nr|number|#))?\.?\s*[:#]?\s*([A-Z0-9][A-Z0-9/-]{2,})/i;
 const INGREDIENTS = /^\W*ingredients?\b\s*[:-]?/i;
 const ALLERGEN_STATEMENT = /\b(allergens?|allergy\s+advice|contains|may\s+contain)\b/i;
-const MANUFACTURER = /\b((manufactured|produced|made|packed|distributed|imported)\s+(by|for)|manufacturer|importer|producer)\b/i;
+const MANUFACTURER =
+  /\b((manufactured|produced|made|packed|distributed|imported)\s+(by|for)|manufacturer|importer|producer)\b/i;
 const CE_MARK = /(^|[^A-Za-z])C\s?E([^A-Za-z]|$)/;
 const RECYCLING = /recycl|\bWEEE\b|triman|green\s+dot|♻|do\s+not\s+dispose/i;
 
@@ -69,14 +72,28 @@ export function findFields(lines: OcrLine[]): LabelFields {
 function continued(lines: OcrLine[], start: number): Found {
   let end = start;
   while (end + 1 < lines.length && /[,;:-]$/.test(lines[end].text)) end++;
-  const box = lines.slice(start, end + 1).map((l) => l.box).reduce(union);
-  return { text: lines.slice(start, end + 1).map((l) => l.text).join(' '), box };
+  const box = lines
+    .slice(start, end + 1)
+    .map((l) => l.box)
+    .reduce(union);
+  return {
+    text: lines
+      .slice(start, end + 1)
+      .map((l) => l.text)
+      .join(' '),
+    box,
+  };
 }
 
 function union(a: Box, b: Box): Box {
   const x = Math.min(a.x, b.x);
   const y = Math.min(a.y, b.y);
-  return { x, y, width: Math.max(a.x + a.width, b.x + b.width) - x, height: Math.max(a.y + a.height, b.y + b.height) - y };
+  return {
+    x,
+    y,
+    width: Math.max(a.x + a.width, b.x + b.width) - x,
+    height: Math.max(a.y + a.height, b.y + b.height) - y,
+  };
 }
 
 function normaliseUnit(unit: string): string {
@@ -108,7 +125,10 @@ export function parseDate(text: string): string | undefined {
   }
   const named = /(?:(\d{1,2})\s*)?([a-z]{3})[a-z]*\.?\s*(\d{4}|\d{2})\b/i.exec(text);
   const month = named ? MONTHS.indexOf(named[2].toLowerCase()) + 1 : 0;
-  if (named && month > 0) return named[1] ? valid(fullYear(Number(named[3])), month, Number(named[1])) : `${fullYear(Number(named[3]))}-${pad(month)}`;
+  if (named && month > 0)
+    return named[1]
+      ? valid(fullYear(Number(named[3])), month, Number(named[1]))
+      : `${fullYear(Number(named[3]))}-${pad(month)}`;
   const my = /\b(\d{1,2})[-./ ](\d{4})\b/.exec(text);
   if (my && Number(my[1]) >= 1 && Number(my[1]) <= 12) return `${my[2]}-${pad(Number(my[1]))}`;
   return undefined;

@@ -17,7 +17,11 @@ export class IdleCache<T> {
   ) {}
 
   /** Runs `work` with the resource for `key`, opening it with `open` if none is held. */
-  async use<R>(key: string, open: () => Promise<T>, work: (value: T) => Promise<R>): Promise<{ value: R; cold: boolean }> {
+  async use<R>(
+    key: string,
+    open: () => Promise<T>,
+    work: (value: T) => Promise<R>,
+  ): Promise<{ value: R; cold: boolean }> {
     let entry = this.entries.get(key);
     const cold = entry === undefined;
     if (!entry) {

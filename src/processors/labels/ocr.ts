@@ -71,19 +71,31 @@ export class OcrEngine {
   /** Reads `image` (PNG or JPEG bytes); the job stops waiting when `signal` aborts (tesseract finishes alone). */
   async read(image: Buffer, languages: string[], signal: AbortSignal): Promise<OcrText & { cold: boolean }> {
     const key = [...languages].sort().join('+');
-    const { value, cold } = await this.workers.use(key, () => openWorker(languages), (worker) =>
-      raceAbort(worker.recognize(image, {}, { text: true, blocks: true }), signal),
+    const { value, cold } = await this.workers.use(
+      key,
+      () => openWorker(languages),
+      (worker) => raceAbort(worker.recognize(image, {}, { text: true, blocks: true }), signal),
     );
     const lines = (value.data.blocks ?? []).flatMap((block) =>
       block.paragraphs.flatMap((paragraph) =>
         paragraph.lines.map((line) => ({
           text: line.text.trim(),
           confidence: Math.round(line.confidence * 10) / 10,
-          box: { x: line.bbox.x0, y: line.bbox.y0, width: line.bbox.x1 - line.bbox.x0, height: line.bbox.y1 - line.bbox.y0 },
+          box: {
+            x: line.bbox.x0,
+            y: line.bbox.y0,
+            width: line.bbox.x1 - line.bbox.x0,
+            height: line.bbox.y1 - line.bbox.y0,
+          },
         })),
       ),
     );
-    return { text: value.data.text.trim(), confidence: value.data.confidence, lines: lines.filter((l) => l.text !== ''), cold };
+    return {
+      text: value.data.text.trim(),
+      confidence: value.data.confidence,
+      lines: lines.filter((l) => l.text !== ''),
+      cold,
+    };
   }
 
   get loaded(): string[] {
@@ -102,7 +114,8 @@ export class OcrEngine {
 async function openWorker(languages: string[]): Promise<Worker> {
   const langPath = await mkdtemp(path.join(os.tmpdir(), 'pixq-ocr-'));
   try {
-    for (const code of languages) await symlink(trainedDataFile(code) as string, path.join(langPath, `${code}.traineddata.gz`));
+    for (const code of languages)
+      await symlink(trainedDataFile(code) as string, path.join(langPath, `${code}.traineddata.gz`));
     // OEM 1 is the LSTM engine the best_int data is for.
     return await createWorker(languages, 1, { langPath, cacheMethod: 'none', gzip: true });
   } finally {

@@ -24,7 +24,11 @@ export interface RuleInput {
 
 /** Every finding for a label: the checks that always apply, then each field the named marketplaces want. */
 export function evaluate(input: RuleInput): Finding[] {
-  return [...barcodeFindings(input.barcodes), ...dateFindings(input.fields, input.today), ...marketplaceFindings(input)];
+  return [
+    ...barcodeFindings(input.barcodes),
+    ...dateFindings(input.fields, input.today),
+    ...marketplaceFindings(input),
+  ];
 }
 
 const GTIN_FORMATS = new Set(['EAN-13', 'UPC-A']);
@@ -48,12 +52,14 @@ function barcodeFindings(barcodes: Barcode[]): Finding[] {
   return barcodes.flatMap((b): Finding[] => {
     const gtin = gtinOf(b);
     if (b.valid && (gtin === undefined || gtinCheckDigitValid(gtin))) return [];
-    return [{
-      code: 'barcode_check_digit',
-      severity: 'error',
-      message: `the ${b.format} barcode ${b.value} has a wrong check digit; scanners and catalogues will refuse it`,
-      barcode: b.value,
-    }];
+    return [
+      {
+        code: 'barcode_check_digit',
+        severity: 'error',
+        message: `the ${b.format} barcode ${b.value} has a wrong check digit; scanners and catalogues will refuse it`,
+        barcode: b.value,
+      },
+    ];
   });
 }
 
@@ -61,14 +67,22 @@ function dateFindings(fields: LabelFields, today: string): Finding[] {
   const date = fields.bestBefore?.date;
   // A month-only date (2027-12) lasts to the end of that month.
   if (!date || date >= today.slice(0, date.length)) return [];
-  return [{ code: 'date_passed', severity: 'error', field: 'bestBefore', message: `the ${fields.bestBefore?.kind} date ${date} has passed` }];
+  return [
+    {
+      code: 'date_passed',
+      severity: 'error',
+      field: 'bestBefore',
+      message: `the ${fields.bestBefore?.kind} date ${date} has passed`,
+    },
+  ];
 }
 
 /** Which fields of the label are present, by the names the rules use. */
 function presentFields(fields: LabelFields, barcodes: Barcode[]): Set<LabelField> {
   const present = new Set<LabelField>();
   if (barcodes.some((b) => gtinOf(b) !== undefined)) present.add('barcode');
-  for (const name of ['netQuantity', 'bestBefore', 'lot', 'ingredients', 'manufacturer'] as const) if (fields[name]) present.add(name);
+  for (const name of ['netQuantity', 'bestBefore', 'lot', 'ingredients', 'manufacturer'] as const)
+    if (fields[name]) present.add(name);
   if (fields.allergens) present.add('allergens');
   if (fields.marks.some((m) => m.mark === 'CE')) present.add('ceMark');
   if (fields.marks.some((m) => m.mark === 'recycling')) present.add('recyclingMark');
@@ -81,7 +95,10 @@ function marketplaceFindings({ fields, barcodes, category, marketplaces }: RuleI
   for (const id of marketplaces) {
     const rules = MARKETPLACES[id].categories;
     for (const lists of [rules['*'], rules[category]]) {
-      for (const [level, names] of [['required', lists?.required], ['recommended', lists?.recommended]] as const) {
+      for (const [level, names] of [
+        ['required', lists?.required],
+        ['recommended', lists?.recommended],
+      ] as const) {
         for (const field of names ?? []) {
           const entry = wanted.get(field) ?? { required: [], recommended: [] };
           if (!entry[level].includes(id)) entry[level].push(id);
@@ -90,17 +107,19 @@ function marketplaceFindings({ fields, barcodes, category, marketplaces }: RuleI
       }
     }
   }
-  return [...wanted].filter(([field]) => !present.has(field)).map(([field, by]) => {
-    const required = by.required.length > 0;
-    const names = (required ? by.required : by.recommended).map((id) => MARKETPLACES[id].name).join(', ');
-    return {
-      code: `missing_${field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`,
-      severity: required ? 'error' : 'warning',
-      field,
-      marketplaces: required ? by.required : by.recommended,
-      message: `no ${DESCRIPTIONS[field]} found; ${names} ${required ? 'require' : 'recommend'} it for ${category}`,
-    };
-  });
+  return [...wanted]
+    .filter(([field]) => !present.has(field))
+    .map(([field, by]) => {
+      const required = by.required.length > 0;
+      const names = (required ? by.required : by.recommended).map((id) => MARKETPLACES[id].name).join(', ');
+      return {
+        code: `missing_${field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`,
+        severity: required ? 'error' : 'warning',
+        field,
+        marketplaces: required ? by.required : by.recommended,
+        message: `no ${DESCRIPTIONS[field]} found; ${names} ${required ? 'require' : 'recommend'} it for ${category}`,
+      };
+    });
 }
 
 const DESCRIPTIONS: Record<LabelField, string> = {

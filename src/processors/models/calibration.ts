@@ -27,12 +27,35 @@ const SHEET_PHOTOS = [
 ];
 
 const PRODUCTS = [
-  { shape: '<rect x="330" y="180" width="340" height="420" rx="18" fill="#d35400"/><rect x="330" y="300" width="340" height="90" fill="#fdebd0"/>', background: '#f2f2f2' },
-  { shape: '<circle cx="500" cy="390" r="210" fill="#2471a3"/><circle cx="430" cy="320" r="60" fill="#aed6f1"/>', background: 'url(#fade)' },
-  { shape: '<path d="M440 140h120v90q70 50 70 140v250h-260v-250q0-90 70-140z" fill="#1e8449"/><rect x="440" y="110" width="120" height="40" fill="#7d6608"/>', background: '#1c1c1c' },
-  { shape: '<path d="M250 560q0-140 160-180l150-120q70-40 100 40q40 90 120 130q50 40 20 130z" fill="#f4f6f7"/><path d="M250 560h520v40h-520z" fill="#839192"/>', background: 'url(#stripes)' },
-  { shape: '<rect x="300" y="240" width="400" height="300" rx="40" fill="#212f3d"/><circle cx="500" cy="390" r="110" fill="#85929e"/><circle cx="500" cy="390" r="70" fill="#17202a"/>', background: '#fadbd8' },
-  { shape: '<path d="M380 300h240l40 320h-320z" fill="#884ea0"/><path d="M420 300c0-160 160-160 160 0" stroke="#4a235a" stroke-width="16" fill="none"/>', background: 'url(#fade)' },
+  {
+    shape:
+      '<rect x="330" y="180" width="340" height="420" rx="18" fill="#d35400"/><rect x="330" y="300" width="340" height="90" fill="#fdebd0"/>',
+    background: '#f2f2f2',
+  },
+  {
+    shape: '<circle cx="500" cy="390" r="210" fill="#2471a3"/><circle cx="430" cy="320" r="60" fill="#aed6f1"/>',
+    background: 'url(#fade)',
+  },
+  {
+    shape:
+      '<path d="M440 140h120v90q70 50 70 140v250h-260v-250q0-90 70-140z" fill="#1e8449"/><rect x="440" y="110" width="120" height="40" fill="#7d6608"/>',
+    background: '#1c1c1c',
+  },
+  {
+    shape:
+      '<path d="M250 560q0-140 160-180l150-120q70-40 100 40q40 90 120 130q50 40 20 130z" fill="#f4f6f7"/><path d="M250 560h520v40h-520z" fill="#839192"/>',
+    background: 'url(#stripes)',
+  },
+  {
+    shape:
+      '<rect x="300" y="240" width="400" height="300" rx="40" fill="#212f3d"/><circle cx="500" cy="390" r="110" fill="#85929e"/><circle cx="500" cy="390" r="70" fill="#17202a"/>',
+    background: '#fadbd8',
+  },
+  {
+    shape:
+      '<path d="M380 300h240l40 320h-320z" fill="#884ea0"/><path d="M420 300c0-160 160-160 160 0" stroke="#4a235a" stroke-width="16" fill="none"/>',
+    background: 'url(#fade)',
+  },
 ];
 
 const DEFS = `<defs><linearGradient id="fade" x1="0" y1="0" x2="0" y2="1"><stop offset="0" stop-color="#fef9e7"/><stop offset="1" stop-color="#c8c2b0"/></linearGradient>
@@ -52,10 +75,15 @@ async function product(index: number): Promise<Sharp> {
     <rect width="1000" height="750" fill="${background}"/><ellipse cx="500" cy="615" rx="230" ry="20" fill="#000" opacity="0.25"/>${shape}</svg>`;
   const picture = await sharp(Buffer.from(svg)).removeAlpha().raw().toBuffer();
   const raw = { width: 1200, height: 900, channels: 3 as const };
-  const noise = await sharp({ create: { ...raw, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 16 } } })
+  const noise = await sharp({
+    create: { ...raw, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 16 } },
+  })
     .raw()
     .toBuffer();
-  const jpeg = await sharp(picture, { raw }).composite([{ input: noise, raw, blend: 'soft-light' }]).jpeg({ quality: 90 }).toBuffer();
+  const jpeg = await sharp(picture, { raw })
+    .composite([{ input: noise, raw, blend: 'soft-light' }])
+    .jpeg({ quality: 90 })
+    .toBuffer();
   return sharp(jpeg);
 }
 
@@ -70,7 +98,12 @@ async function* calibrationInputs(size: number): AsyncGenerator<Uint8Array> {
  * Runs `calibrationFile` (see calibrationModel) on the first `count` calibration images; one [min, max, ...]
  * array per image.
  */
-export async function collectRanges(calibrationFile: string, spec: ModelSpec, host: OnnxHostOptions, count: number): Promise<Float32Array[]> {
+export async function collectRanges(
+  calibrationFile: string,
+  spec: ModelSpec,
+  host: OnnxHostOptions,
+  count: number,
+): Promise<Float32Array[]> {
   const session = await OnnxHost.open(calibrationFile, host);
   try {
     const perImage: Float32Array[] = [];

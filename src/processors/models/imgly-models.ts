@@ -22,7 +22,10 @@ export function imglyDistDir(): string {
 }
 
 async function readEntry(distDir: string, resource: ImglyResource): Promise<ResourceEntry> {
-  const manifest = JSON.parse(await readFile(path.join(distDir, 'resources.json'), 'utf8')) as Record<string, ResourceEntry>;
+  const manifest = JSON.parse(await readFile(path.join(distDir, 'resources.json'), 'utf8')) as Record<
+    string,
+    ResourceEntry
+  >;
   const entry = manifest[resource];
   if (!entry?.chunks?.length) throw new Error(`${resource} is not listed in ${distDir}/resources.json`);
   return entry;

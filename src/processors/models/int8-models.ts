@@ -51,7 +51,9 @@ export async function ensureInt8Model(
   const source = await ensureImglyModel(modelsDir, resource, true);
   const file = int8ModelFile(modelsDir, resource);
   const calibration = calibrationSet(options.calibrationImages ?? CALIBRATION_IMAGES);
-  const key = sha256(Buffer.from(`${path.basename(source)}|quantizer ${QUANTIZER_VERSION}, tail ${CALIBRATION_TAIL}|${calibration}`));
+  const key = sha256(
+    Buffer.from(`${path.basename(source)}|quantizer ${QUANTIZER_VERSION}, tail ${CALIBRATION_TAIL}|${calibration}`),
+  );
   if (await isBuilt(file, key)) return file;
   let build = building.get(file);
   if (!build) {
@@ -79,7 +81,10 @@ async function buildInt8Model(
   { host, log, calibrationImages = CALIBRATION_IMAGES }: Int8Build,
 ): Promise<string> {
   const started = performance.now();
-  log?.info({ model: spec.name, source, file }, 'building the int8 model: calibrating on sample images (a minute or more)');
+  log?.info(
+    { model: spec.name, source, file },
+    'building the int8 model: calibrating on sample images (a minute or more)',
+  );
   const calibrationFile = `${file}.${process.pid}.calibration.onnx`;
   try {
     const fp32 = await readFile(source);
@@ -88,9 +93,18 @@ async function buildInt8Model(
     const ranges = mergeRanges(plan, await collectRanges(calibrationFile, spec, host, calibrationImages));
     const model = quantizeModel(fp32, plan, ranges);
     await writeFileAtomic(file, model);
-    const manifest: Manifest = { key, sha256: sha256(model), source: path.basename(source), quantizerVersion: QUANTIZER_VERSION, calibrationSet: calibration };
+    const manifest: Manifest = {
+      key,
+      sha256: sha256(model),
+      source: path.basename(source),
+      quantizerVersion: QUANTIZER_VERSION,
+      calibrationSet: calibration,
+    };
     await writeFileAtomic(`${file}.json`, Buffer.from(JSON.stringify(manifest, null, 2)));
-    log?.info({ model: spec.name, file, convs: plan.convs.length, ms: Math.round(performance.now() - started) }, 'built the int8 model');
+    log?.info(
+      { model: spec.name, file, convs: plan.convs.length, ms: Math.round(performance.now() - started) },
+      'built the int8 model',
+    );
     return file;
   } catch (err) {
     throw modelUnavailable(`cannot build the int8 model from ${source}: ${(err as Error).message}`, { source }, err);

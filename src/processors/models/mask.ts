@@ -88,7 +88,11 @@ export async function scaleMask(
   const data = Buffer.from(scaled.data.buffer, scaled.data.byteOffset, scaled.data.length);
   if (!feather) return data;
   const sigma = Math.max(0.3, Math.max(width, height) / size / 2);
-  return sharp(data, { raw: { width, height, channels: 1 } }).blur(sigma).toColourspace('b-w').raw().toBuffer();
+  return sharp(data, { raw: { width, height, channels: 1 } })
+    .blur(sigma)
+    .toColourspace('b-w')
+    .raw()
+    .toBuffer();
 }
 
 export interface Box {
@@ -135,13 +139,22 @@ export function growBox(box: Box, marginPercent: number, width: number, height: 
  */
 export async function postProcessMask(mask: Uint8Array, width: number, height: number): Promise<Buffer> {
   const opened = crossFilter(crossFilter(mask, width, height, Math.min), width, height, Math.max);
-  const blurred = await sharp(opened, { raw: { width, height, channels: 1 } }).blur(2).toColourspace('b-w').raw().toBuffer();
+  const blurred = await sharp(opened, { raw: { width, height, channels: 1 } })
+    .blur(2)
+    .toColourspace('b-w')
+    .raw()
+    .toBuffer();
   for (let i = 0; i < blurred.length; i++) blurred[i] = blurred[i] < 127 ? 0 : 255;
   return blurred;
 }
 
 /** Each pixel becomes `pick` of itself and its four neighbours (those inside the image). */
-function crossFilter(src: Uint8Array, width: number, height: number, pick: (...values: number[]) => number): Uint8Array {
+function crossFilter(
+  src: Uint8Array,
+  width: number,
+  height: number,
+  pick: (...values: number[]) => number,
+): Uint8Array {
   const out = new Uint8Array(src.length);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {

@@ -29,8 +29,18 @@ const MIN_RADIUS = 4;
 /** 255 sure subject, 0 sure background, UNKNOWN in between. */
 export function trimap(mask: Uint8Array, width: number, height: number, o: MattingOptions): Uint8Array {
   const radius = Math.floor(o.erodeSize / 2);
-  const sureSubject = erode(binary(mask, (v) => v > o.foregroundThreshold), width, height, radius);
-  const sureBackground = erode(binary(mask, (v) => v < o.backgroundThreshold), width, height, radius);
+  const sureSubject = erode(
+    binary(mask, (v) => v > o.foregroundThreshold),
+    width,
+    height,
+    radius,
+  );
+  const sureBackground = erode(
+    binary(mask, (v) => v < o.backgroundThreshold),
+    width,
+    height,
+    radius,
+  );
   const out = new Uint8Array(mask.length).fill(UNKNOWN);
   for (let i = 0; i < out.length; i++) {
     if (sureSubject[i]) out[i] = 255;
@@ -43,7 +53,13 @@ export function trimap(mask: Uint8Array, width: number, height: number, o: Matti
  * The matted alpha of `mask` (one byte per pixel) over `rgb` (interleaved, 3 bytes per pixel, same size).
  * Sure regions of the trimap keep 255 / 0; the unknown band gets the guided filter's alpha.
  */
-export function matteAlpha(rgb: Uint8Array, mask: Uint8Array, width: number, height: number, o: MattingOptions): Uint8Array {
+export function matteAlpha(
+  rgb: Uint8Array,
+  mask: Uint8Array,
+  width: number,
+  height: number,
+  o: MattingOptions,
+): Uint8Array {
   if (rgb.length !== mask.length * 3) throw new Error(`rgb has ${rgb.length} bytes for ${mask.length} pixels`);
   const tri = trimap(mask, width, height, o);
   // The filter's input: the trimap's certainties, and the network's soft guess inside the unknown band.
@@ -54,7 +70,14 @@ export function matteAlpha(rgb: Uint8Array, mask: Uint8Array, width: number, hei
   const low = { width: Math.ceil(width / scale), height: Math.ceil(height / scale) };
   const guide = [0, 1, 2].map((c) => downsample(channel(rgb, c, 3), width, height, scale));
   const radius = Math.max(1, Math.round(Math.max(MIN_RADIUS, o.erodeSize) / scale));
-  const { a, b } = guidedCoefficients(guide, downsample(guess, width, height, scale), low.width, low.height, radius, EPSILON);
+  const { a, b } = guidedCoefficients(
+    guide,
+    downsample(guess, width, height, scale),
+    low.width,
+    low.height,
+    radius,
+    EPSILON,
+  );
 
   const out = new Uint8Array(mask.length);
   for (let y = 0; y < height; y++) {
@@ -77,7 +100,8 @@ export function matteAlpha(rgb: Uint8Array, mask: Uint8Array, width: number, hei
         const bottom = plane[y1 * low.width + x0] * (1 - wx) + plane[y1 * low.width + x1] * wx;
         return top * (1 - wy) + bottom * wy;
       };
-      const q = at(a[0]) * (rgb[i * 3] / 255) + at(a[1]) * (rgb[i * 3 + 1] / 255) + at(a[2]) * (rgb[i * 3 + 2] / 255) + at(b);
+      const q =
+        at(a[0]) * (rgb[i * 3] / 255) + at(a[1]) * (rgb[i * 3 + 1] / 255) + at(a[2]) * (rgb[i * 3 + 2] / 255) + at(b);
       out[i] = Math.round(clamp(q, 0, 1) * 255);
     }
   }
@@ -88,22 +112,44 @@ export function matteAlpha(rgb: Uint8Array, mask: Uint8Array, width: number, hei
  * Colour guided filter coefficients, already box-averaged: alpha ≈ Σc a[c]·I[c] + b. `guide` holds three
  * planes in 0..1, `p` the input to be filtered.
  */
-export function guidedCoefficients(guide: Float32Array[], p: Float32Array, width: number, height: number, radius: number, epsilon: number) {
+export function guidedCoefficients(
+  guide: Float32Array[],
+  p: Float32Array,
+  width: number,
+  height: number,
+  radius: number,
+  epsilon: number,
+) {
   const mean = (plane: Float32Array) => boxMean(plane, width, height, radius);
   const product = (u: Float32Array, v: Float32Array) => Float32Array.from(u, (value, i) => value * v[i]);
   const meanI = guide.map(mean);
   const meanP = mean(p);
   const covIp = guide.map((plane, c) => minus(mean(product(plane, p)), meanI[c], meanP));
   const variance = (c: number, d: number) => minus(mean(product(guide[c], guide[d])), meanI[c], meanI[d]);
-  const [v00, v01, v02, v11, v12, v22] = [variance(0, 0), variance(0, 1), variance(0, 2), variance(1, 1), variance(1, 2), variance(2, 2)];
+  const [v00, v01, v02, v11, v12, v22] = [
+    variance(0, 0),
+    variance(0, 1),
+    variance(0, 2),
+    variance(1, 1),
+    variance(1, 2),
+    variance(2, 2),
+  ];
   const a = [new Float32Array(p.length), new Float32Array(p.length), new Float32Array(p.length)];
   const b = new Float32Array(p.length);
   for (let i = 0; i < p.length; i++) {
     // Σ + εU is symmetric positive definite: its inverse by cofactors.
-    const s00 = v00[i] + epsilon, s11 = v11[i] + epsilon, s22 = v22[i] + epsilon;
-    const s01 = v01[i], s02 = v02[i], s12 = v12[i];
-    const c00 = s11 * s22 - s12 * s12, c01 = s02 * s12 - s01 * s22, c02 = s01 * s12 - s02 * s11;
-    const c11 = s00 * s22 - s02 * s02, c12 = s01 * s02 - s00 * s12, c22 = s00 * s11 - s01 * s01;
+    const s00 = v00[i] + epsilon,
+      s11 = v11[i] + epsilon,
+      s22 = v22[i] + epsilon;
+    const s01 = v01[i],
+      s02 = v02[i],
+      s12 = v12[i];
+    const c00 = s11 * s22 - s12 * s12,
+      c01 = s02 * s12 - s01 * s22,
+      c02 = s01 * s12 - s02 * s11;
+    const c11 = s00 * s22 - s02 * s02,
+      c12 = s01 * s02 - s00 * s12,
+      c22 = s00 * s11 - s01 * s01;
     const det = s00 * c00 + s01 * c01 + s02 * c02;
     const [e0, e1, e2] = [covIp[0][i], covIp[1][i], covIp[2][i]];
     const a0 = (c00 * e0 + c01 * e1 + c02 * e2) / det;
@@ -135,7 +181,8 @@ export function boxMean(src: Float32Array, width: number, height: number, radius
   }
   const out = new Float32Array(src.length);
   const columns = new Float64Array(width);
-  for (let y = 0; y <= Math.min(radius, height - 1); y++) for (let x = 0; x < width; x++) columns[x] += rows[y * width + x];
+  for (let y = 0; y <= Math.min(radius, height - 1); y++)
+    for (let x = 0; x < width; x++) columns[x] += rows[y * width + x];
   for (let y = 0; y < height; y++) {
     const count = Math.min(y + radius, height - 1) - Math.max(y - radius, 0) + 1;
     const row = y * width;

@@ -50,7 +50,8 @@ function attribute(buf: Buffer): Buffer {
   const name = [...fields(buf)].find((f) => f.no === ATTR.name)?.bytes.toString();
   return rewrite(buf, (f) => {
     // Cast(to=FLOAT16) becomes a float-to-float cast, which onnxruntime drops.
-    if (name === 'to' && f.no === ATTR.i && f.wire === WIRE_VARINT && f.int === FLOAT16) return varintField(f.no, FLOAT);
+    if (name === 'to' && f.no === ATTR.i && f.wire === WIRE_VARINT && f.int === FLOAT16)
+      return varintField(f.no, FLOAT);
     if (f.wire !== WIRE_LEN) return undefined;
     if (f.no === ATTR.t || f.no === ATTR.tensors) return nested(f, tensor);
     if (f.no === ATTR.g || f.no === ATTR.graphs) return nested(f, graph);

@@ -57,7 +57,9 @@ function readIntAttribute(buf: Buffer, into: Record<string, number>): void {
 
 /** The names of the graph's declared outputs, in order. */
 export function graphOutputs(graph: Buffer): string[] {
-  return [...fields(graph)].filter((f) => f.no === GRAPH.output && f.wire === WIRE_LEN).map((f) => valueInfoName(f.bytes));
+  return [...fields(graph)]
+    .filter((f) => f.no === GRAPH.output && f.wire === WIRE_LEN)
+    .map((f) => valueInfoName(f.bytes));
 }
 
 export const valueInfoName = (buf: Buffer) => [...fields(buf)].find((f) => f.no === 1)?.bytes.toString() ?? '';
@@ -101,7 +103,10 @@ export function readFloatTensor(buf: Buffer): FloatTensor | undefined {
 const str = (no: number, text: string) => lenField(no, Buffer.from(text));
 
 export function intAttribute(name: string, value: number): Buffer {
-  return lenField(NODE.attribute, Buffer.concat([str(ATTR.name, name), varintField(ATTR.i, value), varintField(ATTR.type, ATTR_INT)]));
+  return lenField(
+    NODE.attribute,
+    Buffer.concat([str(ATTR.name, name), varintField(ATTR.i, value), varintField(ATTR.type, ATTR_INT)]),
+  );
 }
 
 /** A whole `node` field of a GraphProto. */
@@ -123,7 +128,12 @@ export function initializerField(name: string, type: number, dims: number[], dat
   const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   return lenField(
     GRAPH.initializer,
-    Buffer.concat([...dims.map((d) => varintField(TENSOR.dims, d)), varintField(TENSOR.dataType, type), str(TENSOR.name, name), lenField(TENSOR.rawData, bytes)]),
+    Buffer.concat([
+      ...dims.map((d) => varintField(TENSOR.dims, d)),
+      varintField(TENSOR.dataType, type),
+      str(TENSOR.name, name),
+      lenField(TENSOR.rawData, bytes),
+    ]),
   );
 }
 

@@ -165,7 +165,9 @@ export class OnnxHost {
     this.inputNames = ready.inputNames;
     this.outputNames = ready.outputNames;
     child.on('message', (msg: ChildMessage) => void this.settle(msg));
-    child.on('exit', (code, signal) => this.fail(modelCrashed(`the model process exited (${signal ?? `code ${code}`})`)));
+    child.on('exit', (code, signal) =>
+      this.fail(modelCrashed(`the model process exited (${signal ?? `code ${code}`})`)),
+    );
     // Writing to a process that just died fails here; its exit event says what happened.
     const lost = (err: Error) => this.fail(modelCrashed(`lost the model process: ${err.message}`));
     child.on('error', lost);
@@ -229,7 +231,16 @@ export class OnnxHost {
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.dead) return Promise.reject(this.dead);
     return new Promise<TensorData>((resolve, reject) => {
-      const job: Job = { id: this.nextId++, feeds, fetch, settled: false, onStart, resolve, reject, detach: () => undefined };
+      const job: Job = {
+        id: this.nextId++,
+        feeds,
+        fetch,
+        settled: false,
+        onStart,
+        resolve,
+        reject,
+        detach: () => undefined,
+      };
       if (signal) {
         const onAbort = () => {
           if (job.settled) return;
@@ -266,7 +277,8 @@ export class OnnxHost {
     this.ref();
     const feeds = Object.entries(job.feeds).map(([name, t]) => ({ name, dims: t.dims, bytes: t.data.byteLength }));
     this.child.send({ type: 'run', id: job.id, feeds, fetch: job.fetch });
-    for (const t of Object.values(job.feeds)) this.pipe.write(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    for (const t of Object.values(job.feeds))
+      this.pipe.write(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
   }
 
   private async settle(msg: ChildMessage): Promise<void> {

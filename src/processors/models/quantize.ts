@@ -127,16 +127,27 @@ export function calibrationModel(model: Buffer, plan: QuantizationPlan, tail: nu
   for (const tensor of plan.tensors) {
     const flat = node('Reshape', `${tensor}_flat`, [tensor, 'pixq_flat']);
     const sample = node('Slice', `${tensor}_sample`, [flat, 'pixq_zero', 'pixq_end', 'pixq_zero', 'pixq_stride']);
-    const size = node('Cast', `${tensor}_size_float`, [node('Size', `${tensor}_size`, [sample])], [intAttribute('to', DATA_TYPE.float)]);
+    const size = node(
+      'Cast',
+      `${tensor}_size_float`,
+      [node('Size', `${tensor}_size`, [sample])],
+      [intAttribute('to', DATA_TYPE.float)],
+    );
     const count = node('Ceil', `${tensor}_tail_count`, [node('Mul', `${tensor}_tail_size`, [size, 'pixq_tail'])]);
     const k = node('Max', `${tensor}_k`, [
-      node('Reshape', `${tensor}_k_vector`, [node('Cast', `${tensor}_k_int`, [count], [intAttribute('to', DATA_TYPE.int64)]), 'pixq_one']),
+      node('Reshape', `${tensor}_k_vector`, [
+        node('Cast', `${tensor}_k_int`, [count], [intAttribute('to', DATA_TYPE.int64)]),
+        'pixq_one',
+      ]),
       'pixq_one',
     ]);
     const topK = (largest: number) => {
       const name = `${tensor}_top_${largest}`;
       extra.push(
-        nodeField({ op: 'TopK', name, inputs: [sample, k], outputs: [name, `${name}_indices`] }, [intAttribute('axis', 0), intAttribute('largest', largest)]),
+        nodeField({ op: 'TopK', name, inputs: [sample, k], outputs: [name, `${name}_indices`] }, [
+          intAttribute('axis', 0),
+          intAttribute('largest', largest),
+        ]),
       );
       return name;
     };
@@ -146,7 +157,11 @@ export function calibrationModel(model: Buffer, plan: QuantizationPlan, tail: nu
       node('ReduceMin', `${tensor}_high`, [topK(1)], keep),
     );
   }
-  extra.push(nodeField({ op: 'Concat', name: RANGES_OUTPUT, inputs: stats, outputs: [RANGES_OUTPUT] }, [intAttribute('axis', 0)]));
+  extra.push(
+    nodeField({ op: 'Concat', name: RANGES_OUTPUT, inputs: stats, outputs: [RANGES_OUTPUT] }, [
+      intAttribute('axis', 0),
+    ]),
+  );
   extra.push(floatOutputField(RANGES_OUTPUT));
   return withGraph(model, (graph) => Buffer.concat([graph, ...extra]));
 }
@@ -254,7 +269,8 @@ function quantizeWeight(weight: FloatTensor): { dims: number[]; values: Int8Arra
     for (let i = c * per; i < (c + 1) * per; i++) peak = Math.max(peak, Math.abs(weight.values[i]));
     const scale = peak > 0 ? peak / 127 : 1;
     scales[c] = scale;
-    for (let i = c * per; i < (c + 1) * per; i++) values[i] = Math.max(-127, Math.min(127, Math.round(weight.values[i] / scale)));
+    for (let i = c * per; i < (c + 1) * per; i++)
+      values[i] = Math.max(-127, Math.min(127, Math.round(weight.values[i] / scale)));
   }
   return { dims: weight.dims, values, scales };
 }
@@ -274,7 +290,12 @@ function dequantized(
   const zeros = type === DATA_TYPE.int8 ? new Int8Array(scales.length) : new Int32Array(scales.length);
   nodes.push(
     nodeField(
-      { op: 'DequantizeLinear', name: `${name}_dequantize`, inputs: [q(name), `${name}_scale`, `${name}_zero_point`], outputs: [name] },
+      {
+        op: 'DequantizeLinear',
+        name: `${name}_dequantize`,
+        inputs: [q(name), `${name}_scale`, `${name}_zero_point`],
+        outputs: [name],
+      },
       [intAttribute('axis', 0)],
     ),
   );
@@ -288,5 +309,7 @@ function dequantized(
 const clampInt32 = (v: number) => Math.max(-2147483648, Math.min(2147483647, v));
 
 function withGraph(model: Buffer, edit: (graph: Buffer) => Buffer): Buffer {
-  return rewrite(model, (f) => (f.no === MODEL_GRAPH && f.wire === WIRE_LEN ? lenField(MODEL_GRAPH, edit(f.bytes)) : undefined));
+  return rewrite(model, (f) =>
+    f.no === MODEL_GRAPH && f.wire === WIRE_LEN ? lenField(MODEL_GRAPH, edit(f.bytes)) : undefined,
+  );
 }

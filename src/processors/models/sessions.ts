@@ -34,7 +34,11 @@ export class SessionCache {
    * Runs `work` with the session for `key`, loading it from the file `locate` returns if none is open.
    * A failed load is not cached, so a model file placed later is picked up by the next job.
    */
-  async use<T>(key: string, locate: () => Promise<string>, work: (host: OnnxHost) => Promise<T>): Promise<SessionUse<T>> {
+  async use<T>(
+    key: string,
+    locate: () => Promise<string>,
+    work: (host: OnnxHost) => Promise<T>,
+  ): Promise<SessionUse<T>> {
     let entry = this.entries.get(key);
     const cold = entry === undefined;
     if (!entry) {

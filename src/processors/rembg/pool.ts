@@ -122,7 +122,7 @@ export class ServerPool {
 
   /** Hands freed slots to waiters in arrival order; a waiter with no usable server left gets undefined. */
   private wake(): void {
-    for (let i = 0; i < this.waiters.length; ) {
+    for (let i = 0; i < this.waiters.length;) {
       const waiter = this.waiters[i];
       const url = this.take(waiter.tried);
       if (url || !this.canServe(waiter.tried)) {

@@ -70,7 +70,12 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
   await db.schema.createIndex('jobs_finished').on('jobs').columns(['finished_at']).execute();
   // Listing a vendor's jobs, newest first.
   await db.schema.createIndex('jobs_by_vendor').on('jobs').columns(['vendor_id', 'id']).execute();
-  await db.schema.createIndex('jobs_idempotency').on('jobs').columns(['vendor_id', 'idempotency_key']).unique().execute();
+  await db.schema
+    .createIndex('jobs_idempotency')
+    .on('jobs')
+    .columns(['vendor_id', 'idempotency_key'])
+    .unique()
+    .execute();
 
   await db.schema
     .createTable('job_outputs')

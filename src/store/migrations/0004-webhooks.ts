@@ -23,7 +23,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('created_at', bigint, (c) => c.notNull())
     .addColumn('updated_at', bigint, (c) => c.notNull())
     .execute();
-  await sql`create index webhook_endpoints_enabled on webhook_endpoints (vendor_id) where status = 'enabled'`.execute(db);
+  await sql`create index webhook_endpoints_enabled on webhook_endpoints (vendor_id) where status = 'enabled'`.execute(
+    db,
+  );
 
   await db.schema
     .createTable('webhook_deliveries')
@@ -44,6 +46,12 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('created_at', bigint, (c) => c.notNull())
     .addColumn('finished_at', bigint)
     .execute();
-  await sql`create index webhook_deliveries_due on webhook_deliveries (next_attempt_at) where state = 'pending'`.execute(db);
-  await db.schema.createIndex('webhook_deliveries_by_endpoint').on('webhook_deliveries').columns(['endpoint_id', 'id']).execute();
+  await sql`create index webhook_deliveries_due on webhook_deliveries (next_attempt_at) where state = 'pending'`.execute(
+    db,
+  );
+  await db.schema
+    .createIndex('webhook_deliveries_by_endpoint')
+    .on('webhook_deliveries')
+    .columns(['endpoint_id', 'id'])
+    .execute();
 }

@@ -23,9 +23,14 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .execute();
 
   if (dialect === 'postgres') {
-    await db.schema.alterTable('webhook_deliveries').alterColumn('endpoint_id', (c) => c.dropNotNull()).execute();
+    await db.schema
+      .alterTable('webhook_deliveries')
+      .alterColumn('endpoint_id', (c) => c.dropNotNull())
+      .execute();
     await db.schema.alterTable('webhook_deliveries').addColumn('url', 'text').execute();
-    await sql`alter table webhook_deliveries add constraint webhook_deliveries_one_target check ((endpoint_id is null) <> (url is null))`.execute(db);
+    await sql`alter table webhook_deliveries add constraint webhook_deliveries_one_target check ((endpoint_id is null) <> (url is null))`.execute(
+      db,
+    );
   } else {
     await db.transaction().execute(rebuildSqliteDeliveries);
   }
@@ -62,6 +67,12 @@ async function rebuildSqliteDeliveries(db: Kysely<unknown>): Promise<void> {
   await sql`insert into webhook_deliveries_next (${columns}) select ${columns} from webhook_deliveries`.execute(db);
   await db.schema.dropTable('webhook_deliveries').execute();
   await db.schema.alterTable('webhook_deliveries_next').renameTo('webhook_deliveries').execute();
-  await sql`create index webhook_deliveries_due on webhook_deliveries (next_attempt_at) where state = 'pending'`.execute(db);
-  await db.schema.createIndex('webhook_deliveries_by_endpoint').on('webhook_deliveries').columns(['endpoint_id', 'id']).execute();
+  await sql`create index webhook_deliveries_due on webhook_deliveries (next_attempt_at) where state = 'pending'`.execute(
+    db,
+  );
+  await db.schema
+    .createIndex('webhook_deliveries_by_endpoint')
+    .on('webhook_deliveries')
+    .columns(['endpoint_id', 'id'])
+    .execute();
 }

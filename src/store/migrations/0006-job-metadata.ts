@@ -23,7 +23,7 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
   await db.schema.createIndex('job_metadata_job').on('job_metadata').column('job_id').execute();
 
   const tx = db as unknown as Kysely<Database>;
-  for (let after = ''; ; ) {
+  for (let after = ''; ;) {
     const jobs = await tx
       .selectFrom('jobs')
       .select(['id', 'vendor_id', 'metadata'])

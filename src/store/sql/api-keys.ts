@@ -6,7 +6,12 @@ export async function insertApiKey(tx: Tx, row: ApiKeyRow): Promise<void> {
 }
 
 /** Marks one of the vendor's keys revoked; undefined when the vendor has no such key. */
-export async function revokeApiKey(tx: Tx, vendorId: string, keyId: string, now: number): Promise<ApiKeyRow | undefined> {
+export async function revokeApiKey(
+  tx: Tx,
+  vendorId: string,
+  keyId: string,
+  now: number,
+): Promise<ApiKeyRow | undefined> {
   return tx
     .updateTable('api_keys')
     .set({ revoked_at: now })

@@ -10,7 +10,9 @@ import { RUNNING } from './states.js';
  * builder cost more than running them.
  */
 export async function selectClaimCandidates(tx: Tx, types: string[]) {
-  const { rows } = await sql<Pick<VendorRow, 'id' | 'weight' | 'virtual_time' | 'max_running'> & { next_job_id: string | null }>`
+  const { rows } = await sql<
+    Pick<VendorRow, 'id' | 'weight' | 'virtual_time' | 'max_running'> & { next_job_id: string | null }
+  >`
     select v.id, v.weight, v.virtual_time, v.max_running,
       (select j.id from jobs j
         where j.vendor_id = v.id and j.state = 'queued' and j.type in (${sql.join(types)})
@@ -52,7 +54,9 @@ export async function countRunning(tx: Tx, by: 'vendor_id' | 'type', keys: strin
 export async function lockJobTypes(tx: Tx, dialect: Dialect, types: string[]): Promise<JobTypeRow[]> {
   if (types.length === 0) return [];
   const lock = dialect === 'postgres' ? sql`for update` : sql``;
-  const { rows } = await sql<JobTypeRow>`select * from job_types where type in (${sql.join(types)}) ${lock}`.execute(tx);
+  const { rows } = await sql<JobTypeRow>`select * from job_types where type in (${sql.join(types)}) ${lock}`.execute(
+    tx,
+  );
   return rows;
 }
 

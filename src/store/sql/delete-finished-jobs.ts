@@ -34,7 +34,12 @@ export async function deleteFinishedJobs(tx: Tx, before: number, limit: number) 
  * A job that used an upload keeps its own reference to the blob, so deleting the upload never breaks it.
  */
 export async function deleteOldUploads(tx: Tx, before: number, limit: number) {
-  const uploads = await tx.selectFrom('uploads').select(['id', 'blob']).where('created_at', '<', before).limit(limit).execute();
+  const uploads = await tx
+    .selectFrom('uploads')
+    .select(['id', 'blob'])
+    .where('created_at', '<', before)
+    .limit(limit)
+    .execute();
   return deleteUploadRows(tx, uploads);
 }
 
@@ -52,7 +57,14 @@ export async function deleteVendorUploads(tx: Tx, vendorId: string, ids: string[
 
 async function deleteUploadRows(tx: Tx, uploads: { id: string; blob: string }[]) {
   if (uploads.length === 0) return { deleted: 0, orphanBlobs: [] as string[] };
-  await tx.deleteFrom('uploads').where('id', 'in', uploads.map((u) => u.id)).execute();
+  await tx
+    .deleteFrom('uploads')
+    .where(
+      'id',
+      'in',
+      uploads.map((u) => u.id),
+    )
+    .execute();
   const orphanBlobs: string[] = [];
   for (const blob of new Set(uploads.map((u) => u.blob))) {
     if (!(await blobInUse(tx, blob))) orphanBlobs.push(blob);

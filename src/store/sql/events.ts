@@ -79,6 +79,9 @@ export async function deleteEventsBefore(tx: Tx, before: number): Promise<number
 
 /** The newest event id, or 0: where the event bus starts counting what it has seen. */
 export async function selectLastEventId(tx: Tx): Promise<number> {
-  const row = await tx.selectFrom('events').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst();
+  const row = await tx
+    .selectFrom('events')
+    .select((eb) => eb.fn.max('id').as('id'))
+    .executeTakeFirst();
   return Number(row?.id ?? 0);
 }

@@ -44,7 +44,11 @@ const ON_CONFLICT = 'on conflict (vendor_id, idempotency_key) where idempotency_
  * is returned in its place; a new job's metadata is indexed with it. Rows come back in the order given. Every submission runs this, so the
  * statement is written by hand: building a 23-column insert with the query builder cost more than running it.
  */
-export async function insertJobs(tx: Tx, dialect: Dialect, jobs: NewJobRow[]): Promise<{ rows: JobRow[]; created: boolean[] }> {
+export async function insertJobs(
+  tx: Tx,
+  dialect: Dialect,
+  jobs: NewJobRow[],
+): Promise<{ rows: JobRow[]; created: boolean[] }> {
   const inserted = new Map<string, JobRow>();
   for (let i = 0; i < jobs.length; i += CHUNK) {
     const chunk = jobs.slice(i, i + CHUNK);

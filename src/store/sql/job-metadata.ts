@@ -28,7 +28,11 @@ export function metadataEntries(jobs: Pick<JobRow, 'id' | 'vendor_id' | 'metadat
 }
 
 /** Indexes new jobs' metadata; written by hand like the job insert it runs beside (see insert-jobs.ts). */
-export async function insertJobMetadata(tx: Tx, dialect: Dialect, jobs: Pick<JobRow, 'id' | 'vendor_id' | 'metadata'>[]) {
+export async function insertJobMetadata(
+  tx: Tx,
+  dialect: Dialect,
+  jobs: Pick<JobRow, 'id' | 'vendor_id' | 'metadata'>[],
+) {
   const entries = metadataEntries(jobs);
   for (let i = 0; i < entries.length; i += CHUNK) {
     const chunk = entries.slice(i, i + CHUNK);

@@ -26,10 +26,21 @@ export async function upsertJobType(tx: Tx, type: string, settings: JobTypeSetti
 }
 
 /** Writes a type's first settings (a processor's default rate limit); settings already there are kept. */
-export async function insertJobTypeDefaults(tx: Tx, type: string, rateLimit: { limit: number; windowMs: number }): Promise<void> {
+export async function insertJobTypeDefaults(
+  tx: Tx,
+  type: string,
+  rateLimit: { limit: number; windowMs: number },
+): Promise<void> {
   await tx
     .insertInto('job_types')
-    .values({ type, paused: 0, window_start: 0, window_count: 0, rate_limit: rateLimit.limit, rate_window_ms: rateLimit.windowMs })
+    .values({
+      type,
+      paused: 0,
+      window_start: 0,
+      window_count: 0,
+      rate_limit: rateLimit.limit,
+      rate_window_ms: rateLimit.windowMs,
+    })
     .onConflict((oc) => oc.column('type').doNothing())
     .execute();
 }

@@ -12,7 +12,8 @@ export function valueRows(dialect: Dialect, rows: number, columns: number): stri
   let text = cache.get(key);
   if (text === undefined) {
     const placeholder = (n: number) => (dialect === 'postgres' ? `$${n + 1}` : '?');
-    const row = (r: number) => `(${Array.from({ length: columns }, (_, c) => placeholder(r * columns + c)).join(', ')})`;
+    const row = (r: number) =>
+      `(${Array.from({ length: columns }, (_, c) => placeholder(r * columns + c)).join(', ')})`;
     text = Array.from({ length: rows }, (_, r) => row(r)).join(', ');
     cache.set(key, text);
   }

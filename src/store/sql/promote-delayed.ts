@@ -15,7 +15,11 @@ export async function promoteDelayed(tx: Tx, now: number, limit: number): Promis
   return tx
     .updateTable('jobs')
     .set({ state: 'queued', updated_at: now })
-    .where('id', 'in', due.map((d) => d.id))
+    .where(
+      'id',
+      'in',
+      due.map((d) => d.id),
+    )
     .where('state', '=', 'delayed')
     .returningAll()
     .execute();

@@ -38,7 +38,9 @@ function filtered(q: JobFilterQuery & { beforeId?: string }, needsJobs = true) {
     where.push(sql`m.key = ${first.key} and m.value = ${first.value}`);
     if (q.vendorId !== undefined) where.push(sql`m.vendor_id = ${q.vendorId}`);
     for (const pair of more) {
-      where.push(sql`exists (select 1 from job_metadata m2 where m2.key = ${pair.key} and m2.value = ${pair.value} and m2.vendor_id = m.vendor_id and m2.job_id = m.job_id)`);
+      where.push(
+        sql`exists (select 1 from job_metadata m2 where m2.key = ${pair.key} and m2.value = ${pair.value} and m2.vendor_id = m.vendor_id and m2.job_id = m.job_id)`,
+      );
     }
   }
   const byIndexAlone = where.length;
@@ -60,7 +62,9 @@ function filtered(q: JobFilterQuery & { beforeId?: string }, needsJobs = true) {
 /** Jobs matching the filter, newest first. */
 export async function selectJobPage(tx: Tx, q: JobPageQuery): Promise<JobRow[]> {
   const { from, where, id } = filtered(q);
-  const { rows } = await sql<JobRow>`select jobs.* from ${from} ${where} order by ${id} desc limit ${q.limit}`.execute(tx);
+  const { rows } = await sql<JobRow>`select jobs.* from ${from} ${where} order by ${id} desc limit ${q.limit}`.execute(
+    tx,
+  );
   return rows;
 }
 
@@ -75,13 +79,20 @@ export async function countJobs(tx: Tx, q: JobFilterQuery): Promise<number> {
 export async function selectJobTargets(tx: Tx, q: JobPageQuery) {
   const { from, where, id } = filtered(q);
   const columns = sql`jobs.id, jobs.vendor_id, jobs.type, jobs.options`;
-  const { rows } = await sql<Pick<JobRow, 'id' | 'vendor_id' | 'type' | 'options'>>`select ${columns} from ${from} ${where} order by ${id} desc limit ${q.limit}`.execute(tx);
+  const { rows } = await sql<
+    Pick<JobRow, 'id' | 'vendor_id' | 'type' | 'options'>
+  >`select ${columns} from ${from} ${where} order by ${id} desc limit ${q.limit}`.execute(tx);
   return rows;
 }
 
 /** The vendor's job submitted with this idempotency key, if any. */
 export async function selectJobByIdempotencyKey(tx: Tx, vendorId: string, key: string): Promise<JobRow | undefined> {
-  return tx.selectFrom('jobs').selectAll().where('vendor_id', '=', vendorId).where('idempotency_key', '=', key).executeTakeFirst();
+  return tx
+    .selectFrom('jobs')
+    .selectAll()
+    .where('vendor_id', '=', vendorId)
+    .where('idempotency_key', '=', key)
+    .executeTakeFirst();
 }
 
 /** A job's outputs in the order the processor produced them. */
@@ -92,7 +103,13 @@ export async function selectJobOutputs(tx: Tx, jobId: string): Promise<JobOutput
 /** The outputs of several jobs (a page of a list), in one query. */
 export async function selectOutputsOfJobs(tx: Tx, jobIds: string[]): Promise<JobOutputRow[]> {
   if (jobIds.length === 0) return [];
-  return tx.selectFrom('job_outputs').selectAll().where('job_id', 'in', jobIds).orderBy('job_id').orderBy('idx').execute();
+  return tx
+    .selectFrom('job_outputs')
+    .selectAll()
+    .where('job_id', 'in', jobIds)
+    .orderBy('job_id')
+    .orderBy('idx')
+    .execute();
 }
 
 /** State and progress of every job in one of the vendor's batches (in a batch of any vendor's, for the admin). */

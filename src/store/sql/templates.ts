@@ -23,7 +23,12 @@ export async function countTemplates(tx: Tx, vendorId: string): Promise<number> 
 
 /** One of the vendor's templates; another vendor's is not found. */
 export async function selectTemplate(tx: Tx, vendorId: string, name: string): Promise<TemplateRow | undefined> {
-  return tx.selectFrom('templates').selectAll().where('vendor_id', '=', vendorId).where('name', '=', name).executeTakeFirst();
+  return tx
+    .selectFrom('templates')
+    .selectAll()
+    .where('vendor_id', '=', vendorId)
+    .where('name', '=', name)
+    .executeTakeFirst();
 }
 
 export async function selectTemplates(tx: Tx, vendorId: string): Promise<TemplateRow[]> {
@@ -47,6 +52,10 @@ export async function updateTemplate(
 
 /** Whether the vendor had a template of that name to delete. */
 export async function deleteTemplate(tx: Tx, vendorId: string, name: string): Promise<boolean> {
-  const { numDeletedRows } = await tx.deleteFrom('templates').where('vendor_id', '=', vendorId).where('name', '=', name).executeTakeFirst();
+  const { numDeletedRows } = await tx
+    .deleteFrom('templates')
+    .where('vendor_id', '=', vendorId)
+    .where('name', '=', name)
+    .executeTakeFirst();
   return numDeletedRows > 0n;
 }

@@ -28,11 +28,18 @@ export const FINAL_EVENT_TYPES: readonly WebhookEventType[] = ['job.succeeded', 
  * per event. A delivery's id is `<endpoint>.<event id>` (or `callback.<event id>`), so the same event never
  * fans out twice.
  */
-export async function insertEventDeliveries(tx: Tx, dialect: Dialect, triggers: WebhookTrigger[], now: number): Promise<void> {
+export async function insertEventDeliveries(
+  tx: Tx,
+  dialect: Dialect,
+  triggers: WebhookTrigger[],
+  now: number,
+): Promise<void> {
   if (triggers.length === 0) return;
   const p = (n: number) => placeholder(dialect, n);
   // Parameters in the order they appear in the text (SQLite's `?` are positional).
-  const rows = triggers.map((_, i) => `(cast(${p(i * 5 + 1)} as bigint), ${p(i * 5 + 2)}, ${p(i * 5 + 3)}, ${p(i * 5 + 4)}, ${p(i * 5 + 5)})`);
+  const rows = triggers.map(
+    (_, i) => `(cast(${p(i * 5 + 1)} as bigint), ${p(i * 5 + 2)}, ${p(i * 5 + 3)}, ${p(i * 5 + 4)}, ${p(i * 5 + 5)})`,
+  );
   const parameters: unknown[] = triggers.flatMap((t) => [t.eventId, t.vendorId, t.jobId, t.batchId, t.eventType]);
   parameters.push(now, now, now, now);
   const nowAt = triggers.length * 5 + 1;
@@ -60,7 +67,18 @@ export async function insertBatchDeliveries(tx: Tx, vendorId: string, batchIds: 
   if (batchIds.length === 0) return;
   await tx
     .insertInto('webhook_deliveries')
-    .columns(['id', 'endpoint_id', 'vendor_id', 'event_type', 'job_id', 'batch_id', 'state', 'attempts', 'next_attempt_at', 'created_at'])
+    .columns([
+      'id',
+      'endpoint_id',
+      'vendor_id',
+      'event_type',
+      'job_id',
+      'batch_id',
+      'state',
+      'attempts',
+      'next_attempt_at',
+      'created_at',
+    ])
     .expression((eb) =>
       eb
         .selectFrom('webhook_endpoints as e')
@@ -89,7 +107,10 @@ export async function insertBatchDeliveries(tx: Tx, vendorId: string, batchIds: 
 }
 
 /** Batches of vendors with a `batch.completed` endpoint whose jobs finished since `since` (for the sweep). */
-export async function selectRecentlyFinishedBatches(tx: Tx, since: number): Promise<{ vendor_id: string; batch_id: string }[]> {
+export async function selectRecentlyFinishedBatches(
+  tx: Tx,
+  since: number,
+): Promise<{ vendor_id: string; batch_id: string }[]> {
   const rows = await tx
     .selectFrom('jobs')
     .select(['vendor_id', 'batch_id'])
@@ -140,7 +161,13 @@ export interface DeliveryOutcome {
 }
 
 /** Records one attempt's outcome, fenced by the lease: a worker whose lease was taken over changes nothing. */
-export async function recordDeliveryOutcome(tx: Tx, id: string, owner: string, outcome: DeliveryOutcome, now: number): Promise<boolean> {
+export async function recordDeliveryOutcome(
+  tx: Tx,
+  id: string,
+  owner: string,
+  outcome: DeliveryOutcome,
+  now: number,
+): Promise<boolean> {
   const result = await tx
     .updateTable('webhook_deliveries')
     .set({
@@ -164,7 +191,12 @@ export async function insertEndpoint(tx: Tx, row: WebhookEndpointRow): Promise<v
 
 /** One of the vendor's endpoints; another vendor's is not found. */
 export async function selectEndpoint(tx: Tx, id: string, vendorId: string): Promise<WebhookEndpointRow | undefined> {
-  return tx.selectFrom('webhook_endpoints').selectAll().where('id', '=', id).where('vendor_id', '=', vendorId).executeTakeFirst();
+  return tx
+    .selectFrom('webhook_endpoints')
+    .selectAll()
+    .where('id', '=', id)
+    .where('vendor_id', '=', vendorId)
+    .executeTakeFirst();
 }
 
 export async function selectEndpoints(tx: Tx, vendorId: string): Promise<WebhookEndpointRow[]> {
@@ -201,7 +233,14 @@ function rotatedSecrets(secret: string, until: number, now: number) {
   return { secret, previous_secret: sql.ref<string>('secret'), previous_secret_until: until, updated_at: now };
 }
 
-export async function rotateEndpointSecret(tx: Tx, id: string, vendorId: string, secret: string, until: number, now: number): Promise<boolean> {
+export async function rotateEndpointSecret(
+  tx: Tx,
+  id: string,
+  vendorId: string,
+  secret: string,
+  until: number,
+  now: number,
+): Promise<boolean> {
   const result = await tx
     .updateTable('webhook_endpoints')
     .set(rotatedSecrets(secret, until, now))
@@ -212,11 +251,25 @@ export async function rotateEndpointSecret(tx: Tx, id: string, vendorId: string,
 }
 
 /** Creates the callback secrets of those `vendors` that have none yet (the secret comes from `secretFor`). */
-export async function insertMissingCallbackSecrets(tx: Tx, vendorIds: string[], secretFor: () => string, now: number): Promise<void> {
+export async function insertMissingCallbackSecrets(
+  tx: Tx,
+  vendorIds: string[],
+  secretFor: () => string,
+  now: number,
+): Promise<void> {
   if (vendorIds.length === 0) return;
   await tx
     .insertInto('webhook_callback_secrets')
-    .values(vendorIds.map((vendor_id) => ({ vendor_id, secret: secretFor(), previous_secret: null, previous_secret_until: null, created_at: now, updated_at: now })))
+    .values(
+      vendorIds.map((vendor_id) => ({
+        vendor_id,
+        secret: secretFor(),
+        previous_secret: null,
+        previous_secret_until: null,
+        created_at: now,
+        updated_at: now,
+      })),
+    )
     .onConflict((oc) => oc.column('vendor_id').doNothing())
     .execute();
 }
@@ -226,8 +279,18 @@ export async function selectCallbackSecrets(tx: Tx, vendorIds: string[]): Promis
   return tx.selectFrom('webhook_callback_secrets').selectAll().where('vendor_id', 'in', vendorIds).execute();
 }
 
-export async function rotateCallbackSecret(tx: Tx, vendorId: string, secret: string, until: number, now: number): Promise<void> {
-  await tx.updateTable('webhook_callback_secrets').set(rotatedSecrets(secret, until, now)).where('vendor_id', '=', vendorId).execute();
+export async function rotateCallbackSecret(
+  tx: Tx,
+  vendorId: string,
+  secret: string,
+  until: number,
+  now: number,
+): Promise<void> {
+  await tx
+    .updateTable('webhook_callback_secrets')
+    .set(rotatedSecrets(secret, until, now))
+    .where('vendor_id', '=', vendorId)
+    .execute();
 }
 
 /** Deletes an endpoint of the vendor with its deliveries; false if the vendor has no such endpoint. */
@@ -243,11 +306,17 @@ export async function deleteEndpoint(tx: Tx, id: string, vendorId: string): Prom
  * The vendor's latest deliveries, newest first: of one endpoint, or reporting one job's events (to endpoints
  * and to the job's own callback; a batch's delivery names one of its jobs only to have a job id).
  */
-export async function selectDeliveries(tx: Tx, vendorId: string, of: { endpointId: string } | { jobId: string }, limit: number) {
+export async function selectDeliveries(
+  tx: Tx,
+  vendorId: string,
+  of: { endpointId: string } | { jobId: string },
+  limit: number,
+) {
   const query = tx.selectFrom('webhook_deliveries').selectAll().where('vendor_id', '=', vendorId);
-  const scoped = 'endpointId' in of
-    ? query.where('endpoint_id', '=', of.endpointId)
-    : query.where('job_id', '=', of.jobId).where('event_type', '<>', 'batch.completed');
+  const scoped =
+    'endpointId' in of
+      ? query.where('endpoint_id', '=', of.endpointId)
+      : query.where('job_id', '=', of.jobId).where('event_type', '<>', 'batch.completed');
   return scoped.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
 }
 
@@ -265,7 +334,14 @@ export async function selectDelivery(tx: Tx, id: string, endpointId: string, ven
 export async function requeueDelivery(tx: Tx, id: string, now: number): Promise<void> {
   await tx
     .updateTable('webhook_deliveries')
-    .set({ state: 'pending', attempts: 0, next_attempt_at: now, finished_at: null, lease_owner: null, lease_expires_at: null })
+    .set({
+      state: 'pending',
+      attempts: 0,
+      next_attempt_at: now,
+      finished_at: null,
+      lease_owner: null,
+      lease_expires_at: null,
+    })
     .where('id', '=', id)
     .execute();
 }

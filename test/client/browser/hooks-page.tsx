@@ -12,11 +12,24 @@ function Watch() {
   const job = useJob(params.get('job'));
   const batch = useBatch(params.get('batch'));
   if (job.state && seen.at(-1) !== job.state) seen.push(job.state);
-  const view = { state: job.state, progress: job.progress, isComplete: job.isComplete, error: job.error ?? null, outputs: job.job?.outputs.length };
+  const view = {
+    state: job.state,
+    progress: job.progress,
+    isComplete: job.isComplete,
+    error: job.error ?? null,
+    outputs: job.job?.outputs.length,
+  };
   return (
     <>
       <pre id="job">{JSON.stringify(view)}</pre>
-      <pre id="batch">{JSON.stringify({ counts: batch.counts, total: batch.total, percent: batch.percent, isComplete: batch.isComplete })}</pre>
+      <pre id="batch">
+        {JSON.stringify({
+          counts: batch.counts,
+          total: batch.total,
+          percent: batch.percent,
+          isComplete: batch.isComplete,
+        })}
+      </pre>
     </>
   );
 }
@@ -25,7 +38,9 @@ function App() {
   const [mounted, setMounted] = useState(true);
   return (
     <PixqProvider client={client}>
-      <button id="unmount" onClick={() => setMounted(false)}>unmount</button>
+      <button id="unmount" onClick={() => setMounted(false)}>
+        unmount
+      </button>
       {mounted && <Watch />}
     </PixqProvider>
   );

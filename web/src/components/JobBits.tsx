@@ -32,6 +32,9 @@ export function outputHref(baseUrl: string, output: Job['outputs'][number]): str
 
 /** A file name for an output: the input's name with the output's extension. */
 export function outputName(inputName: string, contentType: string): string {
-  const extension = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/webp': 'webp', 'image/avif': 'avif', 'application/json': 'json' }[contentType] ?? 'bin';
+  const extension =
+    { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/webp': 'webp', 'image/avif': 'avif', 'application/json': 'json' }[
+      contentType
+    ] ?? 'bin';
   return `${inputName.replace(/\.[^./]*$/, '') || 'output'}.${extension}`;
 }

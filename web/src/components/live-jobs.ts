@@ -18,7 +18,8 @@ export function useJobEvents(client: PixqClient, filter: EventsFilter, onEvent: 
     const controller = new AbortController();
     void (async () => {
       try {
-        for await (const event of client.events({ jobId, batchId }, { signal: controller.signal })) latest.current(event);
+        for await (const event of client.events({ jobId, batchId }, { signal: controller.signal }))
+          latest.current(event);
       } catch (error) {
         if (!controller.signal.aborted) console.error('live updates stopped', error);
       }
@@ -31,7 +32,11 @@ export function useJobEvents(client: PixqClient, filter: EventsFilter, onEvent: 
  * Jobs kept current from reads and live events. An event that arrives while a read is under way may be
  * newer than the read's answer, so it is applied on top of it (a later event corrects it if it was not).
  */
-export function useLiveJobs(client: PixqClient, filter: EventsFilter = {}, onEvent?: (event: JobEvent, known: boolean) => void) {
+export function useLiveJobs(
+  client: PixqClient,
+  filter: EventsFilter = {},
+  onEvent?: (event: JobEvent, known: boolean) => void,
+) {
   const [jobs, setJobs] = useState<ReadonlyMap<string, Job>>(new Map());
   const lastEvent = useRef(new Map<string, JobEvent>());
   const known = useRef<ReadonlyMap<string, Job>>(jobs);
@@ -47,19 +52,22 @@ export function useLiveJobs(client: PixqClient, filter: EventsFilter = {}, onEve
   });
 
   /** Reads jobs (a page, one job) into the map; `replace` drops the ones this read did not return. */
-  const read = useCallback(async <T>(reader: () => Promise<T>, jobsOf: (answer: T) => Job[], replace = false): Promise<T> => {
-    const before = new Map(lastEvent.current);
-    const answer = await reader();
-    setJobs((current) => {
-      const next = new Map(replace ? [] : current);
-      for (const job of jobsOf(answer)) {
-        const event = lastEvent.current.get(job.id);
-        next.set(job.id, event && event !== before.get(job.id) ? withEvent(job, event) : job);
-      }
-      return next;
-    });
-    return answer;
-  }, []);
+  const read = useCallback(
+    async <T>(reader: () => Promise<T>, jobsOf: (answer: T) => Job[], replace = false): Promise<T> => {
+      const before = new Map(lastEvent.current);
+      const answer = await reader();
+      setJobs((current) => {
+        const next = new Map(replace ? [] : current);
+        for (const job of jobsOf(answer)) {
+          const event = lastEvent.current.get(job.id);
+          next.set(job.id, event && event !== before.get(job.id) ? withEvent(job, event) : job);
+        }
+        return next;
+      });
+      return answer;
+    },
+    [],
+  );
 
   return { jobs, read };
 }

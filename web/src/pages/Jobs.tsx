@@ -51,7 +51,11 @@ export function JobsPage() {
 
   const load = useCallback(async () => {
     try {
-      const answer = await read(() => client.listJobs({ ...filter, cursor, limit: PAGE_SIZE }), (list) => list.jobs, true);
+      const answer = await read(
+        () => client.listJobs({ ...filter, cursor, limit: PAGE_SIZE }),
+        (list) => list.jobs,
+        true,
+      );
       setPage({ ids: answer.jobs.map((j) => j.id), nextCursor: answer.nextCursor });
       setError(undefined);
     } catch (e) {
@@ -81,31 +85,87 @@ export function JobsPage() {
       <h1>Jobs</h1>
       <FilterForm params={params} onApply={(next) => setParams(next)} />
       <MatchingActions filter={filter} onDone={load} />
-      {error && <p className="error" role="alert">{error}</p>}
-      <Table label="Jobs" columns={['Job', 'Type', 'State', 'Progress', 'Attempts', 'Created', 'Batch', 'Metadata', { label: 'Actions', hidden: true }]}>
-        {page?.ids.map((id) => jobs.get(id)).filter((job): job is Job => job !== undefined).map((job) => (
-          <tr key={job.id} data-job={job.id}>
-            <td><Link href={`/jobs/${job.id}`}>{job.id}</Link></td>
-            <td>{job.type}</td>
-            <td><StateWord state={job.state} /></td>
-            <td><ProgressBar progress={job.progress} /></td>
-            <td>{job.attempts}/{job.maxAttempts}</td>
-            <td>{new Date(job.createdAt).toLocaleString()}</td>
-            <td>{job.batchId ?? ''}</td>
-            <td className="metadata">{job.metadata ? Object.entries(job.metadata).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ') : ''}</td>
-            <td>
-              <div className="row-actions">
-                {canCancel(job) && <button type="button" className="danger" onClick={() => act(() => client.cancel(job.id))}>Cancel</button>}
-                {canRetry(job) && <button type="button" className="secondary" onClick={() => act(() => client.retry(job.id))}>Retry</button>}
-              </div>
-            </td>
-          </tr>
-        ))}
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+      <Table
+        label="Jobs"
+        columns={[
+          'Job',
+          'Type',
+          'State',
+          'Progress',
+          'Attempts',
+          'Created',
+          'Batch',
+          'Metadata',
+          { label: 'Actions', hidden: true },
+        ]}
+      >
+        {page?.ids
+          .map((id) => jobs.get(id))
+          .filter((job): job is Job => job !== undefined)
+          .map((job) => (
+            <tr key={job.id} data-job={job.id}>
+              <td>
+                <Link href={`/jobs/${job.id}`}>{job.id}</Link>
+              </td>
+              <td>{job.type}</td>
+              <td>
+                <StateWord state={job.state} />
+              </td>
+              <td>
+                <ProgressBar progress={job.progress} />
+              </td>
+              <td>
+                {job.attempts}/{job.maxAttempts}
+              </td>
+              <td>{new Date(job.createdAt).toLocaleString()}</td>
+              <td>{job.batchId ?? ''}</td>
+              <td className="metadata">
+                {job.metadata
+                  ? Object.entries(job.metadata)
+                      .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+                      .join(' ')
+                  : ''}
+              </td>
+              <td>
+                <div className="row-actions">
+                  {canCancel(job) && (
+                    <button type="button" className="danger" onClick={() => act(() => client.cancel(job.id))}>
+                      Cancel
+                    </button>
+                  )}
+                  {canRetry(job) && (
+                    <button type="button" className="secondary" onClick={() => act(() => client.retry(job.id))}>
+                      Retry
+                    </button>
+                  )}
+                </div>
+              </td>
+            </tr>
+          ))}
       </Table>
       {page && page.ids.length === 0 && <p className="empty">No jobs match.</p>}
       <nav className="pager">
-        <button type="button" className="secondary" disabled={cursors.length === 1} onClick={() => setCursors((c) => c.slice(0, -1))}>Previous</button>
-        <button type="button" className="secondary" disabled={!page?.nextCursor} onClick={() => page?.nextCursor && setCursors((c) => [...c, page.nextCursor!])}>Next</button>
+        <button
+          type="button"
+          className="secondary"
+          disabled={cursors.length === 1}
+          onClick={() => setCursors((c) => c.slice(0, -1))}
+        >
+          Previous
+        </button>
+        <button
+          type="button"
+          className="secondary"
+          disabled={!page?.nextCursor}
+          onClick={() => page?.nextCursor && setCursors((c) => [...c, page.nextCursor!])}
+        >
+          Next
+        </button>
       </nav>
     </section>
   );
@@ -114,29 +174,52 @@ export function JobsPage() {
 function FilterForm({ params, onApply }: { params: URLSearchParams; onApply: (next: URLSearchParams) => void }) {
   const [draft, setDraft] = useState(() => draftOf(params));
   useEffect(() => setDraft(draftOf(params)), [params]);
-  const set = (name: keyof typeof draft) => (e: { target: { value: string } }) => setDraft((d) => ({ ...d, [name]: e.target.value }));
+  const set = (name: keyof typeof draft) => (e: { target: { value: string } }) =>
+    setDraft((d) => ({ ...d, [name]: e.target.value }));
   const apply = (event: FormEvent) => {
     event.preventDefault();
     const next = new URLSearchParams();
-    for (const name of ['state', 'type', 'batch', 'from', 'to'] as const) if (draft[name].trim()) next.set(name, draft[name].trim());
-    for (const pair of draft.metadata.split(',').map((p) => p.trim()).filter(Boolean)) next.append('metadata', pair);
+    for (const name of ['state', 'type', 'batch', 'from', 'to'] as const)
+      if (draft[name].trim()) next.set(name, draft[name].trim());
+    for (const pair of draft.metadata
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean))
+      next.append('metadata', pair);
     onApply(next);
   };
   return (
     <form className="form-row filters" onSubmit={apply}>
-      <label>State
+      <label>
+        State
         <select value={draft.state} onChange={set('state')}>
           <option value="">any</option>
-          {JOB_STATES.map((s) => <option key={s} value={s}>{s}</option>)}
+          {JOB_STATES.map((s) => (
+            <option key={s} value={s}>
+              {s}
+            </option>
+          ))}
         </select>
       </label>
-      <label>Type <input value={draft.type} onChange={set('type')} placeholder="remove-background" /></label>
-      <label>Batch <input value={draft.batch} onChange={set('batch')} /></label>
-      <label>From <input type="date" value={draft.from} onChange={set('from')} /></label>
-      <label>To <input type="date" value={draft.to} onChange={set('to')} /></label>
-      <label>Metadata <input value={draft.metadata} onChange={set('metadata')} placeholder="recordId=123, shop=eu" /></label>
+      <label>
+        Type <input value={draft.type} onChange={set('type')} placeholder="remove-background" />
+      </label>
+      <label>
+        Batch <input value={draft.batch} onChange={set('batch')} />
+      </label>
+      <label>
+        From <input type="date" value={draft.from} onChange={set('from')} />
+      </label>
+      <label>
+        To <input type="date" value={draft.to} onChange={set('to')} />
+      </label>
+      <label>
+        Metadata <input value={draft.metadata} onChange={set('metadata')} placeholder="recordId=123, shop=eu" />
+      </label>
       <button type="submit">Filter</button>
-      <button type="button" className="secondary" onClick={() => onApply(new URLSearchParams())}>Clear</button>
+      <button type="button" className="secondary" onClick={() => onApply(new URLSearchParams())}>
+        Clear
+      </button>
     </form>
   );
 }
@@ -173,7 +256,9 @@ function MatchingActions({ filter, onDone }: { filter: JobFilter; onDone: () => 
     if (!asking) return;
     setAsking(undefined);
     try {
-      const { matched, changed } = await (asking.action === 'cancel' ? client.cancelMatching(filter) : client.retryMatching(filter));
+      const { matched, changed } = await (asking.action === 'cancel'
+        ? client.cancelMatching(filter)
+        : client.retryMatching(filter));
       setOutcome(`${asking.action === 'cancel' ? 'Cancelled' : 'Retried'}: matched ${matched}, changed ${changed}`);
       onDone();
     } catch (e) {
@@ -183,17 +268,36 @@ function MatchingActions({ filter, onDone }: { filter: JobFilter; onDone: () => 
 
   return (
     <div className="matching-actions">
-      <button type="button" className="danger" onClick={() => ask('cancel')}>Cancel all matching</button>
-      <button type="button" className="secondary" onClick={() => ask('retry')}>Retry all matching</button>
+      <button type="button" className="danger" onClick={() => ask('cancel')}>
+        Cancel all matching
+      </button>
+      <button type="button" className="secondary" onClick={() => ask('retry')}>
+        Retry all matching
+      </button>
       {asking && (
         <div className="confirm" role="alertdialog" aria-label="Confirm">
-          <span>{asking.count} {asking.count === 1 ? 'job matches' : 'jobs match'} this filter. {asking.action === 'cancel' ? 'Cancel' : 'Retry'} every one that can be?</span>
-          <button type="button" onClick={confirm}>Confirm</button>
-          <button type="button" className="secondary" onClick={() => setAsking(undefined)}>Back</button>
+          <span>
+            {asking.count} {asking.count === 1 ? 'job matches' : 'jobs match'} this filter.{' '}
+            {asking.action === 'cancel' ? 'Cancel' : 'Retry'} every one that can be?
+          </span>
+          <button type="button" onClick={confirm}>
+            Confirm
+          </button>
+          <button type="button" className="secondary" onClick={() => setAsking(undefined)}>
+            Back
+          </button>
         </div>
       )}
-      {outcome && <span className="outcome" role="status">{outcome}</span>}
-      {error && <span className="error" role="alert">{error}</span>}
+      {outcome && (
+        <span className="outcome" role="status">
+          {outcome}
+        </span>
+      )}
+      {error && (
+        <span className="error" role="alert">
+          {error}
+        </span>
+      )}
     </div>
   );
 }

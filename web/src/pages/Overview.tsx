@@ -52,26 +52,45 @@ export function OverviewPage() {
   }, [client, admin]);
   useRefresh(load, POLL_MS);
 
-  if (!snapshot) return error ? <p role="alert" className="error">{error}</p> : <p className="loading">Loading…</p>;
+  if (!snapshot)
+    return error ? (
+      <p role="alert" className="error">
+        {error}
+      </p>
+    ) : (
+      <p className="loading">Loading…</p>
+    );
   const { stats, series, workers, vendors } = snapshot;
   const vendorName = (id: string) => vendors?.find((v) => v.id === id)?.name ?? id;
   return (
     <>
       <h1>Overview</h1>
-      {error && <p role="alert" className="error">{error}</p>}
+      {error && (
+        <p role="alert" className="error">
+          {error}
+        </p>
+      )}
       <section aria-labelledby="totals-heading">
         <h2 id="totals-heading">Jobs by state</h2>
         <ul className="totals" aria-label="Jobs by state">
           {JOB_STATES.map((state) => (
             <li key={state}>
-              <span className="n" data-state={state}>{stats.totals[state] ?? 0}</span>
+              <span className="n" data-state={state}>
+                {stats.totals[state] ?? 0}
+              </span>
               <span className="label">{state}</span>
             </li>
           ))}
         </ul>
       </section>
       <CountsTable title="By job type" first="Type" rows={Object.entries(stats.byType)} />
-      {admin && <CountsTable title="By vendor" first="Vendor" rows={Object.entries(stats.byVendor).map(([id, c]) => [vendorName(id), c])} />}
+      {admin && (
+        <CountsTable
+          title="By vendor"
+          first="Vendor"
+          rows={Object.entries(stats.byVendor).map(([id, c]) => [vendorName(id), c])}
+        />
+      )}
       <h2>Last hour</h2>
       <Charts series={series} />
       {workers && <Workers workers={workers} now={snapshot.at} />}
@@ -87,12 +106,18 @@ function CountsTable({ title, first, rows }: { title: string; first: string; row
         <p className="hint">No jobs yet.</p>
       ) : (
         <Table label={title} columns={[first, ...JOB_STATES.map((label) => ({ label, numeric: true }))]}>
-          {rows.sort(([a], [b]) => a.localeCompare(b)).map(([name, counts]) => (
-            <tr key={name}>
-              <th scope="row">{name}</th>
-              {JOB_STATES.map((s) => <td key={s} className="num">{counts[s] ?? 0}</td>)}
-            </tr>
-          ))}
+          {rows
+            .sort(([a], [b]) => a.localeCompare(b))
+            .map(([name, counts]) => (
+              <tr key={name}>
+                <th scope="row">{name}</th>
+                {JOB_STATES.map((s) => (
+                  <td key={s} className="num">
+                    {counts[s] ?? 0}
+                  </td>
+                ))}
+              </tr>
+            ))}
         </Table>
       )}
     </section>
@@ -131,17 +156,27 @@ function Workers({ workers, now }: { workers: Worker[]; now: number }) {
       {workers.length === 0 ? (
         <p className="hint">No worker has reported recently.</p>
       ) : (
-        <Table label="Workers" columns={['Worker', 'Slots per type', { label: 'Running', numeric: true }, 'Last heartbeat']}>
+        <Table
+          label="Workers"
+          columns={['Worker', 'Slots per type', { label: 'Running', numeric: true }, 'Last heartbeat']}
+        >
           {workers.map((w) => {
             const age = now - Date.parse(w.heartbeatAt);
             const stale = age > STALE_MS;
             return (
               <tr key={w.id}>
-                <th scope="row">{w.host} (pid {w.pid}){w.stopping && ' stopping'}</th>
-                <td className="wrap">{Object.entries(w.slots).map(([type, n]) => `${type} ${n}`).join(', ')}</td>
+                <th scope="row">
+                  {w.host} (pid {w.pid}){w.stopping && ' stopping'}
+                </th>
+                <td className="wrap">
+                  {Object.entries(w.slots)
+                    .map(([type, n]) => `${type} ${n}`)
+                    .join(', ')}
+                </td>
                 <td className="num">{w.running}</td>
                 <td className={stale ? 'stale' : undefined}>
-                  {ago(age)}{stale && ' (stale)'}
+                  {ago(age)}
+                  {stale && ' (stale)'}
                 </td>
               </tr>
             );

@@ -22,12 +22,29 @@ export function SignInPage({ signIn, notice }: { signIn(apiKey: string): Promise
   return (
     <main className="sign-in">
       <h1>pixq</h1>
-      {notice && <p role="status" className="notice">{notice}</p>}
+      {notice && (
+        <p role="status" className="notice">
+          {notice}
+        </p>
+      )}
       <form onSubmit={submit} className="card">
         <label htmlFor="api-key">API key</label>
-        <input id="api-key" type="password" autoComplete="off" required value={apiKey} onChange={(e) => setApiKey(e.target.value)} />
-        <button type="submit" disabled={busy}>Sign in</button>
-        {error && <p role="alert" className="error">{error}</p>}
+        <input
+          id="api-key"
+          type="password"
+          autoComplete="off"
+          required
+          value={apiKey}
+          onChange={(e) => setApiKey(e.target.value)}
+        />
+        <button type="submit" disabled={busy}>
+          Sign in
+        </button>
+        {error && (
+          <p role="alert" className="error">
+            {error}
+          </p>
+        )}
       </form>
       <p className="hint">Use a vendor's API key, or the operator's admin key (PIXQ_ADMIN_KEY).</p>
     </main>

@@ -37,7 +37,10 @@ export function UploadPage() {
     for (const job of jobs.values()) {
       if (job.state !== 'succeeded' || job.outputs.length > 0 || reread.current.has(job.id)) continue;
       reread.current.add(job.id);
-      read(() => client.job(job.id), (j) => [j]).catch((error: unknown) => setFormError(errorText(error)));
+      read(
+        () => client.job(job.id),
+        (j) => [j],
+      ).catch((error: unknown) => setFormError(errorText(error)));
     }
   }, [client, jobs, read]);
 
@@ -75,15 +78,20 @@ export function UploadPage() {
       return;
     }
     const submission = submissionOf(operation, templates);
-    await Promise.all(waiting.map(async (entry) => {
-      update(entry.key, { sending: true, error: undefined });
-      try {
-        const job = await read(() => client.submit({ ...submission, options, file: entry.file }), (j) => [j]);
-        update(entry.key, { sending: false, jobId: job.id });
-      } catch (error) {
-        update(entry.key, { sending: false, error: errorText(error) });
-      }
-    }));
+    await Promise.all(
+      waiting.map(async (entry) => {
+        update(entry.key, { sending: true, error: undefined });
+        try {
+          const job = await read(
+            () => client.submit({ ...submission, options, file: entry.file }),
+            (j) => [j],
+          );
+          update(entry.key, { sending: false, jobId: job.id });
+        } catch (error) {
+          update(entry.key, { sending: false, error: errorText(error) });
+        }
+      }),
+    );
   };
 
   const succeeded = entries.flatMap((entry) => {
@@ -117,25 +125,55 @@ export function UploadPage() {
           Operation
           <select value={operation} onChange={(e) => setOperation(e.target.value)}>
             <optgroup label="Templates">
-              {templates.map((t) => <option key={t.name} value={t.name}>{t.name}{t.builtIn ? '' : ' (yours)'}</option>)}
+              {templates.map((t) => (
+                <option key={t.name} value={t.name}>
+                  {t.name}
+                  {t.builtIn ? '' : ' (yours)'}
+                </option>
+              ))}
             </optgroup>
             <optgroup label="Job types">
-              {jobTypes.map((type) => <option key={type} value={type}>{type}</option>)}
+              {jobTypes.map((type) => (
+                <option key={type} value={type}>
+                  {type}
+                </option>
+              ))}
             </optgroup>
           </select>
         </label>
         <label>
           Options (JSON)
-          <textarea value={optionsText} onChange={(e) => setOptionsText(e.target.value)} rows={4} placeholder='{"format": "png"}' spellCheck={false} />
+          <textarea
+            value={optionsText}
+            onChange={(e) => setOptionsText(e.target.value)}
+            rows={4}
+            placeholder='{"format": "png"}'
+            spellCheck={false}
+          />
         </label>
-        {formError && <p className="error" role="alert">{formError}</p>}
+        {formError && (
+          <p className="error" role="alert">
+            {formError}
+          </p>
+        )}
         <div className="actions">
           <button type="submit">Process</button>
-          {succeeded.length > 0 && <button type="button" onClick={downloadAll} disabled={zipping}>Download all</button>}
+          {succeeded.length > 0 && (
+            <button type="button" onClick={downloadAll} disabled={zipping}>
+              Download all
+            </button>
+          )}
         </div>
       </form>
       <ul className="upload-files">
-        {entries.map((entry) => <FileRow key={entry.key} entry={entry} job={entry.jobId ? jobs.get(entry.jobId) : undefined} baseUrl={client.baseUrl} />)}
+        {entries.map((entry) => (
+          <FileRow
+            key={entry.key}
+            entry={entry}
+            job={entry.jobId ? jobs.get(entry.jobId) : undefined}
+            baseUrl={client.baseUrl}
+          />
+        ))}
       </ul>
     </section>
   );
@@ -180,11 +218,27 @@ function FileRow({ entry, job, baseUrl }: { entry: Entry; job: Job | undefined; 
   return (
     <li className="upload-file" data-file={entry.file.name}>
       <span className="file-name">{entry.file.name}</span>
-      {job ? <StateWord state={job.state} /> : <span className="state">{entry.sending ? 'sending' : entry.error ? 'refused' : 'ready'}</span>}
+      {job ? (
+        <StateWord state={job.state} />
+      ) : (
+        <span className="state">{entry.sending ? 'sending' : entry.error ? 'refused' : 'ready'}</span>
+      )}
       {job && <ProgressBar progress={job.progress} />}
-      {job && <Link href={`/jobs/${job.id}`} className="job-link">{job.id}</Link>}
-      {output && <a href={outputHref(baseUrl, output)} download={outputName(entry.file.name, output.contentType)}>Download</a>}
-      {job?.error && <span className="job-error">{job.error.code}: {job.error.message}</span>}
+      {job && (
+        <Link href={`/jobs/${job.id}`} className="job-link">
+          {job.id}
+        </Link>
+      )}
+      {output && (
+        <a href={outputHref(baseUrl, output)} download={outputName(entry.file.name, output.contentType)}>
+          Download
+        </a>
+      )}
+      {job?.error && (
+        <span className="job-error">
+          {job.error.code}: {job.error.message}
+        </span>
+      )}
       {entry.error && <span className="job-error">{entry.error}</span>}
     </li>
   );

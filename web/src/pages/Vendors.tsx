@@ -31,7 +31,11 @@ function useAction() {
       setBusy(false);
     }
   }, []);
-  const message = error && <p role="alert" className="error">{error}</p>;
+  const message = error && (
+    <p role="alert" className="error">
+      {error}
+    </p>
+  );
   return { run, busy, message };
 }
 
@@ -40,7 +44,9 @@ function ShownOnce({ label, secret }: { label: string; secret: string }) {
   return (
     <div className="notice" role="status">
       <p>{label} (shown once: copy it now)</p>
-      <code className="secret" aria-label={label}>{secret}</code>
+      <code className="secret" aria-label={label}>
+        {secret}
+      </code>
     </div>
   );
 }
@@ -59,11 +65,24 @@ export function VendorsPage() {
     <>
       <h1>Vendors</h1>
       {message}
-      <CreateVendor onCreated={(v) => { setSelected(v.id); void reload(); }} />
+      <CreateVendor
+        onCreated={(v) => {
+          setSelected(v.id);
+          void reload();
+        }}
+      />
       <section>
         <h2>All vendors</h2>
         {vendors && (
-          <Table label="Vendors" columns={['Name', 'Status', ...['Weight', 'Running cap', 'Backlog quota'].map((label) => ({ label, numeric: true })), ACTIONS]}>
+          <Table
+            label="Vendors"
+            columns={[
+              'Name',
+              'Status',
+              ...['Weight', 'Running cap', 'Backlog quota'].map((label) => ({ label, numeric: true })),
+              ACTIONS,
+            ]}
+          >
             {vendors.map((v) => (
               <tr key={v.id}>
                 <th scope="row">{v.name}</th>
@@ -72,7 +91,14 @@ export function VendorsPage() {
                 <td className="num">{v.maxRunning ?? '–'}</td>
                 <td className="num">{v.maxQueued ?? '–'}</td>
                 <td>
-                  <button type="button" className="secondary" aria-label={`Edit ${v.name}`} onClick={() => setSelected(v.id)}>Edit</button>
+                  <button
+                    type="button"
+                    className="secondary"
+                    aria-label={`Edit ${v.name}`}
+                    onClick={() => setSelected(v.id)}
+                  >
+                    Edit
+                  </button>
                 </td>
               </tr>
             ))}
@@ -107,7 +133,9 @@ function CreateVendor({ onCreated }: { onCreated(vendor: Vendor): void }) {
           Name
           <input value={name} onChange={(e) => setName(e.target.value)} required maxLength={64} />
         </label>
-        <button type="submit" disabled={busy}>Create vendor</button>
+        <button type="submit" disabled={busy}>
+          Create vendor
+        </button>
       </form>
       {message}
       {created && <ShownOnce label={`API key for ${created.name}`} secret={created.apiKey} />}
@@ -125,7 +153,9 @@ function VendorEditor({ vendor, onSaved }: { vendor: Vendor; onSaved(): void }) 
   const [maxRunning, setMaxRunning] = useState(vendor.maxRunning?.toString() ?? '');
   const [maxQueued, setMaxQueued] = useState(vendor.maxQueued?.toString() ?? '');
   const [suspended, setSuspended] = useState(vendor.status === 'suspended');
-  const [rateText, setRateText] = useState<Record<string, string>>(() => Object.fromEntries(RATE_KINDS.map(([k]) => [k, formatRate(rates[k])])));
+  const [rateText, setRateText] = useState<Record<string, string>>(() =>
+    Object.fromEntries(RATE_KINDS.map(([k]) => [k, formatRate(rates[k])])),
+  );
   const { run, busy, message } = useAction();
   const [saved, setSaved] = useState(false);
 
@@ -133,10 +163,12 @@ function VendorEditor({ vendor, onSaved }: { vendor: Vendor; onSaved(): void }) 
     event.preventDefault();
     setSaved(false);
     void run(async () => {
-      const rateLimits = Object.fromEntries(RATE_KINDS.flatMap(([k]) => {
-        const rate = parseRate(rateText[k]);
-        return rate ? [[k, rate]] : [];
-      }));
+      const rateLimits = Object.fromEntries(
+        RATE_KINDS.flatMap(([k]) => {
+          const rate = parseRate(rateText[k]);
+          return rate ? [[k, rate]] : [];
+        }),
+      );
       await client.updateVendor(vendor.id, {
         weight: Number(weight),
         maxRunning: optionalInt(maxRunning),
@@ -154,14 +186,47 @@ function VendorEditor({ vendor, onSaved }: { vendor: Vendor; onSaved(): void }) 
       <h2 id="vendor-heading">Vendor {vendor.name}</h2>
       <form onSubmit={save}>
         <div className="form-row">
-          <Field label="Weight"><input type="number" min="0.01" max="1000" step="any" required value={weight} onChange={(e) => setWeight(e.target.value)} /></Field>
-          <Field label="Running cap"><input type="number" min="1" step="1" placeholder="none" value={maxRunning} onChange={(e) => setMaxRunning(e.target.value)} /></Field>
-          <Field label="Backlog quota"><input type="number" min="1" step="1" placeholder="none" value={maxQueued} onChange={(e) => setMaxQueued(e.target.value)} /></Field>
+          <Field label="Weight">
+            <input
+              type="number"
+              min="0.01"
+              max="1000"
+              step="any"
+              required
+              value={weight}
+              onChange={(e) => setWeight(e.target.value)}
+            />
+          </Field>
+          <Field label="Running cap">
+            <input
+              type="number"
+              min="1"
+              step="1"
+              placeholder="none"
+              value={maxRunning}
+              onChange={(e) => setMaxRunning(e.target.value)}
+            />
+          </Field>
+          <Field label="Backlog quota">
+            <input
+              type="number"
+              min="1"
+              step="1"
+              placeholder="none"
+              value={maxQueued}
+              onChange={(e) => setMaxQueued(e.target.value)}
+            />
+          </Field>
         </div>
         <div className="form-row">
           {RATE_KINDS.map(([kind, label]) => (
             <Field key={kind} label={label}>
-              <input placeholder="default" size={9} value={rateText[kind]} onChange={(e) => setRateText({ ...rateText, [kind]: e.target.value })} />
+              <input
+                placeholder="default"
+                size={9}
+                value={rateText[kind]}
+                onChange={(e) => setRateText({ ...rateText, [kind]: e.target.value })}
+              />
             </Field>
           ))}
         </div>
@@ -170,10 +235,14 @@ function VendorEditor({ vendor, onSaved }: { vendor: Vendor; onSaved(): void }) 
             <input type="checkbox" checked={suspended} onChange={(e) => setSuspended(e.target.checked)} />
             Suspended
           </label>
-          <button type="submit" disabled={busy}>Save vendor</button>
+          <button type="submit" disabled={busy}>
+            Save vendor
+          </button>
           {saved && <span role="status">Saved.</span>}
         </div>
-        <p className="hint">Rates are a count per window (100/15m); empty means the server's default. Empty caps mean none.</p>
+        <p className="hint">
+          Rates are a count per window (100/15m); empty means the server's default. Empty caps mean none.
+        </p>
       </form>
       {message}
       <Keys vendor={vendor} />
@@ -195,7 +264,10 @@ function Keys({ vendor }: { vendor: Vendor }) {
   const [keys, setKeys] = useState<ApiKey[]>();
   const [issued, setIssued] = useState<string>();
   const { run, busy, message } = useAction();
-  const reload = useCallback(() => run(async () => setKeys((await client.vendorKeys(vendor.id)).keys)), [client, run, vendor.id]);
+  const reload = useCallback(
+    () => run(async () => setKeys((await client.vendorKeys(vendor.id)).keys)),
+    [client, run, vendor.id],
+  );
   useEffect(() => void reload(), [reload]);
 
   return (
@@ -205,13 +277,25 @@ function Keys({ vendor }: { vendor: Vendor }) {
         <Table label={`API keys of ${vendor.name}`} columns={['Key', 'Created', 'Revoked', ACTIONS]}>
           {keys.map((k) => (
             <tr key={k.id}>
-              <th scope="row"><code>{k.prefix}…</code></th>
+              <th scope="row">
+                <code>{k.prefix}…</code>
+              </th>
               <td>{new Date(k.createdAt).toLocaleString()}</td>
               <td>{k.revokedAt ? new Date(k.revokedAt).toLocaleString() : '–'}</td>
               <td>
                 {!k.revokedAt && (
-                  <button type="button" className="danger" disabled={busy} aria-label={`Revoke key ${k.prefix}`}
-                    onClick={() => run(async () => { await client.revokeKey(vendor.id, k.id); await reload(); })}>
+                  <button
+                    type="button"
+                    className="danger"
+                    disabled={busy}
+                    aria-label={`Revoke key ${k.prefix}`}
+                    onClick={() =>
+                      run(async () => {
+                        await client.revokeKey(vendor.id, k.id);
+                        await reload();
+                      })
+                    }
+                  >
                     Revoke
                   </button>
                 )}
@@ -221,8 +305,17 @@ function Keys({ vendor }: { vendor: Vendor }) {
         </Table>
       )}
       <p>
-        <button type="button" className="secondary" disabled={busy}
-          onClick={() => run(async () => { setIssued((await client.issueKey(vendor.id)).apiKey); await reload(); })}>
+        <button
+          type="button"
+          className="secondary"
+          disabled={busy}
+          onClick={() =>
+            run(async () => {
+              setIssued((await client.issueKey(vendor.id)).apiKey);
+              await reload();
+            })
+          }
+        >
           Issue key
         </button>
       </p>
@@ -249,17 +342,37 @@ function JobTypes() {
       {message}
       <Table label="Job types" columns={['Type', 'State', 'Global running cap', 'Global rate limit', ACTIONS]}>
         {types.map((type) => (
-          <JobTypeRow key={type} type={type} paused={settings.get(type)?.paused ?? false}
-            maxRunning={settings.get(type)?.maxRunning ?? null} rateLimit={settings.get(type)?.rateLimit ?? null}
-            busy={busy} run={(action) => run(async () => { await action(); await reload(); })} />
+          <JobTypeRow
+            key={type}
+            type={type}
+            paused={settings.get(type)?.paused ?? false}
+            maxRunning={settings.get(type)?.maxRunning ?? null}
+            rateLimit={settings.get(type)?.rateLimit ?? null}
+            busy={busy}
+            run={(action) =>
+              run(async () => {
+                await action();
+                await reload();
+              })
+            }
+          />
         ))}
       </Table>
-      <p className="hint">A paused type's jobs stay queued until it is resumed. Limits apply to all vendors together.</p>
+      <p className="hint">
+        A paused type's jobs stay queued until it is resumed. Limits apply to all vendors together.
+      </p>
     </section>
   );
 }
 
-function JobTypeRow({ type, paused, maxRunning, rateLimit, busy, run }: {
+function JobTypeRow({
+  type,
+  paused,
+  maxRunning,
+  rateLimit,
+  busy,
+  run,
+}: {
   type: string;
   paused: boolean;
   maxRunning: number | null;
@@ -274,17 +387,57 @@ function JobTypeRow({ type, paused, maxRunning, rateLimit, busy, run }: {
     <tr>
       <th scope="row">{type}</th>
       <td className={paused ? 'state-paused' : undefined}>{paused ? 'paused' : 'running'}</td>
-      <td><input type="number" min="1" step="1" placeholder="none" aria-label={`Global running cap for ${type}`} value={cap} onChange={(e) => setCap(e.target.value)} /></td>
-      <td><input size={9} placeholder="none" aria-label={`Global rate limit for ${type}`} value={rate} onChange={(e) => setRate(e.target.value)} /></td>
+      <td>
+        <input
+          type="number"
+          min="1"
+          step="1"
+          placeholder="none"
+          aria-label={`Global running cap for ${type}`}
+          value={cap}
+          onChange={(e) => setCap(e.target.value)}
+        />
+      </td>
+      <td>
+        <input
+          size={9}
+          placeholder="none"
+          aria-label={`Global rate limit for ${type}`}
+          value={rate}
+          onChange={(e) => setRate(e.target.value)}
+        />
+      </td>
       <td className="actions">
-        <button type="button" className="secondary" disabled={busy} aria-label={`Save limits for ${type}`}
-          onClick={() => run(() => client.configureJobType(type, { maxRunning: optionalInt(cap), rateLimit: parseRate(rate) }))}>
+        <button
+          type="button"
+          className="secondary"
+          disabled={busy}
+          aria-label={`Save limits for ${type}`}
+          onClick={() =>
+            run(() => client.configureJobType(type, { maxRunning: optionalInt(cap), rateLimit: parseRate(rate) }))
+          }
+        >
           Save
         </button>
         {paused ? (
-          <button type="button" disabled={busy} aria-label={`Resume ${type}`} onClick={() => run(() => client.resumeType(type))}>Resume</button>
+          <button
+            type="button"
+            disabled={busy}
+            aria-label={`Resume ${type}`}
+            onClick={() => run(() => client.resumeType(type))}
+          >
+            Resume
+          </button>
         ) : (
-          <button type="button" className="danger" disabled={busy} aria-label={`Pause ${type}`} onClick={() => run(() => client.pauseType(type))}>Pause</button>
+          <button
+            type="button"
+            className="danger"
+            disabled={busy}
+            aria-label={`Pause ${type}`}
+            onClick={() => run(() => client.pauseType(type))}
+          >
+            Pause
+          </button>
         )}
       </td>
     </tr>
