@@ -3,9 +3,10 @@ import type { MultipartFile } from '@fastify/multipart';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BlobStore } from '../blobs/types.js';
 import type { Config } from '../config.js';
-import type { Engine, JobSpec, Upload } from '../engine/index.js';
+import type { AssetImage, Engine, JobSpec, Upload } from '../engine/index.js';
 import { PixqError, validationFailed } from '../errors.js';
-import { checkUrlTarget, sniffImage } from '../intake/index.js';
+import { isAssetPrefix } from '@pixq/client/schemas';
+import { checkUrlTarget, sniffImage, type SniffedImage } from '../intake/index.js';
 import { parseOptions, type Processor } from '../processors/index.js';
 import type { Budget, RateLimiter } from './rate-limit.js';
 import type { JobSubmission } from './schemas.js';
@@ -18,27 +19,27 @@ export interface IntakeDeps {
 }
 
 /**
- * Stores one uploaded file as the vendor's upload: streamed to the blob store under the size limit, then
- * checked by its bytes (type, pixel count, truncation). A refused file leaves nothing behind.
+ * Stores one uploaded image file: streamed to the blob store under the size limit and checked by its bytes
+ * (type, pixel count, truncation) before they are stored, so a refused file leaves nothing behind and no
+ * stored blob, which may be another vendor's bytes, is ever deleted here.
  */
+export async function storeImageFile(deps: IntakeDeps, file: MultipartFile): Promise<AssetImage> {
+  let image: SniffedImage | undefined;
+  const ref = await deps.blobs.putStream(guarded(file.file), {
+    maxBytes: deps.config.maxUploadBytes,
+    // Busboy's own limit is one byte past this one (src/api/server.ts): the store refuses an oversized file
+    // before busboy would cut it short.
+    check: async (bytes) => {
+      image = await sniffImage(bytes, deps.config.maxPixels);
+    },
+  });
+  const { contentType, width, height } = image!;
+  return { blob: ref.key, contentType, bytes: ref.bytes, width, height };
+}
+
+/** Stores one uploaded file as the vendor's upload (charged to its storage quota). */
 export async function storeUpload(deps: IntakeDeps, vendorId: string, file: MultipartFile): Promise<Upload> {
-  const ref = await deps.blobs.putStream(guarded(file.file), { maxBytes: deps.config.maxUploadBytes });
-  try {
-    if (file.file.truncated)
-      throw new PixqError('payload_too_large', `file exceeds ${deps.config.maxUploadBytes} bytes`, { status: 413 });
-    const image = await sniffImage(await deps.blobs.get(ref.key), deps.config.maxPixels);
-    return await deps.engine.uploads.create(vendorId, {
-      blob: ref.key,
-      contentType: image.contentType,
-      bytes: ref.bytes,
-      width: image.width,
-      height: image.height,
-    });
-  } catch (err) {
-    // Bytes that are not an acceptable image cannot be shared with any stored upload, so deleting is safe.
-    await deps.blobs.delete(ref.key);
-    throw err;
-  }
+  return deps.engine.uploads.create(vendorId, await storeImageFile(deps, file));
 }
 
 /**
@@ -140,8 +141,20 @@ export async function toJobSpec(
     metadata: body.metadata,
     ...(body.webhookUrl !== undefined && { webhookUrl: await checkWebhookTarget(deps.config, body.webhookUrl) }),
     template: body.template,
+    ...(body.publish !== undefined && { publish: publishTarget(body.publish) }),
     idempotencyKey,
   };
+}
+
+/** A submission's `publish` as the engine takes it: `true` is the job id itself, i.e. an empty prefix. */
+function publishTarget(publish: NonNullable<JobSubmission['publish']>): JobSpec['publish'] {
+  if (publish === true) return { prefix: '' };
+  if ('prefix' in publish && !isAssetPrefix(publish.prefix)) {
+    throw validationFailed(
+      'publish.prefix must be asset path characters ([A-Za-z0-9._/-]) that, followed by a job id, make a valid asset path',
+    );
+  }
+  return publish;
 }
 
 /**

@@ -1,5 +1,6 @@
+import type { AssetRef } from '@pixq/client/schemas';
 import { signBlobUrl } from '../blobs/index.js';
-import type { ApiKeyInfo, Job, JobOutput, Upload, Vendor } from '../engine/index.js';
+import type { ApiKeyInfo, Asset, Job, JobOutput, Upload, Vendor } from '../engine/index.js';
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -15,8 +16,15 @@ export function outputUrl(signer: Signer, vendorId: string, output: JobOutput): 
   );
 }
 
-/** A job as callers see it: ISO times, signed output URLs, no lease or internal fields. */
-export function jobView(job: Job & { outputs?: JobOutput[] }, signer: Signer) {
+/** The asset holding a job's output now, if any (see src/api/asset-links.ts). */
+export type AssetRefs = (job: Job, output: JobOutput) => AssetRef | null;
+export const NO_ASSETS: AssetRefs = () => null;
+
+/**
+ * A job as callers see it: ISO times, signed output URLs and the published ones' assets, no lease or internal
+ * fields.
+ */
+export function jobView(job: Job & { outputs?: JobOutput[] }, signer: Signer, assets: AssetRefs = NO_ASSETS) {
   return {
     id: job.id,
     type: job.type,
@@ -40,8 +48,26 @@ export function jobView(job: Job & { outputs?: JobOutput[] }, signer: Signer) {
       width: o.width,
       height: o.height,
       bytes: o.bytes,
+      asset: assets(job, o),
     })),
     error: job.error && { code: job.error.code, message: job.error.message },
+    publish: job.publishPath === null ? null : { path: job.publishPath, error: job.publishError },
+  };
+}
+
+/** An asset as its vendor sees it, with its delivery URLs. */
+export function assetView(asset: Asset, urls: { url: string; thumbnailUrl: string }) {
+  return {
+    path: asset.path,
+    contentType: asset.contentType,
+    width: asset.width,
+    height: asset.height,
+    bytes: asset.bytes,
+    version: asset.version,
+    jobId: asset.jobId,
+    createdAt: iso(asset.createdAt)!,
+    updatedAt: iso(asset.updatedAt)!,
+    ...urls,
   };
 }
 

@@ -86,7 +86,15 @@ export const statusRoutes =
         const limits = { ...deps.config.rateLimits, ...(vendor.rateLimits ?? {}) } as Record<string, unknown>;
         delete limits.anonymous;
         const requestLimits = { maxBulkFiles: deps.config.maxBulkFiles, maxUploadBytes: deps.config.maxUploadBytes };
-        return { vendor: vendorView(vendor), rateLimits: limits, limits: requestLimits, usage: { jobs: stats.totals } };
+        // The row read at authentication may be a moment old; the storage count is read now.
+        const { storageBytes, maxStorageBytes } = await engine.vendors.get(vendor.id);
+        const storage = { usedBytes: storageBytes, maxBytes: maxStorageBytes ?? deps.config.maxStorageBytes ?? null };
+        return {
+          vendor: vendorView(vendor),
+          rateLimits: limits,
+          limits: requestLimits,
+          usage: { jobs: stats.totals, storage },
+        };
       },
     );
 

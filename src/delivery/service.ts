@@ -1,0 +1,313 @@
+import { createHash } from 'node:crypto';
+import { isAssetPath } from '@pixq/client/schemas';
+import type { BlobStore } from '../blobs/index.js';
+import type { DeliveryConfig } from '../config.js';
+import { verifyingPairs, type Asset, type DeliverySettings, type Engine, type Variant } from '../engine/index.js';
+import { PixqError, jobErrors } from '../errors.js';
+import { MAX_OUTPUT_SIDE } from '../processors/output-size.js';
+import { FairQueue } from './fair-queue.js';
+import { planRender } from './geometry.js';
+import { MemoryCache } from './memory-cache.js';
+import { canonicalOptions, isIdentity, parseOptions, type DeliveryFormat, type ParsedOptions } from './options.js';
+import { renderVariant } from './render.js';
+import { verifyPath } from './signature.js';
+import { badUrl, parseDeliveryPath, type DeliveryPath } from './url.js';
+
+/**
+ * Serves a vendor's assets through imgproxy-format URLs (src/delivery/url.ts): checks the signature with the
+ * vendor's key, reads the options, picks the format (the URL's, else by `Accept`), and answers with the
+ * original's bytes or a rendered variant. A variant is rendered once (concurrent requests for it wait for that
+ * one render), kept as a blob and a row of the store's bounded cache, and served from then on by any process;
+ * hot variants also stay in this process's memory.
+ */
+
+export interface DeliveryRequest {
+  /** The path after `/i/`, as sent (percent-escapes intact): the signature covers it. */
+  rawPath: string;
+  accept: string | undefined;
+  ifNoneMatch: string | undefined;
+}
+
+export interface DeliveryAnswer {
+  status: 200 | 304;
+  headers: Record<string, string>;
+  body?: Buffer | NodeJS.ReadableStream;
+}
+
+/** What delivery counts, for /metrics and tests (per process). */
+export interface DeliveryCounters {
+  /** Variants rendered. */
+  renders: number;
+  /** Answers from the memory cache, the store's cache, or the original. */
+  hits: number;
+  /** Requests that waited for a render another request had started. */
+  coalesced: number;
+  /** 304 answers. */
+  notModified: number;
+}
+
+export interface DeliveryDeps {
+  engine: Engine;
+  blobs: BlobStore;
+  config: DeliveryConfig;
+  maxPixels: number;
+  /** Spends one unit of the vendor's render budget; throws 429 when it is spent. */
+  chargeRender(vendorId: string): Promise<void>;
+}
+
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+/** Vendor settings are re-read after this long, or at once when a signature does not verify with them. */
+const SETTINGS_TTL_MS = 5_000;
+/** Variants served since the last flush are marked used in one statement this often. */
+const TOUCH_INTERVAL_MS = 5_000;
+const MAX_WAITING_RENDERS = 256;
+
+const OWN_FORMAT: Record<string, DeliveryFormat> = {
+  'image/jpeg': 'jpeg',
+  'image/png': 'png',
+  'image/webp': 'webp',
+  'image/avif': 'avif',
+  'image/tiff': 'jpeg',
+  'image/gif': 'png',
+};
+const MIME: Record<DeliveryFormat, string> = {
+  png: 'image/png',
+  jpeg: 'image/jpeg',
+  webp: 'image/webp',
+  avif: 'image/avif',
+};
+
+export function invalidSignature(): PixqError {
+  return new PixqError('invalid_signature', 'the delivery URL is not signed for this vendor', { status: 403 });
+}
+
+interface CachedSettings {
+  settings: (DeliverySettings & { active: boolean }) | undefined;
+  readAt: number;
+}
+
+export class DeliveryService {
+  readonly counters: DeliveryCounters = { renders: 0, hits: 0, coalesced: 0, notModified: 0 };
+  private readonly settings = new Map<string, CachedSettings>();
+  private readonly inflight = new Map<string, Promise<Variant>>();
+  private readonly memory: MemoryCache<{ variant: Variant; bytes: Buffer }>;
+  private readonly renders: FairQueue;
+  private touched = new Set<string>();
+  private readonly touchTimer: NodeJS.Timeout;
+
+  constructor(private readonly deps: DeliveryDeps) {
+    this.memory = new MemoryCache(deps.config.memoryBytes);
+    this.renders = new FairQueue(deps.config.concurrency, MAX_WAITING_RENDERS);
+    this.touchTimer = setInterval(() => void this.flushTouched(), TOUCH_INTERVAL_MS).unref();
+  }
+
+  /**
+   * Checks a request's URL up to its signature: what may be refused before anything is known to be the
+   * vendor's (a malformed URL, an unknown vendor, a bad signature). The caller meters such refusals.
+   */
+  async authenticate(rawPath: string): Promise<{ path: DeliveryPath; settings: DeliverySettings }> {
+    const path = parseDeliveryPath(rawPath);
+    const settings = (await this.verified(path, false)) ?? (await this.verified(path, true));
+    if (!settings) throw invalidSignature();
+    return { path, settings };
+  }
+
+  /** Answers a request `authenticate` accepted. */
+  async answer(
+    { path, settings }: { path: DeliveryPath; settings: DeliverySettings },
+    request: Pick<DeliveryRequest, 'accept' | 'ifNoneMatch'>,
+  ): Promise<DeliveryAnswer> {
+    const options = parseOptions(path.options, path.extension, settings);
+    if (!isAssetPath(path.assetPath)) throw badUrl('the URL does not name a valid asset path');
+    const asset = await this.deps.engine.assets.get(settings.vendorId, path.assetPath);
+    const negotiated = options.render.format === null;
+    const format = options.render.format ?? this.negotiate(request.accept) ?? OWN_FORMAT[asset.contentType] ?? 'png';
+    const headers: Record<string, string> = {
+      'cache-control':
+        options.cachebuster === asset.version ? IMMUTABLE : `public, max-age=${this.deps.config.maxAgeS}`,
+      'x-content-type-options': 'nosniff',
+      ...(negotiated && { vary: 'Accept' }),
+    };
+    if (isIdentity(options.render) && MIME[format] === asset.contentType) {
+      return this.original(asset, headers, request.ifNoneMatch);
+    }
+    return this.variant(asset, options, format, headers, request.ifNoneMatch);
+  }
+
+  /** Drops what this process keeps of a vendor's settings: they changed here (other processes re-read within 5 s). */
+  forget(vendorName: string): void {
+    this.settings.delete(vendorName);
+  }
+
+  /** Records the pending hit marks and stops the timer. */
+  async close(): Promise<void> {
+    clearInterval(this.touchTimer);
+    await this.flushTouched();
+  }
+
+  private async verified(path: DeliveryPath, fresh: boolean) {
+    const settings = await this.settingsOf(path.vendor, fresh);
+    if (!settings) return undefined;
+    if (path.signature === 'insecure') return settings.public ? settings : undefined;
+    return verifyPath(verifyingPairs(settings, Date.now()), path.signature, path.signed) ? settings : undefined;
+  }
+
+  /**
+   * A vendor's settings from this process's cache (at most SETTINGS_TTL_MS old), or from the store when `fresh`:
+   * a URL signed with a key rotated in another process verifies at its first request all the same.
+   */
+  private async settingsOf(vendor: string, fresh: boolean) {
+    const cached = this.settings.get(vendor);
+    if (!fresh && cached && Date.now() - cached.readAt < SETTINGS_TTL_MS) return cached.settings;
+    const settings = await this.deps.engine.delivery.forVendorName(vendor);
+    if (this.settings.size > 10_000) this.settings.clear();
+    this.settings.set(vendor, { settings, readAt: Date.now() });
+    return settings;
+  }
+
+  private negotiate(accept: string | undefined): DeliveryFormat | undefined {
+    if (!accept) return undefined;
+    const accepted = new Set(
+      accept
+        .split(',')
+        .map((range) => range.trim().split(';'))
+        .filter(([, ...params]) => !params.some((p) => /^\s*q\s*=\s*0(\.0*)?\s*$/.test(p)))
+        .map(([type]) => type.trim().toLowerCase()),
+    );
+    return this.deps.config.formats.find((f) => accepted.has(`image/${f}`));
+  }
+
+  private async original(
+    asset: Asset,
+    headers: Record<string, string>,
+    ifNoneMatch: string | undefined,
+  ): Promise<DeliveryAnswer> {
+    const etag = `"${asset.blob.slice(0, 32)}"`;
+    if (matches(ifNoneMatch, etag)) return this.notModified(etag, headers);
+    this.counters.hits++;
+    return {
+      status: 200,
+      headers: { ...headers, etag, 'content-type': asset.contentType, 'content-length': String(asset.bytes) },
+      body: this.deps.blobs.stream(asset.blob),
+    };
+  }
+
+  private async variant(
+    asset: Asset,
+    options: ParsedOptions,
+    format: DeliveryFormat,
+    headers: Record<string, string>,
+    ifNoneMatch: string | undefined,
+  ): Promise<DeliveryAnswer> {
+    const plan = planRender(asset.width, asset.height, options.render);
+    if (
+      plan.width * plan.height > this.deps.maxPixels ||
+      plan.width > MAX_OUTPUT_SIDE ||
+      plan.height > MAX_OUTPUT_SIDE
+    ) {
+      const { code, message, details } = jobErrors.outputTooLarge(plan.width, plan.height, {
+        maxPixels: this.deps.maxPixels,
+        maxSide: MAX_OUTPUT_SIDE,
+      });
+      throw new PixqError(code, message, { status: 400, details });
+    }
+    const key = createHash('sha256')
+      .update(`v1|${asset.blob}|${canonicalOptions(options.render)}|${format}`)
+      .digest('hex');
+    const etag = `"${key.slice(0, 32)}"`;
+    if (matches(ifNoneMatch, etag)) return this.notModified(etag, headers);
+    const cached = this.memory.get(key);
+    const { variant, bytes } = cached ?? (await this.load(key, () => this.render(key, asset, options, format, plan)));
+    this.touched.add(key);
+    return {
+      status: 200,
+      headers: { ...headers, etag, 'content-type': variant.contentType, 'content-length': String(variant.bytes) },
+      body: bytes,
+    };
+  }
+
+  /** A variant from the store's cache, else rendered: once, however many requests ask for it at the same time. */
+  private async load(key: string, render: () => Promise<{ variant: Variant; bytes: Buffer }>) {
+    const stored = await this.deps.engine.variants.find(key);
+    if (stored) {
+      const bytes = await this.deps.blobs.get(stored.blob).catch((err: unknown) => {
+        // Evicted and swept since it was read: render it again.
+        if (err instanceof PixqError && err.code === 'not_found') return undefined;
+        throw err;
+      });
+      if (bytes) {
+        this.counters.hits++;
+        this.memory.set(key, { variant: stored, bytes });
+        return { variant: stored, bytes };
+      }
+    }
+    let pending = this.inflight.get(key);
+    if (pending) {
+      this.counters.coalesced++;
+      const variant = await pending;
+      return this.memory.get(key) ?? { variant, bytes: await this.deps.blobs.get(variant.blob) };
+    }
+    let result: { variant: Variant; bytes: Buffer } | undefined;
+    pending = render().then((r) => {
+      result = r;
+      return r.variant;
+    });
+    this.inflight.set(key, pending);
+    try {
+      await pending;
+    } finally {
+      this.inflight.delete(key);
+    }
+    return result!;
+  }
+
+  private async render(
+    key: string,
+    asset: Asset,
+    options: ParsedOptions,
+    format: DeliveryFormat,
+    plan: ReturnType<typeof planRender>,
+  ): Promise<{ variant: Variant; bytes: Buffer }> {
+    await this.deps.chargeRender(asset.vendorId);
+    const encoded = await this.renders.run(asset.vendorId, async () => {
+      const source = await this.deps.blobs.get(asset.blob);
+      return renderVariant(source, plan, options.render, format, this.deps.maxPixels);
+    });
+    this.counters.renders++;
+    const ref = await this.deps.blobs.put(encoded.data, encoded.contentType);
+    const variant: Variant = {
+      key,
+      blob: ref.key,
+      contentType: encoded.contentType,
+      width: encoded.width,
+      height: encoded.height,
+      bytes: encoded.data.length,
+    };
+    await this.deps.engine.variants.record(variant, this.deps.config.cacheBytes);
+    this.memory.set(key, { variant, bytes: encoded.data });
+    return { variant, bytes: encoded.data };
+  }
+
+  private notModified(etag: string, headers: Record<string, string>): DeliveryAnswer {
+    this.counters.notModified++;
+    return { status: 304, headers: { ...headers, etag } };
+  }
+
+  private async flushTouched() {
+    if (this.touched.size === 0) return;
+    const keys = [...this.touched];
+    this.touched = new Set();
+    await this.deps.engine.variants.touch(keys).catch(() => {
+      // Advisory: a lost batch of marks only makes eviction a little less exact.
+    });
+  }
+}
+
+/** Whether an If-None-Match header names `etag` (or `*`); weak comparison, as RFC 9110 asks for GET. */
+function matches(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  return header.split(',').some((tag) => {
+    const t = tag.trim();
+    return t === '*' || t.replace(/^W\//, '') === etag;
+  });
+}
