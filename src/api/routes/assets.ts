@@ -124,13 +124,17 @@ export const assetRoutes =
           tags,
           summary: "Publish a succeeded job's first output as an asset",
           params: IdParams,
-          body: Type.Optional(PublishRequest),
+          body: PublishRequest,
           response: { 200: AssetView, ...problems, ...problemResponses(403, 409) },
+        },
+        // The body is optional: none means the default path.
+        preValidation: async (request) => {
+          request.body ??= {};
         },
       },
       async (request) => {
         const vendor = vendorOf(request);
-        const asset = await deps.engine.assets.publishJob(vendor.id, request.params.id, request.body?.path);
+        const asset = await deps.engine.assets.publishJob(vendor.id, request.params.id, request.body.path);
         return assetView(asset, (await assetUrls(deps, request, vendor))(asset));
       },
     );
