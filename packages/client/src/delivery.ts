@@ -41,7 +41,7 @@ export function signDeliveryPath(pair: { key: string; salt: string }, path: stri
     .digest('base64url');
 }
 
-/** The options as imgproxy URL parts, in a fixed order (short names). */
+/** The options as imgproxy URL parts, in a fixed order (short names); the format goes with the source. */
 export function deliveryOptionParts(o: DeliveryOptions): string[] {
   const parts: string[] = [];
   const bool = (value: boolean) => (value ? '1' : '0');
@@ -58,12 +58,12 @@ export function deliveryOptionParts(o: DeliveryOptions): string[] {
   if (o.quality !== undefined) parts.push(`q:${o.quality}`);
   if (o.preset !== undefined) parts.push(`pr:${[o.preset].flat().join(':')}`);
   if (o.cachebuster !== undefined) parts.push(`cb:${o.cachebuster}`);
-  if (o.format !== undefined) parts.push(`f:${o.format}`);
   return parts;
 }
 
-/** A signed delivery URL of the asset at `path` with `options`. */
+/** A signed delivery URL of the asset at `path` with `options` (the format as the source's `@extension`). */
 export function deliveryUrl(path: string, options: DeliveryOptions, credentials: DeliveryCredentials): string {
-  const signed = `/${[...deliveryOptionParts(options), 'plain', encodeURI(path)].join('/')}`;
+  const source = `plain/${encodeURI(path)}${options.format === undefined ? '' : `@${options.format}`}`;
+  const signed = `/${[...deliveryOptionParts(options), source].join('/')}`;
   return `${credentials.endpoint.replace(/\/+$/, '')}/${signDeliveryPath(credentials, signed)}${signed}`;
 }

@@ -24,7 +24,7 @@ import {
   problemResponses,
 } from '../schemas.js';
 import { jobView } from '../views.js';
-import { assetRefsOf } from '../asset-links.js';
+import { jobAssetRefs } from '../asset-links.js';
 import type { ApiDeps } from '../deps.js';
 
 const problems = problemResponses(400, 401, 404, 429);
@@ -89,7 +89,7 @@ export const jobRoutes =
       async (request) => {
         const { cursor, limit = 20, ...filter } = request.query;
         const page = await deps.engine.jobs.list(jobScope(request, filter.vendorId), filterOf(filter), limit, cursor);
-        const assets = await assetRefsOf(deps, request, page.jobs);
+        const assets = await jobAssetRefs(deps, request, page.jobs);
         return { jobs: page.jobs.map((j) => jobView(j, deps.signer, assets)), nextCursor: page.nextCursor };
       },
     );
@@ -170,7 +170,7 @@ export const jobRoutes =
       },
       async (request) => {
         const job = await deps.engine.jobs.get(request.params.id, jobScope(request));
-        return jobView(job, deps.signer, await assetRefsOf(deps, request, [job]));
+        return jobView(job, deps.signer, await jobAssetRefs(deps, request, [job]));
       },
     );
 
