@@ -88,7 +88,11 @@ describeEachStore('compat: /api/image-queue (Express + Bull)', (target) => {
         progress: 100,
         result: {
           // Published by default: the permanent delivery URL of the crop, at the job id (no projectId given).
-          outputUrl: expect.stringMatching(new RegExp(`^http://127\\.0\\.0\\.1:\\d+/i/${acme.vendor.name}/[^/]+/cb:[0-9a-f]+/plain/${ok.body.jobId}@jpg$`)),
+          outputUrl: expect.stringMatching(
+            new RegExp(
+              `^http://127\\.0\\.0\\.1:\\d+/i/${acme.vendor.name}/[^/]+/cb:[0-9a-f]+/plain/${ok.body.jobId}@jpg$`,
+            ),
+          ),
           contentType: 'image/jpeg',
           width: expect.any(Number),
           height: expect.any(Number),

@@ -3,6 +3,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { BLOB_GRACE_MS } from '../../src/engine/index.js';
 import { ADMIN_KEY, expectProblem, imageForm, jpeg, png, waitForJob, type ApiHarness } from '../support/api.js';
 import { credentials, describeEachSetup, imgproxyUrl, pathOf } from '../support/delivery.js';
+import { waitUntil } from '../support/processes.js';
+import { WEBHOOK_TEST_ENV, webhookReceiver } from '../support/webhook-receiver.js';
 
 /**
  * Assets: publishing a job's output (at submission in every form a submission takes, or later), storing an
@@ -15,7 +17,7 @@ describeEachSetup('assets', (setup) => {
   let vendorId: string;
 
   beforeAll(async () => {
-    api = await setup.start();
+    api = await setup.start({ ...WEBHOOK_TEST_ENV, PIXQ_DELIVERY_URL: 'https://cdn.example.com' });
     ({ key, id: vendorId } = await api.vendor());
     await api.startWorker();
   });
@@ -38,12 +40,25 @@ describeEachSetup('assets', (setup) => {
 
   it('publishes a job submitted with publish: true at its id, and shows it on the job', async () => {
     const job = await submitted(
-      await api.call('POST', '/v1/jobs', { key, form: imageForm([{ bytes: await jpeg() }], { type: 'transform', options: JSON.stringify(transform.options), publish: 'true' }) }),
+      await api.call('POST', '/v1/jobs', {
+        key,
+        form: imageForm([{ bytes: await jpeg() }], {
+          type: 'transform',
+          options: JSON.stringify(transform.options),
+          publish: 'true',
+        }),
+      }),
     );
     expect(job.state).toBe('succeeded');
     expect(job.publish).toEqual({ path: job.id, error: null });
     const asset = (await api.call('GET', `/v1/assets/${job.id}`, { key })).body;
-    expect(asset).toMatchObject({ path: job.id, contentType: 'image/png', width: 40, jobId: job.id, bytes: job.outputs[0].bytes });
+    expect(asset).toMatchObject({
+      path: job.id,
+      contentType: 'image/png',
+      width: 40,
+      jobId: job.id,
+      bytes: job.outputs[0].bytes,
+    });
     expect(job.outputs[0].asset).toEqual({ path: job.id, version: asset.version, url: asset.url });
     const original = await api.call('GET', pathOf(asset.url));
     expect(original.status).toBe(200);
@@ -56,7 +71,10 @@ describeEachSetup('assets', (setup) => {
   it('publishes at a path, at a prefix for each job of a bulk (JSON and multipart), and by template', async () => {
     const upload = (await api.call('POST', '/v1/uploads', { key, form: imageForm([{ bytes: await jpeg() }]) })).body;
     const one = await submitted(
-      await api.call('POST', '/v1/jobs', { key, json: { ...transform, input: { uploadId: upload.id }, publish: { path: 'products/7/main' } } }),
+      await api.call('POST', '/v1/jobs', {
+        key,
+        json: { ...transform, input: { uploadId: upload.id }, publish: { path: 'products/7/main' } },
+      }),
     );
     expect((await api.call('GET', '/v1/assets/products/7/main', { key })).body.jobId).toBe(one.id);
 
@@ -97,19 +115,39 @@ describeEachSetup('assets', (setup) => {
 
     await api.call('POST', '/v1/templates', { key, json: { name: 'thumb40', ...transform } });
     const byTemplate = await submitted(
-      await api.call('POST', '/v1/jobs', { key, json: { template: 'thumb40', input: { uploadId: upload.id }, publish: { path: 'tpl/x' } } }),
+      await api.call('POST', '/v1/jobs', {
+        key,
+        json: { template: 'thumb40', input: { uploadId: upload.id }, publish: { path: 'tpl/x' } },
+      }),
     );
     expect((await api.call('GET', '/v1/assets/tpl/x', { key })).body.jobId).toBe(byTemplate.id);
 
     for (const publish of [{ path: '../x' }, { path: 'a//b' }, { prefix: '/abs' }, { path: '' }, { other: 1 }]) {
-      const res = await api.call('POST', '/v1/jobs', { key, json: { ...transform, input: { uploadId: upload.id }, publish } });
-      expect({ publish, status: res.status, code: res.body.code }).toEqual({ publish, status: 400, code: 'validation_failed' });
+      const res = await api.call('POST', '/v1/jobs', {
+        key,
+        json: { ...transform, input: { uploadId: upload.id }, publish },
+      });
+      expect({ publish, status: res.status, code: res.body.code }).toEqual({
+        publish,
+        status: 400,
+        code: 'validation_failed',
+      });
     }
   });
 
   it('publishes a succeeded job later, and a replaced path gets the new bytes under a new version', async () => {
-    const first = await submitted(await api.call('POST', '/v1/jobs', { key, form: imageForm([{ bytes: await jpeg(80, 60) }], { type: 'transform', options: '{"format":"png"}' }) }));
-    const second = await submitted(await api.call('POST', '/v1/jobs', { key, form: imageForm([{ bytes: await jpeg(60, 80) }], { type: 'transform', options: '{"format":"png"}' }) }));
+    const first = await submitted(
+      await api.call('POST', '/v1/jobs', {
+        key,
+        form: imageForm([{ bytes: await jpeg(80, 60) }], { type: 'transform', options: '{"format":"png"}' }),
+      }),
+    );
+    const second = await submitted(
+      await api.call('POST', '/v1/jobs', {
+        key,
+        form: imageForm([{ bytes: await jpeg(60, 80) }], { type: 'transform', options: '{"format":"png"}' }),
+      }),
+    );
     const v1 = await api.call('POST', `/v1/jobs/${first.id}/publish`, { key, json: { path: 'later/a' } });
     expect(v1.status, v1.raw.toString()).toBe(200);
     expect(v1.body).toMatchObject({ path: 'later/a', width: 80, height: 60, jobId: first.id });
@@ -135,7 +173,10 @@ describeEachSetup('assets', (setup) => {
 
   it('stores an image with PUT, checked like an upload, and lists by prefix a page at a time', async () => {
     for (const name of ['c', 'a', 'b']) {
-      const res = await api.call('PUT', `/v1/assets/list/${name}`, { key, form: imageForm([{ bytes: await png(10, 10), type: 'image/png' }]) });
+      const res = await api.call('PUT', `/v1/assets/list/${name}`, {
+        key,
+        form: imageForm([{ bytes: await png(10, 10), type: 'image/png' }]),
+      });
       expect(res.status, res.raw.toString()).toBe(200);
     }
     const first = (await api.call('GET', '/v1/assets?prefix=list/&limit=2', { key })).body;
@@ -143,7 +184,10 @@ describeEachSetup('assets', (setup) => {
     const next = (await api.call('GET', `/v1/assets?prefix=list/&limit=2&cursor=${first.nextCursor}`, { key })).body;
     expect(next).toMatchObject({ assets: [{ path: 'list/c' }], nextCursor: null });
     expectProblem(
-      await api.call('PUT', '/v1/assets/list/text', { key, form: imageForm([{ bytes: Buffer.from('not an image'.repeat(20)) }]) }),
+      await api.call('PUT', '/v1/assets/list/text', {
+        key,
+        form: imageForm([{ bytes: Buffer.from('not an image'.repeat(20)) }]),
+      }),
       415,
       'unsupported_media_type',
     );
@@ -160,7 +204,9 @@ describeEachSetup('assets', (setup) => {
     const unique = await png(13, 13);
     await api.call('PUT', '/v1/assets/del/shared', { key, form: imageForm([{ bytes, type: 'image/png' }]) });
     await api.call('PUT', '/v1/assets/del/twin', { key, form: imageForm([{ bytes, type: 'image/png' }]) });
-    const lone = (await api.call('PUT', '/v1/assets/del/lone', { key, form: imageForm([{ bytes: unique, type: 'image/png' }]) })).body;
+    const lone = (
+      await api.call('PUT', '/v1/assets/del/lone', { key, form: imageForm([{ bytes: unique, type: 'image/png' }]) })
+    ).body;
     const shared = (await api.call('GET', '/v1/assets/del/shared', { key })).body;
     const blobOf = async (path: string) => (await api.services.engine.assets.get(vendorId, path)).blob;
     const [sharedBlob, loneBlob] = [await blobOf('del/shared'), await blobOf('del/lone')];
@@ -183,10 +229,14 @@ describeEachSetup('assets', (setup) => {
     const small = await png(16, 16);
     const quota = small.length * 3 + 10;
     const v = await api.vendor(undefined, { maxStorageBytes: quota });
-    const put = (path: string, bytes = small) => api.call('PUT', `/v1/assets/${path}`, { key: v.key, form: imageForm([{ bytes, type: 'image/png' }]) });
+    const put = (path: string, bytes = small) =>
+      api.call('PUT', `/v1/assets/${path}`, { key: v.key, form: imageForm([{ bytes, type: 'image/png' }]) });
     expect((await put('q/1')).status).toBe(200);
     expect((await put('q/2')).status).toBe(200);
-    expect((await api.call('POST', '/v1/uploads', { key: v.key, form: imageForm([{ bytes: small, type: 'image/png' }]) })).status).toBe(201);
+    expect(
+      (await api.call('POST', '/v1/uploads', { key: v.key, form: imageForm([{ bytes: small, type: 'image/png' }]) }))
+        .status,
+    ).toBe(201);
     expectProblem(await put('q/3'), 403, 'storage_quota_exceeded');
     // Replacing with the same size adds nothing, so it fits.
     expect((await put('q/1')).status).toBe(200);
@@ -196,19 +246,59 @@ describeEachSetup('assets', (setup) => {
     expect(adminView).toMatchObject({ maxStorageBytes: quota, storageBytes: small.length * 3 });
 
     // A job asked to publish when no room is left succeeds, unpublished, saying why.
-    const upload = await api.call('POST', '/v1/uploads', { key: v.key, form: imageForm([{ bytes: small, type: 'image/png' }]) });
+    const upload = await api.call('POST', '/v1/uploads', {
+      key: v.key,
+      form: imageForm([{ bytes: small, type: 'image/png' }]),
+    });
     expectProblem(upload, 403, 'storage_quota_exceeded');
     await api.call('DELETE', '/v1/assets/q/2', { key: v.key });
-    const room = await api.call('POST', '/v1/uploads', { key: v.key, form: imageForm([{ bytes: small, type: 'image/png' }]) });
+    const room = await api.call('POST', '/v1/uploads', {
+      key: v.key,
+      form: imageForm([{ bytes: small, type: 'image/png' }]),
+    });
     expect(room.status).toBe(201);
     const refused = await api.call('POST', '/v1/jobs', {
       key: v.key,
-      json: { type: 'transform', options: { resize: { width: 300 }, format: 'png' }, input: { uploadId: room.body.id }, publish: { path: 'q/big' } },
+      json: {
+        type: 'transform',
+        options: { resize: { width: 300 }, format: 'png' },
+        input: { uploadId: room.body.id },
+        publish: { path: 'q/big' },
+      },
     });
     const done = await waitForJob(api, v.key, refused.body.id, ['succeeded', 'failed']);
     expect(done.state).toBe('succeeded');
-    expect(done.publish).toEqual({ path: 'q/big', error: { code: 'storage_quota_exceeded', message: expect.any(String) } });
+    expect(done.publish).toEqual({
+      path: 'q/big',
+      error: { code: 'storage_quota_exceeded', message: expect.any(String) },
+    });
     expect(done.outputs[0].asset).toBeNull();
     expectProblem(await api.call('GET', '/v1/assets/q/big', { key: v.key }), 404, 'not_found');
+  });
+
+  it("tells the job's webhook where its output is published, on the configured delivery base", async () => {
+    const receiver = await webhookReceiver();
+    try {
+      const job = await submitted(
+        await api.call('POST', '/v1/jobs', {
+          key,
+          form: imageForm([{ bytes: await jpeg() }], {
+            type: 'transform',
+            options: '{"format":"png"}',
+            publish: '{"path": "hooked/1"}',
+            webhookUrl: receiver.url,
+          }),
+        }),
+      );
+      await waitUntil(() => receiver.delivered().length === 1, 30_000, 'the job.succeeded callback');
+      const asset = (await api.call('GET', '/v1/assets/hooked/1', { key })).body;
+      expect(asset.url).toMatch(/^https:\/\/cdn\.example\.com\/i\//);
+      expect(receiver.delivered()[0].payload).toMatchObject({
+        type: 'job.succeeded',
+        data: { jobId: job.id, outputs: [{ asset: { path: 'hooked/1', version: asset.version, url: asset.url } }] },
+      });
+    } finally {
+      await receiver.close();
+    }
   });
 });

@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { BLOB_GRACE_MS } from '../../src/engine/index.js';
 import { ADMIN_KEY, expectProblem, imageForm, jpeg, png, type ApiHarness } from '../support/api.js';
 import { rawRequest } from '../support/raw-http.js';
 import { credentials, describeEachSetup, imgproxyUrl, pathOf, rawUrl, type Credentials } from '../support/delivery.js';
@@ -365,5 +366,54 @@ describeEachSetup('delivery', (setup) => {
     expect((await api.call('GET', '/v1/assets/products/1/main', { key })).body.version).toBe(mine.version);
     expectProblem(await api.call('GET', '/v1/assets', {}), 401, 'unauthorized');
     expectProblem(await api.call('GET', '/v1/assets', { key: ADMIN_KEY }), 403, 'forbidden');
+  });
+
+  it('keeps the variant cache within its bound, evicting the least recently used variant first', async () => {
+    const small = await setup.start({ PIXQ_DELIVERY_CACHE_BYTES: '6000', PIXQ_DELIVERY_MEMORY_BYTES: '0' });
+    try {
+      const v = await small.vendor();
+      await small.call('PUT', '/v1/assets/src', { key: v.key, form: imageForm([{ bytes: await jpeg(400, 300) }]) });
+      const c = await credentials(small, v.key);
+      const url = (width: number) => pathOf(imgproxyUrl(c, 'src', { width, format: 'png', quality: 50 }));
+      const cacheBytes = async () =>
+        Number(
+          (await small.services.engine.store.db.selectFrom('delivery_cache').select('bytes').executeTakeFirstOrThrow())
+            .bytes,
+        );
+      const rows = async () =>
+        small.services.engine.store.db.selectFrom('asset_variants').select(['key', 'blob', 'bytes']).execute();
+      const sizes: number[] = [];
+      const seen = new Set<string>();
+      for (const width of [40, 41, 42, 43, 44, 45, 46, 47]) {
+        const res = await small.call('GET', url(width));
+        expect(res.status).toBe(200);
+        sizes.push(res.raw.length);
+        for (const r of await rows()) seen.add(r.blob);
+        expect(await cacheBytes()).toBeLessThanOrEqual(6000);
+        expect(await cacheBytes()).toBe((await rows()).reduce((sum, r) => sum + Number(r.bytes), 0));
+      }
+      // Far more than fits was rendered: the oldest variants went, the newest stayed.
+      expect(sizes.reduce((a, b) => a + b, 0)).toBeGreaterThan(6000);
+      const kept = new Set((await rows()).map((r) => r.blob));
+      const evicted = [...seen].filter((b) => !kept.has(b));
+      expect(evicted.length).toBeGreaterThan(0);
+      const renders = async () =>
+        Number(
+          /outcome="render"\} (\d+)/.exec((await small.call('GET', '/metrics', { key: ADMIN_KEY })).raw.toString())![1],
+        );
+      const before = await renders();
+      await small.call('GET', url(47));
+      expect(await renders()).toBe(before);
+      // An evicted variant's bytes go with the sweep after the grace, like every blob nothing refers to.
+      const blobs = small.services.blobs;
+      await small.services.engine.blobs.sweep((k) => blobs.delete(k), Date.now() + BLOB_GRACE_MS + 1);
+      for (const blob of evicted) expect(await blobs.exists(blob)).toBe(false);
+      for (const blob of kept) expect(await blobs.exists(blob)).toBe(true);
+      // Asked for again, an evicted variant is rendered again.
+      await small.call('GET', url(40));
+      expect(await renders()).toBe(before + 1);
+    } finally {
+      await small.close();
+    }
   });
 });

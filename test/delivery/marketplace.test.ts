@@ -16,7 +16,11 @@ describeEachStore('the marketplace keeps its photo URL', (target) => {
   let photos: Awaited<ReturnType<typeof imageServer>>;
 
   beforeAll(async () => {
-    api = await startApi(target, { PIXQ_URL_ALLOWLIST: '127.0.0.1', PIXQ_SIGNED_URL_TTL_S: '1', PIXQ_RETENTION_DAYS: '0' });
+    api = await startApi(target, {
+      PIXQ_URL_ALLOWLIST: '127.0.0.1',
+      PIXQ_SIGNED_URL_TTL_S: '1',
+      PIXQ_RETENTION_DAYS: '0',
+    });
     photos = await imageServer(await portraitJpeg(PORTRAITS[0]));
   });
   afterAll(async () => {
