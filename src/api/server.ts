@@ -66,6 +66,7 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
     config: config.delivery,
     maxPixels: config.maxPixels,
     chargeRender: (vendorId) => limiter.chargeVendor(vendorId, 'render'),
+    onError: (err, message) => app.log.error({ err }, message),
   });
   app.addHook('onClose', () => delivery.close());
   const deps: ApiDeps = { engine, blobs, processors, config, limiter, signer, delivery };

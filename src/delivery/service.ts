@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { isAssetPath } from '@pixq/client/schemas';
-import type { BlobStore } from '../blobs/index.js';
+import { blobKeyOf, type BlobStore } from '../blobs/index.js';
 import type { DeliveryConfig } from '../config.js';
 import { verifyingPairs, type Asset, type DeliverySettings, type Engine, type Variant } from '../engine/index.js';
 import { PixqError, jobErrors } from '../errors.js';
@@ -53,6 +53,13 @@ export interface DeliveryDeps {
   maxPixels: number;
   /** Spends one unit of the vendor's render budget; throws 429 when it is spent. */
   chargeRender(vendorId: string): Promise<void>;
+  /** Where failures that no request sees (a background write) are reported. */
+  onError(err: unknown, message: string): void;
+}
+
+interface RenderedVariant {
+  variant: Variant;
+  bytes: Buffer;
 }
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -89,8 +96,9 @@ interface CachedSettings {
 export class DeliveryService {
   readonly counters: DeliveryCounters = { renders: 0, hits: 0, coalesced: 0, notModified: 0 };
   private readonly settings = new Map<string, CachedSettings>();
-  private readonly inflight = new Map<string, Promise<Variant>>();
-  private readonly memory: MemoryCache<{ variant: Variant; bytes: Buffer }>;
+  private readonly inflight = new Map<string, Promise<RenderedVariant>>();
+  private readonly writing = new Set<Promise<void>>();
+  private readonly memory: MemoryCache<RenderedVariant>;
   private readonly renders: FairQueue;
   private touched = new Set<string>();
   private readonly touchTimer: NodeJS.Timeout;
@@ -139,9 +147,10 @@ export class DeliveryService {
     this.settings.delete(vendorName);
   }
 
-  /** Records the pending hit marks and stops the timer. */
+  /** Waits for variants still being stored, records the pending hit marks and stops the timer. */
   async close(): Promise<void> {
     clearInterval(this.touchTimer);
+    await Promise.all(this.writing);
     await this.flushTouched();
   }
 
@@ -217,7 +226,8 @@ export class DeliveryService {
     const etag = `"${key.slice(0, 32)}"`;
     if (matches(ifNoneMatch, etag)) return this.notModified(etag, headers);
     const cached = this.memory.get(key);
-    const { variant, bytes } = cached ?? (await this.load(key, () => this.render(key, asset, options, format, plan)));
+    const { variant, bytes } =
+      cached ?? (await this.load(key, (stored) => this.render(key, asset, options, format, plan, stored)));
     this.touched.add(key);
     return {
       status: 200,
@@ -227,11 +237,11 @@ export class DeliveryService {
   }
 
   /** A variant from the store's cache, else rendered: once, however many requests ask for it at the same time. */
-  private async load(key: string, render: () => Promise<{ variant: Variant; bytes: Buffer }>) {
+  private async load(key: string, render: (stored: () => void) => Promise<RenderedVariant>): Promise<RenderedVariant> {
     const stored = await this.deps.engine.variants.find(key);
     if (stored) {
       const bytes = await this.deps.blobs.get(stored.blob).catch((err: unknown) => {
-        // Evicted and swept since it was read: render it again.
+        // Evicted and swept since it was read, or its write was lost in a crash: render it again.
         if (err instanceof PixqError && err.code === 'not_found') return undefined;
         throw err;
       });
@@ -241,51 +251,64 @@ export class DeliveryService {
         return { variant: stored, bytes };
       }
     }
-    let pending = this.inflight.get(key);
+    const pending = this.inflight.get(key);
     if (pending) {
       this.counters.coalesced++;
-      const variant = await pending;
-      return this.memory.get(key) ?? { variant, bytes: await this.deps.blobs.get(variant.blob) };
+      return pending;
     }
-    let result: { variant: Variant; bytes: Buffer } | undefined;
-    pending = render().then((r) => {
-      result = r;
-      return r.variant;
-    });
-    this.inflight.set(key, pending);
-    try {
-      await pending;
-    } finally {
-      this.inflight.delete(key);
-    }
-    return result!;
+    // The entry stays until the variant is stored (or its render failed): a request that missed it in the
+    // store meanwhile waits for this render instead of starting another.
+    const rendering = render(() => this.inflight.delete(key));
+    rendering.catch(() => this.inflight.delete(key));
+    this.inflight.set(key, rendering);
+    return rendering;
   }
 
+  /**
+   * Renders a variant and answers with it at once; storing it (the blob, then its cache row) goes on after the
+   * answer, since a lost write only costs a render later. The render budget is spent before any pixel work.
+   */
   private async render(
     key: string,
     asset: Asset,
     options: ParsedOptions,
     format: DeliveryFormat,
     plan: ReturnType<typeof planRender>,
-  ): Promise<{ variant: Variant; bytes: Buffer }> {
+    stored: () => void,
+  ): Promise<RenderedVariant> {
     await this.deps.chargeRender(asset.vendorId);
     const encoded = await this.renders.run(asset.vendorId, async () => {
       const source = await this.deps.blobs.get(asset.blob);
       return renderVariant(source, plan, options.render, format, this.deps.maxPixels);
     });
     this.counters.renders++;
-    const ref = await this.deps.blobs.put(encoded.data, encoded.contentType);
     const variant: Variant = {
       key,
-      blob: ref.key,
+      blob: blobKeyOf(encoded.data),
       contentType: encoded.contentType,
       width: encoded.width,
       height: encoded.height,
       bytes: encoded.data.length,
     };
-    await this.deps.engine.variants.record(variant, this.deps.config.cacheBytes);
     this.memory.set(key, { variant, bytes: encoded.data });
+    this.keep(variant, encoded.data, stored);
     return { variant, bytes: encoded.data };
+  }
+
+  /** Stores a rendered variant in the background; `close` waits for what is still being written. */
+  private keep(variant: Variant, bytes: Buffer, stored: () => void) {
+    const writing = (async () => {
+      await this.deps.blobs.put(bytes, variant.contentType);
+      await this.deps.engine.variants.record(variant, this.deps.config.cacheBytes);
+    })()
+      .catch((err: unknown) =>
+        this.deps.onError(err, 'a rendered variant could not be stored; it renders again next time'),
+      )
+      .finally(() => {
+        stored();
+        this.writing.delete(writing);
+      });
+    this.writing.add(writing);
   }
 
   private notModified(etag: string, headers: Record<string, string>): DeliveryAnswer {
