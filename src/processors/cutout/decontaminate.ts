@@ -45,7 +45,7 @@ export function decontaminate(rgba: Uint8Array, width: number, height: number, w
   if (rgba.length !== width * height * 4) throw new Error(`rgba has ${rgba.length} bytes for ${width}x${height}`);
   if (!hasSoftPixels(rgba)) return;
   const factor = Math.max(1, Math.ceil(Math.sqrt((width * height) / workPixels)));
-  const working = factor === 1 ? fromRgba(rgba, width, height) : shrink(fromRgba(rgba, width, height), factor);
+  const working = levelFromRgba(rgba, width, height, factor);
   solvePyramid(working);
   if (factor === 1) writeForeground(rgba, working);
   else refineAtFullSize(rgba, width, height, working, factor);
@@ -56,39 +56,32 @@ function hasSoftPixels(rgba: Uint8Array): boolean {
   return false;
 }
 
-function fromRgba(rgba: Uint8Array, width: number, height: number): Level {
-  const n = width * height;
-  const image = new Float32Array(n * 3);
-  const alpha = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    image[i * 3] = rgba[i * 4] / 255;
-    image[i * 3 + 1] = rgba[i * 4 + 1] / 255;
-    image[i * 3 + 2] = rgba[i * 4 + 2] / 255;
-    alpha[i] = rgba[i * 4 + 3] / 255;
-  }
-  return { width, height, image, alpha, fg: new Float32Array(n * 3), bg: new Float32Array(n * 3) };
+/** The photo and alpha of `rgba` (bytes) as a level, in means of `factor`×`factor` blocks; never a full-size copy. */
+function levelFromRgba(rgba: Uint8Array, width: number, height: number, factor: number): Level {
+  return blockMeans(width, height, factor, (i, c) => rgba[i * 4 + c] / 255);
 }
 
 /**
- * Means of `factor`×`factor` blocks (clipped at the right and bottom edges). Averaging the photo and alpha keeps
- * the blend equation: where F and B are locally constant, the mean photo is mean(alpha)·F + (1 − mean(alpha))·B.
+ * Means of `factor`×`factor` blocks (clipped at the right and bottom edges) of a picture read through `value`
+ * (pixel, channel 0-2 colour, 3 alpha). Averaging the photo and alpha keeps the blend equation: where F and B are
+ * locally constant, the mean photo is mean(alpha)·F + (1 − mean(alpha))·B.
  */
-function shrink(level: Level, factor: number): Level {
-  const width = Math.ceil(level.width / factor);
-  const height = Math.ceil(level.height / factor);
-  const n = width * height;
+function blockMeans(width: number, height: number, factor: number, value: (i: number, c: number) => number): Level {
+  const w = Math.ceil(width / factor);
+  const h = Math.ceil(height / factor);
+  const n = w * h;
   const image = new Float32Array(n * 3);
   const alpha = new Float32Array(n);
   const counts = new Uint32Array(n);
-  for (let y = 0; y < level.height; y++) {
-    const row = Math.floor(y / factor) * width;
-    for (let x = 0; x < level.width; x++) {
-      const i = y * level.width + x;
+  for (let y = 0; y < height; y++) {
+    const row = Math.floor(y / factor) * w;
+    for (let x = 0; x < width; x++) {
+      const i = y * width + x;
       const j = row + Math.floor(x / factor);
-      image[j * 3] += level.image[i * 3];
-      image[j * 3 + 1] += level.image[i * 3 + 1];
-      image[j * 3 + 2] += level.image[i * 3 + 2];
-      alpha[j] += level.alpha[i];
+      image[j * 3] += value(i, 0);
+      image[j * 3 + 1] += value(i, 1);
+      image[j * 3 + 2] += value(i, 2);
+      alpha[j] += value(i, 3);
       counts[j]++;
     }
   }
@@ -98,13 +91,17 @@ function shrink(level: Level, factor: number): Level {
     image[j * 3 + 2] /= counts[j];
     alpha[j] /= counts[j];
   }
-  return { width, height, image, alpha, fg: new Float32Array(n * 3), bg: new Float32Array(n * 3) };
+  return { width: w, height: h, image, alpha, fg: new Float32Array(n * 3), bg: new Float32Array(n * 3) };
+}
+
+function halve(level: Level): Level {
+  return blockMeans(level.width, level.height, 2, (i, c) => (c === 3 ? level.alpha[i] : level.image[i * 3 + c]));
 }
 
 /** Solves F and B on `finest`, coarse to fine: halvings down to one pixel, then sweeps on the way back up. */
 function solvePyramid(finest: Level): void {
   const levels = [finest];
-  while (levels[0].width > 1 || levels[0].height > 1) levels.unshift(shrink(levels[0], 2));
+  while (levels[0].width > 1 || levels[0].height > 1) levels.unshift(halve(levels[0]));
   // The coarsest level is one pixel: both colours start as its mean colour.
   levels[0].fg.set(levels[0].image);
   levels[0].bg.set(levels[0].image);
