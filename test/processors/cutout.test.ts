@@ -101,6 +101,11 @@ describe('planFrame', () => {
   });
 });
 
+function expectBox(actual: Box | undefined, expected: Box) {
+  expect(actual).toBeDefined();
+  for (const key of ['left', 'top', 'width', 'height'] as const) expect(actual![key]).toBeCloseTo(expected[key], 2);
+}
+
 describe('subjectBox', () => {
   it('leaves specks out of the box but keeps a second object of similar size', () => {
     const [width, height] = [200, 100];
@@ -110,13 +115,28 @@ describe('subjectBox', () => {
     };
     fill(20, 20, 40, 60); // 2400 px
     fill(190, 2, 3, 3); // a speck of 9 px: below 1 % of the largest region
-    expect(subjectBox(alpha, width, height)).toEqual({ left: 20, top: 20, width: 40, height: 60 });
+    expectBox(subjectBox(alpha, width, height), { left: 20, top: 20, width: 40, height: 60 });
     fill(120, 40, 30, 50); // a second shoe
-    expect(subjectBox(alpha, width, height)).toEqual({ left: 20, top: 20, width: 130, height: 70 });
+    expectBox(subjectBox(alpha, width, height), { left: 20, top: 20, width: 130, height: 70 });
     // Diagonal neighbours join one region: a staircase is one object, not many specks.
     alpha.fill(0);
     for (let i = 0; i < 80; i++) alpha[(10 + (i >> 2)) * width + 10 + i] = 255;
-    expect(subjectBox(alpha, width, height)).toEqual({ left: 10, top: 10, width: 80, height: 20 });
+    expectBox(subjectBox(alpha, width, height), { left: 10, top: 10, width: 80, height: 20 });
+  });
+
+  it('places a soft edge where its alpha crosses one half, between pixels', () => {
+    const [width, height] = [40, 10];
+    const alpha = new Uint8Array(width * height);
+    // Columns 10..29 solid, a ramp outside: 64 at column 9 and 30, 192 at 10 and 29.
+    for (let y = 0; y < height; y++) {
+      for (let x = 10; x < 30; x++) alpha[y * width + x] = 255;
+      alpha[y * width + 9] = 64;
+      alpha[y * width + 10] = 192;
+      alpha[y * width + 29] = 192;
+      alpha[y * width + 30] = 64;
+    }
+    // Centres 9.5 (64) and 10.5 (192): 128 is crossed half-way, at 10.0; on the right at 30.0.
+    expectBox(subjectBox(alpha, width, height), { left: 10, top: 0.002, width: 20, height: 9.996 });
   });
 });
 

@@ -13,6 +13,7 @@
  *   one's answer.
  * - Memory and time stay bounded: the pyramid's finest level has at most WORK_PIXELS; a larger photo gets one
  *   last local solve per soft pixel at full resolution, from the working level's F and B sampled bilinearly.
+ *   Large levels are swept only near soft pixels (BAND_RADIUS), so a thin edge costs little on a big photo.
  *
  * Only pixels with 0 < alpha < 255 change; sure subject keeps the photo's colour exactly. No npm library does
  * this on raw buffers (pymatting is Python), hence by hand.
@@ -26,6 +27,12 @@ const REGULARISATION = 1e-5;
 const SWEEPS = 2;
 const SMALL_SWEEPS = 10;
 const SMALL_SIDE = 32;
+/**
+ * Levels above this many pixels are swept only within BAND_RADIUS of a soft pixel: elsewhere the coarser level's
+ * answer stands. A product's soft edge is a thin band, so the fine levels cost what the band costs, not the photo.
+ */
+const BAND_LEVEL_PIXELS = 65_536;
+const BAND_RADIUS = 16;
 
 /** One pyramid level: the photo and alpha in 0..1, and the F and B being solved for (3 floats per pixel). */
 interface Level {
@@ -109,7 +116,8 @@ function solvePyramid(finest: Level): void {
     if (index === 0) continue; // one pixel, no neighbours: nothing to solve
     inheritFromCoarser(level, levels[index - 1]);
     const sweeps = Math.min(level.width, level.height) <= SMALL_SIDE ? SMALL_SWEEPS : SWEEPS;
-    for (let s = 0; s < sweeps; s++) sweep(level);
+    const active = level.width * level.height > BAND_LEVEL_PIXELS ? nearSoftPixels(level, BAND_RADIUS) : undefined;
+    for (let s = 0; s < sweeps; s++) sweep(level, active);
   }
 }
 
@@ -134,12 +142,13 @@ function inheritFromCoarser(level: Level, coarse: Level): void {
  * with w = ε + |a − a_n| per neighbour and W their sum (the same matrix for the three channels). Written out
  * without helpers: this loop is the whole cost.
  */
-function sweep(level: Level): void {
+function sweep(level: Level, active: Uint8Array | undefined): void {
   const { width, height, image, alpha, fg, bg } = level;
   const acc = new Float64Array(7); // W, Σw·Fn (3), Σw·Bn (3)
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const i = y * width + x;
+      if (active && !active[i]) continue;
       const a = alpha[i];
       let W = 0;
       let f0 = 0;
@@ -181,6 +190,34 @@ function sweep(level: Level): void {
       acc[5] = b1;
       acc[6] = b2;
       solveInto(a, image, i * 3, acc, fg, bg, i * 3);
+    }
+  }
+}
+
+/** 1 for the pixels within `radius` (in x and in y) of a pixel with 0 < alpha < 1: two passes of a running distance. */
+function nearSoftPixels(level: Level, radius: number): Uint8Array {
+  const { width, height, alpha } = level;
+  const rows = new Uint8Array(width * height);
+  for (let i = 0; i < alpha.length; i++) rows[i] = alpha[i] > 1e-6 && alpha[i] < 1 - 1e-6 ? 1 : 0;
+  spread(rows, height, width, 1, width, radius);
+  spread(rows, width, height, width, 1, radius);
+  return rows;
+}
+
+/** Along each of `lines` lines of `length` pixels (`step` apart, lines `stride` apart): set within `radius` of a set pixel. */
+function spread(plane: Uint8Array, lines: number, length: number, step: number, stride: number, radius: number): void {
+  const source = plane.slice();
+  for (let l = 0; l < lines; l++) {
+    const base = l * stride;
+    let last = -Infinity;
+    for (let k = 0; k < length; k++) {
+      if (source[base + k * step]) last = k;
+      if (k - last <= radius) plane[base + k * step] = 1;
+    }
+    let next = Infinity;
+    for (let k = length - 1; k >= 0; k--) {
+      if (source[base + k * step]) next = k;
+      if (next - k <= radius) plane[base + k * step] = 1;
     }
   }
 }

@@ -77,7 +77,11 @@ export function validateFraming(options: FramingOptions): void {
   }
 }
 
-/** The subject's box in `alpha` (regions of alpha ≥ SUBJECT_THRESHOLD, specks left out); undefined when empty. */
+/**
+ * The subject's box in `alpha` (regions of alpha ≥ SUBJECT_THRESHOLD, specks left out); undefined when empty.
+ * Its edges are where the alpha crosses the threshold, found to a fraction of a pixel between the outermost
+ * subject pixels and their outer neighbours: a soft edge scaled up 3x would otherwise land a pixel or two off.
+ */
 export function subjectBox(alpha: Uint8Array, width: number, height: number): Box | undefined {
   const regions = subjectRegions(alpha, width, height);
   const largest = regions.reduce((max, r) => Math.max(max, r.area), 0);
@@ -87,7 +91,23 @@ export function subjectBox(alpha: Uint8Array, width: number, height: number): Bo
   const top = Math.min(...kept.map((r) => r.top));
   const right = Math.max(...kept.map((r) => r.right));
   const bottom = Math.max(...kept.map((r) => r.bottom));
-  return { left, top, width: right - left + 1, height: bottom - top + 1 };
+  const at = (x: number, y: number) => (x < 0 || y < 0 || x >= width || y >= height ? 0 : alpha[y * width + x]);
+  // How far a side reaches past the centres of its outermost pixels: the largest threshold crossing along it,
+  // between each of those pixels and its outer neighbour (`outward`: -1 left or up, 1 right or down).
+  const reach = (line: number, from: number, to: number, vertical: boolean, outward: number) => {
+    let most = 0;
+    for (let k = from; k <= to; k++) {
+      const a = vertical ? at(line, k) : at(k, line);
+      const b = vertical ? at(line + outward, k) : at(k, line + outward);
+      if (a >= SUBJECT_THRESHOLD && b < SUBJECT_THRESHOLD) most = Math.max(most, (a - SUBJECT_THRESHOLD) / (a - b));
+    }
+    return most;
+  };
+  const l = left + 0.5 - reach(left, top, bottom, true, -1);
+  const r = right + 0.5 + reach(right, top, bottom, true, 1);
+  const t = top + 0.5 - reach(top, left, right, false, -1);
+  const b = bottom + 0.5 + reach(bottom, left, right, false, 1);
+  return { left: l, top: t, width: r - l, height: b - t };
 }
 
 interface Region {
@@ -186,7 +206,9 @@ export function planFrame(subject: Box | undefined, image: Size, options: Framin
   }
   const foreground =
     subject && clip(roundBox({ left: x, top: y, width: box.width * scale, height: box.height * scale }), canvas);
-  return { canvas, scale, offsetX: x - box.left * scale, offsetY: y - box.top * scale, foreground, crop };
+  const offsetX = x - box.left * scale;
+  const offsetY = y - box.top * scale;
+  return { canvas, scale, offsetX, offsetY, foreground, crop: crop && roundBox(crop) };
 }
 
 function grow(box: Box, margin: number | string): Box {
@@ -216,8 +238,8 @@ function canvasSize(frame: Box, canvas: FramingOptions['canvas']): Size {
   if (canvas?.width !== undefined) return { width: canvas.width, height: side(canvas.width / aspect) };
   if (canvas?.height !== undefined) return { width: side(canvas.height * aspect), height: canvas.height };
   // Only an aspect (or nothing): the frame grown on one axis to that aspect.
-  if (frame.width / frame.height >= aspect) return { width: frame.width, height: side(frame.width / aspect) };
-  return { width: side(frame.height * aspect), height: frame.height };
+  if (frame.width / frame.height >= aspect) return { width: side(frame.width), height: side(frame.width / aspect) };
+  return { width: side(frame.height * aspect), height: side(frame.height) };
 }
 
 /**
