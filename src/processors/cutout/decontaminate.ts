@@ -28,8 +28,8 @@ const SWEEPS = 2;
 const SMALL_SWEEPS = 10;
 const SMALL_SIDE = 32;
 /**
- * Levels above this many pixels are swept only within BAND_RADIUS of a soft pixel: elsewhere the coarser level's
- * answer stands. A product's soft edge is a thin band, so the fine levels cost what the band costs, not the photo.
+ * Levels above this many pixels are solved only within BAND_RADIUS of a soft pixel, as if the band were the whole
+ * picture: a product's soft edge is a thin band, so the fine levels cost what the band costs, not the photo.
  */
 const BAND_LEVEL_PIXELS = 65_536;
 const BAND_RADIUS = 16;
@@ -65,44 +65,59 @@ function hasSoftPixels(rgba: Uint8Array): boolean {
 
 /** The photo and alpha of `rgba` (bytes) as a level, in means of `factor`×`factor` blocks; never a full-size copy. */
 function levelFromRgba(rgba: Uint8Array, width: number, height: number, factor: number): Level {
-  return blockMeans(width, height, factor, (i, c) => rgba[i * 4 + c] / 255);
+  return blockMeans({ width, height, colour: rgba, stride: 4, alpha: rgba, alphaStride: 4, alphaAt: 3 }, factor, 255);
+}
+
+function halve(level: Level): Level {
+  const { width, height, image, alpha } = level;
+  return blockMeans({ width, height, colour: image, stride: 3, alpha, alphaStride: 1, alphaAt: 0 }, 2, 1);
+}
+
+/** A picture to average: colour channels every `stride` values, alpha every `alphaStride` from `alphaAt`. */
+interface Planes {
+  width: number;
+  height: number;
+  colour: Uint8Array | Float32Array;
+  stride: number;
+  alpha: Uint8Array | Float32Array;
+  alphaStride: number;
+  alphaAt: number;
 }
 
 /**
- * Means of `factor`×`factor` blocks (clipped at the right and bottom edges) of a picture read through `value`
- * (pixel, channel 0-2 colour, 3 alpha). Averaging the photo and alpha keeps the blend equation: where F and B are
- * locally constant, the mean photo is mean(alpha)·F + (1 − mean(alpha))·B.
+ * Means of `factor`×`factor` blocks (clipped at the right and bottom edges), values divided by `unit`. Averaging
+ * the photo and alpha keeps the blend equation: where F and B are locally constant, the mean photo is
+ * mean(alpha)·F + (1 − mean(alpha))·B.
  */
-function blockMeans(width: number, height: number, factor: number, value: (i: number, c: number) => number): Level {
+function blockMeans(source: Planes, factor: number, unit: number): Level {
+  const { width, height, colour, stride, alpha: a, alphaStride, alphaAt } = source;
   const w = Math.ceil(width / factor);
   const h = Math.ceil(height / factor);
   const n = w * h;
   const image = new Float32Array(n * 3);
   const alpha = new Float32Array(n);
   const counts = new Uint32Array(n);
+  const block = Int32Array.from({ length: width }, (_, x) => Math.floor(x / factor));
   for (let y = 0; y < height; y++) {
     const row = Math.floor(y / factor) * w;
     for (let x = 0; x < width; x++) {
       const i = y * width + x;
-      const j = row + Math.floor(x / factor);
-      image[j * 3] += value(i, 0);
-      image[j * 3 + 1] += value(i, 1);
-      image[j * 3 + 2] += value(i, 2);
-      alpha[j] += value(i, 3);
+      const j = row + block[x];
+      image[j * 3] += colour[i * stride];
+      image[j * 3 + 1] += colour[i * stride + 1];
+      image[j * 3 + 2] += colour[i * stride + 2];
+      alpha[j] += a[i * alphaStride + alphaAt];
       counts[j]++;
     }
   }
   for (let j = 0; j < n; j++) {
-    image[j * 3] /= counts[j];
-    image[j * 3 + 1] /= counts[j];
-    image[j * 3 + 2] /= counts[j];
-    alpha[j] /= counts[j];
+    const scale = 1 / (counts[j] * unit);
+    image[j * 3] *= scale;
+    image[j * 3 + 1] *= scale;
+    image[j * 3 + 2] *= scale;
+    alpha[j] *= scale;
   }
   return { width: w, height: h, image, alpha, fg: new Float32Array(n * 3), bg: new Float32Array(n * 3) };
-}
-
-function halve(level: Level): Level {
-  return blockMeans(level.width, level.height, 2, (i, c) => (c === 3 ? level.alpha[i] : level.image[i * 3 + c]));
 }
 
 /** Solves F and B on `finest`, coarse to fine: halvings down to one pixel, then sweeps on the way back up. */
@@ -114,18 +129,19 @@ function solvePyramid(finest: Level): void {
   levels[0].bg.set(levels[0].image);
   for (const [index, level] of levels.entries()) {
     if (index === 0) continue; // one pixel, no neighbours: nothing to solve
-    inheritFromCoarser(level, levels[index - 1]);
-    const sweeps = Math.min(level.width, level.height) <= SMALL_SIDE ? SMALL_SWEEPS : SWEEPS;
     const active = level.width * level.height > BAND_LEVEL_PIXELS ? nearSoftPixels(level, BAND_RADIUS) : undefined;
+    inheritFromCoarser(level, levels[index - 1], active);
+    const sweeps = Math.min(level.width, level.height) <= SMALL_SIDE ? SMALL_SWEEPS : SWEEPS;
     for (let s = 0; s < sweeps; s++) sweep(level, active);
   }
 }
 
-/** Each pixel starts from the F and B of the coarser pixel covering it. */
-function inheritFromCoarser(level: Level, coarse: Level): void {
+/** Each (active) pixel starts from the F and B of the coarser pixel covering it. */
+function inheritFromCoarser(level: Level, coarse: Level, active: Uint8Array | undefined): void {
   for (let y = 0; y < level.height; y++) {
     const from = (y >> 1) * coarse.width;
     for (let x = 0; x < level.width; x++) {
+      if (active && !active[y * level.width + x]) continue;
       const i = (y * level.width + x) * 3;
       const j = (from + (x >> 1)) * 3;
       for (let c = 0; c < 3; c++) {
@@ -172,6 +188,7 @@ function sweep(level: Level, active: Uint8Array | undefined): void {
           if (y === height - 1) continue;
           n = i + width;
         }
+        if (active && !active[n]) continue; // outside the band: as if past the edge
         const w = REGULARISATION + Math.abs(a - alpha[n]);
         const j = n * 3;
         W += w;
