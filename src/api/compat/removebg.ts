@@ -179,6 +179,7 @@ async function readRequest(deps: ApiDeps, request: FastifyRequest): Promise<{ pa
   if (request.isMultipart()) {
     const { fields, uploadIds } = await readMultipart(request, deps, 1, 'image_file');
     const params = asParams(fields);
+    if (params.image_file !== undefined) throw fileAsText();
     if (uploadIds.length > 0) params.image_file = '(file)';
     checkSources(params);
     return { params, uploadId: uploadIds[0] };
@@ -187,9 +188,13 @@ async function readRequest(deps: ApiDeps, request: FastifyRequest): Promise<{ pa
   if (typeof body !== 'object' || body === null || Array.isArray(body))
     throw bad('missing_source', 'send multipart/form-data, application/json or application/x-www-form-urlencoded');
   const params = asParams(body as Record<string, unknown>);
+  if (params.image_file !== undefined) throw fileAsText();
   checkSources(params);
   return { params };
 }
+
+const fileAsText = () =>
+  bad('invalid_file_type', 'image_file must be a file part of a multipart body; send text as image_file_b64');
 
 /** Every field named, known and text (JSON callers may send booleans and numbers as such). */
 function asParams(raw: Record<string, unknown>): Params {
