@@ -1,11 +1,11 @@
 import { PassThrough, type Readable } from 'node:stream';
 import type { MultipartFile } from '@fastify/multipart';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { BlobStore } from '../blobs/types.js';
+import type { BlobRef, BlobStore } from '../blobs/types.js';
 import type { Config } from '../config.js';
 import type { Engine, JobSpec, Upload } from '../engine/index.js';
 import { PixqError, validationFailed } from '../errors.js';
-import { checkUrlTarget, sniffImage } from '../intake/index.js';
+import { checkUrlTarget, sniffImage, type SniffedImage } from '../intake/index.js';
 import { parseOptions, type Processor } from '../processors/index.js';
 import type { Budget, RateLimiter } from './rate-limit.js';
 import type { JobSubmission } from './schemas.js';
@@ -24,21 +24,32 @@ export interface IntakeDeps {
 export async function storeUpload(deps: IntakeDeps, vendorId: string, file: MultipartFile): Promise<Upload> {
   const ref = await deps.blobs.putStream(guarded(file.file), { maxBytes: deps.config.maxUploadBytes });
   try {
-    if (file.file.truncated)
-      throw new PixqError('payload_too_large', `file exceeds ${deps.config.maxUploadBytes} bytes`, { status: 413 });
+    if (file.file.truncated) throw tooLarge(deps.config);
     const image = await sniffImage(await deps.blobs.get(ref.key), deps.config.maxPixels);
-    return await deps.engine.uploads.create(vendorId, {
-      blob: ref.key,
-      contentType: image.contentType,
-      bytes: ref.bytes,
-      width: image.width,
-      height: image.height,
-    });
+    return await createUpload(deps, vendorId, ref, image);
   } catch (err) {
     // Bytes that are not an acceptable image cannot be shared with any stored upload, so deleting is safe.
     await deps.blobs.delete(ref.key);
     throw err;
   }
+}
+
+/**
+ * Stores image bytes a request carried inline (base64 in a JSON or form body) as the vendor's upload, with the
+ * same limits and checks as a file; they are checked before anything is stored.
+ */
+export async function storeUploadBytes(deps: IntakeDeps, vendorId: string, bytes: Buffer): Promise<Upload> {
+  if (bytes.length > deps.config.maxUploadBytes) throw tooLarge(deps.config);
+  const image = await sniffImage(bytes, deps.config.maxPixels);
+  return createUpload(deps, vendorId, await deps.blobs.put(bytes, image.contentType), image);
+}
+
+const tooLarge = (config: Config) =>
+  new PixqError('payload_too_large', `file exceeds ${config.maxUploadBytes} bytes`, { status: 413 });
+
+function createUpload(deps: IntakeDeps, vendorId: string, ref: BlobRef, image: SniffedImage): Promise<Upload> {
+  const { contentType, width, height } = image;
+  return deps.engine.uploads.create(vendorId, { blob: ref.key, contentType, bytes: ref.bytes, width, height });
 }
 
 /**
