@@ -128,7 +128,7 @@ export const REMOVE_BACKGROUND_BACKENDS = ['local', 'rembg'] as const;
 export type RemoveBackgroundBackend = (typeof REMOVE_BACKGROUND_BACKENDS)[number];
 
 /** The compatibility APIs, by PIXQ_COMPAT name; each is a plugin in src/api/compat/. */
-export const COMPAT_APIS = ['image-queue', 'queue', 'rembg', 'scans'] as const;
+export const COMPAT_APIS = ['image-queue', 'queue', 'rembg', 'removebg', 'scans'] as const;
 export type CompatApi = (typeof COMPAT_APIS)[number];
 
 export class ConfigError extends Error {

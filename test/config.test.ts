@@ -72,7 +72,7 @@ describe('configuration', () => {
 
   it('serves every compatibility API by default; PIXQ_COMPAT picks some or none', () => {
     expect(loadConfig({})).toMatchObject({
-      compat: ['image-queue', 'queue', 'rembg', 'scans'],
+      compat: ['image-queue', 'queue', 'rembg', 'removebg', 'scans'],
       compatAnonymousVendor: undefined,
       syncWaitMs: 60_000,
     });

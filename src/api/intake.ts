@@ -1,6 +1,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import type { MultipartFile } from '@fastify/multipart';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { payloadTooLarge } from '../blobs/index.js';
 import type { BlobStore } from '../blobs/types.js';
 import type { Config } from '../config.js';
 import type { AssetImage, Engine, JobSpec, Upload } from '../engine/index.js';
@@ -40,6 +41,17 @@ export async function storeImageFile(deps: IntakeDeps, file: MultipartFile): Pro
 /** Stores one uploaded file as the vendor's upload (charged to its storage quota). */
 export async function storeUpload(deps: IntakeDeps, vendorId: string, file: MultipartFile): Promise<Upload> {
   return deps.engine.uploads.create(vendorId, await storeImageFile(deps, file));
+}
+
+/**
+ * Stores image bytes a request carried inline (base64 in a JSON or form body) as the vendor's upload, with the
+ * same limits and checks as a file; they are checked before anything is stored.
+ */
+export async function storeUploadBytes(deps: IntakeDeps, vendorId: string, bytes: Buffer): Promise<Upload> {
+  if (bytes.length > deps.config.maxUploadBytes) throw payloadTooLarge(deps.config.maxUploadBytes);
+  const { contentType, width, height } = await sniffImage(bytes, deps.config.maxPixels);
+  const ref = await deps.blobs.put(bytes, contentType);
+  return deps.engine.uploads.create(vendorId, { blob: ref.key, contentType, bytes: ref.bytes, width, height });
 }
 
 /**

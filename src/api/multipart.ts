@@ -22,7 +22,7 @@ export async function readMultipart(request: FastifyRequest, deps: IntakeDeps, m
   const fields: Record<string, unknown> = {};
   const uploadIds: string[] = [];
   const filenames: string[] = [];
-  submittedUploads.set(request, { vendorId: vendor.id, ids: uploadIds });
+  trackSubmittedUploads(request, vendor.id, uploadIds);
   try {
     for await (const part of request.parts()) {
       if (part.type === 'file') {
@@ -44,6 +44,11 @@ export async function readMultipart(request: FastifyRequest, deps: IntakeDeps, m
     throw asMultipartProblem(err);
   }
   return { fields, uploadIds, filenames };
+}
+
+/** Remembers the uploads a submission stored as it read its body (files, inline base64), to drop if it fails. */
+export function trackSubmittedUploads(request: FastifyRequest, vendorId: string, ids: string[]) {
+  submittedUploads.set(request, { vendorId, ids });
 }
 
 /**

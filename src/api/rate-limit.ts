@@ -97,6 +97,13 @@ export class RateLimiter {
     return this.engine.rateLimits.consume(subject, wanted);
   }
 
+  /** What is left of a vendor's budget now, spending nothing: a charge of zero reads the current window. */
+  async remaining(vendor: Vendor, budget: Budget): Promise<RateLimitOutcome> {
+    const rule = { name: POLICY_NAMES[budget], ...this.rule(vendor, budget) };
+    const [outcome] = await this.engine.rateLimits.consume(`vendor:${vendor.id}`, [{ rule, cost: 0 }]);
+    return outcome;
+  }
+
   private rule(payer: Vendor | undefined, budget: Budget): RateLimit {
     return payer?.rateLimits?.[budget] ?? this.defaults[budget];
   }

@@ -6,6 +6,13 @@
 export const BUILT_IN_TEMPLATES: readonly { name: string; type: string; options: Record<string, unknown> }[] = [
   // A product photo cut out and flattened onto white, as marketplaces ask for.
   { name: 'product-cutout-white', type: 'remove-background', options: { background: '#ffffff' } },
+  // A marketplace's main image (Amazon's rules): the product on pure white, its larger side 85 % of a 2000 px square,
+  // centred, as JPEG.
+  {
+    name: 'marketplace-main-white',
+    type: 'remove-background',
+    options: { background: '#ffffff', scale: 85, canvas: { width: 2000, height: 2000 }, format: 'jpeg' },
+  },
   // A 35 mm x 45 mm passport or ID photo: exactly one face, 413 x 531 px (300 dpi), JPEG.
   {
     name: 'id-photo-35x45',

@@ -9,7 +9,7 @@ import { checkOutputSize } from './output-size.js';
 import { DEFAULT_MODEL, MODEL_NAMES, MODELS, type ModelName, type ModelSpec } from './models/catalog.js';
 import { locateModel } from './models/locate.js';
 import { modelUnavailable } from './models/model-files.js';
-import { boundingBox, growBox, postProcessMask, refineMask, scaleMask } from './models/mask.js';
+import { postProcessMask, refineMask, scaleMask } from './models/mask.js';
 import { matteAlpha } from './models/matting.js';
 import { raceAbort } from './abort.js';
 import { modelInput } from './models/resample.js';
@@ -18,6 +18,9 @@ import { toInputTensor, toMask } from './models/tensors.js';
 import { RembgBackend } from './rembg/backend.js';
 import type { RembgParams } from './rembg/client.js';
 import { validationFailed } from '../errors.js';
+import { composeCutout, composesLocally, validateCutout, withMask, type Cutout } from './cutout/compose.js';
+import { reframes } from './cutout/framing.js';
+import { CutoutOptionProperties } from './cutout/options.js';
 import type { Processor, ProcessorContext, ProcessorOutput, ProcessorResult } from './types.js';
 
 const ModelOption = Type.Union(
@@ -61,18 +64,15 @@ const AlphaMattingOptions = Type.Object(
 export const RemoveBackgroundOptions = Type.Object(
   {
     model: Type.Optional(ModelOption),
-    format: Type.Union([Type.Literal('png'), Type.Literal('webp')], { default: 'png' }),
+    format: Type.Union([Type.Literal('png'), Type.Literal('webp'), Type.Literal('jpeg')], {
+      default: 'png',
+      description: 'jpeg has no alpha: without an opaque background it is flattened onto white.',
+    }),
     background: Type.Optional(
       Type.String({ minLength: 1, maxLength: 64, description: 'Flatten onto this colour; omit for transparency.' }),
     ),
     onlyMask: Type.Boolean({ default: false, description: 'Return the greyscale alpha mask instead of the cut-out.' }),
-    crop: Type.Boolean({ default: false, description: 'Trim the output to the subject.' }),
-    cropMargin: Type.Number({
-      minimum: 0,
-      maximum: 100,
-      default: 0,
-      description: "With crop: margin on each side, in percent of the subject box's longer side.",
-    }),
+    ...CutoutOptionProperties,
     refineEdges: Type.Boolean({
       default: true,
       description: 'Drop small disconnected blobs and haze, and feather the upscaled edge.',
@@ -106,9 +106,6 @@ export interface RemoveBackgroundProcessor extends Processor<typeof RemoveBackgr
  * docs/benchmarks.md). More slots would only queue for the session; a second session would double the memory.
  */
 const DEFAULT_SLOTS = Math.min(2, os.availableParallelism());
-
-// Alpha at or above this counts as subject when cropping: it includes the soft edge, not the haze.
-const CROP_THRESHOLD = 16;
 
 export function createRemoveBackground(config: Config): RemoveBackgroundProcessor {
   const sessions = new SessionCache({
@@ -154,13 +151,7 @@ function optionsWithDefaultBackend(backend: RemoveBackgroundBackend): typeof Rem
 
 function validate(options: RemoveBackgroundOptions, rembg: RembgBackend | undefined): void {
   if (options.backend === 'rembg') remoteBackend(options, rembg);
-  if (options.background === undefined) return;
-  if (options.onlyMask) {
-    throw validationFailed('options.background: cannot be combined with onlyMask (a mask has no background)', {
-      errors: [{ path: 'options.background', message: 'not allowed with onlyMask' }],
-    });
-  }
-  parseColour(options.background, 'options.background');
+  validateCutout(options);
 }
 
 /** The rembg pool for options that ask for it, or `validation_failed` when it cannot serve them. */
@@ -189,8 +180,8 @@ async function removeBackground(ctx: Context, config: Config, sessions: SessionC
 
   enter(ctx, 'decode', 0);
   const opened = await openImage(ctx.input, config.maxPixels);
-  // The output is the input's size, or a crop of it whose size the mask decides.
-  if (!options.crop) checkOutputSize(opened, config.maxPixels);
+  // The output is the input's size, or a frame whose size the mask may decide (checked once it is known).
+  if (!reframes(options)) checkOutputSize(opened, config.maxPixels);
   const pixels = await modelInput(opened.image, opened.width, opened.height, spec.size);
 
   enter(ctx, 'inference', 10);
@@ -206,22 +197,11 @@ async function removeBackground(ctx: Context, config: Config, sessions: SessionC
   const alpha = options.alphaMatting
     ? Buffer.from(matteAlpha(await rgbOf(opened.image), shaped, width, height, options.alphaMatting).buffer)
     : shaped;
-  const { subject, box } = cropBox(alpha, width, height, options);
-  if (options.crop) checkOutputSize(box ?? opened, config.maxPixels);
-  const composed = options.onlyMask
-    ? maskImage(alpha, width, height)
-    : await cutOut(opened.image, alpha, width, height, options);
-
+  const photo = await withMask(opened.image, alpha, width, height);
+  const cutout = await composeCutout(photo, width, height, options, config.maxPixels);
   return {
-    outputs: [await store(ctx, box ? composed.extract(box) : composed)],
-    result: {
-      model: spec.name,
-      cold,
-      inferenceMs,
-      subjectFound: subject !== undefined,
-      foreground: foregroundShare(alpha),
-      ...(box ? { crop: box } : {}),
-    },
+    outputs: [await store(ctx, cutout.image)],
+    result: { model: spec.name, cold, inferenceMs, ...cutoutSummary(cutout, alpha) },
   };
 }
 
@@ -234,11 +214,14 @@ function dropImageCache(): void {
   sharp.cache(true);
 }
 
-/** The subject's box by the mask, and the box to crop to when the options ask for it. */
-function cropBox(alpha: Buffer, width: number, height: number, options: RemoveBackgroundOptions) {
-  const subject = boundingBox(alpha, width, height, CROP_THRESHOLD);
-  const box = options.crop && subject ? growBox(subject, options.cropMargin, width, height) : undefined;
-  return { subject, box };
+/** What a job's result says about its cut-out: the subject's box in the output, the mask's share, the crop. */
+function cutoutSummary(cutout: Cutout, alpha: Uint8Array) {
+  return {
+    subjectFound: cutout.foreground !== undefined,
+    foreground: cutout.foreground ?? null,
+    foregroundShare: foregroundShare(alpha),
+    ...(cutout.crop ? { crop: cutout.crop } : {}),
+  };
 }
 
 async function store(ctx: Context, image: Sharp): Promise<ProcessorOutput> {
@@ -252,9 +235,9 @@ async function store(ctx: Context, image: Sharp): Promise<ProcessorOutput> {
 
 /**
  * The same job on a remote rembg server: the options map to rembg's parameters (`model`, `om`, `ppm` for
- * refineEdges, `bgc`), the answer is vetted like an upload, and crop and encoding happen here as they do
- * locally. rembg flattens onto `bgc` itself, but then its answer has no mask left to crop by, so with `crop`
- * the background is applied here, after the mask has given the box.
+ * refineEdges, `bgc`), the answer is vetted like an upload, and framing, shadow, decontamination and encoding
+ * happen here as they do locally. rembg flattens onto `bgc` itself, but then its answer has no mask left to
+ * work with, so when any of those is asked for the background is applied here, after them.
  */
 async function removeRemotely(ctx: Context, config: Config, rembg: RembgBackend): Promise<ProcessorResult> {
   const { options } = ctx;
@@ -262,8 +245,11 @@ async function removeRemotely(ctx: Context, config: Config, rembg: RembgBackend)
   enter(ctx, 'decode', 0);
   const opened = await openImage(ctx.input, config.maxPixels);
   const { width, height } = opened;
-  const colour = options.background === undefined ? undefined : parseColour(options.background, 'options.background');
-  const remoteColour = options.crop ? undefined : colour;
+  // rembg flattens onto bgc itself only when nothing here needs the cut-out afterwards.
+  const remoteColour =
+    options.background === undefined || composesLocally(options)
+      ? undefined
+      : parseColour(options.background, 'options.background');
 
   enter(ctx, 'inference', 10);
   const started = performance.now();
@@ -280,25 +266,26 @@ async function removeRemotely(ctx: Context, config: Config, rembg: RembgBackend)
   const requestMs = Math.round(performance.now() - started);
 
   enter(ctx, 'compose', 85);
-  const { subject, box } = cropBox(answer.alpha, width, height, options);
   const raw = { width, height, channels: 4 as const };
   let composed: Sharp;
-  if (options.onlyMask) composed = maskImage(answer.alpha, width, height);
-  else if (colour && !remoteColour) composed = await onBackground(answer.rgba, raw, colour);
-  else if (colour && colour.alpha >= 1) composed = sharp(answer.rgba, { raw }).removeAlpha();
-  else composed = sharp(answer.rgba, { raw });
-  // Once rembg has flattened the image its alpha is the colour's, not the subject's.
-  const masked = !remoteColour;
+  let summary = {};
+  // Once rembg has flattened the image its alpha is the colour's, not the subject's: there is no cut-out left.
+  if (remoteColour) {
+    composed = sharp(answer.rgba, { raw });
+    if (remoteColour.alpha >= 1) composed = composed.removeAlpha();
+  } else {
+    const cutout = await composeCutout(answer.rgba, width, height, options, config.maxPixels);
+    [composed, summary] = [cutout.image, cutoutSummary(cutout, answer.alpha)];
+  }
   return {
-    outputs: [await store(ctx, box ? composed.extract(box) : composed)],
+    outputs: [await store(ctx, composed)],
     result: {
       backend: 'rembg',
       model,
       server,
       requestMs,
       ...(failed.length > 0 ? { failedServers: failed } : {}),
-      ...(masked ? { subjectFound: subject !== undefined, foreground: foregroundShare(answer.alpha) } : {}),
-      ...(box ? { crop: box } : {}),
+      ...summary,
     },
   };
 }
@@ -327,7 +314,7 @@ function answerLimit(width: number, height: number): number {
 }
 
 interface RemoteAnswer {
-  /** The cut-out as raw RGBA (the mask spread over RGB for onlyMask). */
+  /** The cut-out as raw RGBA (for onlyMask: the mask spread over RGB and as the alpha). */
   rgba: Buffer;
   /** The mask: the answer's alpha, or its grey band for onlyMask. */
   alpha: Buffer;
@@ -356,6 +343,7 @@ async function readAnswer(
   const alpha = Buffer.alloc(width * height);
   const band = onlyMask ? 0 : 3;
   for (let i = 0; i < alpha.length; i++) alpha[i] = rgba[i * 4 + band];
+  if (onlyMask) for (let i = 0; i < alpha.length; i++) rgba[i * 4 + 3] = alpha[i];
   return { rgba, alpha };
 }
 
@@ -390,47 +378,13 @@ async function rgbOf(image: Sharp): Promise<Uint8Array> {
   return data;
 }
 
-function maskImage(alpha: Buffer, width: number, height: number): Sharp {
-  // Without it sharp writes the single band out as RGB.
-  return sharp(alpha, { raw: { width, height, channels: 1 } }).toColourspace('b-w');
-}
-
-/** The image with the mask as its alpha (kept transparency of the input multiplies in), optionally flattened. */
-async function cutOut(
-  image: Sharp,
-  alpha: Buffer,
-  width: number,
-  height: number,
-  options: RemoveBackgroundOptions,
-): Promise<Sharp> {
-  const { data: rgba, info } = await image.clone().ensureAlpha().raw().toBuffer({ resolveWithObject: true });
-  if (info.channels !== 4 || info.width !== width || info.height !== height) {
-    throw new Error(`decoded ${info.width}x${info.height}x${info.channels}, expected ${width}x${height}x4`);
-  }
-  for (let i = 0, p = 3; i < alpha.length; i++, p += 4) rgba[p] = (rgba[p] * alpha[i] + 127) / 255;
-  const raw = { width, height, channels: 4 as const };
-  if (options.background === undefined) return sharp(rgba, { raw });
-  return onBackground(rgba, raw, parseColour(options.background, 'options.background'));
-}
-
-type RawRgba = { width: number; height: number; channels: 4 };
-
-async function onBackground(rgba: Buffer, raw: RawRgba, colour: Colour): Promise<Sharp> {
-  if (colour.alpha >= 1) return sharp(rgba, { raw }).flatten({ background: colour }).removeAlpha();
-  // A see-through background colour: composite so that the result keeps an alpha channel.
-  const flattened = await sharp({ create: { ...raw, background: colour } })
-    .composite([{ input: rgba, raw }])
-    .raw()
-    .toBuffer();
-  return sharp(flattened, { raw });
-}
-
-function encode(image: Sharp, format: 'png' | 'webp'): Sharp {
+function encode(image: Sharp, format: RemoveBackgroundOptions['format']): Sharp {
   // zlib level 4 instead of 6: 45 instead of 83 ms for a 1 MP cut-out, 3 % larger (measured, docs/processors.md).
-  return format === 'png' ? image.png({ compressionLevel: 4 }) : image.webp({ quality: 90, alphaQuality: 100 });
+  if (format === 'png') return image.png({ compressionLevel: 4 });
+  return format === 'webp' ? image.webp({ quality: 90, alphaQuality: 100 }) : image.jpeg({ quality: 90 });
 }
 
-function foregroundShare(alpha: Buffer): number {
+function foregroundShare(alpha: Uint8Array): number {
   let count = 0;
   for (const a of alpha) if (a >= 128) count++;
   return Math.round((count / Math.max(1, alpha.length)) * 1000) / 1000;

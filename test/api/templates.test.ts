@@ -5,8 +5,9 @@ import { BUILT_IN_TEMPLATES } from '../../src/engine/builtin-templates.js';
 import { MAX_TEMPLATE_OPTIONS_BYTES, MAX_TEMPLATES_PER_VENDOR } from '../../src/engine/templates.js';
 import { expectProblem, imageForm, jpeg, startApi, waitForJob, type ApiHarness } from '../support/api.js';
 import { describeEachStore } from '../support/stores.js';
+import { syntheticScene } from '../support/synthetic.js';
 
-const BUILT_IN_NAMES = ['product-cutout-white', 'id-photo-35x45', 'thumbnail-400'];
+const BUILT_IN_NAMES = ['product-cutout-white', 'marketplace-main-white', 'id-photo-35x45', 'thumbnail-400'];
 const small = { type: 'transform', options: { resize: { width: 100, height: 100, fit: 'inside' }, format: 'png' } };
 
 describeEachStore('job templates', (target) => {
@@ -389,6 +390,44 @@ describeEachStore('job templates', (target) => {
         expect(job.outputs[0]).toMatchObject({ width: meta.width, height: meta.height });
       }
     });
+
+    it('runs marketplace-main-white on a product photo: a 2000 px white JPEG square, the product 85 % of it, centred', async () => {
+      const { key } = await worked.vendor();
+      const scene = await syntheticScene(0, 640, 480);
+      const res = await worked.call('POST', '/v1/jobs', {
+        key,
+        form: imageForm([{ bytes: scene.image }], { template: 'marketplace-main-white' }),
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(202);
+      const job = await waitForJob(worked, key, res.body.id, ['succeeded', 'failed'], 600_000);
+      expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
+      expect(job.outputs[0]).toMatchObject({ contentType: 'image/jpeg', width: 2000, height: 2000 });
+      const { left, top, width, height } = job.result.foreground;
+      expect(Math.abs(Math.max(width, height) - 1700)).toBeLessThanOrEqual(1);
+      expect(Math.abs(left - (2000 - width) / 2)).toBeLessThanOrEqual(1);
+      expect(Math.abs(top - (2000 - height) / 2)).toBeLessThanOrEqual(1);
+      const output = await worked.call('GET', `/v1/jobs/${job.id}/output`, { key });
+      const { data, info } = await sharp(output.raw).raw().toBuffer({ resolveWithObject: true });
+      expect(info).toMatchObject({ format: 'raw', width: 2000, height: 2000, channels: 3 });
+      expect((await sharp(output.raw).metadata()).format).toBe('jpeg');
+      // The product where the result says, on white: its darker-than-half pixels span the box (JPEG: 4 px slack).
+      let [minX, minY, maxX, maxY] = [2000, 2000, -1, -1];
+      let white = 0;
+      for (let y = 0; y < 2000; y++) {
+        for (let x = 0; x < 2000; x++) {
+          const p = (y * 2000 + x) * 3;
+          const darkest = Math.min(data[p], data[p + 1], data[p + 2]);
+          if (darkest >= 250) white++;
+          if (darkest > 190) continue;
+          [minX, minY, maxX, maxY] = [Math.min(minX, x), Math.min(minY, y), Math.max(maxX, x), Math.max(maxY, y)];
+        }
+      }
+      expect(white / (2000 * 2000)).toBeGreaterThan(0.4);
+      expect(Math.abs(minX - left)).toBeLessThanOrEqual(4);
+      expect(Math.abs(minY - top)).toBeLessThanOrEqual(4);
+      expect(Math.abs(maxX + 1 - (left + width))).toBeLessThanOrEqual(4);
+      expect(Math.abs(maxY + 1 - (top + height))).toBeLessThanOrEqual(4);
+    }, 600_000);
 
     it('@pixq/client: lists, creates, changes and deletes templates, and submits by template', async () => {
       const { key } = await worked.vendor();

@@ -82,7 +82,14 @@ describe('remove-background on rembg servers: options', () => {
   it('maps the options to rembg parameters, bgc in the query and the rest as form fields', async () => {
     const a = await server();
     const proc = processorFor([{ server: a }]);
-    const out = await run(proc, { backend: 'rembg', model: 'u2netp', background: '#ff000080', refineEdges: false });
+    // Nothing left to do here afterwards (no framing, no decontamination): rembg flattens itself.
+    const out = await run(proc, {
+      backend: 'rembg',
+      model: 'u2netp',
+      background: '#ff000080',
+      refineEdges: false,
+      decontaminate: false,
+    });
     expect(a.calls).toHaveLength(1);
     expect(a.calls[0].query).toEqual({ bgc: '255,0,0,128' });
     expect(a.calls[0].form).toEqual({ model: 'u2netp', om: 'false', ppm: 'false' });
@@ -106,7 +113,8 @@ describe('remove-background on rembg servers: options', () => {
     expect(mask[2 * WIDTH + 2]).toBe(0);
     expect(out.result).toMatchObject({
       subjectFound: true,
-      foreground: Number(((24 * 24) / (WIDTH * HEIGHT)).toFixed(3)),
+      foreground: { left: 16, top: 12, width: 24, height: 24 },
+      foregroundShare: Number(((24 * 24) / (WIDTH * HEIGHT)).toFixed(3)),
     });
   });
 
@@ -117,6 +125,16 @@ describe('remove-background on rembg servers: options', () => {
     expect(a.calls[0].query).toEqual({});
     expect(out.result?.crop).toEqual(SUBJECT);
     expect(out.info).toMatchObject({ format: 'webp', width: 24, height: 24, hasAlpha: false });
+  });
+
+  it("frames rembg's cut-out here: the 24 px subject at 50 % of a 100 px square, centred", async () => {
+    const a = await server();
+    const proc = processorFor([{ server: a }]);
+    const out = await run(proc, { backend: 'rembg', scale: 50, canvas: { width: 100, height: 100 } });
+    expect(out.result).toMatchObject({ foreground: { left: 25, top: 25, width: 50, height: 50 } });
+    expect(out.info).toMatchObject({ width: 100, height: 100, hasAlpha: true });
+    const alpha = await sharp(out.data).extractChannel(3).raw().toBuffer();
+    expect([alpha[50 * 100 + 50], alpha[50 * 100 + 20], alpha[20 * 100 + 50]]).toEqual([255, 0, 0]);
   });
 
   it('sends alpha matting as a, af, ab and ae form fields', async () => {

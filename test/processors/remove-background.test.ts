@@ -82,6 +82,8 @@ describe('remove-background options', () => {
       onlyMask: false,
       crop: false,
       cropMargin: 0,
+      scale: 'original',
+      decontaminate: true,
       refineEdges: true,
       postProcessMask: false,
     });
@@ -103,6 +105,17 @@ describe('remove-background options', () => {
     [{ sharpen: true }, 'options'],
     [{ background: 'not-a-colour' }, 'options.background'],
     [{ background: '#fff', onlyMask: true }, 'options.background'],
+    [{ shadow: {}, onlyMask: true }, 'options.shadow'],
+    [{ scale: 0 }, 'options.scale'],
+    [{ scale: '85%' }, 'options.scale'],
+    [{ position: 'left' }, 'options.position'],
+    [{ position: '50% 120%' }, 'options.position'],
+    [{ cropMargin: '10em' }, 'options.cropMargin'],
+    [{ cropMargin: '101%' }, 'options.cropMargin'],
+    [{ canvas: { aspect: '0:1' } }, 'options.canvas.aspect'],
+    [{ canvas: { width: 10, height: 10, aspect: '1:1' } }, 'options.canvas.aspect'],
+    [{ canvas: { width: 20000 } }, 'options.canvas.width'],
+    [{ shadow: { opacity: 2 } }, 'options.shadow.opacity'],
   ])('refuses %j', (raw, field) => {
     let caught: unknown;
     try {

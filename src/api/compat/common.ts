@@ -1,6 +1,9 @@
-import type { Job, Vendor } from '../../engine/index.js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { FINISHED_STATES, type Engine, type Job, type JobOutput, type Vendor } from '../../engine/index.js';
 import { PixqError, validationFailed } from '../../errors.js';
 import { DEFAULT_MODEL, type ModelName } from '../../processors/models/catalog.js';
+import { vendorOf } from '../auth.js';
+import type { ApiDeps } from '../deps.js';
 import type { Budget } from '../rate-limit.js';
 
 /**
@@ -56,4 +59,57 @@ export function compatMetadata(via: string, fields: Record<string, unknown>): Re
 export function callerFields(job: Job): Record<string, unknown> {
   const { via: _via, ...rest } = job.metadata ?? {};
   return rest;
+}
+
+/**
+ * For the synchronous compatibility routes (rembg's /api/remove, remove.bg's /v1.0/removebg): the caller's job
+ * once finished. Past PIXQ_SYNC_WAIT_MS the answer is 504 `sync_wait_exceeded` with the job's id and a
+ * `Location` to follow it on /v1; the job goes on.
+ */
+export async function finishedJob(deps: ApiDeps, request: FastifyRequest, reply: FastifyReply, id: string) {
+  const { engine, config } = deps;
+  // Nothing crosses the connection while the job runs: the idle timeout (PIXQ_BODY_IDLE_TIMEOUT_MS) would end
+  // the wait with a 408 long before PIXQ_SYNC_WAIT_MS. The socket gets the whole wait, then its own limit back.
+  const socket = request.raw.socket;
+  socket.setTimeout(config.syncWaitMs + config.bodyIdleTimeoutMs);
+  const job = await finished(engine, id, vendorOf(request).id, config.syncWaitMs, config.pollMs).finally(() =>
+    socket.setTimeout(config.bodyIdleTimeoutMs),
+  );
+  if (job) return job;
+  reply.header('location', `/v1/jobs/${id}`);
+  throw new PixqError(
+    'sync_wait_exceeded',
+    `the job did not finish within ${config.syncWaitMs} ms; it goes on: follow /v1/jobs/${id}`,
+    { status: 504, details: { jobId: id } },
+  );
+}
+
+/**
+ * The job once finished, or undefined after `waitMs`. Woken by the job's own events; a read every `pollMs`
+ * covers an event this process did not see.
+ */
+async function finished(engine: Engine, id: string, vendorId: string, waitMs: number, pollMs: number) {
+  type Finished = (Job & { outputs: JobOutput[] }) | undefined;
+  return new Promise<Finished>((resolve, reject) => {
+    let settled = false;
+    const settle = (outcome: () => void) => {
+      if (settled) return;
+      settled = true;
+      off();
+      clearInterval(poll);
+      clearTimeout(deadline);
+      outcome();
+    };
+    const check = () =>
+      engine.jobs.get(id, vendorId).then(
+        (job) => FINISHED_STATES.includes(job.state) && settle(() => resolve(job)),
+        (err: unknown) => settle(() => reject(err)),
+      );
+    const off = engine.bus.onEvent((e) => {
+      if (e.jobId === id && FINISHED_STATES.includes(e.state)) void check();
+    });
+    const poll = setInterval(check, pollMs);
+    const deadline = setTimeout(() => settle(() => resolve(undefined)), waitMs);
+    void check();
+  });
 }

@@ -4,6 +4,7 @@ import type { ApiDeps } from '../deps.js';
 import { imageQueueRoutes } from './image-queue.js';
 import { queueRoutes } from './queue.js';
 import { rembgRoutes } from './rembg.js';
+import { removeBgRoutes } from './removebg.js';
 import { scanRoutes } from './scans.js';
 
 /**
@@ -14,6 +15,7 @@ const PLUGINS: Record<CompatApi, { prefix: string; routes: (deps: ApiDeps) => Fa
   'image-queue': { prefix: '/api', routes: imageQueueRoutes },
   queue: { prefix: '', routes: queueRoutes },
   rembg: { prefix: '/api', routes: rembgRoutes },
+  removebg: { prefix: '/v1.0', routes: removeBgRoutes },
   scans: { prefix: '', routes: scanRoutes },
 };
 

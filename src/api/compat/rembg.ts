@@ -2,14 +2,13 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { FINISHED_STATES, type Engine, type Job, type JobOutput } from '../../engine/index.js';
+import type { Job, JobOutput } from '../../engine/index.js';
 import { PixqError, validationFailed } from '../../errors.js';
-import { vendorOf } from '../auth.js';
 import type { ApiDeps } from '../deps.js';
 import { readMultipart } from '../multipart.js';
 import { problemResponses } from '../schemas.js';
 import { submitJobs } from '../submit.js';
-import { compatMetadata, compatRoute, pixqModel } from './common.js';
+import { compatMetadata, compatRoute, finishedJob, pixqModel } from './common.js';
 
 /**
  * rembg's HTTP server (`rembg s`): `GET /api/remove?url=...` and `POST /api/remove` (multipart `file`) answer
@@ -126,24 +125,7 @@ async function removeSynchronously(
       metadata: compatMetadata('rembg', { model: params.model ?? 'u2net', ...(extras && { extras }) }),
     },
   ]);
-  const job = await finished(
-    deps.engine,
-    submitted.id,
-    vendorOf(request).id,
-    deps.config.syncWaitMs,
-    deps.config.pollMs,
-  );
-  if (!job) {
-    reply.header('location', `/v1/jobs/${submitted.id}`);
-    throw new PixqError(
-      'sync_wait_exceeded',
-      `the job did not finish within ${deps.config.syncWaitMs} ms; it goes on: follow /v1/jobs/${submitted.id}`,
-      {
-        status: 504,
-        details: { jobId: submitted.id },
-      },
-    );
-  }
+  const job = await finishedJob(deps, request, reply, submitted.id);
   if (job.state !== 'succeeded' || !job.outputs[0]) throw jobFailure(job);
   const output: JobOutput = job.outputs[0];
   return reply
@@ -194,36 +176,6 @@ function parseExtras(extras: string | undefined): Record<string, unknown> | unde
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw validationFailed('extras must be a JSON object');
   return value as Record<string, unknown>;
-}
-
-/**
- * The job once finished, or undefined after `waitMs`. Woken by the job's own events; a read every `pollMs`
- * covers an event this process did not see.
- */
-async function finished(engine: Engine, id: string, vendorId: string, waitMs: number, pollMs: number) {
-  type Finished = (Job & { outputs: JobOutput[] }) | undefined;
-  return new Promise<Finished>((resolve, reject) => {
-    let settled = false;
-    const settle = (outcome: () => void) => {
-      if (settled) return;
-      settled = true;
-      off();
-      clearInterval(poll);
-      clearTimeout(deadline);
-      outcome();
-    };
-    const check = () =>
-      engine.jobs.get(id, vendorId).then(
-        (job) => FINISHED_STATES.includes(job.state) && settle(() => resolve(job)),
-        (err: unknown) => settle(() => reject(err)),
-      );
-    const off = engine.bus.onEvent((e) => {
-      if (e.jobId === id && FINISHED_STATES.includes(e.state)) void check();
-    });
-    const poll = setInterval(check, pollMs);
-    const deadline = setTimeout(() => settle(() => resolve(undefined)), waitMs);
-    void check();
-  });
 }
 
 /** A failed job as the problem the synchronous caller gets: the job's own code, with a status for its kind. */
