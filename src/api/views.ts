@@ -1,5 +1,6 @@
 import type { AssetRef } from '@pixq/client/schemas';
 import { signBlobUrl } from '../blobs/index.js';
+import { THUMBNAIL_SIDE } from '../delivery/urls.js';
 import type { ApiKeyInfo, Asset, Job, JobOutput, Upload, Vendor } from '../engine/index.js';
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -9,9 +10,9 @@ export interface Signer {
   ttlMs: number;
 }
 
-export function outputUrl(signer: Signer, vendorId: string, output: JobOutput): string {
+export function outputUrl(signer: Signer, vendorId: string, output: JobOutput, thumbnail?: number): string {
   return signBlobUrl(
-    { key: output.blob, vendorId, contentType: output.contentType, expiresAt: Date.now() + signer.ttlMs },
+    { key: output.blob, vendorId, contentType: output.contentType, expiresAt: Date.now() + signer.ttlMs, thumbnail },
     signer.secret,
   );
 }
@@ -44,6 +45,7 @@ export function jobView(job: Job & { outputs?: JobOutput[] }, signer: Signer, as
     result: job.result,
     outputs: (job.outputs ?? []).map((o) => ({
       url: outputUrl(signer, job.vendorId, o),
+      thumbnailUrl: outputUrl(signer, job.vendorId, o, THUMBNAIL_SIDE),
       contentType: o.contentType,
       width: o.width,
       height: o.height,

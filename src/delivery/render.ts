@@ -56,3 +56,10 @@ export async function renderVariant(
     hasAlpha,
   });
 }
+
+/** An image's size as it is seen, EXIF orientation applied; from its header. */
+export async function uprightSize(bytes: Buffer): Promise<{ width: number; height: number }> {
+  const meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+  const { width = 1, height = 1 } = meta.autoOrient ?? meta;
+  return { width, height };
+}

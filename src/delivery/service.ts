@@ -6,10 +6,17 @@ import { verifyingPairs, type Asset, type DeliverySettings, type Engine, type Va
 import { PixqError, jobErrors } from '../errors.js';
 import { MAX_OUTPUT_SIDE } from '../processors/output-size.js';
 import { FairQueue } from './fair-queue.js';
-import { planRender } from './geometry.js';
+import { planRender, type RenderPlan } from './geometry.js';
 import { MemoryCache } from './memory-cache.js';
-import { canonicalOptions, isIdentity, parseOptions, type DeliveryFormat, type ParsedOptions } from './options.js';
-import { renderVariant } from './render.js';
+import {
+  canonicalOptions,
+  defaultRenderOptions,
+  isIdentity,
+  parseOptions,
+  type DeliveryFormat,
+  type RenderOptions,
+} from './options.js';
+import { renderVariant, uprightSize } from './render.js';
 import { verifyPath } from './signature.js';
 import { badUrl, parseDeliveryPath, type DeliveryPath } from './url.js';
 
@@ -55,6 +62,15 @@ export interface DeliveryDeps {
   chargeRender(vendorId: string): Promise<void>;
   /** Where failures that no request sees (a background write) are reported. */
   onError(err: unknown, message: string): void;
+}
+
+/** What a variant is rendered from: an asset, or a stored image of the vendor's (a job's output). */
+interface Source {
+  blob: string;
+  vendorId: string;
+  /** Upright size, when known without reading the image. */
+  width?: number;
+  height?: number;
 }
 
 interface RenderedVariant {
@@ -139,7 +155,26 @@ export class DeliveryService {
     if (isIdentity(options.render) && MIME[format] === asset.contentType) {
       return this.original(asset, headers, request.ifNoneMatch);
     }
-    return this.variant(asset, options, format, headers, request.ifNoneMatch);
+    const plan = planRender(asset.width, asset.height, options.render);
+    this.checkOutputSize(plan);
+    return this.variant(asset, options.render, format, headers, request.ifNoneMatch, () => plan);
+  }
+
+  /**
+   * A thumbnail of a stored image (a job's output or input, by its signed link): at most `side` pixels a side,
+   * in the format the client prefers, rendered and cached like any variant. The render is the vendor's.
+   */
+  async thumbnail(
+    source: { blob: string; vendorId: string; contentType: string },
+    side: number,
+    request: Pick<DeliveryRequest, 'accept' | 'ifNoneMatch'>,
+  ): Promise<DeliveryAnswer> {
+    const options: RenderOptions = { ...defaultRenderOptions(), width: side, height: side };
+    const format = this.negotiate(request.accept) ?? OWN_FORMAT[source.contentType] ?? 'png';
+    const headers = { 'cache-control': 'private, max-age=300', 'x-content-type-options': 'nosniff', vary: 'Accept' };
+    return this.variant(source, options, format, headers, request.ifNoneMatch, (meta) =>
+      planRender(meta.width, meta.height, options),
+    );
   }
 
   /** Drops what this process keeps of a vendor's settings: they changed here (other processes re-read within 5 s). */
@@ -201,33 +236,36 @@ export class DeliveryService {
     };
   }
 
+  private checkOutputSize(plan: RenderPlan) {
+    const { width, height } = plan;
+    if (width * height > this.deps.maxPixels || width > MAX_OUTPUT_SIDE || height > MAX_OUTPUT_SIDE) {
+      const limits = { maxPixels: this.deps.maxPixels, maxSide: MAX_OUTPUT_SIDE };
+      const { code, message, details } = jobErrors.outputTooLarge(width, height, limits);
+      throw new PixqError(code, message, { status: 400, details });
+    }
+  }
+
+  /**
+   * A variant of `source`: its key (the source's bytes, the canonical options and the format) names one content,
+   * so its ETag answers revalidation without reading anything; then memory, the store's cache, or a render.
+   * `plan` sizes the render from the source's size, which a render reads from the image when it is not known.
+   */
   private async variant(
-    asset: Asset,
-    options: ParsedOptions,
+    source: Source,
+    options: RenderOptions,
     format: DeliveryFormat,
     headers: Record<string, string>,
     ifNoneMatch: string | undefined,
+    plan: (size: { width: number; height: number }) => RenderPlan,
   ): Promise<DeliveryAnswer> {
-    const plan = planRender(asset.width, asset.height, options.render);
-    if (
-      plan.width * plan.height > this.deps.maxPixels ||
-      plan.width > MAX_OUTPUT_SIDE ||
-      plan.height > MAX_OUTPUT_SIDE
-    ) {
-      const { code, message, details } = jobErrors.outputTooLarge(plan.width, plan.height, {
-        maxPixels: this.deps.maxPixels,
-        maxSide: MAX_OUTPUT_SIDE,
-      });
-      throw new PixqError(code, message, { status: 400, details });
-    }
     const key = createHash('sha256')
-      .update(`v1|${asset.blob}|${canonicalOptions(options.render)}|${format}`)
+      .update(`v1|${source.blob}|${canonicalOptions(options)}|${format}`)
       .digest('hex');
     const etag = `"${key.slice(0, 32)}"`;
     if (matches(ifNoneMatch, etag)) return this.notModified(etag, headers);
     const cached = this.memory.get(key);
     const { variant, bytes } =
-      cached ?? (await this.load(key, (stored) => this.render(key, asset, options, format, plan, stored)));
+      cached ?? (await this.load(key, (stored) => this.render(key, source, options, format, plan, stored)));
     this.touched.add(key);
     return {
       status: 200,
@@ -270,16 +308,18 @@ export class DeliveryService {
    */
   private async render(
     key: string,
-    asset: Asset,
-    options: ParsedOptions,
+    source: Source,
+    options: RenderOptions,
     format: DeliveryFormat,
-    plan: ReturnType<typeof planRender>,
+    plan: (size: { width: number; height: number }) => RenderPlan,
     stored: () => void,
   ): Promise<RenderedVariant> {
-    await this.deps.chargeRender(asset.vendorId);
-    const encoded = await this.renders.run(asset.vendorId, async () => {
-      const source = await this.deps.blobs.get(asset.blob);
-      return renderVariant(source, plan, options.render, format, this.deps.maxPixels);
+    await this.deps.chargeRender(source.vendorId);
+    const encoded = await this.renders.run(source.vendorId, async () => {
+      const bytes = await this.deps.blobs.get(source.blob);
+      const size =
+        source.width && source.height ? { width: source.width, height: source.height } : await uprightSize(bytes);
+      return renderVariant(bytes, plan(size), options, format, this.deps.maxPixels);
     });
     this.counters.renders++;
     const variant: Variant = {

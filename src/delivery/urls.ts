@@ -16,8 +16,11 @@ const URL_FORMATS: Record<string, DeliveryOptions['format']> = {
   'image/avif': 'avif',
 };
 
-/** Thumbnails for listings: within 320 px, in the format the browser prefers. */
-const THUMBNAIL: DeliveryOptions = { resizingType: 'fit', width: 320, height: 320 };
+/** The side of the thumbnails pixq links to in listings (assets, and job outputs through their signed links). */
+export const THUMBNAIL_SIDE = 320;
+
+/** Thumbnails for listings: within THUMBNAIL_SIDE, in the format the browser prefers. */
+const THUMBNAIL: DeliveryOptions = { resizingType: 'fit', width: THUMBNAIL_SIDE, height: THUMBNAIL_SIDE };
 
 export function deliveryEndpoint(base: string, vendorName: string): string {
   return `${base}/i/${vendorName}`;

@@ -301,4 +301,28 @@ describeEachSetup('assets', (setup) => {
       await receiver.close();
     }
   });
+
+  it("links every output to a thumbnail that its signed link's holder can read, rendered once", async () => {
+    const job = await submitted(
+      await api.call('POST', '/v1/jobs', {
+        key,
+        form: imageForm([{ bytes: await jpeg(800, 400) }], { type: 'transform' }),
+      }),
+    );
+    const { thumbnailUrl } = job.outputs[0];
+    expect(thumbnailUrl).toMatch(/[?&]tw=320(&|$)/);
+    const webp = await api.call('GET', thumbnailUrl, { headers: { accept: 'image/webp,*/*' } });
+    expect(webp.status).toBe(200);
+    expect(webp.headers.get('vary')).toBe('Accept');
+    expect(await sharp(webp.raw).metadata()).toMatchObject({ format: 'webp', width: 320, height: 160 });
+    const jpegThumb = await api.call('GET', thumbnailUrl, { headers: { accept: 'image/*' } });
+    expect(jpegThumb.headers.get('content-type')).toBe('image/jpeg');
+    const again = await api.call('GET', thumbnailUrl, {
+      headers: { accept: 'image/webp,*/*', 'if-none-match': webp.headers.get('etag')! },
+    });
+    expect(again.status).toBe(304);
+    // The size is part of what the link signs.
+    expectProblem(await api.call('GET', thumbnailUrl.replace('tw=320', 'tw=1000')), 403, 'invalid_signature');
+    expectProblem(await api.call('GET', thumbnailUrl.replace(/&?tw=320/, '')), 403, 'invalid_signature');
+  });
 });

@@ -187,6 +187,7 @@ export type AssetRef = Static<typeof AssetRef>;
 
 export const JobOutputView = Type.Object({
   url: Type.String({ description: 'Signed download URL, valid for a short time.' }),
+  thumbnailUrl: Type.String({ description: 'Signed URL of a thumbnail (320 px a side at most; format by Accept).' }),
   contentType: Type.String(),
   width: Type.Integer(),
   height: Type.Integer(),

@@ -136,6 +136,14 @@ export const statusRoutes =
           await deps.limiter.chargeAnonymous(request, reply);
           throw err;
         }
+        if (verified.thumbnail !== undefined && verified.vendorId !== undefined) {
+          const { key, vendorId, contentType } = verified;
+          const answer = await deps.delivery.thumbnail({ blob: key, vendorId, contentType }, verified.thumbnail, {
+            accept: request.headers.accept,
+            ifNoneMatch: request.headers['if-none-match'],
+          });
+          return reply.code(answer.status).headers(answer.headers).send(answer.body);
+        }
         // A bucket clients can reach serves the bytes itself, through a presigned GET that ends with this link.
         const direct = await deps.blobs.directUrl(verified.key, verified.contentType, verified.expiresAt);
         if (direct) return reply.header('cache-control', 'private, no-store').redirect(direct, 302);
