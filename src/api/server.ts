@@ -121,6 +121,9 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   await app.register(assetRoutes(deps));
   await app.register(deliveryRoutes(deps));
   await registerCompat(app, deps);
-  if (config.dashboard) await app.register(dashboardRoutes());
+  if (config.dashboard) {
+    const deliveryOrigin = config.delivery.baseUrl && new URL(config.delivery.baseUrl).origin;
+    await app.register(dashboardRoutes(undefined, deliveryOrigin ? [deliveryOrigin] : []));
+  }
   return app;
 }
