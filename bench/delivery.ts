@@ -12,6 +12,8 @@
  * pixq runs as `pixq api` does, on SQLite and the file blob store, in a child process; ipx and nginx in their own.
  * Prints the machine, the tables and the checks against the targets (first render p50 at most ipx's; hits at
  * least 0.3x nginx's req/s with p99 at most 3x nginx's; no errors).
+ *
+ * Settings: BENCH_CONNECTIONS (100), BENCH_SECONDS (20), BENCH_CPU_PROF=dir for a V8 CPU profile of pixq.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -100,7 +102,8 @@ async function main() {
 
   const children: ChildProcess[] = [];
   try {
-    const pixq = await startChild(['--import', 'tsx', self, '--pixq'], children, {
+    const profile = env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${env.BENCH_CPU_PROF}`] : [];
+    const pixq = await startChild([...profile, '--import', 'tsx', self, '--pixq'], children, {
       PIXQ_DATA_DIR: path.join(work, 'pixq'),
       DATABASE_URL: '',
       PIXQ_ADMIN_KEY: ADMIN_KEY,
