@@ -174,7 +174,8 @@ describeEachStore('vendor isolation and access control', (target) => {
     const keys = await api().call('GET', `/v1/vendors/${revokedVendor.id}/keys`, { key: ADMIN_KEY });
     await api().call('DELETE', `/v1/vendors/${revokedVendor.id}/keys/${keys.body.keys[0].id}`, { key: ADMIN_KEY });
     // Delivery URLs carry a signature instead of a key (test/delivery covers them).
-    const isPublic = (path: string) => ['/healthz', '/readyz', '/v1/blobs/{key}', '/health', '/i/{*}'].includes(path);
+    const isPublic = (path: string) =>
+      ['/healthz', '/readyz', '/v1/blobs/{key}', '/health', '/i/{path}'].includes(path);
     const guarded = routes.filter((r) => !isPublic(r.path));
     expect(guarded.length).toBeGreaterThanOrEqual(20);
     for (const r of guarded) {
