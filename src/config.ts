@@ -52,6 +52,8 @@ export interface Config {
   /** Where callers reach the API (`https://pixq.example.com`), for absolute URLs in webhooks; unset: relative. */
   publicUrl: string | undefined;
   rateLimits: {
+    /** Renders of delivery variants not yet cached, per vendor. */
+    render: RateLimit;
     requests: RateLimit;
     image: RateLimit;
     removeBackground: RateLimit;
@@ -92,6 +94,27 @@ export interface Config {
   syncWaitMs: number;
   /** Serve the web dashboard (web/dist) at `/`. */
   dashboard: boolean;
+  /** The storage quota (uploads and assets) of vendors without one of their own; undefined: none. */
+  maxStorageBytes: number | undefined;
+  /** The marketplace compat queue publishes its outputs as assets, so `result.outputUrl` is permanent. */
+  compatPublish: boolean;
+  delivery: DeliveryConfig;
+}
+
+/** Asset delivery (src/delivery): where its URLs point, its cache, its renders. */
+export interface DeliveryConfig {
+  /** The base delivery URLs are built on (a CDN in front of pixq); default PIXQ_PUBLIC_URL, else relative. */
+  baseUrl: string | undefined;
+  /** The most bytes rendered variants may take in the blob store; least recently used ones go first. */
+  cacheBytes: number;
+  /** Variant bytes each process keeps in memory for hits. */
+  memoryBytes: number;
+  /** Renders one process runs at once, so they cannot starve job workers of CPU. */
+  concurrency: number;
+  /** max-age of answers to URLs without the asset's current version (those with it are immutable). */
+  maxAgeS: number;
+  /** Formats chosen by `Accept` when a URL names none, in order of preference. */
+  formats: ('avif' | 'webp')[];
 }
 
 /** A remote rembg server (`rembg s`) and how many calls this process may have in flight on it. */
@@ -173,6 +196,65 @@ export function parseRate(name: string, raw: string): RateLimit {
   const windowMs = Number(match[2] || '1') * UNIT_MS[match[3]];
   if (limit < 1 || windowMs < 1000) throw new ConfigError(name, `must allow at least 1 request per 1s, got "${raw}"`);
   return { limit, windowMs };
+}
+
+const BYTE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** Parses a size such as `2G`, `512M` or `1048576` (K, M, G, T are powers of 1024). */
+export function parseBytes(name: string, raw: string): number {
+  const match = /^(\d+)\s*([kmgt]?)i?b?$/i.exec(raw.trim());
+  if (!match) throw new ConfigError(name, `must be a size such as 2G, 512M or 1048576, got "${raw}"`);
+  const value = Number(match[1]) * BYTE_UNITS[match[2].toLowerCase()];
+  if (!Number.isSafeInteger(value)) throw new ConfigError(name, `is too large, got "${raw}"`);
+  return value;
+}
+
+function bytes(env: Env, name: string, fallback: string): number;
+function bytes(env: Env, name: string, fallback: undefined): number | undefined;
+function bytes(env: Env, name: string, fallback: string | undefined): number | undefined {
+  const raw = read(env, name) ?? fallback;
+  return raw === undefined ? undefined : parseBytes(name, raw);
+}
+
+const NEGOTIABLE_FORMATS = ['avif', 'webp'] as const;
+
+/** Parses PIXQ_DELIVERY_FORMATS: `avif,webp` (the default), `webp`, or `none`. */
+export function parseDeliveryFormats(name: string, raw: string): ('avif' | 'webp')[] {
+  if (raw.trim().toLowerCase() === 'none') return [];
+  const formats = raw
+    .split(',')
+    .map((f) => f.trim().toLowerCase())
+    .filter(Boolean);
+  for (const f of formats) {
+    if (!(NEGOTIABLE_FORMATS as readonly string[]).includes(f)) {
+      throw new ConfigError(name, `must list avif and/or webp (or be none), got "${f}"`);
+    }
+  }
+  return [...new Set(formats)] as ('avif' | 'webp')[];
+}
+
+function deliveryConfig(env: Env, publicBase: string | undefined): DeliveryConfig {
+  const baseUrl = read(env, 'PIXQ_DELIVERY_URL');
+  if (baseUrl !== undefined && !/^https?:\/\/[^\s/]+/.test(baseUrl)) {
+    throw new ConfigError(
+      'PIXQ_DELIVERY_URL',
+      `must be an http(s) URL such as https://cdn.example.com, got "${baseUrl}"`,
+    );
+  }
+  return {
+    baseUrl: (baseUrl ?? publicBase)?.replace(/\/+$/, ''),
+    cacheBytes: bytes(env, 'PIXQ_DELIVERY_CACHE_BYTES', '2G'),
+    memoryBytes: bytes(env, 'PIXQ_DELIVERY_MEMORY_BYTES', '64M'),
+    concurrency: integer(
+      env,
+      'PIXQ_DELIVERY_CONCURRENCY',
+      Math.max(1, Math.floor(os.availableParallelism() / 2)),
+      1,
+      64,
+    ),
+    maxAgeS: integer(env, 'PIXQ_DELIVERY_MAX_AGE_S', 300, 0, 31_536_000),
+    formats: parseDeliveryFormats('PIXQ_DELIVERY_FORMATS', read(env, 'PIXQ_DELIVERY_FORMATS') ?? 'avif,webp'),
+  };
 }
 
 function rate(env: Env, name: string, fallback: string): RateLimit {
@@ -368,6 +450,7 @@ export function loadConfig(env: Env = process.env): Config {
   };
   const leaseMs = integer(env, 'PIXQ_LEASE_MS', 30_000, 1000);
   const rembgServers = parseRembgUrls('PIXQ_REMBG_URLS', read(env, 'PIXQ_REMBG_URLS') ?? '');
+  const publicBase = publicUrl(env);
   return {
     dataDir,
     databaseUrl,
@@ -398,8 +481,9 @@ export function loadConfig(env: Env = process.env): Config {
     trustProxy: flag(env, 'PIXQ_TRUST_PROXY', false),
     signingSecret,
     signedUrlTtlMs: integer(env, 'PIXQ_SIGNED_URL_TTL_S', 900, 1) * 1000,
-    publicUrl: publicUrl(env),
+    publicUrl: publicBase,
     rateLimits: {
+      render: rate(env, 'PIXQ_RATE_RENDER', '600/1m'),
       requests: rate(env, 'PIXQ_RATE_REQUESTS', '1000/1m'),
       image: rate(env, 'PIXQ_RATE_IMAGE', '50/15m'),
       removeBackground: rate(env, 'PIXQ_RATE_REMOVE_BACKGROUND', '30/1h'),
@@ -440,5 +524,8 @@ export function loadConfig(env: Env = process.env): Config {
     compatAnonymousVendor: vendorName(env, 'PIXQ_COMPAT_ANONYMOUS_VENDOR'),
     syncWaitMs: integer(env, 'PIXQ_SYNC_WAIT_MS', 60_000, 1, 3_600_000),
     dashboard: flag(env, 'PIXQ_DASHBOARD', true),
+    maxStorageBytes: bytes(env, 'PIXQ_MAX_STORAGE_BYTES', undefined),
+    compatPublish: flag(env, 'PIXQ_COMPAT_PUBLISH', true),
+    delivery: deliveryConfig(env, publicBase),
   };
 }

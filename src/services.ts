@@ -77,6 +77,7 @@ export async function startWorker(services: Services): Promise<() => Promise<voi
     timeoutMs: config.webhooks.timeoutMs,
     concurrency: config.webhooks.concurrency,
     allowlist: config.urlAllowlist,
+    deliveryBase: config.delivery.baseUrl ?? '',
     outputUrl: (vendorId, output) =>
       (config.publicUrl ?? '') +
       signBlobUrl(

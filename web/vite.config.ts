@@ -5,5 +5,5 @@ import react from '@vitejs/plugin-react';
 export default defineConfig({
   plugins: [react()],
   base: '/',
-  build: { outDir: 'dist', emptyOutDir: true, assetsDir: 'assets' },
+  build: { outDir: 'dist', emptyOutDir: true, assetsDir: 'static' },
 });

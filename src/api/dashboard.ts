@@ -9,30 +9,34 @@ import { declarePublic } from './auth.js';
 export const DASHBOARD_DIR = fileURLToPath(new URL('../../web/dist/', import.meta.url));
 
 /** The single-page app's own paths (web/src/App.tsx): each answers index.html, and the app routes in the browser. */
-export const DASHBOARD_PATHS = ['/', '/jobs', '/jobs/:id', '/upload', '/vendors', '/sign-in'] as const;
+export const DASHBOARD_PATHS = ['/', '/jobs', '/jobs/:id', '/upload', '/assets', '/vendors', '/sign-in'] as const;
 
 /**
  * The page may load and call only its own origin: scripts, styles and fetches from 'self', images also from
- * data: and blob: URLs the page makes itself (previews of files about to be uploaded), never framed.
+ * data: and blob: URLs the page makes itself (previews of files about to be uploaded) and from the delivery
+ * origin when thumbnails come from a CDN (PIXQ_DELIVERY_URL), never framed.
  */
-const CONTENT_SECURITY_POLICY = [
-  "default-src 'self'",
-  "connect-src 'self'",
-  "img-src 'self' data: blob:",
-  "object-src 'none'",
-  "base-uri 'self'",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-].join('; ');
+function contentSecurityPolicy(imageOrigins: string[]): string {
+  return [
+    "default-src 'self'",
+    "connect-src 'self'",
+    ["img-src 'self' data: blob:", ...imageOrigins].join(' '),
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
 
 /**
- * Serves the dashboard: hashed assets under /assets/ cached for good, index.html (never cached, so a new
+ * Serves the dashboard: hashed files under /static/ cached for good, index.html (never cached, so a new
  * build is picked up on the next load) at the app's paths only; everything else stays the API's 404. Every
  * route is public: the page holds no data, it asks for the key and calls /v1 with it.
  */
 export const dashboardRoutes =
-  (dir = DASHBOARD_DIR): FastifyPluginAsync =>
+  (dir = DASHBOARD_DIR, imageOrigins: string[] = []): FastifyPluginAsync =>
   async (app) => {
+    const csp = contentSecurityPolicy(imageOrigins);
     const indexFile = path.join(dir, 'index.html');
     if (!fs.existsSync(indexFile)) {
       app.log.warn({ dir }, 'dashboard not built (npm run build -w @pixq/web): serving the API without it');
@@ -42,8 +46,8 @@ export const dashboardRoutes =
     const indexHtml = fs.readFileSync(indexFile);
     declarePublic(app);
     await app.register(fastifyStatic, {
-      root: path.join(dir, 'assets'),
-      prefix: '/assets/',
+      root: path.join(dir, 'static'),
+      prefix: '/static/',
       index: false,
       decorateReply: false,
       schemaHide: true,
@@ -58,7 +62,7 @@ export const dashboardRoutes =
         reply
           .type('text/html; charset=utf-8')
           .header('cache-control', 'no-cache')
-          .header('content-security-policy', CONTENT_SECURITY_POLICY)
+          .header('content-security-policy', csp)
           .header('x-content-type-options', 'nosniff')
           .send(indexHtml),
       );

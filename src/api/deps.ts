@@ -1,3 +1,4 @@
+import type { DeliveryService } from '../delivery/service.js';
 import type { IntakeDeps } from './intake.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { Signer } from './views.js';
@@ -6,4 +7,5 @@ import type { Signer } from './views.js';
 export interface ApiDeps extends IntakeDeps {
   limiter: RateLimiter;
   signer: Signer;
+  delivery: DeliveryService;
 }

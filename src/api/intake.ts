@@ -1,10 +1,12 @@
 import { PassThrough, type Readable } from 'node:stream';
 import type { MultipartFile } from '@fastify/multipart';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { BlobRef, BlobStore } from '../blobs/types.js';
+import { payloadTooLarge } from '../blobs/index.js';
+import type { BlobStore } from '../blobs/types.js';
 import type { Config } from '../config.js';
-import type { Engine, JobSpec, Upload } from '../engine/index.js';
+import type { AssetImage, Engine, JobSpec, Upload } from '../engine/index.js';
 import { PixqError, validationFailed } from '../errors.js';
+import { isAssetPrefix } from '@pixq/client/schemas';
 import { checkUrlTarget, sniffImage, type SniffedImage } from '../intake/index.js';
 import { parseOptions, type Processor } from '../processors/index.js';
 import type { Budget, RateLimiter } from './rate-limit.js';
@@ -18,20 +20,27 @@ export interface IntakeDeps {
 }
 
 /**
- * Stores one uploaded file as the vendor's upload: streamed to the blob store under the size limit, then
- * checked by its bytes (type, pixel count, truncation). A refused file leaves nothing behind.
+ * Stores one uploaded image file: streamed to the blob store under the size limit and checked by its bytes
+ * (type, pixel count, truncation) before they are stored, so a refused file leaves nothing behind and no
+ * stored blob, which may be another vendor's bytes, is ever deleted here.
  */
+export async function storeImageFile(deps: IntakeDeps, file: MultipartFile): Promise<AssetImage> {
+  let image: SniffedImage | undefined;
+  const ref = await deps.blobs.putStream(guarded(file.file), {
+    maxBytes: deps.config.maxUploadBytes,
+    // Busboy's own limit is one byte past this one (src/api/server.ts): the store refuses an oversized file
+    // before busboy would cut it short.
+    check: async (bytes) => {
+      image = await sniffImage(bytes, deps.config.maxPixels);
+    },
+  });
+  const { contentType, width, height } = image!;
+  return { blob: ref.key, contentType, bytes: ref.bytes, width, height };
+}
+
+/** Stores one uploaded file as the vendor's upload (charged to its storage quota). */
 export async function storeUpload(deps: IntakeDeps, vendorId: string, file: MultipartFile): Promise<Upload> {
-  const ref = await deps.blobs.putStream(guarded(file.file), { maxBytes: deps.config.maxUploadBytes });
-  try {
-    if (file.file.truncated) throw tooLarge(deps.config);
-    const image = await sniffImage(await deps.blobs.get(ref.key), deps.config.maxPixels);
-    return await createUpload(deps, vendorId, ref, image);
-  } catch (err) {
-    // Bytes that are not an acceptable image cannot be shared with any stored upload, so deleting is safe.
-    await deps.blobs.delete(ref.key);
-    throw err;
-  }
+  return deps.engine.uploads.create(vendorId, await storeImageFile(deps, file));
 }
 
 /**
@@ -39,16 +48,9 @@ export async function storeUpload(deps: IntakeDeps, vendorId: string, file: Mult
  * same limits and checks as a file; they are checked before anything is stored.
  */
 export async function storeUploadBytes(deps: IntakeDeps, vendorId: string, bytes: Buffer): Promise<Upload> {
-  if (bytes.length > deps.config.maxUploadBytes) throw tooLarge(deps.config);
-  const image = await sniffImage(bytes, deps.config.maxPixels);
-  return createUpload(deps, vendorId, await deps.blobs.put(bytes, image.contentType), image);
-}
-
-const tooLarge = (config: Config) =>
-  new PixqError('payload_too_large', `file exceeds ${config.maxUploadBytes} bytes`, { status: 413 });
-
-function createUpload(deps: IntakeDeps, vendorId: string, ref: BlobRef, image: SniffedImage): Promise<Upload> {
-  const { contentType, width, height } = image;
+  if (bytes.length > deps.config.maxUploadBytes) throw payloadTooLarge(deps.config.maxUploadBytes);
+  const { contentType, width, height } = await sniffImage(bytes, deps.config.maxPixels);
+  const ref = await deps.blobs.put(bytes, contentType);
   return deps.engine.uploads.create(vendorId, { blob: ref.key, contentType, bytes: ref.bytes, width, height });
 }
 
@@ -151,8 +153,20 @@ export async function toJobSpec(
     metadata: body.metadata,
     ...(body.webhookUrl !== undefined && { webhookUrl: await checkWebhookTarget(deps.config, body.webhookUrl) }),
     template: body.template,
+    ...(body.publish !== undefined && { publish: publishTarget(body.publish) }),
     idempotencyKey,
   };
+}
+
+/** A submission's `publish` as the engine takes it: `true` is the job id itself, i.e. an empty prefix. */
+function publishTarget(publish: NonNullable<JobSubmission['publish']>): JobSpec['publish'] {
+  if (publish === true) return { prefix: '' };
+  if ('prefix' in publish && !isAssetPrefix(publish.prefix)) {
+    throw validationFailed(
+      'publish.prefix must be asset path characters ([A-Za-z0-9._/-]) that, followed by a job id, make a valid asset path',
+    );
+  }
+  return publish;
 }
 
 /**

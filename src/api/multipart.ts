@@ -5,14 +5,14 @@ import { asMultipartProblem, storeUpload, type IntakeDeps } from './intake.js';
 import { checkJsonDepth } from './json-body.js';
 import { vendorOf } from './auth.js';
 
-const JSON_FIELDS = new Set(['options', 'metadata']);
+const JSON_FIELDS = new Set(['options', 'metadata', 'publish']);
 const INTEGER_FIELDS = new Set(['priority', 'maxAttempts', 'timeoutMs']);
 
 /** Uploads stored while reading each multipart submission; they go again if the submission fails. */
 const submittedUploads = new WeakMap<FastifyRequest, { vendorId: string; ids: string[] }>();
 
 /**
- * Reads a multipart submission: text fields (`options` and `metadata` as JSON text) and files in the field
+ * Reads a multipart submission: text fields (`options`, `metadata` and `publish` as JSON text) and files in the field
  * `fileField` (`image` in /v1; the old APIs name theirs), each stored as an upload as it streams in. Returns
  * the fields and the uploads in order, with the file names the client gave.
  */

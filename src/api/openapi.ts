@@ -30,8 +30,18 @@ export function jobOptionsTransform(processors: Map<string, Processor>) {
   const submission = documentedSubmission(processors);
   const bulk = Type.Object({ jobs: Type.Array(submission, { minItems: 1 }) }, { additionalProperties: false });
   return ({ schema, url }: { schema: FastifySchema; url: string }) => {
+    if (url.endsWith('/*')) return documentedWildcard(schema, url);
     if (schema?.body === JobSubmission) return { schema: { ...schema, body: submission }, url };
     if (schema?.body === BulkSubmission) return { schema: { ...schema, body: bulk }, url };
     return { schema, url };
   };
+}
+
+/**
+ * A route whose path ends in a wildcard (`/v1/assets/*`: an asset path holds slashes) is documented with a
+ * parameter named `path`, since Fastify's `*` is no name a client generator can use.
+ */
+function documentedWildcard(schema: FastifySchema | undefined, url: string) {
+  const path = Type.String({ description: 'The rest of the path, slashes included (not encoded).' });
+  return { schema: { ...schema, params: Type.Object({ path }) }, url: `${url.slice(0, -1)}:path` };
 }

@@ -4,13 +4,14 @@ import type { Engine, RateLimitOutcome, Vendor } from '../engine/index.js';
 import { PixqError, storeFault } from '../errors.js';
 
 /** The budgets a request can spend. `requests` is every vendor request; the others follow the old system. */
-export type Budget = 'requests' | 'image' | 'removeBackground' | 'bulk' | 'anonymous';
+export type Budget = 'requests' | 'image' | 'removeBackground' | 'bulk' | 'render' | 'anonymous';
 
 const POLICY_NAMES: Record<Budget, string> = {
   requests: 'requests',
   image: 'image',
   removeBackground: 'remove-background',
   bulk: 'bulk',
+  render: 'render',
   anonymous: 'anonymous',
 };
 
@@ -72,26 +73,28 @@ export class RateLimiter {
     charges: [Budget, number][],
     payer = callerVendor(request),
   ) {
-    const subject = payer ? `vendor:${payer.id}` : `ip:${request.ip}`;
+    const outcomes = await this.spend(payer ? `vendor:${payer.id}` : `ip:${request.ip}`, payer, charges);
+    addHeaders(reply, outcomes);
+    const refused = refusal(outcomes);
+    if (refused) {
+      reply.header('retry-after', String(refused.details!.retryAfterSeconds));
+      throw refused;
+    }
+  }
+
+  /** Spends one unit of a vendor's budget outside a vendor's request (a render for a delivery URL). */
+  async chargeVendor(vendorId: string, budget: Budget) {
+    const payer = await this.engine.vendors.get(vendorId);
+    const refused = refusal(await this.spend(`vendor:${payer.id}`, payer, [[budget, 1]]));
+    if (refused) throw refused;
+  }
+
+  private async spend(subject: string, payer: Vendor | undefined, charges: [Budget, number][]) {
     const wanted = charges
       .filter(([, cost]) => cost > 0)
       .map(([budget, cost]) => ({ rule: { name: POLICY_NAMES[budget], ...this.rule(payer, budget) }, cost }));
-    if (wanted.length === 0) return;
-    const outcomes = await this.engine.rateLimits.consume(subject, wanted);
-    const refused = outcomes.find((o) => !o.allowed);
-    addHeaders(reply, outcomes);
-    if (refused) {
-      const retryAfter = Math.max(1, Math.ceil(refused.resetMs / 1000));
-      reply.header('retry-after', String(retryAfter));
-      throw new PixqError(
-        'rate_limited',
-        `the ${refused.rule.name} budget of ${refused.rule.limit} per ${refused.rule.windowMs / 1000} s is spent; retry in ${retryAfter} s`,
-        {
-          status: 429,
-          details: { policy: refused.rule.name, limit: refused.rule.limit, retryAfterSeconds: retryAfter },
-        },
-      );
-    }
+    if (wanted.length === 0) return [];
+    return this.engine.rateLimits.consume(subject, wanted);
   }
 
   /** What is left of a vendor's budget now, spending nothing: a charge of zero reads the current window. */
@@ -104,6 +107,18 @@ export class RateLimiter {
   private rule(payer: Vendor | undefined, budget: Budget): RateLimit {
     return payer?.rateLimits?.[budget] ?? this.defaults[budget];
   }
+}
+
+/** The 429 for the first budget refused, if any (with `retryAfterSeconds`, which the answer's Retry-After gets). */
+function refusal(outcomes: RateLimitOutcome[]): PixqError | undefined {
+  const refused = outcomes.find((o) => !o.allowed);
+  if (!refused) return undefined;
+  const retryAfter = Math.max(1, Math.ceil(refused.resetMs / 1000));
+  return new PixqError(
+    'rate_limited',
+    `the ${refused.rule.name} budget of ${refused.rule.limit} per ${refused.rule.windowMs / 1000} s is spent; retry in ${retryAfter} s`,
+    { status: 429, details: { policy: refused.rule.name, limit: refused.rule.limit, retryAfterSeconds: retryAfter } },
+  );
 }
 
 function callerVendor(request: FastifyRequest): Vendor | undefined {

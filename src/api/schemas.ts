@@ -10,6 +10,14 @@ if (!FormatRegistry.Has('date-time'))
  * a client sees live in @pixq/client's schemas (no server dependency), so the SDK's types are these schemas.
  */
 export {
+  AssetList,
+  AssetListQuery,
+  AssetRef,
+  AssetView,
+  DeliveryPresets,
+  DeliverySettingsBody,
+  DeliveryView,
+  PublishRequest,
   ApiKeyList,
   ApiKeyView,
   BatchView,

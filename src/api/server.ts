@@ -23,6 +23,9 @@ import { metricsRoutes } from './routes/metrics.js';
 import { statusRoutes } from './routes/status.js';
 import { submissionRoutes } from './routes/submissions.js';
 import { templateRoutes } from './routes/templates.js';
+import { assetRoutes } from './routes/assets.js';
+import { deliveryRoutes } from './routes/delivery.js';
+import { DeliveryService } from '../delivery/service.js';
 import { webhookRoutes } from './routes/webhooks.js';
 
 const JSON_BODY_LIMIT = 1024 * 1024;
@@ -57,14 +60,24 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   const limiter = new RateLimiter(engine, config.rateLimits);
   const signer = { secret: await loadSigningSecret(config), ttlMs: config.signedUrlTtlMs };
-  const deps: ApiDeps = { engine, blobs, processors, config, limiter, signer };
+  const delivery = new DeliveryService({
+    engine,
+    blobs,
+    config: config.delivery,
+    maxPixels: config.maxPixels,
+    chargeRender: (vendorId) => limiter.chargeVendor(vendorId, 'render'),
+    onError: (err, message) => app.log.error({ err }, message),
+  });
+  app.addHook('onClose', () => delivery.close());
+  const deps: ApiDeps = { engine, blobs, processors, config, limiter, signer, delivery };
 
   registerProblemHandlers(app);
   registerJsonParser(app);
   requireDeclaredAccess(app);
   await app.register(multipart, {
     limits: {
-      fileSize: config.maxUploadBytes,
+      // One byte over the limit, so the blob store's own limit refuses an oversized file before busboy cuts it.
+      fileSize: config.maxUploadBytes + 1,
       files: config.maxBulkFiles,
       fields: 20,
       fieldSize: 64 * 1024,
@@ -105,7 +118,12 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   await app.register(metricsRoutes(deps));
   await app.register(webhookRoutes(deps));
   await app.register(templateRoutes(deps));
+  await app.register(assetRoutes(deps));
+  await app.register(deliveryRoutes(deps));
   await registerCompat(app, deps);
-  if (config.dashboard) await app.register(dashboardRoutes());
+  if (config.dashboard) {
+    const deliveryOrigin = config.delivery.baseUrl && new URL(config.delivery.baseUrl).origin;
+    await app.register(dashboardRoutes(undefined, deliveryOrigin ? [deliveryOrigin] : []));
+  }
   return app;
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { notFound } from '../errors.js';
 import { assertBlobKey, blobKeyOf, isMissing, TempFiles, unlinkQuietly, type StagedFile } from './staging.js';
-import type { BlobLedger, BlobRef, BlobStore } from './types.js';
+import type { BlobLedger, BlobRef, BlobStore, PutStreamOptions } from './types.js';
 
 /**
  * Content-addressed blob store on the local filesystem: `<dataDir>/blobs/ab/cd/<sha256>`.
@@ -37,8 +37,9 @@ export class FsBlobStore implements BlobStore {
     return { key, bytes: data.length };
   }
 
-  async putStream(source: Readable, opts: { maxBytes: number }): Promise<BlobRef> {
+  async putStream(source: Readable, opts: PutStreamOptions): Promise<BlobRef> {
     const staged = await this.temp.stageStream(source, opts.maxBytes);
+    await this.temp.check(staged, opts.check);
     try {
       await this.ledger.touch(staged.key);
       if (await this.exists(staged.key)) await this.temp.discard(staged);

@@ -3,10 +3,10 @@ import { FsBlobStore } from './fs-store.js';
 import { S3BlobStore, s3Client } from './s3-store.js';
 import type { BlobLedger, BlobStore } from './types.js';
 
-export type { BlobLedger, BlobRef, BlobStore, BlobWriter } from './types.js';
+export type { BlobLedger, BlobRef, BlobStore, BlobWriter, PutStreamOptions } from './types.js';
 export { FsBlobStore } from './fs-store.js';
 export { S3BlobStore, s3Client } from './s3-store.js';
-export { assertBlobKey, payloadTooLarge } from './staging.js';
+export { assertBlobKey, blobKeyOf, payloadTooLarge } from './staging.js';
 export {
   SIGNABLE_CONTENT_TYPES,
   loadSigningSecret,

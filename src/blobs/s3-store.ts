@@ -14,7 +14,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { S3Config } from '../config.js';
 import { notFound } from '../errors.js';
 import { assertBlobKey, blobKeyOf, TempFiles, type StagedFile } from './staging.js';
-import type { BlobLedger, BlobRef, BlobStore } from './types.js';
+import type { BlobLedger, BlobRef, BlobStore, PutStreamOptions } from './types.js';
 
 /** S3 refuses presigned URLs valid for longer than a week. */
 const MAX_PRESIGN_S = 7 * 24 * 3600;
@@ -79,8 +79,9 @@ export class S3BlobStore implements BlobStore {
     return { key, bytes: data.length };
   }
 
-  async putStream(source: Readable, opts: { maxBytes: number }): Promise<BlobRef> {
+  async putStream(source: Readable, opts: PutStreamOptions): Promise<BlobRef> {
     const staged = await this.temp.stageStream(source, opts.maxBytes);
+    await this.temp.check(staged, opts.check);
     try {
       await this.ledger.touch(staged.key);
       if (!(await this.exists(staged.key))) await this.upload(staged);

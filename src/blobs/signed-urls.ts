@@ -6,7 +6,8 @@ import { PixqError, validationFailed } from '../errors.js';
 import { assertBlobKey } from './staging.js';
 
 /**
- * Signed download URLs for blobs: `/v1/blobs/<key>?exp=<unix s>&ct=<type>[&vid=<vendor>]&sig=<base64url>`.
+ * Signed download URLs for blobs: `/v1/blobs/<key>?exp=<unix s>&ct=<type>[&vid=<vendor>][&tw=<px>]&sig=<base64url>`.
+ * With `tw` the link is for a thumbnail of the image, at most that many pixels a side (the dashboard's lists).
  * The signature covers every parameter, so a holder can neither extend the expiry nor change the content type
  * the API will serve the bytes with (which would otherwise turn an uploaded file into HTML on our origin).
  *
@@ -22,6 +23,8 @@ export interface BlobUrlClaims {
   contentType: string;
   /** Epoch milliseconds; rounded down to whole seconds in the URL. */
   expiresAt: number;
+  /** A thumbnail of at most this many pixels a side instead of the bytes themselves. */
+  thumbnail?: number;
 }
 
 export interface VerifiedBlobUrl {
@@ -29,7 +32,11 @@ export interface VerifiedBlobUrl {
   vendorId: string | undefined;
   contentType: string;
   expiresAt: number;
+  thumbnail: number | undefined;
 }
+
+/** The largest thumbnail a signed link may ask for. */
+export const MAX_THUMBNAIL_SIDE = 1024;
 
 export type BlobUrlQuery = Record<string, string | string[] | undefined>;
 
@@ -47,9 +54,14 @@ export const SIGNABLE_CONTENT_TYPES: ReadonlySet<string> = new Set([
 const SIGNATURE_VERSION = 'v1';
 const SIGNING_KEY_FILE = 'signing.key';
 
-function signature(secret: Buffer, claims: { key: string; exp: number; ct: string; vid: string | undefined }): Buffer {
-  // JSON of a fixed-order array is an unambiguous encoding: no field can bleed into its neighbour.
-  const payload = JSON.stringify([SIGNATURE_VERSION, claims.key, claims.exp, claims.ct, claims.vid ?? null]);
+function signature(
+  secret: Buffer,
+  claims: { key: string; exp: number; ct: string; vid: string | undefined; tw: number | undefined },
+): Buffer {
+  // JSON of a fixed-order array is an unambiguous encoding: no field can bleed into its neighbour. A thumbnail's
+  // width is a sixth element, so links signed before thumbnails existed keep their signature.
+  const fields = [SIGNATURE_VERSION, claims.key, claims.exp, claims.ct, claims.vid ?? null];
+  const payload = JSON.stringify(claims.tw === undefined ? fields : [...fields, claims.tw]);
   return createHmac('sha256', secret).update(payload).digest();
 }
 
@@ -60,9 +72,14 @@ export function signBlobUrl(claims: BlobUrlClaims, secret: Buffer): string {
   }
   if (!Number.isFinite(claims.expiresAt)) throw validationFailed('expiresAt must be a finite epoch-ms number');
   const exp = Math.floor(claims.expiresAt / 1000);
-  const sig = signature(secret, { key: claims.key, exp, ct: claims.contentType, vid: claims.vendorId });
+  const tw = claims.thumbnail;
+  if (tw !== undefined && !(Number.isInteger(tw) && tw >= 1 && tw <= MAX_THUMBNAIL_SIDE)) {
+    throw validationFailed(`a thumbnail is 1 to ${MAX_THUMBNAIL_SIDE} pixels a side`);
+  }
+  const sig = signature(secret, { key: claims.key, exp, ct: claims.contentType, vid: claims.vendorId, tw });
   const query = new URLSearchParams({ exp: String(exp), ct: claims.contentType });
   if (claims.vendorId !== undefined) query.set('vid', claims.vendorId);
+  if (tw !== undefined) query.set('tw', String(tw));
   query.set('sig', sig.toString('base64url'));
   return `/v1/blobs/${claims.key}?${query.toString()}`;
 }
@@ -86,13 +103,16 @@ export function verifyBlobUrl(key: string, query: BlobUrlQuery, secret: Buffer, 
   const ct = single(query, 'ct');
   const vid = single(query, 'vid');
   const sig = single(query, 'sig');
+  const twText = single(query, 'tw');
   if (!/^[0-9a-f]{64}$/.test(key) || !exp || !/^\d{1,15}$/.test(exp) || !ct || !sig) throw invalidSignature();
-  const expected = signature(secret, { key, exp: Number(exp), ct, vid });
+  if (twText !== undefined && !/^\d{1,4}$/.test(twText)) throw invalidSignature();
+  const tw = twText === undefined ? undefined : Number(twText);
+  const expected = signature(secret, { key, exp: Number(exp), ct, vid, tw });
   const given = Buffer.from(sig, 'base64url');
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw invalidSignature();
   const expiresAt = Number(exp) * 1000;
   if (now >= expiresAt) throw new PixqError('url_expired', 'the download link has expired', { status: 403 });
-  return { key, vendorId: vid, contentType: ct, expiresAt };
+  return { key, vendorId: vid, contentType: ct, expiresAt, thumbnail: tw };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -105,6 +105,17 @@ export class TempFiles {
       throw err;
     } finally {
       source.off('error', ignoreEarly);
+    }
+  }
+
+  /** Runs `check` on a staged file's bytes; when it throws, the file is discarded and the error passes on. */
+  async check(staged: StagedFile, check: ((bytes: Buffer) => Promise<void>) | undefined): Promise<void> {
+    if (!check) return;
+    try {
+      await check(await readFile(staged.file));
+    } catch (err) {
+      await this.discard(staged);
+      throw err;
     }
   }
 

@@ -6,6 +6,11 @@ export interface BlobRef {
   bytes: number;
 }
 
+export interface PutStreamOptions {
+  maxBytes: number;
+  check?: (bytes: Buffer) => Promise<void>;
+}
+
 /** The part of a blob store a job handler may use: it can only add objects. */
 export interface BlobWriter {
   put(data: Buffer, contentType: string): Promise<BlobRef>;
@@ -25,8 +30,11 @@ export interface BlobLedger {
  * (`S3BlobStore`). Only the ledger's sweep deletes blobs that jobs or uploads may share.
  */
 export interface BlobStore extends BlobWriter {
-  /** Streams `source` into the store; rejects (and leaves nothing behind) past `maxBytes`. */
-  putStream(source: Readable, opts: { maxBytes: number }): Promise<BlobRef>;
+  /**
+   * Streams `source` into the store; rejects (and leaves nothing behind) past `maxBytes`, or when `check`,
+   * given the complete bytes before they are stored under their key, throws: what is refused is never stored.
+   */
+  putStream(source: Readable, opts: PutStreamOptions): Promise<BlobRef>;
   get(key: string): Promise<Buffer>;
   stream(key: string): Readable;
   exists(key: string): Promise<boolean>;

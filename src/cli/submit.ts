@@ -12,8 +12,9 @@ import { glob } from 'tinyglobby';
  * temporary name and renamed when complete, so a second run skips exactly the inputs that are done.
  */
 export const SUBMIT_USAGE = `pixq submit <files|folders|globs> --type T [--options JSON] [--out DIR]
-                      [--server URL] [--key K] [--concurrency N]
-                        send images to a pixq server (PIXQ_URL, PIXQ_KEY) and download the outputs`;
+                      [--publish PREFIX] [--server URL] [--key K] [--concurrency N]
+                        send images to a pixq server (PIXQ_URL, PIXQ_KEY) and download the outputs;
+                        --publish keeps each output as an asset at PREFIX<job id> and prints its URL`;
 
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.avif', '.tif', '.tiff', '.gif']);
 const OUTPUT_MARK = '.pixq.';
@@ -35,6 +36,9 @@ interface Run {
   type: string;
   options: Record<string, unknown> | undefined;
   outDir: string | undefined;
+  publish: { prefix: string } | undefined;
+  /** Each published output's permanent URL, by input file. */
+  published: [string, string][];
   board: ProgressBoard;
   succeeded: number;
   failures: Failure[];
@@ -48,6 +52,7 @@ export async function submitCommand(args: string[]): Promise<void> {
       type: { type: 'string' },
       options: { type: 'string' },
       out: { type: 'string' },
+      publish: { type: 'string' },
       server: { type: 'string' },
       key: { type: 'string' },
       concurrency: { type: 'string', default: '2' },
@@ -86,6 +91,8 @@ export async function submitCommand(args: string[]): Promise<void> {
     type: values.type,
     options: values.options === undefined ? undefined : parseOptions(values.options),
     outDir: values.out && path.resolve(values.out),
+    publish: values.publish === undefined ? undefined : { prefix: values.publish },
+    published: [],
     board: new ProgressBoard(process.stdout),
     succeeded: 0,
     failures: [],
@@ -125,6 +132,7 @@ export async function submitCommand(args: string[]): Promise<void> {
   console.log(
     `done in ${seconds} s: ${run.succeeded} succeeded, ${run.failures.length} failed, ${skipped} skipped (outputs exist)`,
   );
+  for (const [file, url] of run.published) console.log(`  published: ${file}: ${url}`);
   for (const f of run.failures) console.log(`  failed: ${f.file}: ${f.code} (${f.message})`);
   if (run.failures.length > 0) process.exitCode = 1;
 }
@@ -173,7 +181,12 @@ async function runBatch(run: Run, files: string[], label: string) {
   let accepted;
   try {
     const blobs = await Promise.all(files.map(async (file) => new File([await openAsBlob(file)], path.basename(file))));
-    accepted = await run.client.submitBulk({ files: blobs, type: run.type, options: run.options });
+    accepted = await run.client.submitBulk({
+      files: blobs,
+      type: run.type,
+      options: run.options,
+      publish: run.publish,
+    });
   } catch (err) {
     if (!(err instanceof PixqApiError) || ![413, 415, 422].includes(err.status) || files.length === 1) {
       for (const file of files) run.failures.push(failureOf(file, err));
@@ -189,6 +202,8 @@ async function runBatch(run: Run, files: string[], label: string) {
   for await (const job of run.client.jobs({ batchId: accepted.batchId, limit: 100 })) {
     const file = fileOf.get(job.id)!;
     if (job.state === 'succeeded') {
+      const asset = job.outputs[0]?.asset;
+      if (asset) run.published.push([file, asset.url]);
       await writeOutputs(run, job, file).then(
         () => run.succeeded++,
         (err: unknown) => run.failures.push(failureOf(file, err)),

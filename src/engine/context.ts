@@ -14,6 +14,8 @@ export interface EngineOptions {
   backoffBaseMs: number;
   backoffMaxMs: number;
   defaultTimeoutMs: number;
+  /** The storage quota of vendors without one of their own (PIXQ_MAX_STORAGE_BYTES); null or unset: none. */
+  maxStorageBytes?: number | null;
   /** Webhook delivery rules; Standard Webhooks' schedule when unset. */
   webhooks?: WebhookSettings;
   /** The clock; tests may move it. */

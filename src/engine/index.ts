@@ -5,8 +5,10 @@
 import { isMigrated, openStore, migrate, type Store } from '../store/index.js';
 import { loadConfig, type Config } from '../config.js';
 import { ApiKeyService } from './api-keys.js';
+import { AssetService } from './assets.js';
 import { BlobLedgerService } from './blobs.js';
 import { EngineContext, type EngineOptions } from './context.js';
+import { DeliverySettingsService } from './delivery.js';
 import { createLocalEventBus, createPostgresEventBus, type EventBus } from './event-bus.js';
 import { JobService } from './jobs.js';
 import { MaintenanceService } from './maintenance.js';
@@ -15,6 +17,7 @@ import { UploadService } from './uploads.js';
 import { RegistryService } from './registry.js';
 import { collectSeries, collectStats, type SeriesBucket, type Stats } from './stats.js';
 import { TemplateService } from './templates.js';
+import { VariantCacheService } from './variants.js';
 import { VendorService } from './vendors.js';
 import { WebhookService, type WebhookSettings } from './webhooks.js';
 import { WorkService } from './work.js';
@@ -39,6 +42,11 @@ export type {
   CallbackSecret,
 } from './webhooks.js';
 export type { Template, TemplateSettings } from './templates.js';
+export type { AssetImage, AssetPage } from './assets.js';
+export type { DeliverySettings, SigningPair } from './delivery.js';
+export type { Variant } from './variants.js';
+export { assetVersion, checkAssetPath, storageQuotaExceeded } from './assets.js';
+export { newSigningPair, verifyingPairs } from './delivery.js';
 export { WEBHOOK_EVENT_TYPES } from './webhooks.js';
 export { backoffDelay } from './backoff.js';
 export { SeenIds } from './seen-ids.js';
@@ -58,6 +66,9 @@ export class Engine {
   readonly webhooks: WebhookService;
   readonly blobs: BlobLedgerService;
   readonly templates: TemplateService;
+  readonly assets: AssetService;
+  readonly delivery: DeliverySettingsService;
+  readonly variants: VariantCacheService;
 
   private readonly ctx: EngineContext;
 
@@ -70,14 +81,17 @@ export class Engine {
     this.blobs = new BlobLedgerService(this.ctx);
     this.vendors = new VendorService(this.ctx);
     this.jobs = new JobService(this.ctx);
-    this.work = new WorkService(this.ctx);
+    this.work = new WorkService(this.ctx, this.blobs);
     this.maintenance = new MaintenanceService(this.ctx, this.blobs);
     this.registry = new RegistryService(this.ctx);
     this.apiKeys = new ApiKeyService(this.ctx);
     this.rateLimits = new RateLimitService(this.ctx);
-    this.uploads = new UploadService(this.ctx, this.blobs);
+    this.uploads = new UploadService(this.ctx, this.blobs, { defaultMaxBytes: options.maxStorageBytes ?? null });
     this.webhooks = new WebhookService(this.ctx, options.webhooks ?? DEFAULT_WEBHOOK_SETTINGS);
     this.templates = new TemplateService(this.ctx);
+    this.assets = new AssetService(this.ctx, this.blobs, { defaultMaxBytes: options.maxStorageBytes ?? null });
+    this.delivery = new DeliverySettingsService(this.ctx, ROTATION_OVERLAP_MS);
+    this.variants = new VariantCacheService(this.ctx, this.blobs);
   }
 
   get options(): EngineOptions {
@@ -109,7 +123,7 @@ export class Engine {
   }
 }
 
-// A rotated-out webhook secret keeps signing alongside the new one this long.
+// A rotated-out webhook secret keeps signing alongside the new one this long, as a rotated delivery key verifies.
 const ROTATION_OVERLAP_MS = 24 * 3_600_000;
 
 function webhookSettings(config: Config): WebhookSettings {
@@ -129,6 +143,7 @@ export function engineOptions(config: Config): EngineOptions {
     backoffBaseMs: config.backoffBaseMs,
     backoffMaxMs: config.backoffMaxMs,
     defaultTimeoutMs: config.defaultTimeoutMs,
+    maxStorageBytes: config.maxStorageBytes ?? null,
   };
 }
 

@@ -19,6 +19,7 @@ import type { EmitEvents, EngineContext } from './context.js';
 import { JOB_LIMITS, type JobLimit } from './limits.js';
 import { fromStoredEvent, toJob, toOutput } from './rows.js';
 import { checkActive } from './vendors.js';
+import { checkAssetPath } from './assets.js';
 import type { Job, JobEvent, JobOutput, JobSpec } from './types.js';
 
 export interface JobFilter {
@@ -251,6 +252,7 @@ export class JobService {
         error_message: null,
         error_retryable: null,
         result: null,
+        publish_error: null,
         progress_percent: 0,
         progress_stage: null,
         progress_message: null,
@@ -304,8 +306,9 @@ export class JobService {
   private newRow(vendorId: string, spec: JobSpec, now: number, batchId?: string): NewJobRow {
     const o = this.ctx.options;
     const runAt = now + checkLimit('delayMs', spec.delayMs ?? 0);
+    const id = newId();
     return {
-      id: newId(),
+      id,
       vendor_id: vendorId,
       type: spec.type,
       state: runAt > now ? 'delayed' : 'queued',
@@ -326,10 +329,16 @@ export class JobService {
       metadata: spec.metadata ? JSON.stringify(spec.metadata) : null,
       webhook_url: spec.webhookUrl ?? null,
       template: spec.template ?? null,
+      publish_path: spec.publish === undefined ? null : publishPath(spec.publish, id),
       created_at: now,
       updated_at: now,
     };
   }
+}
+
+/** Where a job's output is published: the path given, or the prefix followed by the job's id. */
+function publishPath(publish: NonNullable<JobSpec['publish']>, jobId: string): string {
+  return checkAssetPath('path' in publish ? publish.path : publish.prefix + jobId);
 }
 
 function storeFilter(vendorId: string | undefined, { state, ...filter }: JobFilter): JobFilterQuery {

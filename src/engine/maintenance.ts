@@ -3,6 +3,7 @@ import { deleteEventsBefore } from '../store/sql/events.js';
 import { endExpiredLease, selectExpiredLeases } from '../store/sql/leases.js';
 import { promoteDelayed } from '../store/sql/promote-delayed.js';
 import { deleteBucketsBefore } from '../store/sql/rate-buckets.js';
+import { releaseStorage } from '../store/sql/storage.js';
 import { deleteStaleWorkers } from '../store/sql/workers.js';
 import type { JobRow, Tx } from '../store/index.js';
 import type { BlobLedgerService } from './blobs.js';
@@ -67,12 +68,15 @@ export class MaintenanceService {
     return jobs;
   }
 
-  private async pruneInBatches(step: (tx: Tx) => Promise<{ deleted: number; orphanBlobs: string[] }>): Promise<number> {
+  private async pruneInBatches(
+    step: (tx: Tx) => Promise<{ deleted: number; orphanBlobs: string[]; freed: { vendorId: string; bytes: number }[] }>,
+  ): Promise<number> {
     let total = 0;
     for (;;) {
       const deleted = await this.ctx.write(async (tx) => {
         const result = await step(tx);
         await this.ledger.markUnreferenced(tx, result.orphanBlobs);
+        await releaseStorage(tx, result.freed);
         return result.deleted;
       });
       total += deleted;

@@ -1,6 +1,6 @@
-import type { EventRow, JobEventRow, JobOutputRow, JobRow, VendorRow } from '../store/index.js';
+import type { AssetRow, EventRow, JobEventRow, JobOutputRow, JobRow, VendorRow } from '../store/index.js';
 import type { StoredEvent } from '../store/sql/events.js';
-import type { Job, JobEvent, JobOutput, Vendor } from './types.js';
+import type { Asset, Job, JobEvent, JobOutput, Vendor } from './types.js';
 
 function parseJson<T>(text: string | null): T | null {
   return text === null ? null : (JSON.parse(text) as T);
@@ -32,6 +32,8 @@ export function toJob(row: JobRow): Job {
     metadata: parseJson(row.metadata),
     webhookUrl: row.webhook_url,
     template: row.template,
+    publishPath: row.publish_path,
+    publishError: parseJson(row.publish_error),
     leaseOwner: row.lease_owner,
     cancelRequested: row.cancel_requested === 1,
     createdAt: row.created_at,
@@ -53,7 +55,25 @@ export function toVendor(row: VendorRow): Vendor {
     maxQueued: row.max_queued,
     status: row.status,
     rateLimits: parseJson(row.rate_limits),
+    maxStorageBytes: row.max_storage_bytes === null ? null : Number(row.max_storage_bytes),
+    storageBytes: Number(row.storage_bytes),
     createdAt: row.created_at,
+  };
+}
+
+export function toAsset(row: AssetRow): Asset {
+  return {
+    vendorId: row.vendor_id,
+    path: row.path,
+    blob: row.blob,
+    contentType: row.content_type,
+    width: row.width,
+    height: row.height,
+    bytes: Number(row.bytes),
+    version: row.version,
+    jobId: row.job_id,
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
   };
 }
 

@@ -46,6 +46,10 @@ export interface Job {
   /** Where the job's own callback goes when it finishes (besides the vendor's endpoints). */
   webhookUrl: string | null;
   template: string | null;
+  /** The asset path its first output goes to when it succeeds; null: not published. */
+  publishPath: string | null;
+  /** Why that publish was refused (the storage quota); the job succeeded all the same. */
+  publishError: { code: string; message: string } | null;
   leaseOwner: string | null;
   cancelRequested: boolean;
   createdAt: number;
@@ -71,6 +75,8 @@ export interface JobSpec {
   webhookUrl?: string;
   /** The template the submission named (its type and options are already in `type` and `options`). */
   template?: string;
+  /** Publish the first output as an asset when the job succeeds: at `path`, or at `prefix` + the job id. */
+  publish?: { path: string } | { prefix: string };
 }
 
 /** Published on every state change and progress update; `id` orders events and lets SSE clients resume. */
@@ -96,5 +102,26 @@ export interface Vendor {
   maxQueued: number | null;
   status: 'active' | 'suspended';
   rateLimits: Record<string, { limit: number; windowMs: number }> | null;
+  /** The most bytes its uploads and assets may take; null: the configured default applies. */
+  maxStorageBytes: number | null;
+  /** The bytes its uploads and assets take now. */
+  storageBytes: number;
   createdAt: number;
+}
+
+/** A vendor's named, durable image. */
+export interface Asset {
+  vendorId: string;
+  path: string;
+  blob: string;
+  contentType: string;
+  width: number;
+  height: number;
+  bytes: number;
+  /** Changes exactly when the path gets new bytes (it is derived from them). */
+  version: string;
+  /** The job whose output it is; that job may have been deleted by retention since. */
+  jobId: string | null;
+  createdAt: number;
+  updatedAt: number;
 }

@@ -3,6 +3,8 @@ import { newId } from '../ids.js';
 import type { UploadRow } from '../store/index.js';
 import { deleteVendorUploads } from '../store/sql/delete-finished-jobs.js';
 import { insertUpload, selectUpload } from '../store/sql/uploads.js';
+import { releaseStorage, reserveStorage } from '../store/sql/storage.js';
+import { storageQuotaExceeded } from './assets.js';
 import type { BlobLedgerService } from './blobs.js';
 import type { EngineContext } from './context.js';
 
@@ -35,8 +37,10 @@ export class UploadService {
   constructor(
     private readonly ctx: EngineContext,
     private readonly ledger: BlobLedgerService,
+    private readonly storage: { defaultMaxBytes: number | null },
   ) {}
 
+  /** Records an upload whose bytes are stored, charging them to the vendor's storage quota. */
   async create(vendorId: string, image: Omit<Upload, 'id' | 'vendorId' | 'createdAt'>): Promise<Upload> {
     const row: UploadRow = {
       id: newId(),
@@ -48,7 +52,12 @@ export class UploadService {
       height: image.height,
       created_at: this.ctx.now(),
     };
-    await this.ctx.write((tx) => insertUpload(tx, row));
+    await this.ctx.write(async (tx) => {
+      if ((await reserveStorage(tx, vendorId, image.bytes, this.storage.defaultMaxBytes)) === undefined) {
+        throw storageQuotaExceeded(image.bytes);
+      }
+      await insertUpload(tx, row);
+    });
     return toUpload(row);
   }
 
@@ -64,8 +73,9 @@ export class UploadService {
    */
   async discard(vendorId: string, ids: string[]): Promise<number> {
     return this.ctx.write(async (tx) => {
-      const { deleted, orphanBlobs } = await deleteVendorUploads(tx, vendorId, ids);
+      const { deleted, orphanBlobs, freed } = await deleteVendorUploads(tx, vendorId, ids);
       await this.ledger.markUnreferenced(tx, orphanBlobs);
+      await releaseStorage(tx, freed);
       return deleted;
     });
   }

@@ -11,11 +11,20 @@ export interface VendorSettings {
   maxQueued?: number | null;
   status?: 'active' | 'suspended';
   rateLimits?: Vendor['rateLimits'];
+  /** The vendor's storage quota in bytes; null: the configured default (PIXQ_MAX_STORAGE_BYTES). */
+  maxStorageBytes?: number | null;
 }
 
 function checkSettings(s: VendorSettings) {
   if (s.weight !== undefined && !(s.weight > 0 && s.weight <= 1000)) {
     throw validationFailed('weight must be greater than 0 and at most 1000');
+  }
+  if (
+    s.maxStorageBytes !== undefined &&
+    s.maxStorageBytes !== null &&
+    !(Number.isSafeInteger(s.maxStorageBytes) && s.maxStorageBytes >= 0)
+  ) {
+    throw validationFailed('maxStorageBytes must be a whole number of bytes (0 or more), or null for the default');
   }
   for (const [name, value] of [
     ['maxRunning', s.maxRunning],
@@ -58,6 +67,7 @@ export class VendorService {
         status: settings.status ?? 'active',
         rate_limits: settings.rateLimits ? JSON.stringify(settings.rateLimits) : null,
         virtual_time: 0,
+        max_storage_bytes: settings.maxStorageBytes ?? null,
         created_at: now,
         updated_at: now,
       });
@@ -73,6 +83,7 @@ export class VendorService {
         ...(settings.maxRunning !== undefined && { max_running: settings.maxRunning }),
         ...(settings.maxQueued !== undefined && { max_queued: settings.maxQueued }),
         ...(settings.status !== undefined && { status: settings.status }),
+        ...(settings.maxStorageBytes !== undefined && { max_storage_bytes: settings.maxStorageBytes }),
         ...(settings.rateLimits !== undefined && {
           rate_limits: settings.rateLimits ? JSON.stringify(settings.rateLimits) : null,
         }),

@@ -1,8 +1,10 @@
-import { toJobError } from '../errors.js';
-import { finishRunningJob, finishSucceededJobs, insertOutputs } from '../store/sql/finish-job.js';
+import { PixqError, toJobError } from '../errors.js';
+import { finishRunningJob, finishSucceededJobs, insertOutputs, recordPublishError } from '../store/sql/finish-job.js';
 import { renewLeases, selectCancelRequested } from '../store/sql/leases.js';
 import { updateProgress } from '../store/sql/progress.js';
 import type { Tx } from '../store/index.js';
+import { writeAsset } from './assets.js';
+import type { BlobLedgerService } from './blobs.js';
 import type { EmitEvents, EngineContext } from './context.js';
 import { backoffDelay } from './backoff.js';
 import { claimJobs, type ClaimResult } from './claims.js';
@@ -19,7 +21,10 @@ export interface Outcome {
  * attempt ended. Every change is fenced by the lease owner, so a worker that lost a job changes nothing.
  */
 export class WorkService {
-  constructor(private readonly ctx: EngineContext) {}
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly ledger: BlobLedgerService,
+  ) {}
 
   /**
    * Records the successes of jobs that just finished and claims new jobs for the freed slots, in one
@@ -29,12 +34,42 @@ export class WorkService {
     const now = this.ctx.now();
     return this.ctx.write(async (tx, emit) => {
       const recorded = await recordSuccesses(tx, emit, owner, successes, now);
+      await this.publishOutputs(
+        tx,
+        successes.filter((_, i) => recorded[i]),
+        now,
+      );
       const anySlot = Object.values(slots).some((n) => n > 0);
       const result: ClaimResult = anySlot
         ? await claimJobs(this.ctx, tx, emit, owner, slots)
         : { jobs: [], contended: false };
       return { recorded, claimed: { jobs: result.jobs.map(toJob), contended: result.contended } };
     });
+  }
+
+  /**
+   * Publishes the first output of each succeeded job that asked for it, in the success's transaction, one vendor
+   * after another in id order (each locks its vendor's row: the same order in every process cannot deadlock).
+   * A publish the storage quota refuses leaves the job succeeded, with the refusal recorded on it.
+   */
+  private async publishOutputs(tx: Tx, succeeded: (Outcome & { job: Job })[], now: number) {
+    const publishing = succeeded
+      .filter(({ job, outputs }) => job.publishPath !== null && outputs.length > 0)
+      .sort((a, b) => (a.job.vendorId < b.job.vendorId ? -1 : a.job.vendorId > b.job.vendorId ? 1 : 0));
+    for (const { job, outputs } of publishing) {
+      const [o] = outputs;
+      const image = { blob: o.blob, contentType: o.contentType, width: o.width, height: o.height, bytes: o.bytes };
+      const write = { vendorId: job.vendorId, path: job.publishPath!, image, jobId: job.id, now };
+      try {
+        await writeAsset(tx, this.ctx.store.dialect, this.ledger, {
+          ...write,
+          defaultMaxBytes: this.ctx.options.maxStorageBytes ?? null,
+        });
+      } catch (err) {
+        if (!(err instanceof PixqError) || err.code !== 'storage_quota_exceeded') throw err;
+        await recordPublishError(tx, job.id, { code: err.code, message: err.message });
+      }
+    }
   }
 
   /** Extends the leases of `ids`; reports which were lost and which should be cancelled. */

@@ -7,6 +7,7 @@ import * as webhooks from './migrations/0004-webhooks.js';
 import * as jobWebhookUrl from './migrations/0005-job-webhook-url.js';
 import * as jobMetadata from './migrations/0006-job-metadata.js';
 import * as templates from './migrations/0007-templates.js';
+import * as assets from './migrations/0008-assets.js';
 
 const MIGRATIONS = {
   '0001-initial': initial,
@@ -16,6 +17,7 @@ const MIGRATIONS = {
   '0005-job-webhook-url': jobWebhookUrl,
   '0006-job-metadata': jobMetadata,
   '0007-templates': templates,
+  '0008-assets': assets,
 };
 
 export const LATEST_MIGRATION = Object.keys(MIGRATIONS).at(-1)!;

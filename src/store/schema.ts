@@ -19,6 +19,10 @@ export interface VendorsTable {
   rate_limits: string | null;
   /** Start-time fair queuing: the virtual time at which this vendor's next job would start. */
   virtual_time: number;
+  /** The most bytes its uploads and assets may take; null: PIXQ_MAX_STORAGE_BYTES (unset there: no limit). */
+  max_storage_bytes: number | null;
+  /** The bytes its uploads and assets take now, kept in the transactions that add or remove them. */
+  storage_bytes: Generated<number>;
   created_at: number;
   updated_at: number;
 }
@@ -56,6 +60,10 @@ export interface JobsTable {
   webhook_url: string | null;
   /** The template a job was submitted by, if any; `type` and `options` are already resolved from it. */
   template: string | null;
+  /** The asset path its first output is published at when it succeeds; null: not published. */
+  publish_path: string | null;
+  /** JSON `{code, message}` when that publish was refused (the storage quota); the job still succeeded. */
+  publish_error: string | null;
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
@@ -222,6 +230,61 @@ export interface TemplatesTable {
   updated_at: number;
 }
 
+/** A vendor's named, durable image (see src/engine/assets.ts). */
+export interface AssetsTable {
+  vendor_id: string;
+  path: string;
+  blob: string;
+  content_type: string;
+  width: number;
+  height: number;
+  bytes: number;
+  /** Derived from the bytes: a new version exactly when the path gets new bytes. */
+  version: string;
+  /** The job whose output this is; the job may have been deleted since (retention never deletes assets). */
+  job_id: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A rendered delivery variant: the cache of src/delivery (key: source blob, canonical options, format). */
+export interface AssetVariantsTable {
+  key: string;
+  blob: string;
+  content_type: string;
+  width: number;
+  height: number;
+  bytes: number;
+  created_at: number;
+  /** When it was last served (recorded in batches): what least-recently-used eviction orders by. */
+  last_used_at: number;
+}
+
+/** One row: the bytes all variants take, kept in the transactions that add or evict them. */
+export interface DeliveryCacheTable {
+  id: number;
+  bytes: number;
+}
+
+/** A vendor's delivery settings: the signing key and salt (hex, imgproxy's format) and what URLs may ask for. */
+export interface VendorDeliveryTable {
+  vendor_id: string;
+  key: string;
+  salt: string;
+  /** After a rotation, the replaced pair keeps verifying until `previous_until`. */
+  previous_key: string | null;
+  previous_salt: string | null;
+  previous_until: number | null;
+  /** 1: `insecure` in place of a signature is accepted, as imgproxy does without a key. */
+  public: number;
+  /** 1: URLs may name presets only (and a cache buster and a format), never free options. */
+  presets_only: number;
+  /** JSON object: preset name to its options, in imgproxy's URL form (`rs:fill:300:300/f:webp`). */
+  presets: string;
+  created_at: number;
+  updated_at: number;
+}
+
 /** A stored blob the sweep may delete once nothing refers to it (see src/engine/blobs.ts). */
 export interface BlobsTable {
   key: string;
@@ -245,6 +308,10 @@ export interface Database {
   webhook_callback_secrets: WebhookCallbackSecretsTable;
   blobs: BlobsTable;
   templates: TemplatesTable;
+  assets: AssetsTable;
+  asset_variants: AssetVariantsTable;
+  delivery_cache: DeliveryCacheTable;
+  vendor_delivery: VendorDeliveryTable;
 }
 
 export type JobRow = Selectable<JobsTable>;
@@ -276,3 +343,6 @@ export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
 export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;
 export type WebhookCallbackSecretRow = Selectable<WebhookCallbackSecretsTable>;
 export type TemplateRow = Selectable<TemplatesTable>;
+export type AssetRow = Selectable<AssetsTable>;
+export type AssetVariantRow = Selectable<AssetVariantsTable>;
+export type VendorDeliveryRow = Selectable<VendorDeliveryTable>;

@@ -4,6 +4,7 @@ import { request } from 'undici';
 import { Webhook } from 'standardwebhooks';
 import type { AttemptResult, DeliveryTarget, Engine, JobOutput, WebhookDelivery } from '../engine/index.js';
 import { PixqError } from '../errors.js';
+import { assetRefsOf } from '../delivery/urls.js';
 import { newId } from '../ids.js';
 import { assertLiteralAllowed, discard, guardedAgent, parseAllowlist, parseUrl } from '../intake/index.js';
 
@@ -17,6 +18,8 @@ export interface WebhookDelivererOptions {
   allowlist: readonly string[];
   /** An absolute download URL for a job's output, signed for as long as a receiver may need it. */
   outputUrl: (vendorId: string, output: JobOutput) => string;
+  /** The base of delivery URLs in payloads (PIXQ_DELIVERY_URL, else PIXQ_PUBLIC_URL; '' for relative). */
+  deliveryBase: string;
 }
 
 /** A payload larger than this drops the job's result and metadata, which the receiver can read from the API. */
@@ -174,6 +177,7 @@ async function payloadOf(opts: WebhookDelivererOptions, delivery: WebhookDeliver
     return envelope({ batchId: batch.id, total: batch.total, counts: batch.counts, percent: batch.percent });
   }
   const job = await opts.engine.jobs.get(delivery.jobId, delivery.vendorId);
+  const assets = await assetRefsOf(opts.engine, opts.deliveryBase, [job]);
   const data: Record<string, unknown> = {
     jobId: job.id,
     type: job.type,
@@ -188,6 +192,7 @@ async function payloadOf(opts: WebhookDelivererOptions, delivery: WebhookDeliver
       width: o.width,
       height: o.height,
       bytes: o.bytes,
+      asset: assets(job, o),
     })),
     createdAt: new Date(job.createdAt).toISOString(),
     finishedAt: job.finishedAt === null ? null : new Date(job.finishedAt).toISOString(),

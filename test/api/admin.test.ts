@@ -199,7 +199,7 @@ describeEachStore('admin, stats, health and documentation', (target) => {
     expect(me.body.rateLimits.image).toEqual({ limit: 7, windowMs: 60_000 });
     expect(me.body.rateLimits.requests).toEqual(api().config.rateLimits.requests);
     expect(me.body.rateLimits).not.toHaveProperty('anonymous');
-    expect(me.body.usage).toEqual({ jobs: { queued: 1 } });
+    expect(me.body.usage).toEqual({ jobs: { queued: 1 }, storage: { usedBytes: 0, maxBytes: null } });
     expectProblem(await api().call('GET', '/v1/vendors/me', { key: ADMIN_KEY }), 403, 'forbidden');
   });
 
@@ -287,6 +287,15 @@ describeEachStore('admin, stats, health and documentation', (target) => {
       '/v1/jobs/{id}/deliveries': ['get'],
       '/v1/templates': ['get', 'post'],
       '/v1/templates/{name}': ['delete', 'get', 'put'],
+      '/v1.0/removebg': ['post'],
+      '/v1.0/account': ['get'],
+      '/v1/assets': ['get'],
+      '/v1/assets/{path}': ['delete', 'get', 'put'],
+      '/v1/jobs/{id}/publish': ['post'],
+      '/v1/delivery': ['get', 'patch'],
+      '/v1/delivery/rotate': ['post'],
+      '/v1/delivery/presets': ['get', 'put'],
+      '/i/{path}': ['get'],
     };
     expect(
       Object.fromEntries(Object.entries(doc.paths).map(([p, ops]) => [p, Object.keys(ops as object).sort()])),

@@ -87,7 +87,12 @@ describeEachStore('compat: /api/image-queue (Express + Bull)', (target) => {
         state: 'completed',
         progress: 100,
         result: {
-          outputUrl: expect.stringMatching(/^\/v1\/blobs\//),
+          // Published by default: the permanent delivery URL of the crop, at the job id (no projectId given).
+          outputUrl: expect.stringMatching(
+            new RegExp(
+              `^http://127\\.0\\.0\\.1:\\d+/i/${acme.vendor.name}/[^/]+/cb:[0-9a-f]+/plain/${ok.body.jobId}@jpg$`,
+            ),
+          ),
           contentType: 'image/jpeg',
           width: expect.any(Number),
           height: expect.any(Number),
@@ -96,7 +101,7 @@ describeEachStore('compat: /api/image-queue (Express + Bull)', (target) => {
         failedReason: null,
         data: { recordId: 7, photoUrl: face.url('/face.jpg') },
       });
-      expect((await api().call('GET', done.result.outputUrl)).contentType).toBe('image/jpeg');
+      expect((await api().call('GET', new URL(done.result.outputUrl).pathname)).contentType).toBe('image/jpeg');
       const failed = await poll(bad.body.jobId);
       expect(failed).toEqual({
         id: bad.body.jobId,

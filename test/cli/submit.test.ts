@@ -62,16 +62,22 @@ describe('pixq submit', () => {
     }
   }, 300_000); // three CLI processes, each loading the whole program from source
 
-  it('writes to --out and exits 2 on a usage mistake', async () => {
+  it('writes to --out, publishes with --publish, and exits 2 on a usage mistake', async () => {
     const { key } = await api().vendor();
     const stop = await api().startWorker();
     try {
       const folder = tempDir();
       const out = path.join(tempDir(), 'results');
       fs.writeFileSync(path.join(folder, 'x.png'), await jpeg(30, 30));
-      const run = await submit([path.join(folder, 'x.png'), '--type', 'transform', '--out', out], key);
+      const run = await submit(
+        [path.join(folder, 'x.png'), '--type', 'transform', '--out', out, '--publish', 'catalog/'],
+        key,
+      );
       expect(run.code, run.lines.join('\n')).toBe(0);
       expect(fs.readdirSync(out), run.lines.join('\n')).toEqual(['x.png.pixq.jpg']);
+      const assets = (await api().call('GET', '/v1/assets?prefix=catalog/', { key })).body.assets;
+      expect(assets).toHaveLength(1);
+      expect(run.lines).toContain(`  published: ${path.join(folder, 'x.png')}: ${assets[0].url}`);
       expect((await submit([folder], key)).code).toBe(2);
     } finally {
       await stop();

@@ -75,6 +75,7 @@ export function testEnv(location: { dataDir: string; databaseUrl?: string }, env
     PIXQ_RATE_BULK: '100000/1m',
     PIXQ_RATE_REMOVE_BACKGROUND: '100000/1m',
     PIXQ_RATE_ANONYMOUS: '100000/1m',
+    PIXQ_RATE_RENDER: '100000/1m',
     PIXQ_SSE_HEARTBEAT_MS: '200',
     // A worker stopped at the end of a test should not wait 25 s for a long noop job.
     PIXQ_SHUTDOWN_GRACE_MS: '500',

@@ -320,4 +320,61 @@ describe.skipIf(!hasChromium)('dashboard pages in Chromium against a real server
     expect(await tab.locator('img').count()).toBe(0);
     await tab.close();
   });
+
+  it("shows a vendor's assets as thumbnails through their delivery URLs, finds them by prefix, deletes one", async () => {
+    const put = async (path: string, bytes: Buffer) => {
+      const form = new FormData();
+      form.append('image', new Blob([bytes], { type: 'image/jpeg' }), 'a.jpg');
+      expect((await api.call('PUT', `/v1/assets/${path}`, { key: vendor.key, form })).status).toBe(200);
+    };
+    await put('shoes/red', await portraitJpeg(PORTRAITS[0]));
+    await put('shoes/blue', await portraitJpeg(PORTRAITS[1]));
+    await put('hats/green', await jpeg(300, 200));
+    const tab = await signedIn(vendor.key, '/assets');
+    const tiles = tab.getByRole('list', { name: 'Assets' }).locator('li');
+    await waitUntil(async () => (await tiles.count()) === 3, 30_000, 'three asset tiles');
+    // Every thumbnail is a real image the browser decoded (fetched through the signed delivery URL).
+    await waitUntil(
+      async () =>
+        (await tab
+          .locator('.asset-tile img')
+          .evaluateAll((imgs) => imgs.every((i) => (i as unknown as { naturalWidth: number }).naturalWidth > 0))) ===
+        true,
+      30_000,
+      'the thumbnails to load',
+    );
+    await screenshot(tab, 'assets');
+
+    await tab.getByLabel('Path prefix').fill('shoes/');
+    await tab.getByRole('button', { name: 'Search' }).click();
+    await waitUntil(async () => (await tiles.count()) === 2, 15_000, 'the shoes only');
+    tab.once('dialog', (dialog) => void dialog.accept());
+    await tab.locator('[data-asset="shoes/red"]').getByRole('button', { name: 'Delete' }).click();
+    await waitUntil(async () => (await tiles.count()) === 1, 15_000, 'the deleted tile to go');
+    expect((await api.call('GET', '/v1/assets/shoes/red', { key: vendor.key })).status).toBe(404);
+    // Another vendor sees none of them.
+    const otherTab = await signedIn(other.key, '/assets');
+    await otherTab.getByText('No assets.').waitFor();
+    await otherTab.close();
+
+    // The Jobs list shows a thumbnail of each succeeded output.
+    const form = new FormData();
+    form.append('type', 'transform');
+    form.append('image', new Blob([await jpeg(120, 80)], { type: 'image/jpeg' }), 'p.jpg');
+    const job = await api.call('POST', '/v1/jobs', { key: vendor.key, form });
+    await waitForJob(api, vendor.key, job.body.id, ['succeeded']);
+    await tab.goto(`${api.base}/jobs`);
+    await jobRows(tab).first().waitFor();
+    const thumbs = tab.locator('img.thumb');
+    await waitUntil(
+      async () =>
+        (await thumbs.count()) > 0 &&
+        (await thumbs.evaluateAll((imgs) =>
+          imgs.every((i) => (i as unknown as { naturalWidth: number }).naturalWidth > 0),
+        )),
+      30_000,
+      'output thumbnails in the Jobs list',
+    );
+    await tab.close();
+  });
 });

@@ -23,7 +23,7 @@ describe('the dashboard served at /', () => {
   it('answers index.html, never cached and with a same-origin CSP, at the app paths only', async () => {
     expect(fs.existsSync(path.join(DASHBOARD_DIR, 'index.html')), 'web/dist is built by npm install').toBe(true);
     const api = await start();
-    for (const url of ['/', '/jobs', '/jobs/01JOBID', '/upload', '/vendors', '/sign-in']) {
+    for (const url of ['/', '/jobs', '/jobs/01JOBID', '/upload', '/assets', '/vendors', '/sign-in']) {
       const res = await api.call('GET', url);
       expect([url, res.status, res.contentType]).toEqual([url, 200, 'text/html; charset=utf-8']);
       expect(res.headers.get('cache-control')).toBe('no-cache');
@@ -32,7 +32,7 @@ describe('the dashboard served at /', () => {
       expect(csp).toMatch(/(^|; )connect-src 'self'(;|$)/);
       expect(res.raw.toString()).toContain('<div id="root">');
     }
-    for (const url of ['/jobs/1/2', '/index.html', '/vendorsx', '/favicon.ico', '/assets/', '/assets/missing.js']) {
+    for (const url of ['/jobs/1/2', '/index.html', '/vendorsx', '/favicon.ico', '/static/', '/static/missing.js']) {
       const res = await api.call('GET', url);
       expect([url, res.status, res.body?.code]).toEqual([url, 404, 'not_found']);
     }
@@ -41,7 +41,7 @@ describe('the dashboard served at /', () => {
   it('serves the hashed assets the page names, cached for a year and immutable', async () => {
     const api = await start();
     const html = (await api.call('GET', '/')).raw.toString();
-    const assets = [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]);
+    const assets = [...html.matchAll(/(?:src|href)="(\/static\/[^"]+)"/g)].map((m) => m[1]);
     expect(assets.length).toBeGreaterThanOrEqual(2); // the script and the stylesheet
     for (const asset of assets) {
       const res = await api.call('GET', asset);
@@ -57,7 +57,7 @@ describe('the dashboard served at /', () => {
     expect((await api.call('GET', '/v1/vendors', { key: ADMIN_KEY })).status).toBe(200);
     expect((await api.call('GET', '/healthz')).body).toEqual({ status: 'ok' });
     const routes = api.app.routeAccess.filter(
-      (r) => r.url.startsWith('/assets') || (DASHBOARD_PATHS as readonly string[]).includes(r.url),
+      (r) => r.url.startsWith('/static') || (DASHBOARD_PATHS as readonly string[]).includes(r.url),
     );
     expect(routes.length).toBeGreaterThan(0);
     expect(routes.every((r) => r.access === 'public')).toBe(true);
@@ -65,7 +65,7 @@ describe('the dashboard served at /', () => {
 
   it('is off with PIXQ_DASHBOARD=0: / is the API 404 problem', async () => {
     const api = await start({ PIXQ_DASHBOARD: '0' });
-    for (const url of ['/', '/jobs', '/assets/index.js']) {
+    for (const url of ['/', '/jobs', '/static/index.js']) {
       const res = await api.call('GET', url);
       expect([url, res.status, res.body?.code]).toEqual([url, 404, 'not_found']);
     }

@@ -95,7 +95,7 @@ describe.skipIf(!hasChromium)('the dashboard in Chromium', () => {
     );
     await signIn(page, mine.key);
     const nav = page.getByRole('navigation', { name: 'Main' });
-    await expect.poll(() => nav.getByRole('link').allTextContents()).toEqual(['Overview', 'Jobs', 'Upload']);
+    await expect.poll(() => nav.getByRole('link').allTextContents()).toEqual(['Overview', 'Jobs', 'Upload', 'Assets']);
     const byType = page.getByRole('table', { name: 'By job type' });
     await expect.poll(() => byType.getByRole('row').allTextContents()).toHaveLength(2); // header + noop
     expect(await byType.getByRole('rowheader').allTextContents()).toEqual(['noop']);

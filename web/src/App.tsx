@@ -1,4 +1,5 @@
 import { Link, Redirect, Route, Switch, useRoute } from 'wouter';
+import { AssetsPage } from './pages/Assets';
 import { JobDetailPage } from './pages/JobDetail';
 import { JobsPage } from './pages/Jobs';
 import { OverviewPage } from './pages/Overview';
@@ -35,6 +36,7 @@ function Layout() {
           <NavLink href="/">Overview</NavLink>
           <NavLink href="/jobs">Jobs</NavLink>
           <NavLink href="/upload">Upload</NavLink>
+          <NavLink href="/assets">Assets</NavLink>
           {admin && <NavLink href="/vendors">Vendors</NavLink>}
         </nav>
         <span className="who">{admin ? 'admin' : who.vendor.name}</span>
@@ -53,6 +55,9 @@ function Layout() {
           <Route path="/jobs/:id">{(params) => <JobDetailPage id={params.id} />}</Route>
           <Route path="/upload">
             <UploadPage />
+          </Route>
+          <Route path="/assets">
+            <AssetsPage />
           </Route>
           <Route path="/vendors">{admin ? <VendorsPage /> : <Redirect to="/" />}</Route>
           <Route path="/sign-in">

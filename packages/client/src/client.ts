@@ -40,6 +40,11 @@ import {
   type TemplateUpdate,
   type Upload,
   type WebhookDeliveryList,
+  type Asset,
+  type AssetList,
+  type AssetListQuery,
+  type Delivery,
+  type DeliveryPresets,
 } from './schemas.js';
 
 export interface RetryOptions {
@@ -111,6 +116,8 @@ export type BulkFiles = {
   options?: Record<string, unknown>;
   /** Each job's own callback when it finishes. */
   webhookUrl?: string;
+  /** Publish each output as an asset: at its job id (`true`), or at `prefix` + its job id. */
+  publish?: true | { prefix: string };
 } & ({ type: string } | { template: string });
 
 export interface VendorStatus {
@@ -120,9 +127,24 @@ export interface VendorStatus {
   usage: unknown;
 }
 
+/** A vendor's assets: named, durable images with permanent delivery URLs (`client.assets`). */
+export interface AssetsApi {
+  /** Every asset (under `prefix`, if given), in path order, reading page after page as the loop goes. */
+  list(query?: Omit<AssetListQuery, 'cursor'>): AsyncGenerator<Asset>;
+  /** One page; pass `nextCursor` back as `cursor` for the next. */
+  page(query?: AssetListQuery): Promise<AssetList>;
+  get(path: string): Promise<Asset>;
+  /** Stores an image at `path`, replacing what was there (a new version when the bytes differ). */
+  put(path: string, file: FileInput): Promise<Asset>;
+  delete(path: string): Promise<void>;
+  /** Publishes a succeeded job's first output: at `path`, else the path it was submitted with, else its id. */
+  publish(jobId: string, path?: string): Promise<Asset>;
+}
+
 /** The pixq /v1 API: typed calls, live job updates with resume, and one error type. */
 export class PixqClient {
   readonly baseUrl: string;
+  readonly assets: AssetsApi;
   private readonly fetchImpl: typeof fetch;
   private readonly retryPolicy: RetryOptions | undefined;
   private readonly live: EventTransport;
@@ -143,6 +165,59 @@ export class PixqClient {
             options.eventToken ?? (async (scope) => (await this.eventToken(scope)).token),
           )
         : fetchTransport((path, init) => this.send(path, init), options.stallMs ?? 45_000);
+    this.assets = this.assetsApi();
+  }
+
+  /** The vendor's delivery endpoint, key and salt (hex), for imgproxy's URL builders and `deliveryUrl`. */
+  delivery(): Promise<Delivery> {
+    return this.request('GET', '/v1/delivery');
+  }
+
+  /** Turns public (unsigned) delivery or presets-only URLs on or off. */
+  updateDelivery(changes: { public?: boolean; presetsOnly?: boolean }): Promise<Delivery> {
+    return this.json('PATCH', '/v1/delivery', changes);
+  }
+
+  /** A new delivery key and salt; URLs signed with the old pair keep working for 24 hours. */
+  rotateDeliveryKey(): Promise<Delivery> {
+    return this.request('POST', '/v1/delivery/rotate');
+  }
+
+  deliveryPresets(): Promise<DeliveryPresets> {
+    return this.request('GET', '/v1/delivery/presets');
+  }
+
+  /** Replaces the named option sets (`{thumb: 'rs:fill:300:300/f:webp'}`). */
+  setDeliveryPresets(presets: Record<string, string>): Promise<DeliveryPresets> {
+    return this.json('PUT', '/v1/delivery/presets', { presets });
+  }
+
+  private assetsApi(): AssetsApi {
+    // Asset paths keep their slashes in the URL: `/v1/assets/products/1/main`.
+    const at = (path: string) => `/v1/assets/${encodeURI(path)}`;
+    const page = (q: AssetListQuery = {}) => this.request<AssetList>('GET', `/v1/assets${query(q)}`);
+    return {
+      page,
+      async *list(q = {}) {
+        let cursor: string | undefined;
+        do {
+          const next = await page({ ...q, cursor });
+          yield* next.assets;
+          cursor = next.nextCursor ?? undefined;
+        } while (cursor);
+      },
+      get: (path) => this.request('GET', at(path)),
+      put: (path, file) => {
+        const form = new FormData();
+        form.append('image', ...fileEntry(file));
+        return this.request('PUT', at(path), { body: form });
+      },
+      delete: async (path) => {
+        await this.send(at(path), { method: 'DELETE' });
+      },
+      publish: (jobId, path) =>
+        this.json('POST', `/v1/jobs/${encodeURIComponent(jobId)}/publish`, path === undefined ? {} : { path }),
+    };
   }
 
   /** Submits one job: JSON with `input`, or multipart when `file` is given. Answers the queued job. */

@@ -1,6 +1,7 @@
 /** @pixq/client: the pixq API from browsers and Node 20. */
 export { PixqClient } from './client.js';
 export type {
+  AssetsApi,
   BulkFiles,
   EventsOptions,
   FileInput,
@@ -19,8 +20,17 @@ export {
   MAX_JOB_EVENTS_PAGE,
   MAX_SERIES_MINUTES,
   METADATA_INDEX,
+  MAX_ASSET_PAGE,
+  isAssetPath,
 } from './schemas.js';
 export type {
+  Asset,
+  AssetList,
+  AssetListQuery,
+  AssetRef,
+  Delivery,
+  DeliveryPresets,
+  PublishSetting,
   ApiKey,
   ApiKeyList,
   Batch,

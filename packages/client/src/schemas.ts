@@ -47,6 +47,49 @@ export const Problem = Type.Object(
 );
 export type Problem = Static<typeof Problem>;
 
+/**
+ * An asset's path: `[A-Za-z0-9._/-]`, 1-255 characters, segments separated by `/`, none empty, none `.` or
+ * `..`, no leading `/`. The one definition of the rule: the request schemas use it, and so does the server for
+ * paths that arrive in a URL.
+ */
+export const ASSET_PATH = {
+  maxLength: 255,
+  pattern: '^(?!\\.\\.?(?:/|$))[A-Za-z0-9._-]+(?:/(?!\\.\\.?(?:/|$))[A-Za-z0-9._-]+)*$',
+} as const;
+
+/** Whether `path` is a valid asset path (see ASSET_PATH). */
+export function isAssetPath(path: string): boolean {
+  return path.length <= ASSET_PATH.maxLength && new RegExp(ASSET_PATH.pattern).test(path);
+}
+
+/** Job ids are ULIDs: a publish prefix must leave room for one. */
+const JOB_ID_LENGTH = 26;
+
+/** Whether `prefix` followed by a job id is a valid asset path (a prefix may end with `/`, or be empty). */
+export function isAssetPrefix(prefix: string): boolean {
+  return prefix === '' || isAssetPath(prefix + '0'.repeat(JOB_ID_LENGTH));
+}
+
+export const AssetPath = Type.String({
+  minLength: 1,
+  ...ASSET_PATH,
+  description: 'An asset path: [A-Za-z0-9._/-], no empty, `.` or `..` segment, no leading `/`.',
+});
+
+/**
+ * Where a succeeded job's first output is kept as an asset: `true` (the path is the job id), `{path}`, or
+ * `{prefix}` (the prefix followed by the job id; what a bulk's shared fields use).
+ */
+export const PublishSetting = Type.Union([
+  Type.Literal(true),
+  Type.Object({ path: AssetPath }, { additionalProperties: false }),
+  Type.Object(
+    { prefix: Type.String({ maxLength: ASSET_PATH.maxLength - JOB_ID_LENGTH }) },
+    { additionalProperties: false },
+  ),
+]);
+export type PublishSetting = Static<typeof PublishSetting>;
+
 export const JobInput = Type.Union([
   Type.Object({ url: Type.String({ minLength: 1, maxLength: 2048 }) }, { additionalProperties: false }),
   Type.Object({ uploadId: Identifier }, { additionalProperties: false }),
@@ -85,6 +128,7 @@ export const JobSubmission = Type.Object(
     timeoutMs: Type.Optional(Type.Integer({ minimum: JOB_LIMITS.timeoutMs.min, maximum: JOB_LIMITS.timeoutMs.max })),
     metadata: Type.Optional(FreeObject),
     webhookUrl: Type.Optional(WebhookUrl),
+    publish: Type.Optional(PublishSetting),
   },
   { additionalProperties: false },
 );
@@ -131,12 +175,26 @@ export const BulkAccepted = Type.Object({
 });
 export type BulkAccepted = Static<typeof BulkAccepted>;
 
+/** Where a published output lives: its asset's path and version, and the permanent delivery URL of the original. */
+export const AssetRef = Type.Object({
+  path: Type.String(),
+  version: Type.String(),
+  url: Type.String({
+    description: 'Permanent, cacheable delivery URL of the original bytes (signed, carries the version).',
+  }),
+});
+export type AssetRef = Static<typeof AssetRef>;
+
 export const JobOutputView = Type.Object({
   url: Type.String({ description: 'Signed download URL, valid for a short time.' }),
+  thumbnailUrl: Type.String({ description: 'Signed URL of a thumbnail (320 px a side at most; format by Accept).' }),
   contentType: Type.String(),
   width: Type.Integer(),
   height: Type.Integer(),
   bytes: Type.Integer(),
+  asset: Type.Union([AssetRef, Type.Null()], {
+    description: 'The asset that holds this output now, if it is published.',
+  }),
 });
 
 const Progress = Type.Object({
@@ -171,6 +229,18 @@ export const JobView = Type.Object(
     result: Type.Union([FreeObject, Type.Null()]),
     outputs: Type.Array(JobOutputView),
     error: JobErrorView,
+    publish: Type.Union(
+      [
+        Type.Object({
+          path: Type.String(),
+          error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()], {
+            description: 'Why publishing was refused (the storage quota); the job succeeded all the same.',
+          }),
+        }),
+        Type.Null(),
+      ],
+      { description: 'Where the first output is published when the job succeeds; null: not published.' },
+    ),
   },
   { description: 'A job as callers see it.' },
 );
@@ -422,6 +492,7 @@ export const RateLimitsSetting = Type.Object(
     image: Type.Optional(Rate),
     removeBackground: Type.Optional(Rate),
     bulk: Type.Optional(Rate),
+    render: Type.Optional(Rate),
   },
   { additionalProperties: false },
 );
@@ -433,6 +504,11 @@ export const VendorSettingsBody = Type.Object(
     maxQueued: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()])),
     status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('suspended')])),
     rateLimits: Type.Optional(Type.Union([RateLimitsSetting, Type.Null()])),
+    maxStorageBytes: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], {
+        description: 'Bytes its uploads and assets may take; null: the server default (PIXQ_MAX_STORAGE_BYTES).',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -452,6 +528,10 @@ export const VendorView = Type.Object({
   maxQueued: Type.Union([Type.Integer(), Type.Null()]),
   status: Type.String(),
   rateLimits: Type.Union([FreeObject, Type.Null()]),
+  maxStorageBytes: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'Its own storage quota; null: the default.',
+  }),
+  storageBytes: Type.Integer({ description: 'Bytes its uploads and assets take now.' }),
   createdAt: IsoTime,
 });
 export type Vendor = Static<typeof VendorView>;
@@ -520,3 +600,74 @@ export const WhoAmI = Type.Union([
   Type.Object({ kind: Type.Literal('admin') }),
 ]);
 export type WhoAmI = Static<typeof WhoAmI>;
+
+/** A vendor's named, durable image. */
+export const AssetView = Type.Object({
+  path: Type.String(),
+  contentType: Type.String(),
+  width: Type.Integer(),
+  height: Type.Integer(),
+  bytes: Type.Integer(),
+  version: Type.String({ description: 'Changes exactly when the path gets new bytes.' }),
+  jobId: Nullable(Type.String({ description: 'The job whose output it is (that job may be gone by now).' })),
+  createdAt: IsoTime,
+  updatedAt: IsoTime,
+  url: Type.String({ description: 'Permanent delivery URL of the original bytes.' }),
+  thumbnailUrl: Type.String({ description: 'Delivery URL of a 320 px thumbnail (format by Accept).' }),
+});
+export type Asset = Static<typeof AssetView>;
+
+export const MAX_ASSET_PAGE = 200;
+
+export const AssetListQuery = Type.Object(
+  {
+    prefix: Type.Optional(
+      Type.String({ maxLength: ASSET_PATH.maxLength, description: 'Only paths starting with this.' }),
+    ),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_ASSET_PAGE, default: 50 })),
+    cursor: Type.Optional(
+      Type.String({ maxLength: ASSET_PATH.maxLength, description: 'nextCursor of the previous page.' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type AssetListQuery = Static<typeof AssetListQuery>;
+
+export const AssetList = Type.Object({ assets: Type.Array(AssetView), nextCursor: Nullable(Type.String()) });
+export type AssetList = Static<typeof AssetList>;
+
+export const PublishRequest = Type.Object(
+  { path: Type.Optional(AssetPath) },
+  { additionalProperties: false, description: 'Default path: the one the job was submitted with, else the job id.' },
+);
+
+/** A vendor's delivery endpoint and signing pair, for imgproxy's URL builders. */
+export const DeliveryView = Type.Object({
+  endpoint: Type.String({ description: "The URL builders' endpoint: <base>/i/<vendor name>." }),
+  key: Type.String({ description: 'Hex signing key.' }),
+  salt: Type.String({ description: 'Hex salt.' }),
+  public: Type.Boolean({ description: '`insecure` in place of a signature is accepted.' }),
+  presetsOnly: Type.Boolean({ description: 'URLs may name presets only (and cachebuster and format).' }),
+  previousValidUntil: Nullable(IsoTime),
+});
+export type Delivery = Static<typeof DeliveryView>;
+
+export const DeliverySettingsBody = Type.Object(
+  { public: Type.Optional(Type.Boolean()), presetsOnly: Type.Optional(Type.Boolean()) },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+export const DeliveryPresets = Type.Object(
+  {
+    presets: Type.Record(
+      Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
+      Type.String({ minLength: 1, maxLength: 1024 }),
+      {
+        description:
+          'Preset name to options in URL form, e.g. {"thumb": "rs:fill:300:300/f:webp"}; `default` applies to every URL.',
+      },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type DeliveryPresets = Static<typeof DeliveryPresets>;

@@ -7,6 +7,8 @@ import { vendorOf } from '../auth.js';
 import type { ApiDeps } from '../deps.js';
 import { IdParams, problemResponses, type JobSubmission } from '../schemas.js';
 import { submitJobs } from '../submit.js';
+import { isAssetPath } from '@pixq/client/schemas';
+import { jobAssetRefs } from '../asset-links.js';
 import { outputUrl } from '../views.js';
 import { callerFields, checkVendorClaim, compatMetadata, compatRoute, pixqModel } from './common.js';
 
@@ -78,6 +80,17 @@ const BULL_STATES: Record<JobState, 'waiting' | 'active' | 'completed' | 'failed
   failed: 'failed',
   cancelled: 'failed',
 };
+/**
+ * Where the marketplace's photos are published: `<projectId>/<recordId>`, the product row they belong to, when
+ * both are given and make a valid asset path; else the job id.
+ */
+function compatPublishTarget(fields: Record<string, unknown>): JobSubmission['publish'] {
+  const { projectId, recordId } = fields;
+  const path = `${String(projectId)}/${String(recordId)}`;
+  const named = projectId !== undefined && recordId !== undefined && isAssetPath(path);
+  return named ? { path } : true;
+}
+
 /** Seconds one job is expected to take when the vendor has no recent runs to measure. */
 const DEFAULT_JOB_SECONDS = 5;
 
@@ -100,6 +113,7 @@ export const imageQueueRoutes =
         input: { url: String(photoUrl) },
         options: type === 'remove-background' ? { model: pixqModel(undefined) } : {},
         metadata: compatMetadata('image-queue', { ...fields, photoUrl }),
+        ...(deps.config.compatPublish && { publish: compatPublishTarget(fields) }),
       };
     };
 
@@ -173,7 +187,10 @@ export const imageQueueRoutes =
       },
       async (request) => {
         const job = await deps.engine.jobs.get(request.params.id, vendorOf(request).id);
-        return bullJob(job, job.outputs[0] && outputUrl(deps.signer, job.vendorId, job.outputs[0]), job.outputs[0]);
+        const output = job.outputs[0];
+        // A published output's permanent URL, else (PIXQ_COMPAT_PUBLISH=0) the short-lived signed link.
+        const published = output && (await jobAssetRefs(deps, request, [job]))(job, output);
+        return bullJob(job, output && (published?.url ?? outputUrl(deps.signer, job.vendorId, output)), output);
       },
     );
 

@@ -24,6 +24,7 @@ import {
   problemResponses,
 } from '../schemas.js';
 import { jobView } from '../views.js';
+import { jobAssetRefs } from '../asset-links.js';
 import type { ApiDeps } from '../deps.js';
 
 const problems = problemResponses(400, 401, 404, 429);
@@ -88,7 +89,8 @@ export const jobRoutes =
       async (request) => {
         const { cursor, limit = 20, ...filter } = request.query;
         const page = await deps.engine.jobs.list(jobScope(request, filter.vendorId), filterOf(filter), limit, cursor);
-        return { jobs: page.jobs.map((j) => jobView(j, deps.signer)), nextCursor: page.nextCursor };
+        const assets = await jobAssetRefs(deps, request, page.jobs);
+        return { jobs: page.jobs.map((j) => jobView(j, deps.signer, assets)), nextCursor: page.nextCursor };
       },
     );
 
@@ -166,7 +168,10 @@ export const jobRoutes =
         config,
         schema: { tags: ['jobs'], summary: 'Get a job', params: IdParams, response: { 200: JobView, ...problems } },
       },
-      async (request) => jobView(await deps.engine.jobs.get(request.params.id, jobScope(request)), deps.signer),
+      async (request) => {
+        const job = await deps.engine.jobs.get(request.params.id, jobScope(request));
+        return jobView(job, deps.signer, await jobAssetRefs(deps, request, [job]));
+      },
     );
 
     api.post(

@@ -39,6 +39,21 @@ export const metricsRoutes =
       registers: [registry],
     });
 
+    // Read at scrape time from the delivery service's counters.
+    new Gauge({
+      name: 'pixq_delivery_requests',
+      help: 'Delivery answers of this process since it started, by outcome (render, hit, coalesced, not_modified)',
+      labelNames: ['outcome'],
+      registers: [registry],
+      collect() {
+        const c = deps.delivery.counters;
+        this.set({ outcome: 'render' }, c.renders);
+        this.set({ outcome: 'hit' }, c.hits);
+        this.set({ outcome: 'coalesced' }, c.coalesced);
+        this.set({ outcome: 'not_modified' }, c.notModified);
+      },
+    });
+
     app.get(
       '/metrics',
       { config: { access: 'admin' }, schema: { tags: ['admin'], summary: 'Prometheus metrics' } },

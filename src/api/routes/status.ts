@@ -86,7 +86,15 @@ export const statusRoutes =
         const limits = { ...deps.config.rateLimits, ...(vendor.rateLimits ?? {}) } as Record<string, unknown>;
         delete limits.anonymous;
         const requestLimits = { maxBulkFiles: deps.config.maxBulkFiles, maxUploadBytes: deps.config.maxUploadBytes };
-        return { vendor: vendorView(vendor), rateLimits: limits, limits: requestLimits, usage: { jobs: stats.totals } };
+        // The row read at authentication may be a moment old; the storage count is read now.
+        const { storageBytes, maxStorageBytes } = await engine.vendors.get(vendor.id);
+        const storage = { usedBytes: storageBytes, maxBytes: maxStorageBytes ?? deps.config.maxStorageBytes ?? null };
+        return {
+          vendor: vendorView(vendor),
+          rateLimits: limits,
+          limits: requestLimits,
+          usage: { jobs: stats.totals, storage },
+        };
       },
     );
 
@@ -127,6 +135,14 @@ export const statusRoutes =
         } catch (err) {
           await deps.limiter.chargeAnonymous(request, reply);
           throw err;
+        }
+        if (verified.thumbnail !== undefined && verified.vendorId !== undefined) {
+          const { key, vendorId, contentType } = verified;
+          const answer = await deps.delivery.thumbnail({ blob: key, vendorId, contentType }, verified.thumbnail, {
+            accept: request.headers.accept,
+            ifNoneMatch: request.headers['if-none-match'],
+          });
+          return reply.code(answer.status).headers(answer.headers).send(answer.body);
         }
         // A bucket clients can reach serves the bytes itself, through a presigned GET that ends with this link.
         const direct = await deps.blobs.directUrl(verified.key, verified.contentType, verified.expiresAt);

@@ -40,6 +40,11 @@ export const submissionRoutes =
           const { fields, uploadIds } = await readMultipart(request, deps, maxJobs);
           if (uploadIds.length === 0)
             throw validationFailed('a multipart bulk request needs at least one "image" file');
+          if (typeof fields.publish === 'object' && fields.publish !== null && 'path' in fields.publish) {
+            throw validationFailed(
+              'a bulk\'s shared "publish" takes {"prefix": ...} or true: one path cannot hold every output',
+            );
+          }
           request.body = { jobs: uploadIds.map((uploadId) => ({ ...fields, input: { uploadId } }) as JobSubmission) };
         },
       },

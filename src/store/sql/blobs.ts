@@ -39,12 +39,14 @@ export async function deleteBlobRow(tx: Tx, key: string): Promise<void> {
   await tx.deleteFrom('blobs').where('key', '=', key).execute();
 }
 
-/** Whether any job, output or upload refers to the blob. */
+/** Whether any job, output, upload, asset or delivery variant refers to the blob. */
 export async function blobInUse(tx: Tx, blob: string): Promise<boolean> {
-  const [job, output, upload] = await Promise.all([
+  const references = await Promise.all([
     tx.selectFrom('jobs').select('id').where('input_blob', '=', blob).limit(1).executeTakeFirst(),
     tx.selectFrom('job_outputs').select('job_id').where('blob', '=', blob).limit(1).executeTakeFirst(),
     tx.selectFrom('uploads').select('id').where('blob', '=', blob).limit(1).executeTakeFirst(),
+    tx.selectFrom('assets').select('path').where('blob', '=', blob).limit(1).executeTakeFirst(),
+    tx.selectFrom('asset_variants').select('key').where('blob', '=', blob).limit(1).executeTakeFirst(),
   ]);
-  return Boolean(job || output || upload);
+  return references.some(Boolean);
 }

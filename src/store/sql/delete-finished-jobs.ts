@@ -15,7 +15,7 @@ export async function deleteFinishedJobs(tx: Tx, before: number, limit: number) 
     .where('state', 'in', FINISHED_STATES)
     .limit(limit)
     .execute();
-  if (jobs.length === 0) return { deleted: 0, orphanBlobs: [] as string[] };
+  if (jobs.length === 0) return { deleted: 0, orphanBlobs: [] as string[], freed: [] };
   const ids = jobs.map((j) => j.id);
   const outputs = await tx.selectFrom('job_outputs').select('blob').where('job_id', 'in', ids).execute();
   const candidates = new Set([...jobs.map((j) => j.input_blob), ...outputs.map((o) => o.blob)].filter(isString));
@@ -26,17 +26,18 @@ export async function deleteFinishedJobs(tx: Tx, before: number, limit: number) 
   for (const blob of candidates) {
     if (!(await blobInUse(tx, blob))) orphanBlobs.push(blob);
   }
-  return { deleted: ids.length, orphanBlobs };
+  return { deleted: ids.length, orphanBlobs, freed: [] };
 }
 
 /**
- * Deletes up to `limit` uploads made before `before` and returns the blob keys nothing refers to any more.
+ * Deletes up to `limit` uploads made before `before` and returns the blob keys nothing refers to any more, and
+ * the bytes each vendor's storage count no longer holds.
  * A job that used an upload keeps its own reference to the blob, so deleting the upload never breaks it.
  */
 export async function deleteOldUploads(tx: Tx, before: number, limit: number) {
   const uploads = await tx
     .selectFrom('uploads')
-    .select(['id', 'blob'])
+    .select(['id', 'blob', 'vendor_id', 'bytes'])
     .where('created_at', '<', before)
     .limit(limit)
     .execute();
@@ -45,18 +46,18 @@ export async function deleteOldUploads(tx: Tx, before: number, limit: number) {
 
 /** Deletes the given uploads of one vendor and returns the blob keys nothing refers to any more. */
 export async function deleteVendorUploads(tx: Tx, vendorId: string, ids: string[]) {
-  if (ids.length === 0) return { deleted: 0, orphanBlobs: [] as string[] };
+  if (ids.length === 0) return { deleted: 0, orphanBlobs: [] as string[], freed: [] };
   const uploads = await tx
     .selectFrom('uploads')
-    .select(['id', 'blob'])
+    .select(['id', 'blob', 'vendor_id', 'bytes'])
     .where('vendor_id', '=', vendorId)
     .where('id', 'in', ids)
     .execute();
   return deleteUploadRows(tx, uploads);
 }
 
-async function deleteUploadRows(tx: Tx, uploads: { id: string; blob: string }[]) {
-  if (uploads.length === 0) return { deleted: 0, orphanBlobs: [] as string[] };
+async function deleteUploadRows(tx: Tx, uploads: { id: string; blob: string; vendor_id: string; bytes: number }[]) {
+  if (uploads.length === 0) return { deleted: 0, orphanBlobs: [] as string[], freed: [] };
   await tx
     .deleteFrom('uploads')
     .where(
@@ -69,7 +70,8 @@ async function deleteUploadRows(tx: Tx, uploads: { id: string; blob: string }[])
   for (const blob of new Set(uploads.map((u) => u.blob))) {
     if (!(await blobInUse(tx, blob))) orphanBlobs.push(blob);
   }
-  return { deleted: uploads.length, orphanBlobs };
+  const freed = uploads.map((u) => ({ vendorId: u.vendor_id, bytes: Number(u.bytes) }));
+  return { deleted: uploads.length, orphanBlobs, freed };
 }
 
 function isString(value: string | null): value is string {

@@ -55,3 +55,12 @@ export async function finishSucceededJobs(
 export async function insertOutputs(tx: Tx, outputs: JobOutputsTable[]) {
   if (outputs.length > 0) await tx.insertInto('job_outputs').values(outputs).execute();
 }
+
+/** Records why a succeeded job's output could not be published (the job stays succeeded). */
+export async function recordPublishError(tx: Tx, jobId: string, error: { code: string; message: string }) {
+  await tx
+    .updateTable('jobs')
+    .set({ publish_error: JSON.stringify(error) })
+    .where('id', '=', jobId)
+    .execute();
+}

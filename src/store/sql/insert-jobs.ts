@@ -33,6 +33,7 @@ const COLUMNS = [
   'metadata',
   'webhook_url',
   'template',
+  'publish_path',
   'created_at',
   'updated_at',
 ] as const satisfies readonly (keyof NewJobRow)[];
@@ -42,7 +43,7 @@ const ON_CONFLICT = 'on conflict (vendor_id, idempotency_key) where idempotency_
 /**
  * Inserts jobs; a job whose (vendor, idempotency key) already exists is not inserted and the existing row
  * is returned in its place; a new job's metadata is indexed with it. Rows come back in the order given. Every submission runs this, so the
- * statement is written by hand: building a 23-column insert with the query builder cost more than running it.
+ * statement is written by hand: building a 24-column insert with the query builder cost more than running it.
  */
 export async function insertJobs(
   tx: Tx,

@@ -30,6 +30,22 @@ export function outputHref(baseUrl: string, output: Job['outputs'][number]): str
   return new URL(output.url, baseUrl + '/').href;
 }
 
+/** A thumbnail of a job's first output (a signed link; the server renders and caches it). */
+export function OutputThumbnail({ baseUrl, job }: { baseUrl: string; job: Job }) {
+  const output = job.state === 'succeeded' ? job.outputs[0] : undefined;
+  if (!output) return null;
+  return (
+    <img
+      className="thumb"
+      src={new URL(output.thumbnailUrl, baseUrl + '/').href}
+      alt={`output of ${job.id}`}
+      loading="lazy"
+      width={48}
+      height={48}
+    />
+  );
+}
+
 /** A file name for an output: the input's name with the output's extension. */
 export function outputName(inputName: string, contentType: string): string {
   const extension =

@@ -5,7 +5,7 @@ import { useSession } from '../session';
 import { useLiveJobs } from '../components/live-jobs';
 import { errorText } from '../errors';
 import { Table } from '../table';
-import { ProgressBar, StateWord, canCancel, canRetry } from '../components/JobBits';
+import { OutputThumbnail, ProgressBar, StateWord, canCancel, canRetry } from '../components/JobBits';
 
 const PAGE_SIZE = 20;
 
@@ -93,6 +93,7 @@ export function JobsPage() {
       <Table
         label="Jobs"
         columns={[
+          { label: 'Output', hidden: true },
           'Job',
           'Type',
           'State',
@@ -109,6 +110,9 @@ export function JobsPage() {
           .filter((job): job is Job => job !== undefined)
           .map((job) => (
             <tr key={job.id} data-job={job.id}>
+              <td className="thumb-cell">
+                <OutputThumbnail baseUrl={client.baseUrl} job={job} />
+              </td>
               <td>
                 <Link href={`/jobs/${job.id}`}>{job.id}</Link>
               </td>

@@ -7,7 +7,7 @@ import { useLiveJobs } from '../components/live-jobs';
 import type { Template } from '@pixq/client';
 import { errorText } from '../errors';
 import { parseOptionsJson, submissionOf } from '../components/operations';
-import { ProgressBar, StateWord, outputHref, outputName } from '../components/JobBits';
+import { OutputThumbnail, ProgressBar, StateWord, outputHref, outputName } from '../components/JobBits';
 
 interface Entry {
   key: number;
@@ -217,6 +217,7 @@ function FileRow({ entry, job, baseUrl }: { entry: Entry; job: Job | undefined; 
   const output = job?.state === 'succeeded' ? job.outputs[0] : undefined;
   return (
     <li className="upload-file" data-file={entry.file.name}>
+      {job && <OutputThumbnail baseUrl={baseUrl} job={job} />}
       <span className="file-name">{entry.file.name}</span>
       {job ? (
         <StateWord state={job.state} />
