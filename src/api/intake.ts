@@ -19,26 +19,24 @@ export interface IntakeDeps {
 
 /**
  * Stores one uploaded file as the vendor's upload: streamed to the blob store under the size limit, then
- * checked by its bytes (type, pixel count, truncation). A refused file leaves nothing behind.
+ * checked by its bytes (type, pixel count, truncation). A file past the limit fails while it streams in, so its
+ * cut prefix is never stored. Bytes refused after they were stored are left to the blob ledger's sweep, like
+ * any unreferenced blob: blobs are content-addressed, so the same bytes may be another upload's, and only the
+ * sweep knows that nothing refers to them.
  */
 export async function storeUpload(deps: IntakeDeps, vendorId: string, file: MultipartFile): Promise<Upload> {
-  const ref = await deps.blobs.putStream(guarded(file.file), { maxBytes: deps.config.maxUploadBytes });
-  try {
-    if (file.file.truncated)
-      throw new PixqError('payload_too_large', `file exceeds ${deps.config.maxUploadBytes} bytes`, { status: 413 });
-    const image = await sniffImage(await deps.blobs.get(ref.key), deps.config.maxPixels);
-    return await deps.engine.uploads.create(vendorId, {
-      blob: ref.key,
-      contentType: image.contentType,
-      bytes: ref.bytes,
-      width: image.width,
-      height: image.height,
-    });
-  } catch (err) {
-    // Bytes that are not an acceptable image cannot be shared with any stored upload, so deleting is safe.
-    await deps.blobs.delete(ref.key);
-    throw err;
-  }
+  const tooLarge = () =>
+    new PixqError('payload_too_large', `file exceeds ${deps.config.maxUploadBytes} bytes`, { status: 413 });
+  const ref = await deps.blobs.putStream(guarded(file.file, tooLarge), { maxBytes: deps.config.maxUploadBytes });
+  if (file.file.truncated) throw tooLarge();
+  const image = await sniffImage(await deps.blobs.get(ref.key), deps.config.maxPixels);
+  return deps.engine.uploads.create(vendorId, {
+    blob: ref.key,
+    contentType: image.contentType,
+    bytes: ref.bytes,
+    width: image.width,
+    height: image.height,
+  });
 }
 
 /**
@@ -49,8 +47,10 @@ export async function storeUpload(deps: IntakeDeps, vendorId: string, file: Mult
  * it). Handing putStream a PassThrough that records the failure as its own `errored` state makes a late
  * pipeline see it; the error becomes a 400 `invalid_multipart`.
  */
-function guarded(source: Readable): Readable {
+function guarded(source: Readable, tooLarge: () => PixqError): Readable {
   const through = new PassThrough();
+  // Busboy cuts a file at the size limit and ends the part as if it were whole: fail the write instead.
+  source.on('limit', () => through.destroy(tooLarge()));
   const endedEarly = () => asMultipartProblem(new Error('the file part ended before its closing boundary'));
   // All of a small body can be parsed before the route gets the part: the stream may already have failed.
   if (source.destroyed && !source.readableEnded) return through.destroy(endedEarly());
