@@ -238,11 +238,18 @@ export const jobRoutes =
             `job ${job.id} keeps no input image (it was ${job.inputUrl ? 'given by URL' : 'submitted without one'})`,
             { status: 404 },
           );
-        // A missing blob is a not_found PixqError (404) from the store. The type comes from the bytes, which
-        // were checked as an image at upload: the job does not record it.
+        reply.header('x-content-type-options', 'nosniff');
+        // The type was found by the bytes at upload and stored with the upload: the bytes are streamed, not read.
+        const uploaded = await deps.engine.uploads.typeOf(job.vendorId, job.inputBlob);
+        if (uploaded && (await deps.blobs.exists(job.inputBlob))) {
+          return reply
+            .type(uploaded.contentType)
+            .header('content-length', uploaded.bytes)
+            .send(deps.blobs.stream(job.inputBlob));
+        }
+        // Every upload of it is past retention (or the blob is gone: a not_found PixqError, 404, from the store).
         const bytes = await deps.blobs.get(job.inputBlob);
-        const { contentType } = await sniffImage(bytes, deps.config.maxPixels);
-        return reply.type(contentType).header('x-content-type-options', 'nosniff').send(bytes);
+        return reply.type((await sniffImage(bytes, deps.config.maxPixels)).contentType).send(bytes);
       },
     );
 
