@@ -1,4 +1,5 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { claim, succeed } from '../support/engine.js';
 import { describeEachStore } from '../support/stores.js';
 import { ADMIN_KEY, expectProblem, jpeg, useApi } from '../support/api.js';
 import { waitUntil } from '../support/processes.js';
@@ -242,5 +243,40 @@ describe('compat: PIXQ_COMPAT=none', () => {
         expectProblem(await api().call('GET', path), 404, 'not_found');
       }
     });
+  });
+});
+
+describeEachStore('compat: /queue/jobs reads', (target) => {
+  const api = useApi(target);
+
+  it('lists finished files with their result URLs from the list it read, reading no job again', async () => {
+    const vendor = await api().vendor();
+    const photo = await jpeg(48, 36);
+    const files = ['a.jpg', 'b.jpg', 'c.jpg'].map((name) => ({ bytes: photo, name }));
+    const res = await api().call('POST', '/queue/submit', { key: vendor.key, form: imagesForm(files) });
+    expect(res.status).toBe(200);
+    // Finished as a worker records them, without running the model: this API's store holds only these jobs.
+    const { engine, blobs } = api().services;
+    const ref = await blobs.put(photo, 'image/jpeg');
+    const output = { blob: ref.key, contentType: 'image/jpeg', width: 48, height: 36, bytes: ref.bytes };
+    const { jobs } = await claim(engine, 'test-worker', { 'remove-background': 10 });
+    expect(jobs).toHaveLength(3);
+    for (const job of jobs) expect(await succeed(engine, 'test-worker', job, { outputs: [output] })).toBe(true);
+
+    const reads = vi.spyOn(engine.jobs, 'get');
+    try {
+      const listed = await api().call('GET', '/queue/jobs', { key: vendor.key });
+      expect(listed.body.jobs[0].results).toEqual(
+        files.map(({ name }) => ({
+          filename: name,
+          status: 'completed',
+          url: expect.stringMatching(/^\/v1\/blobs\//),
+          error: null,
+        })),
+      );
+      expect(reads).not.toHaveBeenCalled();
+    } finally {
+      reads.mockRestore();
+    }
   });
 });

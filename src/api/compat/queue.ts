@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { FINISHED_STATES, type Engine, type Job, type JobState } from '../../engine/index.js';
+import { FINISHED_STATES, type Engine, type JobPage, type JobState } from '../../engine/index.js';
 import { notFound, PixqError, validationFailed } from '../../errors.js';
 import { newId } from '../../ids.js';
 import { vendorOf } from '../auth.js';
@@ -170,7 +170,7 @@ export const queueRoutes =
       async (request) => {
         const vendorId = vendorOf(request).id;
         const batches = await recentQueueBatches(engine, vendorId);
-        const all = await Promise.all([...batches].map(async ([id, jobs]) => oldJob(deps, id, jobs)));
+        const all = [...batches].map(([id, jobs]) => oldJob(deps, id, jobs));
         const matching = all.filter((j) => !request.query.status || j.status === request.query.status);
         return { total: matching.length, jobs: matching.slice(0, request.query.limit ?? 50) };
       },
@@ -246,14 +246,17 @@ export const queueRoutes =
   };
 
 /** The jobs of one old job (a batch), in submission order; 404 for a batch that is not the vendor's. */
-async function batchJobs(engine: Engine, vendorId: string, batchId: string, max: number): Promise<Job[]> {
+/** A job as the list reads it: with its outputs, so no answer reads a job again. */
+type ListedJob = JobPage['jobs'][number];
+
+async function batchJobs(engine: Engine, vendorId: string, batchId: string, max: number): Promise<ListedJob[]> {
   const page = await engine.jobs.list(vendorId, { batchId }, max);
   if (page.jobs.length === 0) throw notFound('job');
   return page.jobs.sort((a, b) => Number(a.metadata?.index ?? 0) - Number(b.metadata?.index ?? 0));
 }
 
-async function recentQueueBatches(engine: Engine, vendorId: string): Promise<Map<string, Job[]>> {
-  const batches = new Map<string, Job[]>();
+async function recentQueueBatches(engine: Engine, vendorId: string): Promise<Map<string, ListedJob[]>> {
+  const batches = new Map<string, ListedJob[]>();
   let cursor: string | undefined;
   for (let seen = 0; seen < LIST_SCAN_JOBS;) {
     const page = await engine.jobs.list(vendorId, { type: 'remove-background' }, 100, cursor);
@@ -270,22 +273,17 @@ async function recentQueueBatches(engine: Engine, vendorId: string): Promise<Map
   return batches;
 }
 
-async function oldJob(deps: ApiDeps, id: string, jobs: Job[]) {
+function oldJob(deps: ApiDeps, id: string, jobs: ListedJob[]) {
   const counts = Object.fromEntries(OLD_STATUSES.map((s) => [s, 0])) as Record<OldStatus, number>;
   for (const job of jobs) counts[STATUS_OF[job.state]]++;
   const finished = jobs.every((j) => FINISHED_STATES.includes(j.state));
   const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-  const results = await Promise.all(
-    jobs.map(async (job) => {
-      const outputs = job.state === 'succeeded' ? (await deps.engine.jobs.get(job.id, job.vendorId)).outputs : [];
-      return {
-        filename: String(job.metadata?.filename ?? ''),
-        status: STATUS_OF[job.state],
-        url: outputs[0] ? outputUrl(deps.signer, job.vendorId, outputs[0]) : null,
-        error: job.error?.message ?? null,
-      };
-    }),
-  );
+  const results = jobs.map((job) => ({
+    filename: String(job.metadata?.filename ?? ''),
+    status: STATUS_OF[job.state],
+    url: job.state === 'succeeded' && job.outputs[0] ? outputUrl(deps.signer, job.vendorId, job.outputs[0]) : null,
+    error: job.error?.message ?? null,
+  }));
   const started = jobs.map((j) => j.startedAt).filter((t): t is number => t !== null);
   return {
     id,
