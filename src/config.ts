@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { JOB_LIMITS } from './engine/limits.js';
+import { API_KEY_LIMITS, JOB_LIMITS } from './engine/limits.js';
 
 /**
  * All of pixq's configuration, read once from environment variables and validated.
@@ -357,6 +357,12 @@ export function loadConfig(env: Env = process.env): Config {
   const adminKey = read(env, 'PIXQ_ADMIN_KEY');
   if (adminKey !== undefined && adminKey.length < 16) {
     throw new ConfigError('PIXQ_ADMIN_KEY', 'must be at least 16 characters long');
+  }
+  if (adminKey !== undefined && adminKey.length > API_KEY_LIMITS.maxLength) {
+    throw new ConfigError('PIXQ_ADMIN_KEY', `must be at most ${API_KEY_LIMITS.maxLength} characters long`);
+  }
+  if (adminKey !== undefined && !API_KEY_LIMITS.characters.test(adminKey)) {
+    throw new ConfigError('PIXQ_ADMIN_KEY', 'must be printable ASCII characters (letters, digits, punctuation)');
   }
   const signingSecret = read(env, 'PIXQ_SIGNING_SECRET');
   if (signingSecret !== undefined && signingSecret.length < 16) {

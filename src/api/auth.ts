@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import type { Engine, Vendor } from '../engine/index.js';
+import { API_KEY_LIMITS } from '../engine/limits.js';
 import { PixqError } from '../errors.js';
 import { verifyEventToken } from './event-tokens.js';
 
@@ -138,7 +139,7 @@ async function boundVendor(engine: Engine, name: string): Promise<Caller> {
 }
 
 async function identify(engine: Engine, adminDigest: Buffer | undefined, key: string | undefined): Promise<Caller> {
-  if (!key || key.length > 200) return { kind: 'anonymous' };
+  if (!key || key.length > API_KEY_LIMITS.maxLength) return { kind: 'anonymous' };
   if (adminDigest && crypto.timingSafeEqual(digest(key), adminDigest)) return { kind: 'admin' };
   const vendor = await engine.apiKeys.authenticate(key);
   return vendor ? { kind: 'vendor', vendor } : { kind: 'anonymous' };
