@@ -1,10 +1,11 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import type { Engine, Job, JobOutput, JobState } from '../../engine/index.js';
 import { newId } from '../../ids.js';
 import { vendorOf } from '../auth.js';
 import type { ApiDeps } from '../deps.js';
+import { validationFailed } from '../../errors.js';
 import { IdParams, problemResponses, type JobSubmission } from '../schemas.js';
 import { submitJobs } from '../submit.js';
 import { outputUrl } from '../views.js';
@@ -22,10 +23,21 @@ const Photo = Type.Object(
   },
   { additionalProperties: true },
 );
+const RecordId = Type.Union([Type.String(), Type.Integer()]);
+/**
+ * A bulk in either of the shapes the marketplace's clients send: `photos: [{recordId, photoUrl, ...}]`, or the
+ * old client's function arguments as parallel arrays `recordIds` and `photoUrls` (with `projectId`, `vendorId`).
+ */
 const Bulk = Type.Object(
-  { photos: Type.Array(Photo, { minItems: 1 }), vendorId: Type.Optional(Type.Union([Type.String(), Type.Integer()])) },
+  {
+    photos: Type.Optional(Type.Array(Photo, { minItems: 1 })),
+    recordIds: Type.Optional(Type.Array(RecordId, { minItems: 1 })),
+    photoUrls: Type.Optional(Type.Array(Photo.properties.photoUrl, { minItems: 1 })),
+    vendorId: Type.Optional(Type.Union([Type.String(), Type.Integer()])),
+  },
   { additionalProperties: true },
 );
+type Bulk = Static<typeof Bulk>;
 const FreeObject = Type.Record(Type.String(), Type.Unknown());
 const Queued = Type.Object({
   jobId: Type.String(),
@@ -141,7 +153,7 @@ export const imageQueueRoutes =
         },
         async (request, reply) => {
           const vendor = vendorOf(request);
-          const { photos, ...shared } = request.body;
+          const { photos, shared } = bulkPhotos(request.body);
           checkVendorClaim(vendor, shared.vendorId);
           for (const photo of photos) checkVendorClaim(vendor, photo.vendorId);
           const jobs = await submitJobs(
@@ -220,6 +232,19 @@ export const imageQueueRoutes =
       },
     );
   };
+
+/** The photos of a bulk in either shape, and the fields they share (`projectId`, `vendorId`, ...). */
+function bulkPhotos(body: Bulk): { photos: Static<typeof Photo>[]; shared: Record<string, unknown> } {
+  const { photos, recordIds, photoUrls, ...shared } = body;
+  if (photos && (recordIds || photoUrls)) {
+    throw validationFailed('send the photos either as "photos" or as "recordIds" with "photoUrls", not both');
+  }
+  if (photos) return { photos, shared };
+  if (!recordIds || !photoUrls || recordIds.length !== photoUrls.length) {
+    throw validationFailed('send "photos", or "recordIds" and "photoUrls" of the same length');
+  }
+  return { photos: photoUrls.map((photoUrl, i) => ({ recordId: recordIds[i], photoUrl })), shared };
+}
 
 function bullJob(job: Job, url: string | undefined, output: JobOutput | undefined) {
   return {
