@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
+import type { FastifyContextConfig, FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import type { Engine, Vendor } from '../engine/index.js';
 import { API_KEY_LIMITS } from '../engine/limits.js';
 import { PixqError } from '../errors.js';
@@ -105,10 +105,13 @@ export function requireDeclaredAccess(app: FastifyInstance) {
   });
 }
 
-/** Declares every route added inside `app` (a plugin's own context) public: for third-party plugins such as Swagger UI. */
-export function declarePublic(app: FastifyInstance) {
+/**
+ * Declares every route added inside `app` (a plugin's own context) public, with `config` added: for third-party
+ * plugins such as Swagger UI, and the dashboard's files.
+ */
+export function declarePublic(app: FastifyInstance, config: Omit<FastifyContextConfig, 'access'> = {}) {
   app.addHook('onRoute', (route) => {
-    route.config = { ...route.config, access: 'public' };
+    route.config = { ...route.config, ...config, access: 'public' };
   });
 }
 

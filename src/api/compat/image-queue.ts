@@ -217,16 +217,17 @@ export const imageQueueRoutes =
         config: compatRoute(),
         schema: {
           tags,
-          summary: 'Whether workers are alive, and how many jobs they run',
+          summary: 'Whether workers are alive, and how many of your jobs they run',
           response: { 200: Health, ...problems },
         },
       },
-      async () => {
+      async (request) => {
         const workers = await deps.engine.registry.workers();
         return {
           status: workers.length > 0 ? ('healthy' as const) : ('unhealthy' as const),
           workers: workers.length,
-          activeJobs: workers.reduce((sum, w) => sum + w.running, 0),
+          // The caller's own jobs: other vendors' load is theirs to know.
+          activeJobs: await deps.engine.jobs.count(vendorOf(request).id, { state: 'running' }),
           timestamp: new Date().toISOString(),
         };
       },

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { FINISHED_STATES, type Engine, type JobPage, type JobState } from '../../engine/index.js';
 import { notFound, PixqError, validationFailed } from '../../errors.js';
 import { newId } from '../../ids.js';
@@ -49,10 +49,11 @@ const Submitted = Type.Object({
   model: Type.String(),
   message: Type.String(),
 });
+/** Counts only for a vendor (a key, or the keyless vendor): a keyless caller learns only whether workers run. */
 const WorkerState = Type.Object({
   status: Type.Union([Type.Literal('running'), Type.Literal('stopped')]),
-  active_jobs: Type.Integer(),
-  max_concurrent: Type.Integer(),
+  active_jobs: Type.Optional(Type.Integer({ description: "the vendor's running jobs" })),
+  max_concurrent: Type.Optional(Type.Integer({ description: "the workers' remove-background slots" })),
 });
 const Counts = Type.Object(Object.fromEntries([...OLD_STATUSES, 'total'].map((s) => [s, Type.Integer()])));
 const JobParams = Type.Object({ job_id: Identifier });
@@ -193,7 +194,7 @@ export const queueRoutes =
           stats[STATUS_OF[state as JobState]] += n ?? 0;
           stats.total += n ?? 0;
         }
-        return { stats, worker: await workerState(engine) };
+        return { stats, worker: await workerState(engine, vendorOf(request).id) };
       },
     );
 
@@ -234,14 +235,18 @@ export const queueRoutes =
     api.get(
       '/health',
       {
-        config: { access: 'public' },
+        // Keyless, it acts as PIXQ_COMPAT_ANONYMOUS_VENDOR when that is set, and then reports that vendor's jobs.
+        config: { access: 'public', keylessVendor: true },
         schema: {
           tags,
-          summary: 'The service is up, and whether workers run',
+          summary: "The service is up and whether workers run; with a key (or the keyless vendor), the vendor's running jobs",
           response: { 200: Type.Object({ status: Type.Literal('healthy'), worker: WorkerState }) },
         },
       },
-      async () => ({ status: 'healthy' as const, worker: await workerState(engine) }),
+      async (request) => ({
+        status: 'healthy' as const,
+        worker: await workerState(engine, request.caller.kind === 'vendor' ? request.caller.vendor.id : undefined),
+      }),
     );
   };
 
@@ -311,11 +316,14 @@ function oldStatus(counts: Record<OldStatus, number>, total: number, finished: b
   return counts.failed > 0 ? 'failed' : 'cancelled';
 }
 
-async function workerState(engine: Engine) {
+/** Whether workers run; for a vendor also its running jobs (never another vendor's) and the removal slots. */
+async function workerState(engine: Engine, vendorId: string | undefined): Promise<Static<typeof WorkerState>> {
   const workers = await engine.registry.workers();
+  const status = workers.length > 0 ? ('running' as const) : ('stopped' as const);
+  if (vendorId === undefined) return { status };
   return {
-    status: workers.length > 0 ? ('running' as const) : ('stopped' as const),
-    active_jobs: workers.reduce((sum, w) => sum + w.running, 0),
+    status,
+    active_jobs: await engine.jobs.count(vendorId, { state: 'running' }),
     max_concurrent: workers.reduce((sum, w) => sum + (w.slots['remove-background'] ?? 0), 0),
   };
 }
