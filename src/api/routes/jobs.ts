@@ -113,7 +113,10 @@ export const jobRoutes =
       schema: {
         tags: ['jobs'],
         summary,
-        description: `At most ${MAX_BULK_ACTION} jobs per call, newest first; \`more\` says whether matching jobs remain. Each job changes as its single ${action} would (events, webhooks), a chunk of jobs per transaction.`,
+        description:
+          action === 'retry'
+            ? `At most ${deps.config.maxBulkFiles} jobs per call (PIXQ_MAX_BULK_FILES, as a bulk submission), newest first; \`more\` says whether matching jobs remain. Spends one \`bulk\` unit and, as submitting the jobs would, one \`image\` unit per job and their background removals. Each job changes as its single retry would (events, webhooks, backlog quota).`
+            : `At most ${MAX_BULK_ACTION} jobs per call, newest first; \`more\` says whether matching jobs remain. Each job changes as its single cancel would (events, webhooks), a chunk of jobs per transaction.`,
         body: JobFilter,
         response: { 200: BulkActionResult, ...problems, ...problemResponses(403) },
       },
@@ -144,11 +147,12 @@ export const jobRoutes =
       bulk('retry', 'Queue again the failed and cancelled jobs matching a filter'),
       async (request, reply) => {
         const scope = jobScope(request, request.body.vendorId);
+        // Queueing jobs again is a bulk submission of them: as many per call.
         const { jobs, more } = await deps.engine.jobs.actionable(
           'retry',
           scope,
           filterOf(request.body),
-          MAX_BULK_ACTION,
+          deps.config.maxBulkFiles,
         );
         await chargeRetries(deps, request, reply, jobs, 'bulk');
         const changed = await deps.engine.jobs.actOnAll(
@@ -196,7 +200,7 @@ export const jobRoutes =
       },
       async (request, reply) => {
         const scope = jobScope(request);
-        await chargeRetries(deps, request, reply, [await deps.engine.jobs.get(request.params.id, scope)], 'image');
+        await chargeRetries(deps, request, reply, [await deps.engine.jobs.get(request.params.id, scope)], 'single');
         return jobView(await deps.engine.jobs.retry(request.params.id, scope), deps.signer);
       },
     );
