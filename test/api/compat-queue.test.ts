@@ -259,3 +259,50 @@ async function keyOf(api: ApiHarness, name: string): Promise<string> {
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   return res.body.apiKey;
 }
+
+describe('compat: PIXQ_COMPAT=none', () => {
+  // One store is enough: which plugins are registered does not depend on it.
+  describeEachStore('serves none of the old routes', (target) => {
+    const api = useApi(target, { PIXQ_COMPAT: 'none' });
+    it('answers 404 on them', async () => {
+      for (const path of ['/queue/stats', '/api/image-queue/queue-stats', '/api/remove?url=x', '/health']) {
+        expectProblem(await api().call('GET', path), 404, 'not_found');
+      }
+    });
+  });
+});
+
+describeEachStore('compat: /queue/jobs reads', (target) => {
+  const api = useApi(target);
+
+  it('lists finished files with their result URLs from the list it read, reading no job again', async () => {
+    const vendor = await api().vendor();
+    const photo = await jpeg(48, 36);
+    const files = ['a.jpg', 'b.jpg', 'c.jpg'].map((name) => ({ bytes: photo, name }));
+    const res = await api().call('POST', '/queue/submit', { key: vendor.key, form: imagesForm(files) });
+    expect(res.status).toBe(200);
+    // Finished as a worker records them, without running the model: this API's store holds only these jobs.
+    const { engine, blobs } = api().services;
+    const ref = await blobs.put(photo, 'image/jpeg');
+    const output = { blob: ref.key, contentType: 'image/jpeg', width: 48, height: 36, bytes: ref.bytes };
+    const { jobs } = await claim(engine, 'test-worker', { 'remove-background': 10 });
+    expect(jobs).toHaveLength(3);
+    for (const job of jobs) expect(await succeed(engine, 'test-worker', job, { outputs: [output] })).toBe(true);
+
+    const reads = vi.spyOn(engine.jobs, 'get');
+    try {
+      const listed = await api().call('GET', '/queue/jobs', { key: vendor.key });
+      expect(listed.body.jobs[0].results).toEqual(
+        files.map(({ name }) => ({
+          filename: name,
+          status: 'completed',
+          url: expect.stringMatching(/^\/v1\/blobs\//),
+          error: null,
+        })),
+      );
+      expect(reads).not.toHaveBeenCalled();
+    } finally {
+      reads.mockRestore();
+    }
+  });
+});
