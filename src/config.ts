@@ -59,6 +59,8 @@ export interface Config {
     anonymous: RateLimit;
   };
   sseHeartbeatMs: number;
+  /** Bytes a live event stream may hold unsent for a slow client before it is ended (to resume by Last-Event-ID). */
+  sseMaxUnsentBytes: number;
   /** Browser origins allowed to call the API (CORS); `*` for any. */
   corsOrigins: string[];
   maxStreamsPerVendor: number;
@@ -413,6 +415,7 @@ export function loadConfig(env: Env = process.env): Config {
       anonymous: rate(env, 'PIXQ_RATE_ANONYMOUS', '100/15m'),
     },
     sseHeartbeatMs: integer(env, 'PIXQ_SSE_HEARTBEAT_MS', 15_000, 100),
+    sseMaxUnsentBytes: integer(env, 'PIXQ_SSE_MAX_UNSENT_BYTES', 1024 * 1024, 16 * 1024),
     corsOrigins: parseOrigins('PIXQ_CORS_ORIGINS', read(env, 'PIXQ_CORS_ORIGINS') ?? ''),
     maxStreamsPerVendor: integer(env, 'PIXQ_MAX_STREAMS_PER_VENDOR', 20, 1, 100_000),
     requestTimeoutMs: integer(env, 'PIXQ_REQUEST_TIMEOUT_MS', 300_000, 100),
