@@ -82,6 +82,7 @@ export interface Config {
     timeoutMs: number;
     disableAfterMs: number;
     concurrency: number;
+    maxEndpointsPerVendor: number;
   };
   /** The label-analysis `anthropic` provider: the SDK's own variables plus the model pixq asks for. */
   anthropic: { apiKey: string | undefined; baseUrl: string | undefined; model: string };
@@ -438,6 +439,7 @@ export function loadConfig(env: Env = process.env): Config {
       timeoutMs: integer(env, 'PIXQ_WEBHOOK_TIMEOUT_MS', 15_000, 100),
       disableAfterMs: decimal(env, 'PIXQ_WEBHOOK_DISABLE_AFTER_DAYS', 5, 0) * UNIT_MS.d,
       concurrency: integer(env, 'PIXQ_WEBHOOK_CONCURRENCY', 8, 1, 256),
+      maxEndpointsPerVendor: integer(env, 'PIXQ_WEBHOOK_MAX_ENDPOINTS', 20, 1, 1000),
     },
     anthropic: {
       apiKey: read(env, 'ANTHROPIC_API_KEY'),

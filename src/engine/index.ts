@@ -113,8 +113,8 @@ export class Engine {
 const ROTATION_OVERLAP_MS = 24 * 3_600_000;
 
 function webhookSettings(config: Config): WebhookSettings {
-  const { retryScheduleMs, disableAfterMs } = config.webhooks;
-  return { retryScheduleMs, disableAfterMs, rotationOverlapMs: ROTATION_OVERLAP_MS };
+  const { retryScheduleMs, disableAfterMs, maxEndpointsPerVendor } = config.webhooks;
+  return { retryScheduleMs, disableAfterMs, maxEndpointsPerVendor, rotationOverlapMs: ROTATION_OVERLAP_MS };
 }
 
 /** For engines built without a config (tests): the configuration's defaults. */

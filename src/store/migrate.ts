@@ -7,6 +7,7 @@ import * as webhooks from './migrations/0004-webhooks.js';
 import * as jobWebhookUrl from './migrations/0005-job-webhook-url.js';
 import * as jobMetadata from './migrations/0006-job-metadata.js';
 import * as templates from './migrations/0007-templates.js';
+import * as deliveriesByVendor from './migrations/0008-deliveries-by-vendor.js';
 
 const MIGRATIONS = {
   '0001-initial': initial,
@@ -16,6 +17,7 @@ const MIGRATIONS = {
   '0005-job-webhook-url': jobWebhookUrl,
   '0006-job-metadata': jobMetadata,
   '0007-templates': templates,
+  '0008-deliveries-by-vendor': deliveriesByVendor,
 };
 
 export const LATEST_MIGRATION = Object.keys(MIGRATIONS).at(-1)!;
