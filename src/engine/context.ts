@@ -14,6 +14,8 @@ export interface EngineOptions {
   backoffBaseMs: number;
   backoffMaxMs: number;
   defaultTimeoutMs: number;
+  /** SQLite: how often the event bus reads the events other processes stored (at most every 250 ms). */
+  eventPollMs?: number;
   /** Webhook delivery rules; Standard Webhooks' schedule when unset. */
   webhooks?: WebhookSettings;
   /** The clock; tests may move it. */

@@ -7,7 +7,7 @@ import { loadConfig, type Config } from '../config.js';
 import { ApiKeyService } from './api-keys.js';
 import { BlobLedgerService } from './blobs.js';
 import { EngineContext, type EngineOptions } from './context.js';
-import { createLocalEventBus, createPostgresEventBus, type EventBus } from './event-bus.js';
+import { createPostgresEventBus, createSqliteEventBus, type EventBus } from './event-bus.js';
 import { JobService } from './jobs.js';
 import { MaintenanceService } from './maintenance.js';
 import { RateLimitService } from './rate-limits.js';
@@ -123,6 +123,7 @@ const DEFAULT_WEBHOOK_SETTINGS = webhookSettings(loadConfig({}));
 export function engineOptions(config: Config): EngineOptions {
   return {
     webhooks: webhookSettings(config),
+    eventPollMs: config.pollMs,
     leaseMs: config.leaseMs,
     claimBatch: config.claimBatch,
     defaultMaxAttempts: config.defaultMaxAttempts,
@@ -139,6 +140,6 @@ export async function openEngine(
 ): Promise<Engine> {
   const store = await openStore({ ...target, timeoutMs: target.dbTimeoutMs });
   await migrate(store);
-  const bus = store.pool ? await createPostgresEventBus(store) : createLocalEventBus();
+  const bus = store.pool ? await createPostgresEventBus(store) : await createSqliteEventBus(store, options.eventPollMs);
   return new Engine(store, bus, options);
 }
