@@ -69,7 +69,8 @@ describe('the dashboard served at /', () => {
     const assets = [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]);
     // A dashboard load and several reloads: far more files than the budget.
     for (let load = 0; load < 3; load++) {
-      for (const url of ['/', '/jobs', ...assets]) expect([url, (await api.call('GET', url)).status]).toEqual([url, 200]);
+      for (const url of ['/', '/jobs', ...assets])
+        expect([url, (await api.call('GET', url)).status]).toEqual([url, 200]);
     }
     const statuses = [];
     for (let i = 0; i < 3; i++) statuses.push((await api.call('GET', '/v1/jobs')).status);

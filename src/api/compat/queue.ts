@@ -239,7 +239,8 @@ export const queueRoutes =
         config: { access: 'public', keylessVendor: true },
         schema: {
           tags,
-          summary: "The service is up and whether workers run; with a key (or the keyless vendor), the vendor's running jobs",
+          summary:
+            "The service is up and whether workers run; with a key (or the keyless vendor), the vendor's running jobs",
           response: { 200: Type.Object({ status: Type.Literal('healthy'), worker: WorkerState }) },
         },
       },
