@@ -27,10 +27,14 @@ describeEachStore('live events across processes', (target) => {
         HOST: '127.0.0.1',
         PORT: '0',
       };
+      // The worker starts once the API has migrated the new store: two processes migrating one new SQLite file
+      // at once can collide (a separate defect).
       const api = spawnPixq(['api'], env);
-      const worker = spawnPixq(['worker'], env);
+      const processes = [api];
       try {
         const base = await apiReady(api);
+        const worker = spawnPixq(['worker'], env);
+        processes.push(worker);
         await workerReady(worker);
         const call = async (path: string, key: string, json: unknown) =>
           answer(
@@ -66,7 +70,7 @@ describeEachStore('live events across processes', (target) => {
         }
         await waitUntil(() => api.child.exitCode === null, 1000, 'the API to keep running');
       } finally {
-        await stopAll([api, worker]);
+        await stopAll(processes);
         await dropDatabase(location.databaseUrl);
       }
     },
