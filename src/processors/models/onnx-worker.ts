@@ -328,24 +328,24 @@ export class OnnxHost {
   }
 }
 
-/** What the model process may see of the environment: where to find libraries and temp space, locale, and the
- * variables ONNX Runtime, OpenMP, CUDA and glibc's allocator read. */
-const CHILD_ENV_NAMES = new Set(['PATH', 'LD_LIBRARY_PATH', 'TMPDIR', 'TMP', 'TEMP', 'HOME', 'LANG', 'LC_ALL', 'TZ']);
-const CHILD_ENV_PREFIXES = ['ORT_', 'OMP_', 'KMP_', 'CUDA_', 'NVIDIA_', 'MALLOC_'];
+/**
+ * Variables the model process never gets: pixq's own configuration (the admin key, the signing secret), the
+ * store's address and credentials, cloud and API keys, and anything named like a secret.
+ */
+const SECRET_NAMES = /^(PIXQ_|DATABASE_URL$|PG[A-Z]|AWS_|ANTHROPIC_)|KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL/i;
 
 /**
- * The environment of the model process: only the variables it needs (an allowlist), so none of the server's
- * secrets (`PIXQ_ADMIN_KEY`, `DATABASE_URL`, cloud and API keys) reach a process that parses model files. Loader
- * hooks (tsx, vitest: NODE_OPTIONS) are not needed by its plain JavaScript, and a fixed glibc mmap threshold is
- * left out: `npm start` fixes one for the server (its image buffers then go back to the system when freed), but
- * in the model process it makes every run fault in fresh pages, 18 % slower for the int8 model (727 vs 610 ms a
- * run); there glibc's own threshold is better, and the memory goes back when the process exits after its idle time.
+ * The environment of the model process: the parent's without its secrets (see SECRET_NAMES), so none reach a
+ * process that parses model files; without loader hooks (tsx, vitest: NODE_OPTIONS), which its plain JavaScript
+ * does not need; and without a fixed glibc mmap threshold: `npm start` fixes one for the server (its image
+ * buffers then go back to the system when freed), but in the model process it makes every run fault in fresh
+ * pages, 18 % slower for the int8 model (727 vs 610 ms a run); there glibc's own threshold is better, and the
+ * memory goes back when the process exits after its idle time.
  */
 function childEnv(): NodeJS.ProcessEnv {
-  const wanted = (name: string) =>
-    name !== 'MALLOC_MMAP_THRESHOLD_' &&
-    (CHILD_ENV_NAMES.has(name) || CHILD_ENV_PREFIXES.some((prefix) => name.startsWith(prefix)));
-  return Object.fromEntries(Object.entries(process.env).filter(([name]) => wanted(name)));
+  const dropped = (name: string) =>
+    name === 'NODE_OPTIONS' || name === 'MALLOC_MMAP_THRESHOLD_' || SECRET_NAMES.test(name);
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !dropped(name)));
 }
 
 function sessionOptions(opts: OnnxHostOptions) {
