@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { JOB_LIMITS } from './engine/limits.js';
+import { API_KEY_LIMITS, JOB_LIMITS } from './engine/limits.js';
 
 /**
  * All of pixq's configuration, read once from environment variables and validated.
@@ -61,6 +61,8 @@ export interface Config {
     anonymous: RateLimit;
   };
   sseHeartbeatMs: number;
+  /** Bytes a live event stream may hold unsent for a slow client before it is ended (to resume by Last-Event-ID). */
+  sseMaxUnsentBytes: number;
   /** Browser origins allowed to call the API (CORS); `*` for any. */
   corsOrigins: string[];
   maxStreamsPerVendor: number;
@@ -82,6 +84,7 @@ export interface Config {
     timeoutMs: number;
     disableAfterMs: number;
     concurrency: number;
+    maxEndpointsPerVendor: number;
   };
   /** The label-analysis `anthropic` provider: the SDK's own variables plus the model pixq asks for. */
   anthropic: { apiKey: string | undefined; baseUrl: string | undefined; model: string };
@@ -440,6 +443,12 @@ export function loadConfig(env: Env = process.env): Config {
   if (adminKey !== undefined && adminKey.length < 16) {
     throw new ConfigError('PIXQ_ADMIN_KEY', 'must be at least 16 characters long');
   }
+  if (adminKey !== undefined && adminKey.length > API_KEY_LIMITS.maxLength) {
+    throw new ConfigError('PIXQ_ADMIN_KEY', `must be at most ${API_KEY_LIMITS.maxLength} characters long`);
+  }
+  if (adminKey !== undefined && !API_KEY_LIMITS.characters.test(adminKey)) {
+    throw new ConfigError('PIXQ_ADMIN_KEY', 'must be printable ASCII characters (letters, digits, punctuation)');
+  }
   const signingSecret = read(env, 'PIXQ_SIGNING_SECRET');
   if (signingSecret !== undefined && signingSecret.length < 16) {
     throw new ConfigError('PIXQ_SIGNING_SECRET', 'must be at least 16 characters long');
@@ -491,6 +500,7 @@ export function loadConfig(env: Env = process.env): Config {
       anonymous: rate(env, 'PIXQ_RATE_ANONYMOUS', '100/15m'),
     },
     sseHeartbeatMs: integer(env, 'PIXQ_SSE_HEARTBEAT_MS', 15_000, 100),
+    sseMaxUnsentBytes: integer(env, 'PIXQ_SSE_MAX_UNSENT_BYTES', 1024 * 1024, 16 * 1024),
     corsOrigins: parseOrigins('PIXQ_CORS_ORIGINS', read(env, 'PIXQ_CORS_ORIGINS') ?? ''),
     maxStreamsPerVendor: integer(env, 'PIXQ_MAX_STREAMS_PER_VENDOR', 20, 1, 100_000),
     requestTimeoutMs: integer(env, 'PIXQ_REQUEST_TIMEOUT_MS', 300_000, 100),
@@ -513,6 +523,7 @@ export function loadConfig(env: Env = process.env): Config {
       timeoutMs: integer(env, 'PIXQ_WEBHOOK_TIMEOUT_MS', 15_000, 100),
       disableAfterMs: decimal(env, 'PIXQ_WEBHOOK_DISABLE_AFTER_DAYS', 5, 0) * UNIT_MS.d,
       concurrency: integer(env, 'PIXQ_WEBHOOK_CONCURRENCY', 8, 1, 256),
+      maxEndpointsPerVendor: integer(env, 'PIXQ_WEBHOOK_MAX_ENDPOINTS', 20, 1, 1000),
     },
     anthropic: {
       apiKey: read(env, 'ANTHROPIC_API_KEY'),

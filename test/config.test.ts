@@ -19,6 +19,10 @@ describe('configuration', () => {
     expect(config).toMatchObject({ maxStreamsPerVendor: 20, requestTimeoutMs: 300_000, bodyIdleTimeoutMs: 30_000 });
   });
 
+  it('takes an admin key as long as auth compares', () => {
+    expect(loadConfig({ PIXQ_ADMIN_KEY: 'k'.repeat(200) }).adminKey).toHaveLength(200);
+  });
+
   it('reads PIXQ_WORKER_CONCURRENCY over the defaults', () => {
     expect(loadConfig({ PIXQ_WORKER_CONCURRENCY: 'noop=8, face-crop=3' }).workerConcurrency).toMatchObject({
       noop: 8,
@@ -88,6 +92,11 @@ describe('configuration', () => {
     ['PIXQ_RATE_IMAGE', '50 per minute'],
     ['DATABASE_URL', 'mysql://x'],
     ['PIXQ_ADMIN_KEY', 'short'],
+    // Longer than any key auth compares, or outside printable ASCII (clients encode it in a header each their own
+    // way): a key that would never match.
+    ['PIXQ_ADMIN_KEY', 'k'.repeat(201)],
+    ['PIXQ_ADMIN_KEY', 'schlüssel-für-den-admin'],
+    ['PIXQ_ADMIN_KEY', 'admin-key-with\u0007bell-0123'],
     ['PIXQ_LOG_LEVEL', 'loud'],
     ['PIXQ_REMBG_URLS', 'ftp://a:7000'],
     ['PIXQ_REMBG_URLS', 'rembg:7000'],

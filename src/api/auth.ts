@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
-import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
+import type { FastifyContextConfig, FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import type { Engine, Vendor } from '../engine/index.js';
+import { API_KEY_LIMITS } from '../engine/limits.js';
 import { PixqError } from '../errors.js';
 import { verifyEventToken } from './event-tokens.js';
 
@@ -104,10 +105,13 @@ export function requireDeclaredAccess(app: FastifyInstance) {
   });
 }
 
-/** Declares every route added inside `app` (a plugin's own context) public: for third-party plugins such as Swagger UI. */
-export function declarePublic(app: FastifyInstance) {
+/**
+ * Declares every route added inside `app` (a plugin's own context) public, with `config` added: for third-party
+ * plugins such as Swagger UI, and the dashboard's files.
+ */
+export function declarePublic(app: FastifyInstance, config: Omit<FastifyContextConfig, 'access'> = {}) {
   app.addHook('onRoute', (route) => {
-    route.config = { ...route.config, access: 'public' };
+    route.config = { ...route.config, ...config, access: 'public' };
   });
 }
 
@@ -138,7 +142,7 @@ async function boundVendor(engine: Engine, name: string): Promise<Caller> {
 }
 
 async function identify(engine: Engine, adminDigest: Buffer | undefined, key: string | undefined): Promise<Caller> {
-  if (!key || key.length > 200) return { kind: 'anonymous' };
+  if (!key || key.length > API_KEY_LIMITS.maxLength) return { kind: 'anonymous' };
   if (adminDigest && crypto.timingSafeEqual(digest(key), adminDigest)) return { kind: 'admin' };
   const vendor = await engine.apiKeys.authenticate(key);
   return vendor ? { kind: 'vendor', vendor } : { kind: 'anonymous' };

@@ -44,7 +44,9 @@ export const dashboardRoutes =
     }
     // Read once: a build replaced under a running server is served after a restart, like the server's own code.
     const indexHtml = fs.readFileSync(indexFile);
-    declarePublic(app);
+    // Files that hold no data: a page load (a dozen files) must not spend the per-address anonymous budget,
+    // which is there for key guesses and keyless API calls.
+    declarePublic(app, { meterAnonymous: false });
     await app.register(fastifyStatic, {
       root: path.join(dir, 'static'),
       prefix: '/static/',

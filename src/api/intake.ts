@@ -208,26 +208,28 @@ export function chargeRemovals(
 }
 
 /**
- * Spends what queueing jobs again spends. A vendor's request has spent its route's budget (`image` for one
- * retry, `bulk` for a bulk one) already and pays for the removals. The admin key has no budgets: each vendor
- * whose jobs it retries pays the route's budget and its removals, as if it had retried them itself.
+ * Spends what queueing jobs again spends, as submitting them would: a single retry its `image` unit, a bulk retry
+ * its `bulk` unit and one `image` unit per job; both the removals. A vendor's request has spent its route's
+ * budget (`image` or `bulk`) already. The admin key has no budgets: each vendor whose jobs it retries pays, as if
+ * it had retried them itself.
  */
 export async function chargeRetries(
   deps: IntakeDeps & { limiter: RateLimiter },
   request: FastifyRequest,
   reply: FastifyReply,
   jobs: (Pick<JobSpec, 'type' | 'options'> & { vendorId: string })[],
-  routeBudget: Budget,
+  kind: 'single' | 'bulk',
 ) {
-  if (request.caller.kind === 'vendor') return chargeRemovals(deps.limiter, request, reply, jobs);
+  const route: Budget = kind === 'single' ? 'image' : 'bulk';
+  const costs = (own: typeof jobs): [Budget, number][] => [
+    ...(kind === 'bulk' ? [['image', own.length] as [Budget, number]] : []),
+    removals(own),
+  ];
+  if (request.caller.kind === 'vendor') return deps.limiter.charge(request, reply, costs(jobs));
   for (const vendorId of new Set(jobs.map((j) => j.vendorId))) {
     const payer = await deps.engine.vendors.get(vendorId);
-    await deps.limiter.charge(
-      request,
-      reply,
-      [[routeBudget, 1], removals(jobs.filter((j) => j.vendorId === vendorId))],
-      payer,
-    );
+    const own = jobs.filter((j) => j.vendorId === vendorId);
+    await deps.limiter.charge(request, reply, [[route, 1], ...costs(own)], payer);
   }
 }
 

@@ -21,7 +21,8 @@ declare module 'fastify' {
     budgets?: Budget[];
     /**
      * False where the route authorises callers without a key by other means (a signed URL) and spends the
-     * anonymous budget itself, through `chargeAnonymous`, only for the ones it refuses.
+     * anonymous budget itself, through `chargeAnonymous`, only for the ones it refuses; and for the dashboard's
+     * static files, which hold no data.
      */
     meterAnonymous?: boolean;
   }

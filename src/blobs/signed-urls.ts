@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Config } from '../config.js';
 import { PixqError, validationFailed } from '../errors.js';
 import { assertBlobKey } from './staging.js';
+import { OWNER_ONLY } from '../file-modes.js';
 
 /**
  * Signed download URLs for blobs: `/v1/blobs/<key>?exp=<unix s>&ct=<type>[&vid=<vendor>][&tw=<px>]&sig=<base64url>`.
@@ -127,7 +128,7 @@ export async function loadSigningSecret(config: Pick<Config, 'dataDir' | 'signin
   if (existing) return existing;
   await mkdir(config.dataDir, { recursive: true });
   const tmp = `${file}.${randomBytes(8).toString('hex')}.tmp`;
-  await writeFile(tmp, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+  await writeFile(tmp, `${randomBytes(32).toString('hex')}\n`, { mode: OWNER_ONLY, flag: 'wx' });
   try {
     await link(tmp, file);
   } catch (err) {

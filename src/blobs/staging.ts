@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { PixqError, validationFailed } from '../errors.js';
+import { GROUP_READABLE } from '../file-modes.js';
 
 /** What both blob stores share: key rules, size limits, and the local temp files writes are staged in. */
 
@@ -65,7 +66,7 @@ export class TempFiles {
   async stageBuffer(data: Buffer): Promise<StagedFile> {
     const file = await this.newPath();
     try {
-      const handle = await open(file, 'wx', 0o644);
+      const handle = await open(file, 'wx', GROUP_READABLE);
       try {
         await handle.writeFile(data);
         await handle.sync();
@@ -91,7 +92,7 @@ export class TempFiles {
       file = await this.newPath();
       // Opened before the pipeline starts so the file exists by the time any failure unlinks it; a lazily
       // opening write stream could create it after the cleanup ran.
-      const handle = await open(file, 'wx', 0o644);
+      const handle = await open(file, 'wx', GROUP_READABLE);
       if (early !== undefined || (source.destroyed && !source.readableEnded)) {
         await handle.close();
         throw early ?? new Error('the upload stream closed before it was read');

@@ -16,6 +16,8 @@ export interface EngineOptions {
   defaultTimeoutMs: number;
   /** The storage quota of vendors without one of their own (PIXQ_MAX_STORAGE_BYTES); null or unset: none. */
   maxStorageBytes?: number | null;
+  /** SQLite: how often the event bus reads the events other processes stored (at most every 250 ms). */
+  eventPollMs?: number;
   /** Webhook delivery rules; Standard Webhooks' schedule when unset. */
   webhooks?: WebhookSettings;
   /** The clock; tests may move it. */

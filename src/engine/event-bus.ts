@@ -10,7 +10,8 @@ import type { JobEvent } from './types.js';
 /**
  * How the engine tells other parts (workers, the SSE stream, webhooks) what happened. Three signals:
  * job events, "jobs are ready for these types" wake-ups, and cancel requests for running jobs.
- * In one process an EventEmitter carries them; across processes on PostgreSQL, LISTEN/NOTIFY does.
+ * In one process an EventEmitter carries them; job events cross processes on SQLite by a tail of the events
+ * table, and all three on PostgreSQL by LISTEN/NOTIFY.
  */
 export interface EventBus {
   publish(events: JobEvent[]): void;
@@ -65,8 +66,116 @@ class LocalEventBus implements EventBus {
   }
 }
 
-export function createLocalEventBus(): EventBus {
-  return new LocalEventBus();
+/** Ids above a floor, as sorted disjoint ranges: a process's own events are consecutive, so there are few. */
+class IdRanges {
+  private readonly ranges: [number, number][] = [];
+
+  /** Adds `id`; false if it was there already. */
+  add(id: number): boolean {
+    const i = this.ranges.findIndex(([, end]) => end >= id - 1);
+    const range = this.ranges[i];
+    if (range && range[0] <= id && id <= range[1]) return false;
+    if (range && id === range[1] + 1) {
+      range[1] = id;
+      const next = this.ranges[i + 1];
+      if (next && next[0] === id + 1) range[1] = this.ranges.splice(i + 1, 1)[0][1];
+    } else if (range && id === range[0] - 1) range[0] = id;
+    else if (range) this.ranges.splice(i, 0, [id, id]);
+    else this.ranges.push([id, id]);
+    return true;
+  }
+
+  has(id: number): boolean {
+    return this.ranges.some(([start, end]) => start <= id && id <= end);
+  }
+
+  /** Moves `floor` up through the ranges that continue it; returns the new floor. */
+  raise(floor: number): number {
+    while (this.ranges.length > 0 && this.ranges[0][0] <= floor + 1) floor = Math.max(floor, this.ranges.shift()![1]);
+    return floor;
+  }
+
+  /** The lowest id held, if any. */
+  first(): number | undefined {
+    return this.ranges[0]?.[0];
+  }
+}
+
+const TAIL_PAGE = 1000;
+const MAX_TAIL_MS = 250;
+
+/**
+ * SQLite's bus: processes sharing the file share nothing else, so events cross them through the events table.
+ * This process's own events are delivered at once when published (after their commit), as on the local bus; a
+ * timer reads the events other processes stored, tailing the table by id. SQLite has one writer at a time, so ids
+ * commit in order: every id up to `delivered` has been delivered, and the ranges above it that this process
+ * published are skipped, so the tail reads only other processes' events, one `max(id)` probe when there are none.
+ * Wake-ups and cancels stay in the process: workers elsewhere learn of them by polling.
+ */
+class SqliteEventBus extends LocalEventBus {
+  private delivered = 0;
+  private readonly published = new IdRanges();
+  private timer: NodeJS.Timeout | undefined;
+  private tailing = false;
+  private closed = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly pollMs = MAX_TAIL_MS,
+  ) {
+    super();
+  }
+
+  async start() {
+    this.delivered = await selectLastEventId(this.store.db);
+    this.timer = setInterval(() => void this.tail(), Math.min(this.pollMs, MAX_TAIL_MS));
+    this.timer.unref();
+  }
+
+  override publish(events: JobEvent[]) {
+    for (const event of events) {
+      if (event.id <= this.delivered || !this.published.add(event.id)) continue;
+      this.emitter.emit('event', event);
+    }
+    this.delivered = this.published.raise(this.delivered);
+  }
+
+  override async close() {
+    this.closed = true;
+    clearInterval(this.timer);
+    await super.close();
+  }
+
+  /** Delivers the events other processes stored since the last tail, in id order. */
+  private async tail() {
+    if (this.tailing || this.closed) return;
+    this.tailing = true;
+    try {
+      const newest = await selectLastEventId(this.store.db);
+      for (;;) {
+        this.delivered = this.published.raise(this.delivered);
+        if (this.closed || this.delivered >= newest) return;
+        // The ids up to the next range this process published (or up to the newest) came from elsewhere.
+        const upTo = Math.min(newest, (this.published.first() ?? Infinity) - 1);
+        const rows = await selectEventsAfter(this.store.db, { afterId: this.delivered, upTo, limit: TAIL_PAGE });
+        for (const row of rows) {
+          const event = fromStoredEvent(row);
+          if (event.id > this.delivered && !this.published.has(event.id)) this.emitter.emit('event', event);
+        }
+        this.delivered = Math.max(this.delivered, rows.length === TAIL_PAGE ? Number(rows.at(-1)!.id) : upTo);
+      }
+    } catch {
+      // The file is busy or full: the next tail reads the same events again.
+    } finally {
+      this.tailing = false;
+    }
+  }
+}
+
+export async function createSqliteEventBus(store: Store, pollMs?: number): Promise<EventBus> {
+  const bus = new SqliteEventBus(store, pollMs);
+  await bus.start();
+  return bus;
 }
 
 const CHANNEL: Record<Signal, string> = { event: 'pixq_event', wake: 'pixq_wake', cancel: 'pixq_cancel' };

@@ -9,7 +9,7 @@ import { AssetService } from './assets.js';
 import { BlobLedgerService } from './blobs.js';
 import { EngineContext, type EngineOptions } from './context.js';
 import { DeliverySettingsService } from './delivery.js';
-import { createLocalEventBus, createPostgresEventBus, type EventBus } from './event-bus.js';
+import { createPostgresEventBus, createSqliteEventBus, type EventBus } from './event-bus.js';
 import { JobService } from './jobs.js';
 import { MaintenanceService } from './maintenance.js';
 import { RateLimitService } from './rate-limits.js';
@@ -127,8 +127,8 @@ export class Engine {
 const ROTATION_OVERLAP_MS = 24 * 3_600_000;
 
 function webhookSettings(config: Config): WebhookSettings {
-  const { retryScheduleMs, disableAfterMs } = config.webhooks;
-  return { retryScheduleMs, disableAfterMs, rotationOverlapMs: ROTATION_OVERLAP_MS };
+  const { retryScheduleMs, disableAfterMs, maxEndpointsPerVendor } = config.webhooks;
+  return { retryScheduleMs, disableAfterMs, maxEndpointsPerVendor, rotationOverlapMs: ROTATION_OVERLAP_MS };
 }
 
 /** For engines built without a config (tests): the configuration's defaults. */
@@ -137,6 +137,7 @@ const DEFAULT_WEBHOOK_SETTINGS = webhookSettings(loadConfig({}));
 export function engineOptions(config: Config): EngineOptions {
   return {
     webhooks: webhookSettings(config),
+    eventPollMs: config.pollMs,
     leaseMs: config.leaseMs,
     claimBatch: config.claimBatch,
     defaultMaxAttempts: config.defaultMaxAttempts,
@@ -154,6 +155,6 @@ export async function openEngine(
 ): Promise<Engine> {
   const store = await openStore({ ...target, timeoutMs: target.dbTimeoutMs });
   await migrate(store);
-  const bus = store.pool ? await createPostgresEventBus(store) : createLocalEventBus();
+  const bus = store.pool ? await createPostgresEventBus(store) : await createSqliteEventBus(store, options.eventPollMs);
   return new Engine(store, bus, options);
 }

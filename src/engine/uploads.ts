@@ -2,7 +2,7 @@ import { notFound } from '../errors.js';
 import { newId } from '../ids.js';
 import type { UploadRow } from '../store/index.js';
 import { deleteVendorUploads } from '../store/sql/delete-finished-jobs.js';
-import { insertUpload, selectUpload } from '../store/sql/uploads.js';
+import { insertUpload, selectUpload, selectUploadedType } from '../store/sql/uploads.js';
 import { releaseStorage, reserveStorage } from '../store/sql/storage.js';
 import { storageQuotaExceeded } from './assets.js';
 import type { BlobLedgerService } from './blobs.js';
@@ -65,6 +65,12 @@ export class UploadService {
     const row = await this.ctx.read((db) => selectUpload(db, id, vendorId));
     if (!row) throw notFound('upload');
     return toUpload(row);
+  }
+
+  /** The content type and size `vendorId` uploaded `blob` with; undefined when no upload of it is left. */
+  async typeOf(vendorId: string, blob: string): Promise<{ contentType: string; bytes: number } | undefined> {
+    const row = await this.ctx.read((db) => selectUploadedType(db, vendorId, blob));
+    return row && { contentType: row.content_type, bytes: row.bytes };
   }
 
   /**

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { notFound } from '../errors.js';
+import { notFound, PixqError } from '../errors.js';
 import { newId } from '../ids.js';
 import { selectJob } from '../store/sql/change-job-state.js';
 import {
@@ -11,12 +11,13 @@ import {
   type WebhookEventType,
 } from '../store/index.js';
 import {
-  claimDueDeliveries,
+  countEndpoints,
   deleteEndpoint,
   deleteFinishedDeliveries,
   insertBatchDeliveries,
   insertEndpoint,
   insertMissingCallbackSecrets,
+  leaseDeliveries,
   recordDeliveryOutcome,
   requeueDelivery,
   rotateCallbackSecret,
@@ -27,9 +28,13 @@ import {
   selectEndpoint,
   selectEndpoints,
   selectEndpointsById,
+  selectOldestDue,
+  selectOldestDueOf,
   selectRecentlyFinishedBatches,
+  selectVendorsWithPendingDeliveries,
   updateEndpoint,
 } from '../store/sql/webhooks.js';
+import { lockVendorById } from '../store/sql/vendors.js';
 import type { EngineContext } from './context.js';
 
 export type { WebhookEventType };
@@ -98,6 +103,8 @@ export interface WebhookSettings {
   disableAfterMs: number;
   /** How long the previous secret keeps signing after a rotation. */
   rotationOverlapMs: number;
+  /** Endpoints one vendor may have (each event fans out to every one of them, inside the job's transaction). */
+  maxEndpointsPerVendor: number;
 }
 
 const SECRET_BYTES = 32;
@@ -184,6 +191,9 @@ export function nextAttemptDelay(
  * engine writes with each event (see webhook-triggers.ts).
  */
 export class WebhookService {
+  /** The vendor whose delivery this process's last claim took first among equals: the next claim starts after it. */
+  private lastServed = '';
+
   constructor(
     private readonly ctx: EngineContext,
     private readonly settings: WebhookSettings,
@@ -211,7 +221,19 @@ export class WebhookService {
       created_at: now,
       updated_at: now,
     };
-    await this.ctx.write((tx) => insertEndpoint(tx, row));
+    const max = this.settings.maxEndpointsPerVendor;
+    await this.ctx.write(async (tx) => {
+      // Under the vendor's lock (PostgreSQL), so that registrations at once cannot together pass the limit.
+      if (!(await lockVendorById(tx, this.ctx.store.dialect, vendorId))) throw notFound('vendor');
+      if ((await countEndpoints(tx, vendorId)) >= max) {
+        throw new PixqError(
+          'too_many_webhooks',
+          `a vendor may have at most ${max} webhook endpoints; delete one first, or subscribe one endpoint to more events`,
+          { status: 409, details: { limit: max } },
+        );
+      }
+      await insertEndpoint(tx, row);
+    });
     return { endpoint: toEndpoint(row), secret };
   }
 
@@ -313,7 +335,7 @@ export class WebhookService {
   ): Promise<{ delivery: WebhookDelivery; target: DeliveryTarget | undefined }[]> {
     const now = this.ctx.now();
     const { rows, callbackSecrets } = await this.ctx.write(async (tx) => {
-      const rows = await claimDueDeliveries(tx, this.ctx.store.dialect, owner, now, now + leaseMs, limit);
+      const rows = await leaseDeliveries(tx, await this.fairlyDue(tx, now, limit), owner, now, now + leaseMs);
       const callbackVendors = [...new Set(rows.filter((r) => r.endpoint_id === null).map((r) => r.vendor_id))];
       return { rows, callbackSecrets: await this.callbackSecretRows(tx, callbackVendors, now) };
     });
@@ -331,6 +353,31 @@ export class WebhookService {
           : endpoint && { url: endpoint.url, status: endpoint.status, secrets: signingSecrets(endpoint, now) };
       return { delivery: toDelivery(row), target };
     });
+  }
+
+  /**
+   * Up to `limit` due deliveries, fair across vendors: first the oldest due delivery of each vendor that has one,
+   * the vendors taken in turn from after the one this process served last, then the oldest of the rest. So every
+   * vendor with a due delivery has one in a claim before any has two, and one vendor's backlog delays another's
+   * due delivery by at most one claim's batch, however old the backlog. One index probe per vendor with pending
+   * deliveries; none at all when nothing is pending.
+   */
+  private async fairlyDue(tx: Tx, now: number, limit: number): Promise<string[]> {
+    const dialect = this.ctx.store.dialect;
+    const vendors = await selectVendorsWithPendingDeliveries(tx);
+    if (vendors.length === 0) return [];
+    const next = vendors.findIndex((v) => v > this.lastServed);
+    const turn = next <= 0 ? vendors : [...vendors.slice(next), ...vendors.slice(0, next)];
+    const ids: string[] = [];
+    for (const vendorId of turn) {
+      if (ids.length >= limit) break;
+      const id = await selectOldestDueOf(tx, dialect, vendorId, now);
+      if (id === undefined) continue;
+      ids.push(id);
+      this.lastServed = vendorId;
+    }
+    if (ids.length < limit) ids.push(...(await selectOldestDue(tx, dialect, now, limit - ids.length, ids)));
+    return ids;
   }
 
   /**

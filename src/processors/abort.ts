@@ -13,8 +13,10 @@ export function throwIfAborted(signal: AbortSignal): void {
 }
 
 /**
- * Settles with `work`, or rejects as soon as `signal` aborts. Native work (libvips, ONNX Runtime, wasm)
- * cannot be interrupted: it finishes in the background and its result, or error, is dropped.
+ * Settles with `work`, or rejects as soon as `signal` aborts; the work goes on and its result, or error, is
+ * dropped. Only for work done elsewhere in turn (a model session's own process or thread), where an aborted run
+ * holds nothing of this process's and the next run queues behind it anyway. Image work in this process uses
+ * `afterStopping`.
  */
 export function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) {
@@ -29,4 +31,22 @@ export function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> 
     signal.addEventListener('abort', onAbort, { once: true });
     work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
+}
+
+/**
+ * Settles with `work`; if `signal` aborted meanwhile, rejects with the abort's error, but only once `work` has
+ * settled. libvips work cannot be interrupted: a handler that returned at the abort would free its worker slot
+ * while its work still held a thread of libuv's pool, and work started in that slot would pile up behind it,
+ * delaying every vendor's image jobs. So a handler ends when its image work has really stopped.
+ */
+export async function afterStopping<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  let value: T;
+  try {
+    value = await work;
+  } catch (err) {
+    throwIfAborted(signal);
+    throw err;
+  }
+  throwIfAborted(signal);
+  return value;
 }

@@ -5,7 +5,7 @@ import { PixqError, validationFailed } from '../errors.js';
 import { fitToImage, idealCrop, parseAspect, planCut, toPixels, type Region } from './faces/crop.js';
 import type { Face } from './faces/detector.js';
 import { openImage, type OpenedImage } from './image.js';
-import { raceAbort, throwIfAborted } from './abort.js';
+import { afterStopping, throwIfAborted } from './abort.js';
 import { OutputFormat, defaultFormat, encodeImage, type EncodedImage } from './encode.js';
 import { checkOutputSize, type Size } from './output-size.js';
 import type { Processor, ProcessorContext, ProcessorOutput, ProcessorResult } from './types.js';
@@ -85,14 +85,17 @@ async function runFaceCrop(ctx: ProcessorContext<FaceCropOptions>, config: Confi
   ctx.progress({ percent: 20, stage: 'detect' });
   // TensorFlow.js costs about 55 MB of memory; a process that never crops a face never loads it.
   const { detectFaces } = await import('./faces/detector.js');
-  const detected = await raceAbort(detectFaces(opened.image, opened.width, opened.height), ctx.signal);
+  const detected = await afterStopping(detectFaces(opened.image, opened.width, opened.height), ctx.signal);
   const chosen = chooseFaces(detected, ctx.options.select);
   const outputs: ProcessorOutput[] = [];
   const faces: Record<string, unknown>[] = [];
   for (const [i, face] of chosen.entries()) {
     throwIfAborted(ctx.signal);
     ctx.progress({ percent: 60 + Math.round((30 * i) / chosen.length), stage: 'crop' });
-    const { encoded, crop } = await raceAbort(cropFace(opened, face, meta, ctx.options, config.maxPixels), ctx.signal);
+    const { encoded, crop } = await afterStopping(
+      cropFace(opened, face, meta, ctx.options, config.maxPixels),
+      ctx.signal,
+    );
     throwIfAborted(ctx.signal);
     const ref = await ctx.blobs.put(encoded.data, encoded.contentType);
     outputs.push({ ...ref, contentType: encoded.contentType, width: encoded.width, height: encoded.height });

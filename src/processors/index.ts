@@ -9,7 +9,7 @@ import type { Processor } from './types.js';
 
 export type { Processor, ProcessorContext, ProcessorOutput, ProcessorResult, ProgressUpdate } from './types.js';
 export { parseOptions } from './options.js';
-export { raceAbort, throwIfAborted } from './abort.js';
+export { afterStopping, raceAbort, throwIfAborted } from './abort.js';
 
 /**
  * Every processor this build offers, by job type. Adding one is a file plus a line here.

@@ -2,7 +2,7 @@ import sharp, { type Sharp } from 'sharp';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Config } from '../config.js';
 import { validationFailed } from '../errors.js';
-import { raceAbort, throwIfAborted } from './abort.js';
+import { afterStopping, throwIfAborted } from './abort.js';
 import { parseColour, type Colour } from './colour.js';
 import { defaultFormat, encodeImage, OutputFormat, type EncodedImage } from './encode.js';
 import { openImage, type OpenedImage } from './image.js';
@@ -94,7 +94,7 @@ async function runTransform(ctx: ProcessorContext<TransformOptions>, config: Con
   throwIfAborted(ctx.signal);
   ctx.progress({ percent: 40, stage: 'transform' });
   const input = { ...opened, format: meta.format, hasAlpha: meta.hasAlpha ?? false };
-  const encoded = await raceAbort(transformImage(input, ctx.options, config.maxPixels), ctx.signal);
+  const encoded = await afterStopping(transformImage(input, ctx.options, config.maxPixels, ctx.signal), ctx.signal);
   throwIfAborted(ctx.signal);
   ctx.progress({ percent: 90, stage: 'store' });
   const ref = await ctx.blobs.put(encoded.data, encoded.contentType);
@@ -114,21 +114,24 @@ interface TransformInput extends OpenedImage {
  * Applies the transform options to an upright sRGB image. Trim runs in its own pass first because sharp orders
  * the operations of one pipeline itself, and a trim after a resize would cut the letterbox it just added. The
  * output's size is computed and bounded before the rotation and the resize (after the trim, which only
- * shrinks the image and decides the size the resize sees).
+ * shrinks the image and decides the size the resize sees). An abort stops it between its passes.
  */
 export async function transformImage(
   input: TransformInput,
   options: TransformOptions,
   maxPixels: number,
+  signal: AbortSignal,
 ): Promise<EncodedImage> {
   let image = input.image.clone();
   let size: Size = input;
   if (options.trim !== undefined && options.trim !== false) ({ image, size } = await trimmed(image, options.trim));
+  throwIfAborted(signal);
   checkOutputSize(outputSize(size, options), maxPixels);
   const background = options.background === undefined ? undefined : parseColour(options.background);
   const fill = background ?? TRANSPARENT;
   if (options.rotate !== undefined && options.rotate % 360 !== 0) {
     image = await rotated(image, options.rotate, fill);
+    throwIfAborted(signal);
   }
   if (options.resize) image = resized(image, options.resize, fill);
   const addsTransparency = fill.alpha < 1 && (options.resize?.fit === 'contain' || (options.rotate ?? 0) % 90 !== 0);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
 import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
+import { OWNER_ONLY } from '../file-modes.js';
 import { Checkpointer } from './checkpointer.js';
 import type { Database } from './schema.js';
 
@@ -40,6 +41,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
 function openSqlite(dataDir: string): Store {
   fs.mkdirSync(dataDir, { recursive: true });
   const file = path.join(dataDir, 'pixq.db');
+  restrictToOwner(file);
   const database = new BetterSqlite3(file);
   // WAL lets readers in other processes run beside the single writer; NORMAL sync is durable across process
   // crashes (SIGKILL) and only risks the last commits on power loss.
@@ -57,6 +59,21 @@ function openSqlite(dataDir: string): Store {
     await db.destroy();
   };
   return { db, dialect: 'sqlite', location: file, close };
+}
+
+/**
+ * The database file is made (or, made by an older pixq, narrowed to) owner-only before SQLite opens it; SQLite
+ * gives the WAL and its index the database file's mode when it creates them.
+ */
+function restrictToOwner(file: string) {
+  fs.closeSync(fs.openSync(file, 'a', OWNER_ONLY));
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      fs.chmodSync(f, OWNER_ONLY);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
 }
 
 const STATEMENT_CACHE_SIZE = 500;

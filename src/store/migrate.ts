@@ -8,6 +8,7 @@ import * as jobWebhookUrl from './migrations/0005-job-webhook-url.js';
 import * as jobMetadata from './migrations/0006-job-metadata.js';
 import * as templates from './migrations/0007-templates.js';
 import * as assets from './migrations/0008-assets.js';
+import * as deliveriesByVendor from './migrations/0009-deliveries-by-vendor.js';
 
 const MIGRATIONS = {
   '0001-initial': initial,
@@ -18,6 +19,7 @@ const MIGRATIONS = {
   '0006-job-metadata': jobMetadata,
   '0007-templates': templates,
   '0008-assets': assets,
+  '0009-deliveries-by-vendor': deliveriesByVendor,
 };
 
 export const LATEST_MIGRATION = Object.keys(MIGRATIONS).at(-1)!;

@@ -25,44 +25,56 @@ export interface RunJobDeps {
 
 const PROGRESS_INTERVAL_MS = 250;
 
+/** The two ends of a job run: its outcome recorded, and its handler's work stopped. */
+export interface JobRun {
+  /** Settles once the outcome is recorded: at once on cancel or timeout, whatever the work does meanwhile. */
+  recorded: Promise<void>;
+  /** Settles once the handler has returned: its image work has stopped, and its slot may take another job. */
+  stopped: Promise<void>;
+}
+
 /**
- * Runs one claimed job to its recorded end. The handler races the abort signal: on cancel or timeout the
- * outcome is recorded at once and a late result is dropped; on shutdown the job goes back to the queue.
+ * Runs one claimed job. The handler races the abort signal for the record: on cancel or timeout the outcome is
+ * recorded at once and a late result is dropped; on shutdown the job goes back to the queue. The handler itself
+ * returns only once its work has stopped (see `afterStopping`), which `stopped` reports.
  */
-export async function runJob(deps: RunJobDeps, processor: Processor, job: Job, controller: AbortController) {
+export function runJob(deps: RunJobDeps, processor: Processor, job: Job, controller: AbortController): JobRun {
   const { log } = deps;
   const signal = controller.signal;
   const timer = setTimeout(() => controller.abort(new JobAbort('timeout')), job.timeoutMs);
   const progress = throttledProgress(deps, job);
   log.debug({ jobId: job.id, attempt: job.attempts }, 'job started');
-  try {
-    const outcome = await raceAbort(
-      (async () => {
-        const input = processor.needsInput ? await deps.loadInput(job, signal) : undefined;
-        throwIfAborted(signal);
-        const options = parseOptions(processor, job.options);
-        return processor.run({
-          input,
-          options,
-          signal,
-          progress: progress.report,
-          blobs: deps.blobs,
-          log: log.child({ jobId: job.id }),
-        });
-      })(),
+  const work = (async () => {
+    const input = processor.needsInput ? await deps.loadInput(job, signal) : undefined;
+    throwIfAborted(signal);
+    const options = parseOptions(processor, job.options);
+    return processor.run({
+      input,
+      options,
       signal,
-    );
-    await progress.flush();
-    const outputs = outcome.outputs.map(({ key, ...output }) => ({ blob: key, ...output }));
-    await deps.succeed(job, { outputs, result: outcome.result });
-    log.debug({ jobId: job.id, attempt: job.attempts }, 'job finished');
-  } catch (err) {
-    await recordFailure(deps, job, signal.aborted ? signal.reason : err);
-  } finally {
-    clearTimeout(timer);
-    progress.stop();
-  }
+      progress: progress.report,
+      blobs: deps.blobs,
+      log: log.child({ jobId: job.id }),
+    });
+  })();
+  const recorded = (async () => {
+    try {
+      const outcome = await raceAbort(work, signal);
+      await progress.flush();
+      const outputs = outcome.outputs.map(({ key, ...output }) => ({ blob: key, ...output }));
+      await deps.succeed(job, { outputs, result: outcome.result });
+      log.debug({ jobId: job.id, attempt: job.attempts }, 'job finished');
+    } catch (err) {
+      await recordFailure(deps, job, signal.aborted ? signal.reason : err);
+    } finally {
+      clearTimeout(timer);
+      progress.stop();
+    }
+  })();
+  return { recorded, stopped: work.then(noop, noop) };
 }
+
+const noop = () => undefined;
 
 async function recordFailure(deps: RunJobDeps, job: Job, err: unknown) {
   const { engine, workerId, log } = deps;

@@ -26,6 +26,11 @@ interface Running {
   done: Promise<void>;
 }
 
+/** A slot taken by a job, from its claim until its outcome is recorded and its work has stopped. */
+interface Taken {
+  type: string;
+}
+
 const CANCEL_CHECK_MS = 500;
 const CONTENDED_RETRY_MS = 20;
 const MAX_SUCCESSES_PER_FLUSH = 200;
@@ -43,7 +48,14 @@ interface PendingSuccess {
 export class Worker {
   readonly id = `${os.hostname()}-${process.pid}-${newId().slice(-6)}`;
   private readonly slots: Record<string, number>;
+  /** Jobs whose outcome is not recorded yet: their leases are renewed and cancels passed on. */
   private readonly running = new Map<string, Running>();
+  /**
+   * Slots in use. A cancelled or timed-out job's outcome is recorded at once, but its slot stays taken until its
+   * handler has returned: image work cannot be interrupted, and work started in a slot it had left would pile
+   * up behind it in libuv's pool, beyond the slots.
+   */
+  private readonly taken = new Set<Taken>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly unsubscribe: (() => void)[] = [];
   private readonly startedAt = Date.now();
@@ -118,7 +130,7 @@ export class Worker {
   /** Free slots per type, counting the jobs whose success is about to be recorded as done. */
   private freeSlots(finishing: Job[]): Record<string, number> {
     const busy: Record<string, number> = {};
-    for (const { job } of this.running.values()) busy[job.type] = (busy[job.type] ?? 0) + 1;
+    for (const { type } of this.taken) busy[type] = (busy[type] ?? 0) + 1;
     for (const job of finishing) busy[job.type]--;
     return Object.fromEntries(Object.entries(this.slots).map(([t, n]) => [t, n - (busy[t] ?? 0)]));
   }
@@ -181,13 +193,19 @@ export class Worker {
 
   private launch(job: Job) {
     const controller = new AbortController();
-    const done = runJob(this.runDeps, this.opts.processors.get(job.type)!, job, controller)
+    const slot: Taken = { type: job.type };
+    this.taken.add(slot);
+    const run = runJob(this.runDeps, this.opts.processors.get(job.type)!, job, controller);
+    const done = run.recorded
       .catch((err) => this.log.error({ err, jobId: job.id }, 'recording the job outcome failed'))
       .finally(() => {
-        this.running.delete(job.id);
-        this.claimSoon();
+        if (this.running.get(job.id)?.done === done) this.running.delete(job.id);
       });
     this.running.set(job.id, { job, controller, done });
+    void Promise.all([done, run.stopped]).then(() => {
+      this.taken.delete(slot);
+      this.claimSoon();
+    });
   }
 
   private abort(jobId: string, cause: JobAbort['kind']) {

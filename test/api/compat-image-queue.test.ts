@@ -157,6 +157,44 @@ describeEachStore('compat: /api/image-queue (Express + Bull)', (target) => {
     });
   });
 
+  it("queues a bulk sent as the old client's parallel arrays {recordIds, projectId, photoUrls, vendorId}", async () => {
+    const vendor = await api().vendor();
+    const res = await api().call('POST', '/api/image-queue/bulk-remove-bg', {
+      key: vendor.key,
+      json: {
+        recordIds: ['r1', 2],
+        projectId: 'p9',
+        photoUrls: [images.url('/one.jpg'), images.url('/two.jpg')],
+        vendorId: vendor.id,
+      },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body).toMatchObject({ jobIds: [expect.any(String), expect.any(String)], count: 2 });
+    const jobs = await Promise.all(
+      res.body.jobIds.map(async (id: string) => (await api().call('GET', `/v1/jobs/${id}`, { key: vendor.key })).body),
+    );
+    expect(jobs.map((j) => [j.type, j.metadata])).toEqual([
+      ['remove-background', { via: 'image-queue', projectId: 'p9', recordId: 'r1', photoUrl: images.url('/one.jpg') }],
+      ['remove-background', { via: 'image-queue', projectId: 'p9', recordId: 2, photoUrl: images.url('/two.jpg') }],
+    ]);
+    const crops = await api().call('POST', '/api/image-queue/bulk-crop-face', {
+      key: vendor.key,
+      json: { recordIds: ['c1'], projectId: 'p9', photoUrls: [images.url('/three.jpg')] },
+    });
+    expect(crops.body).toMatchObject({ count: 1 });
+  });
+
+  it('refuses parallel arrays of different lengths, both shapes at once, and another vendor in either', async () => {
+    const vendor = await api().vendor();
+    const other = await api().vendor();
+    const bulk = (json: unknown) => api().call('POST', '/api/image-queue/bulk-remove-bg', { key: vendor.key, json });
+    const urls = [images.url('/a.jpg'), images.url('/b.jpg')];
+    expectProblem(await bulk({ recordIds: ['a'], photoUrls: urls }), 400, 'validation_failed');
+    expectProblem(await bulk({ photoUrls: urls, photos: [{ photoUrl: urls[0] }] }), 400, 'validation_failed');
+    expectProblem(await bulk({ projectId: 'p' }), 400, 'validation_failed');
+    expectProblem(await bulk({ recordIds: ['a', 'b'], photoUrls: urls, vendorId: other.id }), 403, 'forbidden');
+  });
+
   it('refuses a vendorId that is not the key’s vendor (403), private URLs (400) and keyless calls (401)', async () => {
     const other = await api().vendor();
     const body = { recordId: 'x', photoUrl: images.url() };

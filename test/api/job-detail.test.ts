@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { JobEventList, JobTypeList, JobView } from '../../src/api/schemas.js';
 import { describeEachStore } from '../support/stores.js';
 import {
@@ -49,6 +49,20 @@ describeEachStore('job detail routes', (target) => {
         expect(res.contentType).toBe('image/jpeg');
         expect(res.headers.get('x-content-type-options')).toBe('nosniff');
         expect(res.raw).toEqual(input);
+      }
+    });
+
+    it('takes the type and length from the stored upload instead of reading the input to learn them', async () => {
+      const read = vi.spyOn(api().services.blobs, 'get');
+      try {
+        const res = await api().call('GET', `/v1/jobs/${uploaded}/input`, { key: v.key });
+        expect(res.status).toBe(200);
+        expect(res.contentType).toBe('image/jpeg');
+        expect(res.headers.get('content-length')).toBe(String(input.length));
+        expect(res.raw).toEqual(input);
+        expect(read).not.toHaveBeenCalled(); // streamed, not read whole and decoded
+      } finally {
+        read.mockRestore();
       }
     });
 

@@ -1,3 +1,5 @@
+import SwaggerParser from '@apidevtools/swagger-parser';
+import openapiTS, { astToString } from 'openapi-typescript';
 import { expect, it } from 'vitest';
 import { sqliteTarget } from '../support/stores.js';
 import { useApi } from '../support/api.js';
@@ -41,4 +43,15 @@ it("documents each job type's own options schema, discriminated by type, or a te
   // A concrete option is there with its documented default.
   const removal = single.oneOf.find((v: any) => v.title === 'remove-background job');
   expect(removal.properties.options.properties.format.default).toBe('png');
+});
+
+it('is a valid OpenAPI document that a standard validator accepts and openapi-typescript generates types from', async () => {
+  const doc = (await api().call('GET', '/openapi.json')).body;
+  expect(doc.openapi).toMatch(/^3\.1\./);
+  // validate() dereferences in place: give it a copy.
+  await SwaggerParser.validate(structuredClone(doc));
+  const ast = await openapiTS(structuredClone(doc));
+  const types = astToString(ast);
+  expect(types).toMatch(/"\/v1\/jobs\/\{id\}": \{/);
+  expect(types).toMatch(/"\/v1\/blobs\/\{key\}": \{/);
 });

@@ -207,6 +207,26 @@ describeEachStore('webhooks', (target) => {
     expectProblem(await api.call('GET', '/v1/webhooks'), 401, 'unauthorized');
   });
 
+  it('caps the endpoints one vendor may register (PIXQ_WEBHOOK_MAX_ENDPOINTS, 20 by default)', async () => {
+    const { key } = await api.vendor();
+    const other = await api.vendor();
+    const register = (k: string, i: number) =>
+      api.call('POST', '/v1/webhooks', { key: k, json: { url: `http://127.0.0.1:9/hook/${i}` } });
+    const made = [];
+    for (let i = 0; i < 20; i++) {
+      const res = await register(key, i);
+      expect(res.status, JSON.stringify(res.body)).toBe(201);
+      made.push(res.body.endpoint.id);
+    }
+    const refused = await register(key, 20);
+    expectProblem(refused, 409, 'too_many_webhooks');
+    expect(refused.body.details).toMatchObject({ limit: 20 });
+    // Another vendor's endpoints are its own count; deleting one makes room again.
+    expect((await register(other.key, 0)).status).toBe(201);
+    expect((await api.call('DELETE', `/v1/webhooks/${made[0]}`, { key })).status).toBe(204);
+    expect((await register(key, 21)).status).toBe(201);
+  });
+
   it('replays a delivery on request', async () => {
     const { key } = await api.vendor();
     const endpoint = await endpointFor(key, ['job.succeeded']);

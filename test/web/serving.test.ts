@@ -63,6 +63,20 @@ describe('the dashboard served at /', () => {
     expect(routes.every((r) => r.access === 'public')).toBe(true);
   });
 
+  it("does not spend the per-address anonymous budget on the dashboard's files; the API's anonymous calls still do", async () => {
+    const api = await start({ PIXQ_RATE_ANONYMOUS: '2/1h' });
+    const html = (await api.call('GET', '/')).raw.toString();
+    const assets = [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]);
+    // A dashboard load and several reloads: far more files than the budget.
+    for (let load = 0; load < 3; load++) {
+      for (const url of ['/', '/jobs', ...assets])
+        expect([url, (await api.call('GET', url)).status]).toEqual([url, 200]);
+    }
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await api.call('GET', '/v1/jobs')).status);
+    expect(statuses).toEqual([401, 401, 429]);
+  });
+
   it('is off with PIXQ_DASHBOARD=0: / is the API 404 problem', async () => {
     const api = await start({ PIXQ_DASHBOARD: '0' });
     for (const url of ['/', '/jobs', '/static/index.js']) {

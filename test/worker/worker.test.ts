@@ -1,9 +1,11 @@
 import { Type } from '@sinclair/typebox';
+import sharp from 'sharp';
 import { expect, it } from 'vitest';
 import pino from 'pino';
 import { FsBlobStore } from '../../src/blobs/index.js';
 import type { Engine } from '../../src/engine/index.js';
 import { noop } from '../../src/processors/noop.js';
+import { createTransform } from '../../src/processors/transform.js';
 import type { Processor } from '../../src/processors/index.js';
 import { inputLoader, Worker } from '../../src/worker/index.js';
 import { loadConfig } from '../../src/config.js';
@@ -106,6 +108,75 @@ describeEachStore('worker runtime', (target) => {
     expect(job.finishedAt! - asked).toBeLessThan(work);
     await worker.stop();
   });
+
+  it(
+    'keeps the slot of a timed-out or cancelled job until its image work has stopped',
+    { timeout: 300_000 },
+    async () => {
+      const { engine, dataDir } = await open({ backoffBaseMs: 0, backoffMaxMs: 0 });
+      const v = await engine.vendors.create('v');
+      const slots = 1;
+      // The real transform, counted: how many of its runs are under way, aborted or not.
+      const transform = createTransform(loadConfig({}));
+      let runs = 0;
+      const counted: Processor = {
+        ...transform,
+        run: async (ctx) => {
+          runs++;
+          try {
+            return await transform.run(ctx as Parameters<typeof transform.run>[0]);
+          } finally {
+            runs--;
+          }
+        },
+      };
+      const worker = await startWorker(engine, dataDir, { slots, processors: [counted] });
+      // Seconds of libvips work per run (decode, a 33 degree rotation, a large resize, PNG): far past a 100 ms deadline.
+      const side = 1500;
+      const noise = Buffer.alloc(side * side * 3);
+      for (let i = 0; i < noise.length; i++) noise[i] = (i * 2654435761) >>> 24;
+      const input = await sharp(noise, { raw: { width: side, height: side, channels: 3 } })
+        .jpeg()
+        .toBuffer();
+      const blob = await new FsBlobStore(dataDir, engine.blobs).put(input, 'image/jpeg');
+      const heavy = {
+        type: 'transform',
+        inputBlob: blob.key,
+        options: { rotate: 33, background: '#ffffff', resize: { width: 2500, height: 2500 }, format: 'png' },
+      };
+      // sharp's own count of its tasks queued or running: the image work this process really does.
+      let peak = 0;
+      let peakRuns = 0;
+      const sampler = setInterval(() => {
+        const { queue, process } = sharp.counters();
+        peak = Math.max(peak, queue + process);
+        peakRuns = Math.max(peakRuns, runs);
+      }, 2);
+      try {
+        // Timed out (one attempt each: this worker runs no housekeeping to bring a retry back), then cancelled.
+        const { jobs } = await engine.jobs.enqueue(v.id, [
+          { ...heavy, timeoutMs: 100, maxAttempts: 1 },
+          { ...heavy, timeoutMs: 100, maxAttempts: 1 },
+          { ...heavy, timeoutMs: 100, maxAttempts: 1 },
+          { ...heavy, timeoutMs: 600_000, priority: -1 },
+        ]);
+        await waitForState(engine, jobs[3].id, 'running');
+        await engine.jobs.cancel(jobs[3].id, v.id);
+        for (const job of jobs)
+          await waitUntil(async () => (await engine.jobs.get(job.id)).finishedAt !== null, 240_000, 'the job to end');
+        const ended = await Promise.all(jobs.map((j) => engine.jobs.get(j.id)));
+        expect(ended.map((j) => j.error?.code)).toEqual(['timeout', 'timeout', 'timeout', 'cancelled']);
+        // Each aborted run's work goes on after its outcome was recorded; sampled until the last has stopped.
+        await waitUntil(() => runs === 0, 240_000, 'the last image work to stop');
+      } finally {
+        clearInterval(sampler);
+        await worker.stop();
+      }
+      expect(peak).toBeGreaterThan(0);
+      expect(peak).toBeLessThanOrEqual(slots);
+      expect(peakRuns).toBe(slots);
+    },
+  );
 
   it('on stop lets short jobs finish and returns long ones to the queue without spending an attempt', async () => {
     const { engine, dataDir } = await open();

@@ -306,7 +306,7 @@ export class PixqClient {
     return this.json('POST', '/v1/jobs/cancel', filter);
   }
 
-  /** Queues again the failed and cancelled jobs matching the filter (up to MAX_BULK_ACTION per call). */
+  /** Queues again the failed and cancelled jobs matching the filter (up to the server's bulk limit per call). */
   retryMatching(filter: JobFilter = {}): Promise<BulkActionResult> {
     return this.json('POST', '/v1/jobs/retry', filter);
   }

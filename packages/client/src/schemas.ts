@@ -299,12 +299,15 @@ export type JobListQuery = Static<typeof JobListQuery>;
 export const JobCount = Type.Object({ count: Type.Integer() });
 export type JobCount = Static<typeof JobCount>;
 
-/** The most jobs one bulk cancel or retry changes; `more` in its answer says whether matching jobs remain. */
+/**
+ * The most jobs one bulk cancel changes (a bulk retry: the server's bulk limit, `limits.maxBulkFiles` of
+ * `GET /v1/vendors/me`); `more` in its answer says whether matching jobs remain.
+ */
 export const MAX_BULK_ACTION = 10_000;
 
 export const BulkActionResult = Type.Object({
   matched: Type.Integer({
-    description: `Jobs the filter selected in a state the action applies to (at most ${MAX_BULK_ACTION}).`,
+    description: `Jobs the filter selected in a state the action applies to (at most ${MAX_BULK_ACTION}; a retry at most the bulk limit).`,
   }),
   changed: Type.Integer({ description: 'Of those, the jobs cancelled (or flagged, when running) or queued again.' }),
   more: Type.Boolean({ description: 'More matching jobs remain: call again to act on the next ones.' }),

@@ -1,10 +1,11 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import type { Engine, Job, JobOutput, JobState } from '../../engine/index.js';
 import { newId } from '../../ids.js';
 import { vendorOf } from '../auth.js';
 import type { ApiDeps } from '../deps.js';
+import { validationFailed } from '../../errors.js';
 import { IdParams, problemResponses, type JobSubmission } from '../schemas.js';
 import { submitJobs } from '../submit.js';
 import { isAssetPath } from '@pixq/client/schemas';
@@ -24,10 +25,21 @@ const Photo = Type.Object(
   },
   { additionalProperties: true },
 );
+const RecordId = Type.Union([Type.String(), Type.Integer()]);
+/**
+ * A bulk in either of the shapes the marketplace's clients send: `photos: [{recordId, photoUrl, ...}]`, or the
+ * old client's function arguments as parallel arrays `recordIds` and `photoUrls` (with `projectId`, `vendorId`).
+ */
 const Bulk = Type.Object(
-  { photos: Type.Array(Photo, { minItems: 1 }), vendorId: Type.Optional(Type.Union([Type.String(), Type.Integer()])) },
+  {
+    photos: Type.Optional(Type.Array(Photo, { minItems: 1 })),
+    recordIds: Type.Optional(Type.Array(RecordId, { minItems: 1 })),
+    photoUrls: Type.Optional(Type.Array(Photo.properties.photoUrl, { minItems: 1 })),
+    vendorId: Type.Optional(Type.Union([Type.String(), Type.Integer()])),
+  },
   { additionalProperties: true },
 );
+type Bulk = Static<typeof Bulk>;
 const FreeObject = Type.Record(Type.String(), Type.Unknown());
 const Queued = Type.Object({
   jobId: Type.String(),
@@ -155,7 +167,7 @@ export const imageQueueRoutes =
         },
         async (request, reply) => {
           const vendor = vendorOf(request);
-          const { photos, ...shared } = request.body;
+          const { photos, shared } = bulkPhotos(request.body);
           checkVendorClaim(vendor, shared.vendorId);
           for (const photo of photos) checkVendorClaim(vendor, photo.vendorId);
           const jobs = await submitJobs(
@@ -222,21 +234,35 @@ export const imageQueueRoutes =
         config: compatRoute(),
         schema: {
           tags,
-          summary: 'Whether workers are alive, and how many jobs they run',
+          summary: 'Whether workers are alive, and how many of your jobs they run',
           response: { 200: Health, ...problems },
         },
       },
-      async () => {
+      async (request) => {
         const workers = await deps.engine.registry.workers();
         return {
           status: workers.length > 0 ? ('healthy' as const) : ('unhealthy' as const),
           workers: workers.length,
-          activeJobs: workers.reduce((sum, w) => sum + w.running, 0),
+          // The caller's own jobs: other vendors' load is theirs to know.
+          activeJobs: await deps.engine.jobs.count(vendorOf(request).id, { state: 'running' }),
           timestamp: new Date().toISOString(),
         };
       },
     );
   };
+
+/** The photos of a bulk in either shape, and the fields they share (`projectId`, `vendorId`, ...). */
+function bulkPhotos(body: Bulk): { photos: Static<typeof Photo>[]; shared: Record<string, unknown> } {
+  const { photos, recordIds, photoUrls, ...shared } = body;
+  if (photos && (recordIds || photoUrls)) {
+    throw validationFailed('send the photos either as "photos" or as "recordIds" with "photoUrls", not both');
+  }
+  if (photos) return { photos, shared };
+  if (!recordIds || !photoUrls || recordIds.length !== photoUrls.length) {
+    throw validationFailed('send "photos", or "recordIds" and "photoUrls" of the same length');
+  }
+  return { photos: photoUrls.map((photoUrl, i) => ({ recordId: recordIds[i], photoUrl })), shared };
+}
 
 function bullJob(job: Job, url: string | undefined, output: JobOutput | undefined) {
   return {

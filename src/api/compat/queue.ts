@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
-import { FINISHED_STATES, type Engine, type Job, type JobState } from '../../engine/index.js';
+import { Type, type Static } from '@sinclair/typebox';
+import { FINISHED_STATES, type Engine, type JobPage, type JobState } from '../../engine/index.js';
 import { notFound, PixqError, validationFailed } from '../../errors.js';
 import { newId } from '../../ids.js';
 import { vendorOf } from '../auth.js';
@@ -49,10 +49,11 @@ const Submitted = Type.Object({
   model: Type.String(),
   message: Type.String(),
 });
+/** Counts only for a vendor (a key, or the keyless vendor): a keyless caller learns only whether workers run. */
 const WorkerState = Type.Object({
   status: Type.Union([Type.Literal('running'), Type.Literal('stopped')]),
-  active_jobs: Type.Integer(),
-  max_concurrent: Type.Integer(),
+  active_jobs: Type.Optional(Type.Integer({ description: "the vendor's running jobs" })),
+  max_concurrent: Type.Optional(Type.Integer({ description: "the workers' remove-background slots" })),
 });
 const Counts = Type.Object(Object.fromEntries([...OLD_STATUSES, 'total'].map((s) => [s, Type.Integer()])));
 const JobParams = Type.Object({ job_id: Identifier });
@@ -170,7 +171,7 @@ export const queueRoutes =
       async (request) => {
         const vendorId = vendorOf(request).id;
         const batches = await recentQueueBatches(engine, vendorId);
-        const all = await Promise.all([...batches].map(async ([id, jobs]) => oldJob(deps, id, jobs)));
+        const all = [...batches].map(([id, jobs]) => oldJob(deps, id, jobs));
         const matching = all.filter((j) => !request.query.status || j.status === request.query.status);
         return { total: matching.length, jobs: matching.slice(0, request.query.limit ?? 50) };
       },
@@ -193,7 +194,7 @@ export const queueRoutes =
           stats[STATUS_OF[state as JobState]] += n ?? 0;
           stats.total += n ?? 0;
         }
-        return { stats, worker: await workerState(engine) };
+        return { stats, worker: await workerState(engine, vendorOf(request).id) };
       },
     );
 
@@ -234,26 +235,34 @@ export const queueRoutes =
     api.get(
       '/health',
       {
-        config: { access: 'public' },
+        // Keyless, it acts as PIXQ_COMPAT_ANONYMOUS_VENDOR when that is set, and then reports that vendor's jobs.
+        config: { access: 'public', keylessVendor: true },
         schema: {
           tags,
-          summary: 'The service is up, and whether workers run',
+          summary:
+            "The service is up and whether workers run; with a key (or the keyless vendor), the vendor's running jobs",
           response: { 200: Type.Object({ status: Type.Literal('healthy'), worker: WorkerState }) },
         },
       },
-      async () => ({ status: 'healthy' as const, worker: await workerState(engine) }),
+      async (request) => ({
+        status: 'healthy' as const,
+        worker: await workerState(engine, request.caller.kind === 'vendor' ? request.caller.vendor.id : undefined),
+      }),
     );
   };
 
 /** The jobs of one old job (a batch), in submission order; 404 for a batch that is not the vendor's. */
-async function batchJobs(engine: Engine, vendorId: string, batchId: string, max: number): Promise<Job[]> {
+/** A job as the list reads it: with its outputs, so no answer reads a job again. */
+type ListedJob = JobPage['jobs'][number];
+
+async function batchJobs(engine: Engine, vendorId: string, batchId: string, max: number): Promise<ListedJob[]> {
   const page = await engine.jobs.list(vendorId, { batchId }, max);
   if (page.jobs.length === 0) throw notFound('job');
   return page.jobs.sort((a, b) => Number(a.metadata?.index ?? 0) - Number(b.metadata?.index ?? 0));
 }
 
-async function recentQueueBatches(engine: Engine, vendorId: string): Promise<Map<string, Job[]>> {
-  const batches = new Map<string, Job[]>();
+async function recentQueueBatches(engine: Engine, vendorId: string): Promise<Map<string, ListedJob[]>> {
+  const batches = new Map<string, ListedJob[]>();
   let cursor: string | undefined;
   for (let seen = 0; seen < LIST_SCAN_JOBS;) {
     const page = await engine.jobs.list(vendorId, { type: 'remove-background' }, 100, cursor);
@@ -270,22 +279,17 @@ async function recentQueueBatches(engine: Engine, vendorId: string): Promise<Map
   return batches;
 }
 
-async function oldJob(deps: ApiDeps, id: string, jobs: Job[]) {
+function oldJob(deps: ApiDeps, id: string, jobs: ListedJob[]) {
   const counts = Object.fromEntries(OLD_STATUSES.map((s) => [s, 0])) as Record<OldStatus, number>;
   for (const job of jobs) counts[STATUS_OF[job.state]]++;
   const finished = jobs.every((j) => FINISHED_STATES.includes(j.state));
   const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-  const results = await Promise.all(
-    jobs.map(async (job) => {
-      const outputs = job.state === 'succeeded' ? (await deps.engine.jobs.get(job.id, job.vendorId)).outputs : [];
-      return {
-        filename: String(job.metadata?.filename ?? ''),
-        status: STATUS_OF[job.state],
-        url: outputs[0] ? outputUrl(deps.signer, job.vendorId, outputs[0]) : null,
-        error: job.error?.message ?? null,
-      };
-    }),
-  );
+  const results = jobs.map((job) => ({
+    filename: String(job.metadata?.filename ?? ''),
+    status: STATUS_OF[job.state],
+    url: job.state === 'succeeded' && job.outputs[0] ? outputUrl(deps.signer, job.vendorId, job.outputs[0]) : null,
+    error: job.error?.message ?? null,
+  }));
   const started = jobs.map((j) => j.startedAt).filter((t): t is number => t !== null);
   return {
     id,
@@ -313,11 +317,14 @@ function oldStatus(counts: Record<OldStatus, number>, total: number, finished: b
   return counts.failed > 0 ? 'failed' : 'cancelled';
 }
 
-async function workerState(engine: Engine) {
+/** Whether workers run; for a vendor also its running jobs (never another vendor's) and the removal slots. */
+async function workerState(engine: Engine, vendorId: string | undefined): Promise<Static<typeof WorkerState>> {
   const workers = await engine.registry.workers();
+  const status = workers.length > 0 ? ('running' as const) : ('stopped' as const);
+  if (vendorId === undefined) return { status };
   return {
-    status: workers.length > 0 ? ('running' as const) : ('stopped' as const),
-    active_jobs: workers.reduce((sum, w) => sum + w.running, 0),
+    status,
+    active_jobs: await engine.jobs.count(vendorId, { state: 'running' }),
     max_concurrent: workers.reduce((sum, w) => sum + (w.slots['remove-background'] ?? 0), 0),
   };
 }

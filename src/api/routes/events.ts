@@ -1,7 +1,9 @@
+import type { ServerResponse } from 'node:http';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { SeenIds, type JobEvent } from '../../engine/index.js';
 import { jobScope, vendorOf, type EventScope } from '../auth.js';
+import type { Config } from '../../config.js';
 import type { ApiDeps } from '../deps.js';
 import { eventTokenKey, signEventToken } from '../event-tokens.js';
 import { EventsQuery, EventTokenRequest, EventTokenView, problemResponses } from '../schemas.js';
@@ -80,35 +82,26 @@ export const eventRoutes =
         // Subscribe before replaying so nothing falls between the two; the seen ids drop what replay sent. Live
         // events can arrive out of id order (concurrent commits on PostgreSQL), so repeats are found by id, not
         // by comparing with the highest id sent.
-        const buffered: JobEvent[] = [];
         const resumeAfter = lastEventId(request.headers['last-event-id'] ?? request.query.lastEventId);
-        const seen = new SeenIds();
-        let live = false;
         // Counted from here on, with no await before the stream opens, so concurrent requests cannot pass the limit.
         open.add(vendorId ?? ADMIN_STREAMS, reply.raw);
-        // Nothing is written once the stream has been ended (at shutdown) but has not closed yet.
-        const write = (text: string) => reply.raw.writableEnded || reply.raw.write(text);
-        const send = (e: JobEvent) => {
-          if (e.id <= resumeAfter || !seen.add(e.id)) return;
-          write(`id: ${e.id}\nevent: job\ndata: ${JSON.stringify(e)}\n\n`);
-        };
-        const unsubscribe = deps.engine.bus.onEvent((e) => matches(e) && (live ? send(e) : buffered.push(e)));
+        const stream = new EventStream(reply.raw, resumeAfter, deps.config);
+        const unsubscribe = deps.engine.bus.onEvent((e) => matches(e) && stream.offer(e));
         let heartbeat: NodeJS.Timeout | undefined;
-        let closed = false;
         // Cleanup is in place before the first await, so a client that leaves during the replay (or a failed
         // replay) cannot leave a bus listener or a heartbeat timer behind.
         reply.raw.on('close', () => {
-          closed = true;
           clearInterval(heartbeat);
           unsubscribe();
         });
         openStream(reply);
         try {
-          // In pages, so a client that missed more than one page still gets every event in order.
+          // In pages, so a client that missed more than one page still gets every event in order; each page is
+          // read only once the client has taken the last one, and not at all once it has gone.
           for (let afterId = resumeAfter, page = REPLAY_LIMIT; afterId > 0 && page === REPLAY_LIMIT;) {
             const filter = { vendorId, afterId, jobId, batchId, limit: REPLAY_LIMIT };
             const missed = await deps.engine.jobs.eventsAfter(filter);
-            missed.forEach(send);
+            if (!(await stream.replay(missed))) return;
             page = missed.length;
             afterId = missed.at(-1)?.id ?? afterId;
           }
@@ -118,10 +111,8 @@ export const eventRoutes =
           reply.raw.destroy();
           return;
         }
-        if (closed) return;
-        buffered.sort((a, b) => a.id - b.id).forEach(send);
-        live = true;
-        heartbeat = setInterval(() => write(': heartbeat\n\n'), deps.config.sseHeartbeatMs);
+        if (!stream.goLive()) return;
+        heartbeat = setInterval(() => stream.comment('heartbeat'), deps.config.sseHeartbeatMs);
       },
     );
   };
@@ -146,6 +137,102 @@ function lastEventId(header: string | string[] | undefined): number {
     throw validationFailed('Last-Event-ID must be the id of an event this stream sent (a whole number)');
   }
   return Number(header.trim());
+}
+
+/** The final comment of a stream the client could not keep up with; it resumes where it got to. */
+const TOO_FAR_BEHIND = ': too far behind; reconnect with Last-Event-ID\n\n';
+
+/**
+ * One client's event stream, honouring the socket's backpressure. The replay writes an event only once the
+ * client has taken the previous ones ('drain'), and stops when it has gone. Live events cannot wait: they are
+ * written at once, and a client that leaves more than `sseMaxUnsentBytes` unread (or lets as much pile up while
+ * its replay runs) is ended with a comment; it reconnects with Last-Event-ID and replays what it missed at its
+ * own pace. A client that never reads again is cut off after `bodyIdleTimeoutMs`.
+ */
+class EventStream {
+  private readonly seen = new SeenIds();
+  /** Live events that arrived during the replay, serialised, sent after it. */
+  private buffered: { id: number; frame: string }[] | undefined = [];
+  private bufferedBytes = 0;
+  private gone = false;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly resumeAfter: number,
+    private readonly limits: Pick<Config, 'sseMaxUnsentBytes' | 'bodyIdleTimeoutMs'>,
+  ) {
+    res.on('close', () => (this.gone = true));
+  }
+
+  /** Sends replayed events as the client takes them; false once the client has gone. */
+  async replay(events: JobEvent[]): Promise<boolean> {
+    for (const e of events) {
+      if (this.gone || this.res.writableEnded) return false;
+      this.send(e.id, frame(e));
+      if (this.res.writableNeedDrain && !(await drained(this.res))) return false;
+    }
+    return !this.gone;
+  }
+
+  /** After the replay: sends what arrived meanwhile, in id order; false if the stream has ended. */
+  goLive(): boolean {
+    const buffered = this.buffered ?? [];
+    this.buffered = undefined;
+    for (const { id, frame } of buffered.sort((a, b) => a.id - b.id)) this.sendLive(id, frame);
+    return !this.gone && !this.res.writableEnded;
+  }
+
+  /** A live event from the bus. */
+  offer(e: JobEvent) {
+    if (!this.buffered) return this.sendLive(e.id, frame(e));
+    const text = frame(e);
+    this.buffered.push({ id: e.id, frame: text });
+    this.bufferedBytes += text.length;
+    if (this.bufferedBytes > this.limits.sseMaxUnsentBytes) this.endBehind();
+  }
+
+  comment(text: string) {
+    if (!this.res.writableEnded && !this.res.writableNeedDrain) this.res.write(`: ${text}\n\n`);
+  }
+
+  private sendLive(id: number, text: string) {
+    this.send(id, text);
+    if (this.res.writableLength > this.limits.sseMaxUnsentBytes) this.endBehind();
+  }
+
+  private send(id: number, text: string) {
+    // Nothing is written once the stream has been ended (behind, or at shutdown) but has not closed yet.
+    if (this.res.writableEnded || id <= this.resumeAfter || !this.seen.add(id)) return;
+    this.res.write(text);
+  }
+
+  private endBehind() {
+    if (this.res.writableEnded) return;
+    this.buffered = undefined;
+    this.res.end(TOO_FAR_BEHIND);
+    const cutOff = setTimeout(() => this.res.destroy(), this.limits.bodyIdleTimeoutMs);
+    cutOff.unref();
+    this.res.on('close', () => clearTimeout(cutOff));
+  }
+}
+
+function frame(e: JobEvent): string {
+  return `id: ${e.id}\nevent: job\ndata: ${JSON.stringify(e)}\n\n`;
+}
+
+/** Resolves true when `res` can take more, false when it closed first. */
+function drained(res: ServerResponse): Promise<boolean> {
+  return new Promise((resolve) => {
+    const settle = (ok: boolean) => {
+      res.off('drain', onDrain);
+      res.off('close', onClose);
+      resolve(ok);
+    };
+    const onDrain = () => settle(true);
+    const onClose = () => settle(false);
+    res.on('drain', onDrain);
+    res.on('close', onClose);
+  });
 }
 
 function openStream(reply: FastifyReply) {

@@ -115,7 +115,10 @@ export const jobRoutes =
       schema: {
         tags: ['jobs'],
         summary,
-        description: `At most ${MAX_BULK_ACTION} jobs per call, newest first; \`more\` says whether matching jobs remain. Each job changes as its single ${action} would (events, webhooks), a chunk of jobs per transaction.`,
+        description:
+          action === 'retry'
+            ? `At most ${deps.config.maxBulkFiles} jobs per call (PIXQ_MAX_BULK_FILES, as a bulk submission), newest first; \`more\` says whether matching jobs remain. Spends one \`bulk\` unit and, as submitting the jobs would, one \`image\` unit per job and their background removals. Each job changes as its single retry would (events, webhooks, backlog quota).`
+            : `At most ${MAX_BULK_ACTION} jobs per call, newest first; \`more\` says whether matching jobs remain. Each job changes as its single cancel would (events, webhooks), a chunk of jobs per transaction.`,
         body: JobFilter,
         response: { 200: BulkActionResult, ...problems, ...problemResponses(403) },
       },
@@ -146,11 +149,12 @@ export const jobRoutes =
       bulk('retry', 'Queue again the failed and cancelled jobs matching a filter'),
       async (request, reply) => {
         const scope = jobScope(request, request.body.vendorId);
+        // Queueing jobs again is a bulk submission of them: as many per call.
         const { jobs, more } = await deps.engine.jobs.actionable(
           'retry',
           scope,
           filterOf(request.body),
-          MAX_BULK_ACTION,
+          deps.config.maxBulkFiles,
         );
         await chargeRetries(deps, request, reply, jobs, 'bulk');
         const changed = await deps.engine.jobs.actOnAll(
@@ -201,7 +205,7 @@ export const jobRoutes =
       },
       async (request, reply) => {
         const scope = jobScope(request);
-        await chargeRetries(deps, request, reply, [await deps.engine.jobs.get(request.params.id, scope)], 'image');
+        await chargeRetries(deps, request, reply, [await deps.engine.jobs.get(request.params.id, scope)], 'single');
         return jobView(await deps.engine.jobs.retry(request.params.id, scope), deps.signer);
       },
     );
@@ -243,11 +247,18 @@ export const jobRoutes =
             `job ${job.id} keeps no input image (it was ${job.inputUrl ? 'given by URL' : 'submitted without one'})`,
             { status: 404 },
           );
-        // A missing blob is a not_found PixqError (404) from the store. The type comes from the bytes, which
-        // were checked as an image at upload: the job does not record it.
+        reply.header('x-content-type-options', 'nosniff');
+        // The type was found by the bytes at upload and stored with the upload: the bytes are streamed, not read.
+        const uploaded = await deps.engine.uploads.typeOf(job.vendorId, job.inputBlob);
+        if (uploaded && (await deps.blobs.exists(job.inputBlob))) {
+          return reply
+            .type(uploaded.contentType)
+            .header('content-length', uploaded.bytes)
+            .send(deps.blobs.stream(job.inputBlob));
+        }
+        // Every upload of it is past retention (or the blob is gone: a not_found PixqError, 404, from the store).
         const bytes = await deps.blobs.get(job.inputBlob);
-        const { contentType } = await sniffImage(bytes, deps.config.maxPixels);
-        return reply.type(contentType).header('x-content-type-options', 'nosniff').send(bytes);
+        return reply.type((await sniffImage(bytes, deps.config.maxPixels)).contentType).send(bytes);
       },
     );
 

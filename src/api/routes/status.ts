@@ -13,7 +13,16 @@ const StatsQuery = Type.Object(
   { additionalProperties: false },
 );
 const BlobParams = Type.Object({ key: Type.String({ maxLength: 80 }) });
-const BlobQuery = Type.Record(Type.String(), Type.String());
+/**
+ * A signed link's query, every field optional: a missing or malformed one is the signature check's 403 (which
+ * spends the anonymous budget), not a schema's 400. Named fields, so the OpenAPI document lists real parameters.
+ */
+const BlobQuery = Type.Object({
+  exp: Type.Optional(Type.String({ description: 'expiry, epoch seconds' })),
+  ct: Type.Optional(Type.String({ description: 'content type the bytes are served with' })),
+  vid: Type.Optional(Type.String({ description: 'vendor the link was made for' })),
+  sig: Type.Optional(Type.String({ description: 'HMAC-SHA256 of the above, base64url' })),
+});
 
 /** Stats, the vendor's own limits and usage, health probes and signed downloads. */
 export const statusRoutes =

@@ -125,7 +125,7 @@ export const webhookRoutes =
           tags,
           summary: 'Register a webhook endpoint (its secret is shown once)',
           body: EndpointCreateBody,
-          response: { 201: WithSecret, ...problemResponses(400, 401, 403) },
+          response: { 201: WithSecret, ...problemResponses(400, 401, 403, 409) },
         },
       },
       async (request, reply) => {

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PixqError } from '../../errors.js';
+import { GROUP_READABLE } from '../../file-modes.js';
 
 /** A model that cannot be had: permanent for the job, since retrying changes nothing until an operator acts. */
 export function modelUnavailable(message: string, details: Record<string, unknown>, cause?: unknown): PixqError {
@@ -25,7 +26,7 @@ export async function writeFileAtomic(file: string, data: Buffer | AsyncIterable
   await mkdir(path.dirname(file), { recursive: true });
   const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    await writeFile(temp, data);
+    await writeFile(temp, data, { mode: GROUP_READABLE });
     await rename(temp, file);
   } catch (err) {
     await rm(temp, { force: true });

@@ -329,15 +329,23 @@ export class OnnxHost {
 }
 
 /**
- * The parent's environment without loader hooks (tsx, vitest) that plain JavaScript does not need, and without a
- * fixed glibc mmap threshold: `npm start` fixes one for the server (its image buffers then go back to the system
- * when freed), but in the model process it makes every run fault in fresh pages, 18 % slower for the int8 model
- * (727 vs 610 ms a run); there glibc's own threshold is better, and the memory goes back when the process exits
- * after its idle time.
+ * Variables the model process never gets: pixq's own configuration (the admin key, the signing secret), the
+ * store's address and credentials, cloud and API keys, and anything named like a secret.
+ */
+const SECRET_NAMES = /^(PIXQ_|DATABASE_URL$|PG[A-Z]|AWS_|ANTHROPIC_)|KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL/i;
+
+/**
+ * The environment of the model process: the parent's without its secrets (see SECRET_NAMES), so none reach a
+ * process that parses model files; without loader hooks (tsx, vitest: NODE_OPTIONS), which its plain JavaScript
+ * does not need; and without a fixed glibc mmap threshold: `npm start` fixes one for the server (its image
+ * buffers then go back to the system when freed), but in the model process it makes every run fault in fresh
+ * pages, 18 % slower for the int8 model (727 vs 610 ms a run); there glibc's own threshold is better, and the
+ * memory goes back when the process exits after its idle time.
  */
 function childEnv(): NodeJS.ProcessEnv {
-  const { NODE_OPTIONS: _, MALLOC_MMAP_THRESHOLD_: __, ...env } = process.env;
-  return env;
+  const dropped = (name: string) =>
+    name === 'NODE_OPTIONS' || name === 'MALLOC_MMAP_THRESHOLD_' || SECRET_NAMES.test(name);
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !dropped(name)));
 }
 
 function sessionOptions(opts: OnnxHostOptions) {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { GROUP_READABLE } from '../../file-modes.js';
 import { fileSize, modelUnavailable } from './model-files.js';
 
 /**
@@ -71,7 +72,7 @@ async function download(source: RembgSource, file: string, timeoutMs: number): P
   try {
     const body = Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
     body.on('data', (chunk: Buffer) => md5.update(chunk));
-    await pipeline(body, createWriteStream(temp));
+    await pipeline(body, createWriteStream(temp, { mode: GROUP_READABLE }));
     const actual = md5.digest('hex');
     if (actual !== source.md5) throw new Error(`checksum mismatch: md5 ${actual}, expected ${source.md5}`);
     await rename(temp, file);

@@ -42,6 +42,8 @@ export interface EventFilter {
   /** One vendor's events; every vendor's when absent (the admin's stream). */
   vendorId?: string;
   afterId: number;
+  /** No event above this id (the SQLite bus reads a gap between ids it knows). */
+  upTo?: number;
   jobId?: string;
   batchId?: string;
   limit: number;
@@ -49,10 +51,12 @@ export interface EventFilter {
 
 /**
  * A vendor's (or every vendor's) events after `afterId`, oldest first, optionally for one job or batch: what a
- * reconnecting stream missed, or, for all vendors, what the PostgreSQL event bus missed while LISTEN was down.
+ * reconnecting stream missed, or, for all vendors, what the PostgreSQL event bus missed while LISTEN was down and
+ * what other processes stored for the SQLite bus.
  */
 export async function selectEventsAfter(tx: Tx, filter: EventFilter) {
   let query = tx.selectFrom('events').selectAll().where('id', '>', filter.afterId).orderBy('id').limit(filter.limit);
+  if (filter.upTo !== undefined) query = query.where('id', '<=', filter.upTo);
   if (filter.vendorId !== undefined) query = query.where('vendor_id', '=', filter.vendorId);
   if (filter.jobId !== undefined) query = query.where('job_id', '=', filter.jobId);
   if (filter.batchId !== undefined) query = query.where('batch_id', '=', filter.batchId);

@@ -131,25 +131,70 @@ export async function selectRecentlyFinishedBatches(
   return rows as { vendor_id: string; batch_id: string }[];
 }
 
+/** Due and not leased to a live worker: what a claim may take. */
+const dueAt = (now: number) =>
+  sql`state = 'pending' and next_attempt_at <= ${now} and (lease_expires_at is null or lease_expires_at < ${now})`;
+
 /**
- * Leases up to `limit` due deliveries to `owner` until `leaseUntil`, counting the attempt. A delivery whose
- * worker died comes back when its lease expires. On PostgreSQL, SKIP LOCKED lets delivery workers in several
- * processes claim side by side.
+ * The vendors that have pending deliveries, in id order: a loose scan of `webhook_deliveries_pending_by_vendor`
+ * (one index probe per vendor, not a read of every pending row), so that a claim can serve them in turn.
  */
-export async function claimDueDeliveries(
+export async function selectVendorsWithPendingDeliveries(tx: Tx): Promise<string[]> {
+  const { rows } = await sql<{ vendor_id: string }>`with recursive v (vendor_id) as (
+      select min(vendor_id) from webhook_deliveries where state = 'pending'
+      union all
+      select (select min(d.vendor_id) from webhook_deliveries d where d.state = 'pending' and d.vendor_id > v.vendor_id)
+      from v where v.vendor_id is not null)
+    select vendor_id from v where vendor_id is not null`.execute(tx);
+  return rows.map((r) => r.vendor_id);
+}
+
+/**
+ * The oldest due delivery of one vendor (an index range of `webhook_deliveries_pending_by_vendor`). On
+ * PostgreSQL the row stays locked until the claim commits, and one another claimer holds is skipped.
+ */
+export async function selectOldestDueOf(
   tx: Tx,
   dialect: Dialect,
+  vendorId: string,
+  now: number,
+): Promise<string | undefined> {
+  const lock = dialect === 'postgres' ? sql`for update skip locked` : sql``;
+  const { rows } = await sql<{ id: string }>`select id from webhook_deliveries
+    where vendor_id = ${vendorId} and ${dueAt(now)} order by next_attempt_at limit 1 ${lock}`.execute(tx);
+  return rows[0]?.id;
+}
+
+/** Up to `limit` due deliveries of any vendor, oldest first, other than `taken` (locked as above). */
+export async function selectOldestDue(
+  tx: Tx,
+  dialect: Dialect,
+  now: number,
+  limit: number,
+  taken: string[],
+): Promise<string[]> {
+  const lock = dialect === 'postgres' ? sql`for update skip locked` : sql``;
+  const others = taken.length > 0 ? sql`and id not in (${sql.join(taken)})` : sql``;
+  const { rows } = await sql<{ id: string }>`select id from webhook_deliveries
+    where ${dueAt(now)} ${others} order by next_attempt_at limit ${limit} ${lock}`.execute(tx);
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Leases the deliveries `ids` (found due by the claim's transaction) to `owner` until `leaseUntil`, counting the
+ * attempt. A delivery whose worker died comes back when its lease expires.
+ */
+export async function leaseDeliveries(
+  tx: Tx,
+  ids: string[],
   owner: string,
   now: number,
   leaseUntil: number,
-  limit: number,
 ): Promise<WebhookDeliveryRow[]> {
-  const lock = dialect === 'postgres' ? sql`for update skip locked` : sql``;
-  const due = sql`select id from webhook_deliveries where state = 'pending' and next_attempt_at <= ${now}
-    and (lease_expires_at is null or lease_expires_at < ${now}) order by next_attempt_at limit ${limit} ${lock}`;
+  if (ids.length === 0) return [];
   const { rows } = await sql<WebhookDeliveryRow>`update webhook_deliveries
     set lease_owner = ${owner}, lease_expires_at = ${leaseUntil}, attempts = attempts + 1, last_attempt_at = ${now}
-    where id in (${due}) returning *`.execute(tx);
+    where id in (${sql.join(ids)}) returning *`.execute(tx);
   return rows;
 }
 
@@ -183,6 +228,15 @@ export async function recordDeliveryOutcome(
     .where('lease_owner', '=', owner)
     .executeTakeFirst();
   return Number(result.numUpdatedRows) === 1;
+}
+
+export async function countEndpoints(tx: Tx, vendorId: string): Promise<number> {
+  const row = await tx
+    .selectFrom('webhook_endpoints')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .where('vendor_id', '=', vendorId)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
 }
 
 export async function insertEndpoint(tx: Tx, row: WebhookEndpointRow): Promise<void> {
