@@ -16,6 +16,12 @@ export interface Store {
   pool?: pg.Pool;
   /** Where the data lives, for log lines: the SQLite file or the PostgreSQL URL without password. */
   location: string;
+  /**
+   * SQLite: holds a lock no other process can hold at once, until the returned release is called. Kysely's
+   * migrator takes no lock on SQLite and runs migrations outside one transaction, so two processes starting on
+   * a new file would both run them. PostgreSQL's migrator locks by itself.
+   */
+  exclusively?<T>(fn: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -58,7 +64,33 @@ function openSqlite(dataDir: string): Store {
     await checkpointer.stop();
     await db.destroy();
   };
-  return { db, dialect: 'sqlite', location: file, close };
+  return { db, dialect: 'sqlite', location: file, close, exclusively: (fn) => withFileLock(`${file}.lock`, fn) };
+}
+
+const LOCK_RETRY_MS = 50;
+
+/**
+ * Runs `fn` while holding an exclusive transaction on a small database of its own: the operating system
+ * releases it if the process dies, so a crash leaves no stale lock. Waiting is a retry loop, not SQLite's busy
+ * timeout, which would block the event loop (and so whoever holds the lock in this same process).
+ */
+async function withFileLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
+  const lock = new BetterSqlite3(file);
+  try {
+    lock.pragma('busy_timeout = 0');
+    for (;;) {
+      try {
+        lock.exec('begin exclusive');
+        break;
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+        await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS));
+      }
+    }
+    return await fn();
+  } finally {
+    lock.close();
+  }
 }
 
 /**

@@ -36,16 +36,18 @@ function provider(store: Store): MigrationProvider {
   };
 }
 
-/** Applies pending migrations; safe to call from several processes at once. */
+/**
+ * Applies pending migrations; safe to call from several processes at once: on SQLite one at a time under the
+ * store's lock (the others then find nothing to do), on PostgreSQL under the migrator's own lock.
+ */
 export async function migrate(store: Store): Promise<string[]> {
   const migrator = new Migrator({ db: store.db, provider: provider(store) });
-  for (let attempt = 1; ; attempt++) {
+  const run = async () => {
     const { error, results } = await migrator.migrateToLatest();
-    if (!error) return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
-    // Two processes starting together on one SQLite file can collide; the loser retries and finds nothing to do.
-    if (attempt >= 5 || !String((error as Error).message).includes('SQLITE_BUSY')) throw error;
-    await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
-  }
+    if (error) throw error;
+    return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+  };
+  return store.exclusively ? store.exclusively(run) : run();
 }
 
 /** True when every migration pixq knows has been applied (for /readyz). */
